@@ -1,0 +1,74 @@
+# restoredrill - every target sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .venv-tools
+FAULT ?=
+
+.PHONY: help venv tools postgres demo test test-unit test-adapters test-db test-e2e lint format build bench clean
+
+help:
+	@echo "make demo     one complete drill on this machine (FAULT=lose-rds-events|duplicate-events|fail-restore)"
+	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
+	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint"
+	@echo "make bench    check-suite benchmark against pg_amcheck and count(*)"
+	@echo "make build    sam build"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# aws-sam-cli and cfn-lint pin their own boto3: they live in an environment of their own.
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet aws-sam-cli cfn-lint
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+demo: venv postgres
+	$(BIN)/restoredrill demo $(if $(FAULT),--fault $(FAULT))
+
+test: venv postgres
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest tests/unit
+
+test-adapters: venv
+	$(BIN)/pytest tests/adapters
+
+test-db: venv postgres
+	$(BIN)/pytest tests/db
+
+test-e2e: venv postgres
+	$(BIN)/pytest tests/e2e
+
+lint: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared
+	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint
+	$(TOOLS)/bin/cfn-lint template.yaml
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+build: tools
+	PYENV_VERSION=3.11.7:3.12.1 $(TOOLS)/bin/sam build
+
+bench: venv postgres
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench
