@@ -1,0 +1,21 @@
+"""Checks a restored instance from inside the VPC. No AWS calls: the payload carries the
+connection, the return value (through the async destination) carries the aggregates."""
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from restoredrill.checker import parse_checker_request, run_checker
+
+logger = Logger()
+
+
+# The event holds the run's password: it is never logged (log_event stays off).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_checker_request(event)
+    logger.append_keys(run_id=request.run_id)
+    answer = run_checker(request, vcpus=os.cpu_count())
+    logger.info("checks done", extra={"verdict": answer["result"]["verdict"]})
+    return answer

@@ -1,0 +1,21 @@
+"""Announces a finished drill on Slack, once per run however often Drill Finished arrives."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from restoredrill.notify import DrillFinished
+from restoredrill.wiring import announcer
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    finished: DrillFinished = parse(event=event, model=DrillFinished, envelope=EventBridgeEnvelope)
+    logger.append_keys(run_id=finished.run_id)
+    announcer()(finished=finished)
+    logger.info("drill announced", extra={"verdict": finished.verdict})
+    return {"status": "announced", "run_id": finished.run_id}

@@ -1,0 +1,40 @@
+"""Starts a drill: an automated snapshot was created, or someone published Drill Requested."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from restoredrill.drill import DrillRejected, start_drill
+from restoredrill.events import (
+    InvalidEvent,
+    is_drill_requested,
+    parse_drill_requested,
+    parse_snapshot_event,
+)
+from restoredrill.wiring import drill_context
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = (
+            parse_drill_requested(event)
+            if is_drill_requested(event)
+            else parse_snapshot_event(event)
+        )
+        if request is None:
+            return {"status": "ignored"}
+        run = start_drill(request, drill_context())
+    except (InvalidEvent, DrillRejected) as rejected:
+        # Retrying cannot make this event a drill: say why and let it go.
+        logger.warning("no drill started", extra={"reason": str(rejected)})
+        return {"status": "rejected", "reason": str(rejected)}
+    logger.append_keys(run_id=run.run_id)
+    metrics.add_metric(name="DrillsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("drill started", extra={"state": run.state.value, "source_db": run.source_db})
+    return {"status": "started", "run_id": run.run_id, "state": run.state.value}

@@ -1,0 +1,30 @@
+"""The safety net: enforces deadlines and deletes drill instances that no live run owns."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from restoredrill.drill import sweep
+from restoredrill.wiring import drill_context
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary = sweep(drill_context())
+    metrics.add_metric(name="RunsTimedOut", unit=MetricUnit.Count, value=summary.runs_timed_out)
+    metrics.add_metric(
+        name="OrphansDeleted", unit=MetricUnit.Count, value=len(summary.orphans_deleted)
+    )
+    logger.info(
+        "sweep done", extra={"advanced": summary.runs_advanced, "orphans": summary.orphans_deleted}
+    )
+    return {
+        "runs_advanced": summary.runs_advanced,
+        "runs_timed_out": summary.runs_timed_out,
+        "orphans_deleted": summary.orphans_deleted,
+    }

@@ -1,0 +1,407 @@
+"""boto3 adapters: the only code that talks to AWS. Each one is built from a client it is given."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from restoredrill.drill import new_password
+from restoredrill.models import (
+    INSTANCE_PREFIX,
+    OWNER_TAG,
+    RUN_ID_TAG,
+    SOURCE_DB_TAG,
+    InstanceView,
+    RunRecord,
+    RunState,
+    SnapshotInfo,
+    SourceDatabase,
+)
+from restoredrill.ports import EffectRejected
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+
+# Errors worth retrying: the trigger (SQS, EventBridge, the poll chain) will deliver again.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "ProvisionedThroughputExceededException",
+    }
+)
+ACTIVE_INDEX = "active-by-deadline"
+ACTIVE_MARK = "1"
+
+
+class NotOurInstance(Exception):
+    """Refused to change an instance that does not carry this drill's ownership tags."""
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _rejected_or_raise(error: ClientError) -> EffectRejected:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+    code = _code(error)
+    if code in TRANSIENT_CODES or status >= 500:
+        raise error
+    return EffectRejected(code, str(error.response.get("Error", {}).get("Message", "")))
+
+
+def _tags(tag_list: list[Any] | None) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tag_list or []}
+
+
+class DynamoRunStore:
+    def __init__(self, client: DynamoDBClient, table_name: str, retention_days: int) -> None:
+        self._client = client
+        self._table = table_name
+        self._retention = timedelta(days=retention_days)
+
+    def _item(self, run: RunRecord) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "run_id": {"S": run.run_id},
+            "version": {"N": str(run.version)},
+            "state": {"S": run.state.value},
+            "deadline": {"N": str(int(run.deadline.timestamp()))},
+            "source_db": {"S": run.source_db},
+            "created_at": {"S": run.created_at.isoformat()},
+            "expires_at": {"N": str(int((run.created_at + self._retention).timestamp()))},
+            "record": {"S": run.model_dump_json()},
+        }
+        if run.state is not RunState.FINISHED:
+            item["active"] = {"S": ACTIVE_MARK}
+        if run.verdict is not None:
+            item["verdict"] = {"S": run.verdict.value}
+        return item
+
+    def get(self, run_id: str) -> RunRecord | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"run_id": {"S": run_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return RunRecord.model_validate_json(str(item["record"]["S"]))
+
+    def create(self, run: RunRecord) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._item(run),
+                ConditionExpression="attribute_not_exists(run_id)",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def replace(self, run: RunRecord, expected_version: int) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._item(run),
+                ConditionExpression="#version = :expected",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def active_runs(self) -> list[RunRecord]:
+        paginator = self._client.get_paginator("query")
+        runs = []
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=ACTIVE_INDEX,
+            KeyConditionExpression="active = :active",
+            ExpressionAttributeValues={":active": {"S": ACTIVE_MARK}},
+        ):
+            runs.extend(
+                RunRecord.model_validate_json(str(item["record"]["S"])) for item in page["Items"]
+            )
+        return runs
+
+
+class RdsAdapter:
+    def __init__(
+        self,
+        client: RDSClient,
+        *,
+        stack_name: str,
+        db_subnet_group_name: str,
+        security_group_id: str,
+    ) -> None:
+        self._rds = client
+        self._stack = stack_name
+        self._subnet_group = db_subnet_group_name
+        self._security_group = security_group_id
+
+    def _describe_instance(self, instance_id: str) -> dict[str, Any] | None:
+        try:
+            response = self._rds.describe_db_instances(DBInstanceIdentifier=instance_id)
+        except ClientError as error:
+            if _code(error) == "DBInstanceNotFound":
+                return None
+            raise
+        instances = response.get("DBInstances", [])
+        return dict(instances[0]) if instances else None
+
+    def describe_source(self, instance_id: str) -> SourceDatabase | None:
+        found = self._describe_instance(instance_id)
+        if found is None:
+            return None
+        return SourceDatabase(
+            instance_id=instance_id,
+            engine=str(found.get("Engine", "")),
+            tags=_tags(found.get("TagList")),
+        )
+
+    def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        try:
+            response = self._rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)
+        except ClientError as error:
+            if _code(error) == "DBSnapshotNotFound":
+                return None
+            raise
+        snapshots = response.get("DBSnapshots", [])
+        if not snapshots:
+            return None
+        found = snapshots[0]
+        arn = str(found.get("DBSnapshotArn", ""))
+        arn_parts = arn.split(":")
+        info = SnapshotInfo(
+            snapshot_id=str(found["DBSnapshotIdentifier"]),
+            snapshot_arn=arn,
+            snapshot_type=found.get("SnapshotType"),
+            snapshot_created_at=found.get("SnapshotCreateTime"),
+            engine=str(found.get("Engine", "")),
+            engine_version=found.get("EngineVersion"),
+            encrypted=found.get("Encrypted"),
+            kms_key_id=found.get("KmsKeyId"),
+            master_username=str(found.get("MasterUsername", "postgres")),
+            allocated_storage_gib=found.get("AllocatedStorage"),
+            region=arn_parts[3] if len(arn_parts) > 4 else None,
+            account_id=arn_parts[4] if len(arn_parts) > 4 else None,
+        )
+        return info, str(found.get("DBInstanceIdentifier", ""))
+
+    def latest_automated_snapshot(self, instance_id: str) -> str | None:
+        paginator = self._rds.get_paginator("describe_db_snapshots")
+        newest: tuple[datetime, str] | None = None
+        for page in paginator.paginate(DBInstanceIdentifier=instance_id, SnapshotType="automated"):
+            for snapshot in page.get("DBSnapshots", []):
+                created = snapshot.get("SnapshotCreateTime")
+                if snapshot.get("Status") != "available" or created is None:
+                    continue
+                if newest is None or created > newest[0]:
+                    newest = (created, str(snapshot["DBSnapshotIdentifier"]))
+        return newest[1] if newest else None
+
+    def _view(self, found: dict[str, Any]) -> InstanceView:
+        endpoint = found.get("Endpoint") or {}
+        pending = found.get("PendingModifiedValues") or {}
+        return InstanceView(
+            instance_id=str(found["DBInstanceIdentifier"]),
+            status=str(found.get("DBInstanceStatus", "unknown")),
+            address=endpoint.get("Address"),
+            port=endpoint.get("Port"),
+            master_username=found.get("MasterUsername"),
+            tags=_tags(found.get("TagList")),
+            pending_master_password="MasterUserPassword" in pending,
+        )
+
+    def describe_drill_instance(self, instance_id: str) -> InstanceView | None:
+        found = self._describe_instance(instance_id)
+        return self._view(found) if found is not None else None
+
+    def _owned(self, run_id: str, instance_id: str) -> InstanceView | None:
+        view = self.describe_drill_instance(instance_id)
+        if view is not None and not view.owned_by(self._stack, run_id):
+            raise NotOurInstance(f"{instance_id} does not carry this drill's ownership tags")
+        return view
+
+    def restore(self, run: RunRecord) -> None:
+        try:
+            self._rds.restore_db_instance_from_db_snapshot(
+                DBInstanceIdentifier=run.instance_id,
+                DBSnapshotIdentifier=run.snapshot.snapshot_id,
+                DBInstanceClass=run.instance_class,
+                DBSubnetGroupName=self._subnet_group,
+                VpcSecurityGroupIds=[self._security_group],
+                PubliclyAccessible=False,
+                MultiAZ=False,
+                AutoMinorVersionUpgrade=False,
+                DeletionProtection=False,
+                CopyTagsToSnapshot=False,
+                BackupRetentionPeriod=0,
+                Tags=[
+                    {"Key": OWNER_TAG, "Value": self._stack},
+                    {"Key": RUN_ID_TAG, "Value": run.run_id},
+                    {"Key": SOURCE_DB_TAG, "Value": run.source_db},
+                ],
+            )
+        except ClientError as error:
+            if _code(error) == "DBInstanceAlreadyExists":
+                return  # an earlier attempt got through; the next observation checks its tags
+            raise _rejected_or_raise(error) from None
+
+    def set_master_password(self, run: RunRecord, password: str) -> None:
+        if self._owned(run.run_id, run.instance_id) is None:
+            raise EffectRejected("DBInstanceNotFound", f"{run.instance_id} is gone")
+        try:
+            self._rds.modify_db_instance(
+                DBInstanceIdentifier=run.instance_id,
+                MasterUserPassword=password,
+                ApplyImmediately=True,
+            )
+        except ClientError as error:
+            # The request carried the password: never let the error's text travel further.
+            raise _rejected_or_raise(error) from None
+
+    def delete_drill_instance(self, run_id: str, instance_id: str) -> None:
+        view = self._owned(run_id, instance_id)
+        if view is None or view.status == "deleting":
+            return
+        try:
+            self._rds.delete_db_instance(
+                DBInstanceIdentifier=instance_id,
+                SkipFinalSnapshot=True,
+                DeleteAutomatedBackups=True,
+            )
+        except ClientError as error:
+            if _code(error) in ("DBInstanceNotFound", "InvalidDBInstanceState"):
+                return
+            raise _rejected_or_raise(error) from None
+
+    def list_drill_instances(self) -> list[InstanceView]:
+        paginator = self._rds.get_paginator("describe_db_instances")
+        views = []
+        for page in paginator.paginate():
+            for found in page.get("DBInstances", []):
+                view = self._view(dict(found))
+                if (
+                    view.instance_id.startswith(INSTANCE_PREFIX)
+                    and view.tags.get(OWNER_TAG) == self._stack
+                ):
+                    views.append(view)
+        return views
+
+
+class SsmPasswordVault:
+    def __init__(self, client: SSMClient) -> None:
+        self._ssm = client
+
+    def get_or_create(self, name: str) -> str:
+        password = new_password()
+        try:
+            self._ssm.put_parameter(
+                Name=name,
+                Value=password,
+                Type="SecureString",
+                Overwrite=False,
+                Description="restoredrill: master password of one drill's throwaway instance",
+            )
+        except ClientError as error:
+            if _code(error) != "ParameterAlreadyExists":
+                raise _rejected_or_raise(error) from None
+            stored = self._ssm.get_parameter(Name=name, WithDecryption=True)
+            return str(stored["Parameter"]["Value"])
+        return password
+
+    def delete(self, name: str) -> None:
+        try:
+            self._ssm.delete_parameter(Name=name)
+        except ClientError as error:
+            if _code(error) != "ParameterNotFound":
+                raise
+
+
+class SqsPollQueue:
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def schedule(self, run_id: str, delay_seconds: int) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=json.dumps({"run_id": run_id}),
+            DelaySeconds=max(0, min(delay_seconds, 900)),
+        )
+
+
+class LambdaCheckerInvoker:
+    def __init__(self, client: LambdaClient, function_name: str) -> None:
+        self._lambda = client
+        self._function = function_name
+
+    def invoke(self, payload: dict[str, Any]) -> None:
+        try:
+            response = self._lambda.invoke(
+                FunctionName=self._function,
+                InvocationType="Event",
+                Payload=json.dumps(payload).encode(),
+            )
+        except ClientError as error:
+            raise _rejected_or_raise(error) from None
+        if response.get("StatusCode") != 202:
+            raise RuntimeError(f"checker invoke answered {response.get('StatusCode')}")
+
+
+class S3ReportStore:
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._s3 = client
+        self._bucket = bucket
+
+    def put(self, key: str, document: dict[str, Any]) -> str:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=json.dumps(document, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+        return f"s3://{self._bucket}/{key}"
+
+
+class EventBridgeDrillEvents:
+    def __init__(self, client: EventBridgeClient, bus_name: str) -> None:
+        self._events = client
+        self._bus = bus_name
+
+    def drill_finished(self, detail: dict[str, Any]) -> None:
+        response = self._events.put_events(
+            Entries=[
+                {
+                    "Source": "restoredrill",
+                    "DetailType": "Drill Finished",
+                    "Detail": json.dumps(detail),
+                    "EventBusName": self._bus,
+                    "Time": datetime.now(UTC),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount", 0):
+            failed = response["Entries"][0]
+            raise RuntimeError(
+                f"Drill Finished not published: {failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
+            )

@@ -1,0 +1,48 @@
+"""The checker's side of the drill: run the check suite against the restored instance.
+
+The checker has no AWS permissions. Everything it needs comes in the invoke payload, and what it
+returns (aggregates only, never rows, never the password) travels back through the Lambda async
+destination to the checker-results queue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from restoredrill.baseline import Baseline
+from restoredrill.checks import ConnectionTarget, run_check_suite
+from restoredrill.events import RUN_ID_PATTERN, InvalidEvent
+from restoredrill.policy import DrillPolicy
+
+
+class CheckerRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
+    target: ConnectionTarget
+    policy: DrillPolicy = Field(default_factory=DrillPolicy)
+    baseline: Baseline | None = None
+    snapshot_time: datetime | None = None
+
+
+def parse_checker_request(event: Any) -> CheckerRequest:
+    try:
+        return CheckerRequest.model_validate(event)
+    except ValidationError as error:
+        # Name the bad fields only: the payload holds a password.
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
+        raise InvalidEvent(f"malformed checker request: {fields}") from None
+
+
+def run_checker(request: CheckerRequest, *, vcpus: int | None = None) -> dict[str, Any]:
+    result = run_check_suite(
+        request.target,
+        request.policy,
+        baseline=request.baseline,
+        snapshot_time=request.snapshot_time,
+        vcpus=vcpus,
+    )
+    return {"run_id": request.run_id, "result": result.model_dump(mode="json")}

@@ -1,0 +1,138 @@
+"""SQL text built from untrusted names, safely.
+
+Every name that comes from a restored database's catalog (schemas, tables, columns, indexes,
+extensions) or from a policy file is untrusted input. It reaches SQL text only through
+:func:`quote_ident`, which makes it a double-quoted identifier; values go as bind parameters
+(``:name`` placeholders of pg8000.native) and relations are passed by OID where the function
+takes a ``regclass`` (``verify_heapam``, ``bt_index_check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "HASH_FINGERPRINT",
+    "TEXT_FINGERPRINT",
+    "UnsafeIdentifierError",
+    "bt_index_check_batch_sql",
+    "count_batch_sql",
+    "count_sql",
+    "fingerprint_sql",
+    "freshness_sql",
+    "qualified_name",
+    "quote_ident",
+    "verify_heapam_sql",
+]
+
+HASH_FINGERPRINT = "hash_record_extended"
+TEXT_FINGERPRINT = "hashtextextended"
+
+
+class UnsafeIdentifierError(ValueError):
+    """A name that cannot be an identifier at all (it contains a NUL character)."""
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier, whatever it contains.
+
+    Always quotes (even names that would not need it) so that case, reserved words, spaces,
+    quotes, semicolons and unicode all keep their meaning: ``a"b`` becomes ``"a""b"``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"an identifier must be a str, not {type(name).__name__}")
+    if "\x00" in name:
+        raise UnsafeIdentifierError("an identifier cannot contain a NUL character")
+    if name == "":
+        raise UnsafeIdentifierError("an identifier cannot be empty")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified_name(schema: str, name: str) -> str:
+    """``"schema"."name"``: the unambiguous key of a relation in results and baselines."""
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def count_sql(schema: str, table: str) -> str:
+    """Exact row count of one table, computed on the server."""
+    return f"SELECT count(*) FROM {qualified_name(schema, table)}"
+
+
+def count_batch_sql(tables: Sequence[tuple[str, str]]) -> str:
+    """Exact row counts of several (small) tables in one round trip: one row, one column each."""
+    if not tables:
+        raise ValueError("no tables to count")
+    parts = [f"(SELECT count(*) FROM {qualified_name(s, t)})" for s, t in tables]
+    return "SELECT " + ", ".join(parts)
+
+
+def fingerprint_sql(schema: str, table: str, method: str = HASH_FINGERPRINT) -> str:
+    """Row count and an order-independent content hash of a table, computed on the server.
+
+    ``hash_record_extended`` needs every column type to have an extended hash function;
+    ``hashtextextended`` over the row's text form works for every type (slower).
+    """
+    alias = '"restoredrill_row"'
+    if method == HASH_FINGERPRINT:
+        expr = f"hash_record_extended({alias}.*, 0)"
+    elif method == TEXT_FINGERPRINT:
+        expr = f"hashtextextended({alias}.*::text, 0)"
+    else:
+        raise ValueError(f"unknown fingerprint method {method!r}")
+    return (
+        f"SELECT count(*), coalesce(sum({expr}), 0)::text "
+        f"FROM {qualified_name(schema, table)} AS {alias}"
+    )
+
+
+def freshness_sql(schema: str, table: str, column: str) -> str:
+    """The newest value of a timestamp column (as timestamptz, session time zone UTC) and its age
+    against the ``:reference`` parameter, in seconds."""
+    col = quote_ident(column)
+    return (
+        "SELECT newest::text, extract(epoch FROM (CAST(:reference AS timestamptz) - newest))"
+        f" FROM (SELECT max({col})::timestamptz AS newest"
+        f" FROM {qualified_name(schema, table)}) AS m"
+    )
+
+
+def verify_heapam_sql(amcheck_schema: str, check_toast: bool) -> str:
+    """Corruption reports of one heap relation (by OID, parameter ``:oid``), aggregated on the
+    server: how many, and the first few."""
+    fn = f"{quote_ident(amcheck_schema)}.verify_heapam"
+    toast = "true" if check_toast else "false"
+    return (
+        "WITH v AS MATERIALIZED ("
+        f"SELECT blkno, offnum, attnum, msg FROM {fn}("
+        f"CAST(CAST(:oid AS oid) AS regclass), on_error_stop => false, "
+        f"check_toast => {toast}, skip => 'none'))"
+        " SELECT (SELECT count(*) FROM v),"
+        " (SELECT coalesce(json_agg(json_build_object("
+        "'block', blkno, 'offset', offnum, 'attribute', attnum, 'message', msg)), '[]')"
+        " FROM (SELECT * FROM v LIMIT 5) AS first)::text"
+    )
+
+
+def verify_heapam_batch_sql(amcheck_schema: str, check_toast: bool) -> str:
+    """Like :func:`verify_heapam_sql` for several relations (parameter ``:oids``, an array) in one
+    round trip: the number of corruption reports over all of them."""
+    fn = f"{quote_ident(amcheck_schema)}.verify_heapam"
+    toast = "true" if check_toast else "false"
+    return (
+        "SELECT count(v.*) FROM unnest(CAST(:oids AS oid[])) AS r(relid),"
+        f" LATERAL {fn}(CAST(r.relid AS regclass), on_error_stop => false,"
+        f" check_toast => {toast}, skip => 'none') AS v"
+    )
+
+
+def bt_index_check_batch_sql(amcheck_schema: str, heapallindexed: bool) -> str:
+    """``bt_index_check`` of one or more btree indexes by OID (parameter ``:oids``).
+
+    It raises ``index_corrupted`` (XX002) on the first problem; a batch that fails is re-run one
+    index at a time to name the culprit."""
+    fn = f"{quote_ident(amcheck_schema)}.bt_index_check"
+    hai = "true" if heapallindexed else "false"
+    return (
+        f"SELECT count({fn}(CAST(r.relid AS regclass), {hai}))"
+        " FROM unnest(CAST(:oids AS oid[])) AS r(relid)"
+    )

@@ -1,0 +1,62 @@
+"""Configuration, read once per cold start from the function's environment (set by template.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """The function's configuration is missing or invalid; the message names each bad variable."""
+
+
+class DrillSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stack_name: str = Field(min_length=1)
+    run_table_name: str = Field(min_length=1)
+    poll_queue_url: str = Field(min_length=1)
+    drill_bus_name: str = Field(min_length=1)
+    report_bucket: str = Field(min_length=1)
+    checker_function_name: str = Field(min_length=1)
+    opt_in_tag_key: str = Field(min_length=1)
+    opt_in_tag_value: str = Field(min_length=1)
+    drill_instance_class: str = Field(min_length=1)
+    db_subnet_group_name: str = Field(min_length=1)
+    drill_security_group_id: str = Field(min_length=1)
+    drill_deadline_minutes: int = Field(ge=2, le=1440)
+    poll_delay_seconds: int = Field(ge=1, le=900)
+    credentials_settle_seconds: int = Field(ge=0, le=900)
+    checker_timeout_seconds: int = Field(ge=30, le=900)
+    password_parameter_prefix: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
+    run_retention_days: int = Field(default=400, ge=1)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> DrillSettings:
+        return _from_environ(cls, environ)
+
+
+class NotifySettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    slack_webhook_parameter: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
+    idempotency_table_name: str = Field(min_length=1)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> NotifySettings:
+        return _from_environ(cls, environ)
+
+
+def _from_environ(cls: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
+    values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+    try:
+        return cls.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{str(problem['loc'][0]).upper()}: {problem['msg']}" for problem in error.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,280 @@
+"""The drill's use cases: start one, advance one, sweep them all. Adapters come in as arguments."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from restoredrill.config import DrillSettings
+from restoredrill.models import (
+    INSTANCE_PREFIX,
+    CheckerOutcome,
+    DrillRequest,
+    RunRecord,
+    RunState,
+    Verdict,
+)
+from restoredrill.ports import (
+    CheckerInvoker,
+    DrillEvents,
+    EffectRejected,
+    PasswordVault,
+    PollQueue,
+    RdsGateway,
+    ReportStore,
+    RunStore,
+)
+from restoredrill.report import build_report, finished_event_detail, report_key
+from restoredrill.runstate import Effect, Observation, Rules, Step, decide, on_effect_rejected
+
+logger = Logger(child=True)
+
+# An advance moves a run as far as the world allows right now, but never loops forever.
+MAX_STEPS_PER_ADVANCE = 8
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+class DrillRejected(Exception):
+    """A request that can never become a drill (not opted in, not PostgreSQL, no snapshot)."""
+
+
+@dataclass
+class DrillContext:
+    settings: DrillSettings
+    runs: RunStore
+    rds: RdsGateway
+    vault: PasswordVault
+    polls: PollQueue
+    checker: CheckerInvoker
+    reports: ReportStore
+    events: DrillEvents
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def rules(self) -> Rules:
+        return Rules(
+            stack_name=self.settings.stack_name,
+            credentials_settle=timedelta(seconds=self.settings.credentials_settle_seconds),
+            checker_timeout=timedelta(seconds=self.settings.checker_timeout_seconds),
+        )
+
+
+def run_id_for(idempotency_key: str) -> str:
+    """One drill per snapshot (or per request): the run id is derived from what triggered it."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def new_password() -> str:
+    # RDS PostgreSQL: 8-128 printable characters without / " @; letters and digits suffice.
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(40))
+
+
+def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
+    """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
+    settings = ctx.settings
+    snapshot_id = request.snapshot_id
+    if snapshot_id is None:
+        if request.source_db is None:
+            raise DrillRejected("a drill needs a database or a snapshot")
+        snapshot_id = ctx.rds.latest_automated_snapshot(request.source_db)
+        if snapshot_id is None:
+            raise DrillRejected(f"database {request.source_db} has no automated snapshot")
+
+    described = ctx.rds.describe_snapshot(snapshot_id)
+    if described is None:
+        raise DrillRejected(f"snapshot {snapshot_id} does not exist")
+    snapshot, source_db = described
+    if not snapshot.engine.startswith("postgres"):
+        raise DrillRejected(f"snapshot {snapshot_id} is {snapshot.engine}, not PostgreSQL")
+
+    source = ctx.rds.describe_source(source_db)
+    tags = source.tags if source is not None else request.event_tags
+    if tags.get(settings.opt_in_tag_key) != settings.opt_in_tag_value:
+        raise DrillRejected(
+            f"database {source_db} is not opted in "
+            f"(tag {settings.opt_in_tag_key}={settings.opt_in_tag_value})"
+        )
+
+    now = ctx.clock()
+    run_id = run_id_for(request.idempotency_key)
+    run = RunRecord(
+        run_id=run_id,
+        source_db=source_db,
+        snapshot=snapshot,
+        instance_id=f"{INSTANCE_PREFIX}{run_id}",
+        instance_class=settings.drill_instance_class,
+        trigger=request.trigger,
+        requested_by=request.requested_by,
+        created_at=now,
+        deadline=now + timedelta(minutes=settings.drill_deadline_minutes),
+        password_parameter=f"{settings.password_parameter_prefix}/{run_id}",
+    )
+    if ctx.runs.create(run):
+        logger.info("drill created", extra={"run_id": run_id, "source_db": source_db})
+    else:
+        existing = ctx.runs.get(run_id)
+        assert existing is not None
+        logger.info(
+            "drill already exists for this trigger",
+            extra={"run_id": run_id, "state": existing.state.value},
+        )
+        if existing.state is not RunState.REQUESTED:
+            return existing
+        run = existing
+    # The poll chain is the fallback for every RDS event that never comes.
+    ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
+    return advance_drill(run.run_id, ctx) or run
+
+
+def advance_drill(
+    run_id: str,
+    ctx: DrillContext,
+    *,
+    checker_outcome: CheckerOutcome | None = None,
+    credentials_reset_event: bool = False,
+) -> RunRecord | None:
+    """Move the run forward as far as the real state allows. None if there is no such run."""
+    run = ctx.runs.get(run_id)
+    if run is None:
+        logger.warning("no such drill", extra={"run_id": run_id})
+        return None
+    rules = ctx.rules
+    for _ in range(MAX_STEPS_PER_ADVANCE):
+        seen = Observation(
+            now=ctx.clock(),
+            instance=ctx.rds.describe_drill_instance(run.instance_id),
+            checker_outcome=checker_outcome,
+            credentials_reset_event=credentials_reset_event,
+        )
+        step = decide(run, seen, rules)
+        if step.is_wait:
+            break
+        written = _carry_out(run, step, ctx)
+        if written is None:
+            # Another trigger moved this run first (or nothing to record): re-read and stop.
+            return ctx.runs.get(run_id)
+        run = written
+        checker_outcome = None
+        credentials_reset_event = False
+    return run
+
+
+def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | None:
+    log = {"run_id": run.run_id, "state": run.state.value, "why": step.why}
+    if step.effect is not None:
+        try:
+            _perform(step.effect, run, step.record or run, ctx)
+        except EffectRejected as rejected:
+            logger.error(
+                "request refused",
+                extra={**log, "effect": step.effect.value, "error": str(rejected)},
+            )
+            step = on_effect_rejected(run, step.effect, str(rejected), ctx.clock())
+            if step.effect is not None:
+                _perform(step.effect, run, step.record or run, ctx)
+    if step.record is None:
+        return None
+    if not ctx.runs.replace(step.record, expected_version=run.version):
+        logger.info("lost the race for this transition", extra=log)
+        return None
+    logger.info(
+        "drill advanced",
+        extra={**log, "to": step.record.state.value, "effect": step.effect and step.effect.value},
+    )
+    return step.record
+
+
+def _perform(effect: Effect, run: RunRecord, next_run: RunRecord, ctx: DrillContext) -> None:
+    if effect is Effect.RESTORE:
+        ctx.rds.restore(run)
+    elif effect is Effect.RESET_PASSWORD:
+        ctx.rds.set_master_password(run, ctx.vault.get_or_create(_password_name(run)))
+    elif effect is Effect.INVOKE_CHECKER:
+        ctx.checker.invoke(_checker_payload(run, ctx))
+    elif effect is Effect.DELETE_INSTANCE:
+        ctx.rds.delete_drill_instance(run.run_id, run.instance_id)
+    elif effect is Effect.PUBLISH:
+        _publish(run, ctx)
+
+
+def _password_name(run: RunRecord) -> str:
+    assert run.password_parameter is not None
+    return run.password_parameter
+
+
+def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
+    instance = ctx.rds.describe_drill_instance(run.instance_id)
+    if instance is None or instance.address is None:
+        raise EffectRejected("InstanceNotReady", f"{run.instance_id} has no endpoint")
+    return {
+        "run_id": run.run_id,
+        "target": {
+            "host": instance.address,
+            "port": instance.port or 5432,
+            "user": instance.master_username or run.snapshot.master_username,
+            "password": ctx.vault.get_or_create(_password_name(run)),
+            "database": "postgres",
+        },
+        "snapshot_time": (
+            run.snapshot.snapshot_created_at.isoformat()
+            if run.snapshot.snapshot_created_at
+            else None
+        ),
+        "deadline": run.deadline.isoformat(),
+    }
+
+
+def _publish(run: RunRecord, ctx: DrillContext) -> None:
+    bucket = ctx.settings.report_bucket
+    key = report_key(run)
+    ctx.reports.put(key, build_report(run, bucket=bucket, key=key))
+    ctx.vault.delete(_password_name(run))
+    ctx.events.drill_finished(finished_event_detail(run, bucket=bucket, key=key))
+
+
+def poll_drill(run_id: str, ctx: DrillContext) -> RunRecord | None:
+    """The delayed poll: advance, and keep polling until the run is finished."""
+    run = advance_drill(run_id, ctx)
+    if run is not None and not run.is_finished:
+        ctx.polls.schedule(run_id, ctx.settings.poll_delay_seconds)
+    return run
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    runs_advanced: int
+    runs_timed_out: int
+    orphans_deleted: list[str]
+
+
+def sweep(ctx: DrillContext) -> SweepSummary:
+    """Enforce every deadline and delete drill instances that no live run owns."""
+    advanced = timed_out = 0
+    for run in ctx.runs.active_runs():
+        after = advance_drill(run.run_id, ctx)
+        advanced += 1
+        if run.verdict is None and after is not None and after.verdict is Verdict.TIMED_OUT:
+            timed_out += 1
+
+    orphans: list[str] = []
+    for instance in ctx.rds.list_drill_instances():
+        run_id = instance.tags.get("restoredrill:run-id", "")
+        run = ctx.runs.get(run_id) if run_id else None
+        if run is not None and not run.is_finished:
+            continue
+        if instance.status == "deleting":
+            continue
+        logger.warning(
+            "deleting orphaned drill instance",
+            extra={"instance_id": instance.instance_id, "run_id": run_id or None},
+        )
+        ctx.rds.delete_drill_instance(run_id, instance.instance_id)
+        orphans.append(instance.instance_id)
+    return SweepSummary(runs_advanced=advanced, runs_timed_out=timed_out, orphans_deleted=orphans)

@@ -1,0 +1,198 @@
+"""Parsing what arrives: RDS events, our own events, poll messages, checker destination records.
+
+Everything outside is untrusted: a malformed event raises InvalidEvent with a clear message; an
+event that is well formed but not for us returns None.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, Json
+
+from restoredrill.models import INSTANCE_PREFIX, CheckerOutcome, DrillRequest, Verdict
+
+AUTOMATED_SNAPSHOT_CREATED = "RDS-EVENT-0091"
+CREDENTIALS_RESET = "RDS-EVENT-0016"
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{20}$")
+_ARN_RESOURCE = re.compile(r"^arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot):(.+)$")
+
+
+class InvalidEvent(Exception):
+    """The event is malformed; the message says what is wrong (never the event's secrets)."""
+
+
+class RdsEventDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    EventID: str | None = None
+    SourceArn: str | None = None
+    SourceIdentifier: str | None = None
+    SourceType: str | None = None
+    Message: str | None = None
+    Tags: dict[str, str] | None = None
+
+
+class RdsEvent(EventBridgeModel):
+    detail: RdsEventDetail  # type: ignore[assignment]
+
+
+class DrillRequestedDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    db_instance_identifier: str | None = Field(default=None, min_length=1, max_length=63)
+    snapshot_id: str | None = Field(default=None, min_length=1, max_length=255)
+    requested_by: str | None = Field(default=None, max_length=200)
+    request_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DrillRequestedEvent(EventBridgeModel):
+    source: Literal["restoredrill"]
+    detail_type: Literal["Drill Requested"] = Field(alias="detail-type")
+    detail: DrillRequestedDetail  # type: ignore[assignment]
+
+
+class PollMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
+
+
+class DestinationRequestContext(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    condition: str
+    approximateInvokeCount: int = 1
+
+
+class CheckerRequestPayload(BaseModel):
+    # Only the run id is read back: the rest of the request (the connection) is never kept.
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
+
+
+class CheckerDestinationRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    requestContext: DestinationRequestContext
+    requestPayload: CheckerRequestPayload
+    responsePayload: Any = None
+
+
+class CheckerResultMessage(BaseModel):
+    body: Json[CheckerDestinationRecord]
+
+
+def _validate(model: type[BaseModel], event: Any, what: str) -> Any:
+    try:
+        return parse(event=event, model=model)
+    except ValidationError as error:
+        fields = ", ".join(
+            ".".join(str(part) for part in problem["loc"]) + f" ({problem['msg']})"
+            for problem in error.errors()
+        )
+        raise InvalidEvent(f"malformed {what}: {fields}") from None
+    except (TypeError, ValueError) as error:
+        raise InvalidEvent(f"malformed {what}: {type(error).__name__}") from None
+
+
+def resource_id_from_arn(arn: str | None) -> str | None:
+    """`orders-db` from ...:db:orders-db, `rds:orders-db-2024-...` from ...:snapshot:rds:...."""
+    if not arn:
+        return None
+    match = _ARN_RESOURCE.match(arn)
+    return match.group(2) if match else None
+
+
+def parse_snapshot_event(event: Any) -> DrillRequest | None:
+    """A drill request for an automated-snapshot-created event; None for any other RDS event."""
+    parsed: RdsEvent = _validate(RdsEvent, event, "RDS snapshot event")
+    detail = parsed.detail
+    if detail.EventID != AUTOMATED_SNAPSHOT_CREATED:
+        return None
+    snapshot_id = resource_id_from_arn(detail.SourceArn) or detail.SourceIdentifier
+    if not snapshot_id:
+        raise InvalidEvent("malformed RDS snapshot event: no SourceArn or SourceIdentifier")
+    return DrillRequest(
+        snapshot_id=snapshot_id,
+        idempotency_key=f"snapshot:{detail.SourceArn or snapshot_id}",
+        trigger=f"{AUTOMATED_SNAPSHOT_CREATED} automated snapshot created",
+        event_tags=detail.Tags or {},
+    )
+
+
+def parse_drill_requested(event: Any) -> DrillRequest:
+    parsed: DrillRequestedEvent = _validate(DrillRequestedEvent, event, "Drill Requested event")
+    detail = parsed.detail
+    if detail.db_instance_identifier is None and detail.snapshot_id is None:
+        raise InvalidEvent(
+            "malformed Drill Requested event: give db_instance_identifier or snapshot_id"
+        )
+    return DrillRequest(
+        source_db=detail.db_instance_identifier,
+        snapshot_id=detail.snapshot_id,
+        idempotency_key=f"request:{detail.request_id or parsed.id}",
+        trigger="Drill Requested",
+        requested_by=detail.requested_by,
+    )
+
+
+def is_drill_requested(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("detail-type") == "Drill Requested"
+
+
+def parse_instance_event(event: Any) -> tuple[str, bool] | None:
+    """(run id, is a credentials reset) for an event about one of our instances, else None."""
+    parsed: RdsEvent = _validate(RdsEvent, event, "RDS instance event")
+    detail = parsed.detail
+    instance_id = resource_id_from_arn(detail.SourceArn)
+    if instance_id is None and detail.SourceIdentifier:
+        instance_id = detail.SourceIdentifier.removeprefix("rds:")
+    if not instance_id or not instance_id.startswith(INSTANCE_PREFIX):
+        return None
+    run_id = instance_id[len(INSTANCE_PREFIX) :]
+    if not RUN_ID_PATTERN.match(run_id):
+        return None
+    return run_id, detail.EventID == CREDENTIALS_RESET
+
+
+def parse_poll_body(body: str) -> str:
+    try:
+        return PollMessage.model_validate_json(body).run_id
+    except ValidationError:
+        raise InvalidEvent('malformed poll message: expected {"run_id": <20 hex>}') from None
+
+
+def parse_checker_record(body: str) -> CheckerOutcome:
+    """The Lambda async destination record that carries the checker's result (or its failure)."""
+    try:
+        record = CheckerDestinationRecord.model_validate_json(body)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
+        raise InvalidEvent(f"malformed checker result record: {fields}") from None
+    run_id = record.requestPayload.run_id
+    response = record.responsePayload
+    if record.requestContext.condition != "Success":
+        message = response.get("errorMessage") if isinstance(response, dict) else None
+        error_type = response.get("errorType") if isinstance(response, dict) else None
+        return CheckerOutcome(
+            run_id=run_id,
+            succeeded=False,
+            error=f"{error_type or 'Error'}: {message or record.requestContext.condition}",
+        )
+    if not isinstance(response, dict) or not isinstance(response.get("result"), dict):
+        return CheckerOutcome(
+            run_id=run_id, succeeded=False, error="the checker returned no result"
+        )
+    result = response["result"]
+    try:
+        verdict = Verdict(result.get("verdict"))
+    except ValueError:
+        return CheckerOutcome(
+            run_id=run_id, succeeded=False, error="the checker returned an unknown verdict"
+        )
+    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=verdict, result=result)

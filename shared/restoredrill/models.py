@@ -1,0 +1,156 @@
+"""The drill's data: run records, what RDS shows of an instance, what the checker sent back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OWNER_TAG = "restoredrill:owner"
+RUN_ID_TAG = "restoredrill:run-id"
+SOURCE_DB_TAG = "restoredrill:source-db"
+INSTANCE_PREFIX = "restoredrill-"
+
+
+class RunState(StrEnum):
+    REQUESTED = "REQUESTED"
+    RESTORING = "RESTORING"
+    SECURING = "SECURING"
+    CHECKING = "CHECKING"
+    TEARING_DOWN = "TEARING_DOWN"
+    REPORTING = "REPORTING"
+    FINISHED = "FINISHED"
+
+
+ACTIVE_STATES = frozenset(
+    {RunState.REQUESTED, RunState.RESTORING, RunState.SECURING, RunState.CHECKING}
+)
+
+
+class Verdict(StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"  # the backup or the data in it is bad
+    ERROR = "ERROR"  # the drill itself broke: IAM, network, configuration
+    TIMED_OUT = "TIMED_OUT"
+
+
+class PhaseTiming(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    started_at: datetime
+    ended_at: datetime | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class SnapshotInfo(BaseModel):
+    """What the report says about the backup under test, captured when the drill starts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    snapshot_id: str
+    snapshot_arn: str
+    snapshot_type: str | None = None
+    snapshot_created_at: datetime | None = None
+    engine: str = "postgres"
+    engine_version: str | None = None
+    encrypted: bool | None = None
+    kms_key_id: str | None = None
+    master_username: str
+    allocated_storage_gib: int | None = None
+    region: str | None = None
+    account_id: str | None = None
+
+
+class CheckerOutcome(BaseModel):
+    """The checker's answer as the Lambda async destination delivered it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    succeeded: bool  # the function returned (whatever the checks found)
+    verdict: Verdict | None = None  # PASSED / FAILED / ERROR from the check suite
+    result: dict[str, Any] | None = None  # the check suite result, aggregates only
+    error: str | None = None  # the function's error when it did not return
+
+
+class RunRecord(BaseModel):
+    """One drill. Every change is a new version written conditionally on the previous one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    version: int = 0
+    state: RunState = RunState.REQUESTED
+    source_db: str
+    snapshot: SnapshotInfo
+    instance_id: str
+    instance_class: str
+    trigger: str
+    requested_by: str | None = None
+    created_at: datetime
+    deadline: datetime
+    phases: dict[RunState, PhaseTiming] = Field(default_factory=dict)
+    verdict: Verdict | None = None
+    reason: str | None = None
+    password_parameter: str | None = None
+    credentials_reset_at: datetime | None = None
+    credentials_confirmed: bool = False
+    checker_invoked_at: datetime | None = None
+    checks: dict[str, Any] | None = None
+    report_key: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state is RunState.FINISHED
+
+    @property
+    def restore_seconds(self) -> float | None:
+        """The measured RTO: from the restore request until the instance was seen available."""
+        phase = self.phases.get(RunState.RESTORING)
+        return phase.duration_seconds if phase else None
+
+
+class InstanceView(BaseModel):
+    """What DescribeDBInstances shows of a drill instance right now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    status: str
+    address: str | None = None
+    port: int | None = None
+    master_username: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    pending_master_password: bool = False
+
+    def owned_by(self, stack_name: str, run_id: str) -> bool:
+        return self.tags.get(OWNER_TAG) == stack_name and self.tags.get(RUN_ID_TAG) == run_id
+
+
+class SourceDatabase(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    engine: str
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DrillRequest(BaseModel):
+    """Why a drill should start: a new automated snapshot, or someone asked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_db: str | None = None
+    snapshot_id: str | None = None
+    idempotency_key: str
+    trigger: str
+    requested_by: str | None = None
+    event_tags: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,81 @@
+"""What the domain needs from the outside world. Adapters implement these with boto3 and slack_sdk;
+unit tests implement them in memory."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from restoredrill.models import InstanceView, RunRecord, SnapshotInfo, SourceDatabase
+
+
+class EffectRejected(Exception):
+    """AWS refused a request for good (validation, not found, denied): retrying will not help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RunStore(Protocol):
+    def get(self, run_id: str) -> RunRecord | None: ...
+
+    def create(self, run: RunRecord) -> bool:
+        """Store a new run; False when a run with this id already exists."""
+        ...
+
+    def replace(self, run: RunRecord, expected_version: int) -> bool:
+        """Store `run` only if the stored version is still `expected_version`."""
+        ...
+
+    def active_runs(self) -> list[RunRecord]: ...
+
+
+class RdsGateway(Protocol):
+    def describe_source(self, instance_id: str) -> SourceDatabase | None: ...
+
+    def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        """The snapshot and the id of the instance it was taken from."""
+        ...
+
+    def latest_automated_snapshot(self, instance_id: str) -> str | None: ...
+
+    def describe_drill_instance(self, instance_id: str) -> InstanceView | None: ...
+
+    def restore(self, run: RunRecord) -> None: ...
+
+    def set_master_password(self, run: RunRecord, password: str) -> None: ...
+
+    def delete_drill_instance(self, run_id: str, instance_id: str) -> None: ...
+
+    def list_drill_instances(self) -> list[InstanceView]: ...
+
+
+class PasswordVault(Protocol):
+    def get_or_create(self, name: str) -> str:
+        """The password stored under `name`, created (and stored encrypted) if there is none."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class PollQueue(Protocol):
+    def schedule(self, run_id: str, delay_seconds: int) -> None: ...
+
+
+class CheckerInvoker(Protocol):
+    def invoke(self, payload: dict[str, Any]) -> None: ...
+
+
+class ReportStore(Protocol):
+    def put(self, key: str, document: dict[str, Any]) -> str:
+        """Store the report; returns where it is (an s3:// URI)."""
+        ...
+
+
+class DrillEvents(Protocol):
+    def drill_finished(self, detail: dict[str, Any]) -> None: ...
+
+
+class ChatNotifier(Protocol):
+    def post(self, text: str, blocks: list[dict[str, Any]]) -> None: ...

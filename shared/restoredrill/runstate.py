@@ -1,0 +1,319 @@
+"""The drill's state machine, as pure functions.
+
+`decide` looks at a run record and at what is true right now (the instance as RDS describes it,
+the checker's result if one arrived, the clock) and names at most one side effect plus the record
+to write after it. Side effects are idempotent, so a duplicate or stale trigger that repeats one
+is harmless, and the record is written conditionally on the version it was decided from, so only
+one trigger ever moves a run forward. Events are hints; this is where the truth is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from restoredrill.models import (
+    ACTIVE_STATES,
+    CheckerOutcome,
+    InstanceView,
+    PhaseTiming,
+    RunRecord,
+    RunState,
+    Verdict,
+)
+
+# Statuses in which a restore is over and will never become available.
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html
+BACKUP_FAULT_STATUSES = frozenset({"failed", "incompatible-restore", "storage-full"})
+ENVIRONMENT_FAULT_STATUSES = frozenset(
+    {
+        "incompatible-network",
+        "incompatible-parameters",
+        "incompatible-option-group",
+        "inaccessible-encryption-credentials",
+        "inaccessible-encryption-credentials-recoverable",
+        "restore-error",
+    }
+)
+GONE_STATUSES = frozenset({"deleting"})
+
+# RDS may not list an instance for a short while after the restore call returns.
+INSTANCE_VISIBILITY_GRACE = timedelta(minutes=10)
+# The checker's result travels through the async destination and SQS after its timeout.
+CHECKER_RESULT_GRACE = timedelta(minutes=2)
+
+
+class Effect(StrEnum):
+    RESTORE = "restore"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - the name of a step, not a password
+    INVOKE_CHECKER = "invoke_checker"
+    DELETE_INSTANCE = "delete_instance"
+    PUBLISH = "publish"  # report to S3, forget the run's password, announce Drill Finished
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: datetime
+    instance: InstanceView | None
+    checker_outcome: CheckerOutcome | None = None
+    credentials_reset_event: bool = False
+
+
+@dataclass(frozen=True)
+class Rules:
+    stack_name: str
+    credentials_settle: timedelta
+    checker_timeout: timedelta
+
+
+@dataclass(frozen=True)
+class Step:
+    effect: Effect | None = None
+    record: RunRecord | None = None
+    why: str = ""
+    changes: tuple[str, ...] = field(default=())
+
+    @property
+    def is_wait(self) -> bool:
+        return self.effect is None and self.record is None
+
+
+WAIT = Step(why="waiting")
+
+
+def transition(run: RunRecord, state: RunState, now: datetime, **changes: object) -> RunRecord:
+    """The next version of `run` in `state`: closes the current phase and opens the new one."""
+    phases = dict(run.phases)
+    current = phases.get(run.state)
+    if current is not None and current.ended_at is None:
+        phases[run.state] = current.model_copy(update={"ended_at": now})
+    if state is not run.state:
+        phases[state] = PhaseTiming(
+            started_at=now, ended_at=now if state is RunState.FINISHED else None
+        )
+    return run.model_copy(
+        update={"state": state, "version": run.version + 1, "phases": phases, **changes}
+    )
+
+
+def amend(run: RunRecord, **changes: object) -> RunRecord:
+    """The next version of `run` in the same state."""
+    return run.model_copy(update={"version": run.version + 1, **changes})
+
+
+def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    if run.state is RunState.FINISHED:
+        return Step(why="run already finished")
+
+    instance = seen.instance
+    if instance is not None and not instance.owned_by(rules.stack_name, run.run_id):
+        # Never act on an instance this run did not create, whatever its name says.
+        return _finish_without_instance(
+            run,
+            seen.now,
+            Verdict.ERROR,
+            f"instance {instance.instance_id} exists but does not carry this drill's tags",
+        )
+
+    if run.state in ACTIVE_STATES and seen.now >= run.deadline:
+        return _tear_down(
+            run,
+            instance,
+            seen.now,
+            Verdict.TIMED_OUT,
+            f"deadline {run.deadline.isoformat()} passed while {run.state.value}",
+        )
+
+    if seen.checker_outcome is not None and run.state in (RunState.SECURING, RunState.CHECKING):
+        return _on_checker_outcome(run, instance, seen)
+
+    handler = _BY_STATE[run.state]
+    return handler(run, seen, rules)
+
+
+def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    now = seen.now
+    if seen.instance is None:
+        return Step(Effect.RESTORE, transition(run, RunState.RESTORING, now), "restore requested")
+    return Step(record=transition(run, RunState.RESTORING, now), why="restore already under way")
+
+
+def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    now, instance = seen.now, seen.instance
+    if instance is None:
+        started = run.phases[RunState.RESTORING].started_at
+        if now - started < INSTANCE_VISIBILITY_GRACE:
+            return WAIT
+        return _finish_without_instance(
+            run, now, Verdict.ERROR, "the restored instance never appeared"
+        )
+    fault = _fault_of(instance)
+    if fault is not None:
+        return _tear_down(run, instance, now, *fault)
+    if instance.status == "available":
+        return Step(
+            Effect.RESET_PASSWORD,
+            transition(run, RunState.SECURING, now, credentials_reset_at=now),
+            "restored; setting a fresh master password",
+        )
+    return WAIT
+
+
+def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    now, instance = seen.now, seen.instance
+    if instance is None:
+        return _finish_without_instance(
+            run, now, Verdict.ERROR, "the restored instance disappeared"
+        )
+    fault = _fault_of(instance)
+    if fault is not None:
+        return _tear_down(run, instance, now, *fault)
+    confirmed = run.credentials_confirmed or seen.credentials_reset_event
+    applied = instance.status == "available" and not instance.pending_master_password
+    reset_at = run.credentials_reset_at or run.phases[RunState.SECURING].started_at
+    settled = now - reset_at >= rules.credentials_settle
+    if applied and (confirmed or settled):
+        return Step(
+            Effect.INVOKE_CHECKER,
+            transition(
+                run,
+                RunState.CHECKING,
+                now,
+                checker_invoked_at=now,
+                credentials_confirmed=confirmed,
+            ),
+            "credentials in place; checking",
+        )
+    if seen.credentials_reset_event and not run.credentials_confirmed:
+        return Step(record=amend(run, credentials_confirmed=True), why="credentials reset seen")
+    return WAIT
+
+
+def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    now, instance = seen.now, seen.instance
+    if instance is None:
+        return _finish_without_instance(
+            run, now, Verdict.ERROR, "the restored instance disappeared during the checks"
+        )
+    fault = _fault_of(instance)
+    if fault is not None:
+        return _tear_down(run, instance, now, *fault)
+    invoked_at = run.checker_invoked_at or run.phases[RunState.CHECKING].started_at
+    if now - invoked_at > rules.checker_timeout + CHECKER_RESULT_GRACE:
+        return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
+    return WAIT
+
+
+def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Observation) -> Step:
+    outcome = seen.checker_outcome
+    assert outcome is not None
+    if outcome.succeeded and outcome.verdict is not None:
+        verdict = outcome.verdict
+        reason = None if verdict is Verdict.PASSED else _failed_checks_reason(outcome)
+    else:
+        verdict = Verdict.ERROR
+        reason = f"the checker failed: {outcome.error or 'no result'}"
+    return _tear_down(run, instance, seen.now, verdict, reason, checks=outcome.result)
+
+
+def _failed_checks_reason(outcome: CheckerOutcome) -> str:
+    checks = (outcome.result or {}).get("checks", [])
+    bad = [
+        str(check.get("name"))
+        for check in checks
+        if isinstance(check, dict) and check.get("status") in ("fail", "error")
+    ]
+    if not bad:
+        return f"check suite verdict {outcome.verdict}"
+    return "failed checks: " + ", ".join(bad)
+
+
+def _decide_tearing_down(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    now, instance = seen.now, seen.instance
+    if instance is None:
+        return Step(record=_to_reporting(run, now), why="instance deleted")
+    if instance.status in GONE_STATUSES:
+        return WAIT
+    return Step(Effect.DELETE_INSTANCE, why="instance still there; deleting again")
+
+
+def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    return Step(
+        Effect.PUBLISH,
+        transition(run, RunState.FINISHED, seen.now),
+        "report, forget the password, announce",
+    )
+
+
+def _decide_finished(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    return Step(why="run already finished")
+
+
+_BY_STATE = {
+    RunState.REQUESTED: _decide_requested,
+    RunState.RESTORING: _decide_restoring,
+    RunState.SECURING: _decide_securing,
+    RunState.CHECKING: _decide_checking,
+    RunState.TEARING_DOWN: _decide_tearing_down,
+    RunState.REPORTING: _decide_reporting,
+    RunState.FINISHED: _decide_finished,
+}
+
+
+def _fault_of(instance: InstanceView) -> tuple[Verdict, str] | None:
+    if instance.status in BACKUP_FAULT_STATUSES:
+        return Verdict.FAILED, f"restore ended in status {instance.status}"
+    if instance.status in ENVIRONMENT_FAULT_STATUSES:
+        return Verdict.ERROR, f"restore ended in status {instance.status}"
+    if instance.status in GONE_STATUSES:
+        return Verdict.ERROR, "the restored instance is being deleted by someone else"
+    return None
+
+
+def _tear_down(
+    run: RunRecord,
+    instance: InstanceView | None,
+    now: datetime,
+    verdict: Verdict,
+    reason: str | None,
+    **changes: object,
+) -> Step:
+    if instance is None:
+        return _finish_without_instance(run, now, verdict, reason, **changes)
+    record = transition(run, RunState.TEARING_DOWN, now, verdict=verdict, reason=reason, **changes)
+    if instance.status in GONE_STATUSES:
+        return Step(record=record, why=f"{verdict.value}: instance already being deleted")
+    return Step(Effect.DELETE_INSTANCE, record, f"{verdict.value}: tearing down")
+
+
+def _finish_without_instance(
+    run: RunRecord, now: datetime, verdict: Verdict, reason: str | None, **changes: object
+) -> Step:
+    """Nothing of ours to delete: go straight to the report."""
+    torn_down = transition(
+        run, RunState.TEARING_DOWN, now, verdict=verdict, reason=reason, **changes
+    )
+    return Step(record=_to_reporting(torn_down, now), why=reason or "")
+
+
+def _to_reporting(run: RunRecord, now: datetime) -> RunRecord:
+    return transition(run, RunState.REPORTING, now, finished_at=now)
+
+
+def on_effect_rejected(run: RunRecord, effect: Effect, reason: str, now: datetime) -> Step:
+    """AWS refused an effect for good (not a throttle or outage): end the drill and say why."""
+    if effect is Effect.RESTORE:
+        verdict = Verdict.FAILED if "snapshot" in reason.lower() else Verdict.ERROR
+        return _finish_without_instance(run, now, verdict, f"restore refused: {reason}")
+    if effect in (Effect.RESET_PASSWORD, Effect.INVOKE_CHECKER):
+        record = transition(
+            run,
+            RunState.TEARING_DOWN,
+            now,
+            verdict=Verdict.ERROR,
+            reason=f"{effect.value} refused: {reason}",
+        )
+        return Step(Effect.DELETE_INSTANCE, record, "effect refused; tearing down")
+    # A refused delete or publish cannot be worked around here: retrying is the only way on.
+    return Step(why=f"{effect.value} refused: {reason}")

@@ -1,0 +1,92 @@
+"""The composition root: builds the adapters from the function's environment, once per cold start.
+
+Handlers call these functions inside an invocation (never at import time), so tests can set the
+environment and clear the caches instead of reloading modules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.config import Config
+
+from restoredrill.adapters.aws import (
+    DynamoRunStore,
+    EventBridgeDrillEvents,
+    LambdaCheckerInvoker,
+    RdsAdapter,
+    S3ReportStore,
+    SqsPollQueue,
+    SsmPasswordVault,
+)
+from restoredrill.adapters.slack import SlackWebhookNotifier
+from restoredrill.config import DrillSettings, NotifySettings
+from restoredrill.drill import DrillContext
+from restoredrill.notify import DrillFinished, announce
+
+AWS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30
+)
+ANNOUNCEMENT_TTL_SECONDS = 7 * 24 * 3600
+
+
+@cache
+def drill_context() -> DrillContext:
+    settings = DrillSettings.from_environ(os.environ)
+    session = boto3.session.Session()
+
+    def client(name: str):  # type: ignore[no-untyped-def]
+        return session.client(name, config=AWS_CONFIG)  # type: ignore[call-overload]
+
+    return DrillContext(
+        settings=settings,
+        runs=DynamoRunStore(
+            client("dynamodb"), settings.run_table_name, settings.run_retention_days
+        ),
+        rds=RdsAdapter(
+            client("rds"),
+            stack_name=settings.stack_name,
+            db_subnet_group_name=settings.db_subnet_group_name,
+            security_group_id=settings.drill_security_group_id,
+        ),
+        vault=SsmPasswordVault(client("ssm")),
+        polls=SqsPollQueue(client("sqs"), settings.poll_queue_url),
+        checker=LambdaCheckerInvoker(client("lambda"), settings.checker_function_name),
+        reports=S3ReportStore(client("s3"), settings.report_bucket),
+        events=EventBridgeDrillEvents(client("events"), settings.drill_bus_name),
+    )
+
+
+@cache
+def announcer() -> Callable[..., str]:
+    """`announce` for Slack, at most once per run even when Drill Finished arrives again."""
+    settings = NotifySettings.from_environ(os.environ)
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table_name,
+        boto3_session=boto3.session.Session(),
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="run_id",
+        expires_after_seconds=ANNOUNCEMENT_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+
+    @idempotent_function(
+        data_keyword_argument="finished", persistence_store=persistence, config=config
+    )
+    def announce_once(*, finished: DrillFinished) -> str:
+        webhook_url = parameters.get_parameter(
+            settings.slack_webhook_parameter, decrypt=True, max_age=300
+        )
+        return announce(finished, SlackWebhookNotifier(str(webhook_url)))
+
+    return announce_once
