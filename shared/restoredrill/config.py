@@ -1,4 +1,4 @@
-"""Configuration, read once per cold start from the function's environment (set by template.yaml)."""
+"""Configuration, read once per cold start from the environment that template.yaml sets."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from restoredrill.models import (
     INSTANCE_PREFIX,
     CheckerOutcome,
     DrillRequest,
+    PhaseTiming,
     RunRecord,
     RunState,
     Verdict,
@@ -115,6 +116,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         created_at=now,
         deadline=now + timedelta(minutes=settings.drill_deadline_minutes),
         password_parameter=f"{settings.password_parameter_prefix}/{run_id}",
+        phases={RunState.REQUESTED: PhaseTiming(started_at=now)},
     )
     if ctx.runs.create(run):
         logger.info("drill created", extra={"run_id": run_id, "source_db": source_db})

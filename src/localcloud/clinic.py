@@ -165,8 +165,10 @@ def load_clinic(
     except Exception:
         conn.run("ROLLBACK")
         raise
-    conn.run(f"ANALYZE {SCHEMA}.practitioners, {SCHEMA}.patients, "
-             f"{SCHEMA}.appointments, {SCHEMA}.prescriptions")
+    conn.run(
+        f"ANALYZE {SCHEMA}.practitioners, {SCHEMA}.patients, "
+        f"{SCHEMA}.appointments, {SCHEMA}.prescriptions"
+    )
     return {table: _count(conn, table) for table in TABLES}
 
 
@@ -185,7 +187,8 @@ def _transfer_ownership(conn: Any, owner: str) -> None:
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = :s::text AND c.relkind = 'r'
             UNION ALL
-            SELECT format('ALTER FUNCTION %I.%I(bigint, bigint) OWNER TO %I', :s::text, p.proname, :o::text)
+            SELECT format('ALTER FUNCTION %I.%I(bigint, bigint) OWNER TO %I',
+                          :s::text, p.proname, :o::text)
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = :s::text
             """,
@@ -208,7 +211,8 @@ def create_master_user(admin_conn: Any, username: str, password: str) -> None:
     verb = "ALTER" if exists else "CREATE"
     # utility statements take no bind parameters: let the server quote (format %I / %L)
     statement = admin_conn.run(
-        f"SELECT format('{verb} ROLE %I WITH LOGIN CREATEDB CREATEROLE PASSWORD %L', :u::text, :p::text)",
+        f"SELECT format('{verb} ROLE %I WITH LOGIN CREATEDB CREATEROLE PASSWORD %L',"
+        " :u::text, :p::text)",
         u=username,
         p=password,
     )[0][0]

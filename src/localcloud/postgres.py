@@ -41,6 +41,7 @@ __all__ = [
     "PostgresError",
     "PostgresServer",
     "base_backup",
+    "ensure_usable_dir",
     "free_port",
     "init_cluster",
     "make_parent_dir",
@@ -127,7 +128,7 @@ def make_parent_dir(prefix: str = "restoredrill-pg-") -> Path:
     return path
 
 
-def _ensure_usable_dir(path: Path) -> None:
+def ensure_usable_dir(path: Path) -> None:
     """Create ``path`` if needed and check the server user may write there."""
     path.mkdir(parents=True, exist_ok=True)
     if not _as_root():
@@ -332,7 +333,7 @@ class PostgresServer:
                 _started.add(self)
 
     def _pg_ctl_start(self, timeout: float) -> None:
-        _ensure_usable_dir(self.socket_dir)
+        ensure_usable_dir(self.socket_dir)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories='{self.socket_dir}'"
@@ -548,12 +549,12 @@ def init_cluster(
 ) -> PostgresServer:
     """``initdb`` a new cluster at ``parent_dir/name`` (not started)."""
     parent_dir = Path(parent_dir)
-    _ensure_usable_dir(parent_dir)
+    ensure_usable_dir(parent_dir)
     data_dir = parent_dir / name
     if data_dir.exists():
         raise PostgresError(f"{data_dir} already exists")
     socket_dir = _socket_dir_for(parent_dir)
-    _ensure_usable_dir(socket_dir)
+    ensure_usable_dir(socket_dir)
     log_file = parent_dir / f"{name}.log"
     args = [
         str(postgres_bin_dir() / "initdb"),
@@ -596,9 +597,7 @@ def init_cluster(
         for file, mode in ((data_dir / "server.crt", 0o644), (data_dir / "server.key", 0o600)):
             file.chmod(mode)
             _chown_to_postgres(file)
-        settings.update(
-            {"ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key"}
-        )
+        settings.update({"ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key"})
     else:
         settings["ssl"] = "off"
     _append_conf(data_dir / "postgresql.conf", settings, "localcloud")
@@ -631,7 +630,7 @@ def base_backup(server: PostgresServer, target_dir: Path, *, timeout: float = 30
     target_dir = Path(target_dir)
     if not server.running:
         raise PostgresError(f"base backup of {server.name}: the server is not running")
-    _ensure_usable_dir(target_dir.parent)
+    ensure_usable_dir(target_dir.parent)
     _run(
         [
             str(postgres_bin_dir() / "pg_basebackup"),
@@ -673,7 +672,7 @@ def restore_copy(
     parent_dir = Path(parent_dir)
     if not (snapshot_dir / "PG_VERSION").is_file():
         raise PostgresError(f"{snapshot_dir} is not a PostgreSQL data directory copy")
-    _ensure_usable_dir(parent_dir)
+    ensure_usable_dir(parent_dir)
     data_dir = parent_dir / name
     if data_dir.exists():
         raise PostgresError(f"{data_dir} already exists")
@@ -691,7 +690,7 @@ def restore_copy(
         with contextlib.suppress(FileNotFoundError):
             (data_dir / leftover).unlink()
     socket_dir = _socket_dir_for(parent_dir)
-    _ensure_usable_dir(socket_dir)
+    ensure_usable_dir(socket_dir)
     chosen_port = port or free_port()
     _append_conf(
         data_dir / "postgresql.auto.conf",

@@ -402,6 +402,5 @@ class EventBridgeDrillEvents:
         )
         if response.get("FailedEntryCount", 0):
             failed = response["Entries"][0]
-            raise RuntimeError(
-                f"Drill Finished not published: {failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
-            )
+            code, message = failed.get("ErrorCode"), failed.get("ErrorMessage")
+            raise RuntimeError(f"Drill Finished not published: {code} {message}")

@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from restoredrill.baseline import Baseline
 
 __all__ = [
@@ -27,7 +26,7 @@ __all__ = [
 
 
 class CheckStatus(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a status, not a password
     WARN = "warn"
     FAIL = "fail"
     ERROR = "error"
@@ -44,7 +43,9 @@ STATUS_SEVERITY: dict[CheckStatus, int] = {
 }
 
 
-def worst_status(statuses: list[CheckStatus], default: CheckStatus = CheckStatus.PASS) -> CheckStatus:
+def worst_status(
+    statuses: list[CheckStatus], default: CheckStatus = CheckStatus.PASS
+) -> CheckStatus:
     """The most severe of ``statuses`` (fail > error > warn > skipped > pass)."""
     if not statuses:
         return default
@@ -138,5 +139,3 @@ def summarize(checks: list[CheckResult]) -> dict[str, int]:
     for check in checks:
         counts[check.status.value] += 1
     return counts
-
-

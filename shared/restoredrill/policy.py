@@ -1,0 +1,615 @@
+"""Drill policy: what to check for each database and how strictly.
+
+A policy file (YAML) has defaults and per-database overrides, keyed by the RDS DB instance
+identifier of the source database; a per-database entry is merged over the defaults (mappings
+merge key by key, lists and scalars replace)::
+
+    version: 1
+    defaults:
+      level: 3
+      time_budget: 10m
+    databases:
+      orders-prod:
+        level: 2
+        freshness:
+          - {schema: public, table: orders, column: created_at, max_age: 26h}
+        assertions:
+          - {name: customers exist, sql: "SELECT count(*) FROM customers", expect: ">= 1000"}
+
+``DrillPolicy()`` alone (an un-configured database) checks levels 0-3 with sane thresholds.
+Errors name the file, the line and the field path: ``policy.yaml:12: databases.orders-prod.
+freshness[0].max_age: ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AmcheckPolicy",
+    "Assertion",
+    "ContentFingerprintPolicy",
+    "DrillPolicy",
+    "Expectation",
+    "FreshnessRule",
+    "PolicyDocument",
+    "PolicyError",
+    "PolicyIssue",
+    "RowCountPolicy",
+    "SchemaPolicy",
+    "TableRef",
+    "TableRowCountRule",
+    "load_policy_file",
+    "parse_duration",
+    "parse_expectation",
+    "parse_policy_text",
+]
+
+# ---------------------------------------------------------------------------------------------
+# durations
+# ---------------------------------------------------------------------------------------------
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_ALIASES = {
+    **{alias: "s" for alias in ("sec", "secs", "second", "seconds")},
+    **{alias: "m" for alias in ("min", "mins", "minute", "minutes")},
+    **{alias: "h" for alias in ("hr", "hrs", "hour", "hours")},
+    **{alias: "d" for alias in ("day", "days")},
+    **{alias: "w" for alias in ("week", "weeks")},
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or a string such as ``90s``, ``15m``, ``26h``, ``1h30m``,
+    ``7d``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '26h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            units = [_UNIT_ALIASES.get(unit, unit) for _, unit in parts]
+            if (
+                not parts
+                or "".join(n + u for n, u in parts) != text
+                or any(unit not in _DURATION_UNITS for unit in units)
+            ):
+                raise ValueError(
+                    f"invalid duration {value!r}: use seconds or e.g. '90s', '15m', '26h', "
+                    "'1h30m', '7d'"
+                )
+            seconds = sum(
+                float(number) * _DURATION_UNITS[unit]
+                for (number, _), unit in zip(parts, units, strict=True)
+            )
+    else:
+        raise ValueError("a duration must be a number of seconds or a string like '26h'")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+# ---------------------------------------------------------------------------------------------
+# assertion expectations
+# ---------------------------------------------------------------------------------------------
+
+_OPS = {"==": "==", "=": "==", "!=": "!=", "<>": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+_OP_RE = re.compile(r"^\s*(==|!=|<>|>=|<=|=|>|<)\s*(.+?)\s*$", re.DOTALL)
+_BETWEEN_RE = re.compile(r"^\s*between\s+(.+?)\s+and\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+_IS_RE = re.compile(r"^\s*is\s+(not\s+null|null|true|false)\s*$", re.IGNORECASE)
+
+Scalar = Decimal | str | bool | None
+
+
+def _parse_scalar(text: str) -> Scalar:
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(
+            f"{text!r} is not a number, a quoted string, true, false or null"
+        ) from None
+    if not number.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    return number
+
+
+class Expectation(BaseModel):
+    """What an assertion's single value must satisfy: ``>= 1000``, ``== 0``, ``!= 'x'``,
+    ``between 1 and 10``, ``is null``, ``is not null``, ``is true``, ``is false``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    op: Literal["==", "!=", ">", ">=", "<", "<=", "between", "is null", "is not null"]
+    values: list[Decimal | str | bool | None] = Field(default_factory=list)
+
+    def check(self, actual: Any) -> tuple[bool, str]:
+        """(holds?, explanation)."""
+        if self.op == "is null":
+            return actual is None, f"value is {_show(actual)}"
+        if self.op == "is not null":
+            return actual is not None, f"value is {_show(actual)}"
+        if actual is None:
+            return False, f"value is NULL, expected {self.text}"
+        converted = [_coerce(actual, expected) for expected in self.values]
+        if any(value is _MISMATCH for value in converted):
+            return False, f"value {_show(actual)} cannot be compared with {self.text}"
+        if self.op == "between":
+            low, high = self.values
+            holds = bool(low <= converted[0] <= high)  # type: ignore[operator]
+        else:
+            expected, value = self.values[0], converted[0]
+            if self.op in ("==", "!="):
+                holds = (value == expected) == (self.op == "==")
+            elif isinstance(expected, bool | None) or isinstance(value, bool):
+                return False, f"value {_show(actual)} cannot be ordered against {self.text}"
+            else:
+                holds = {
+                    ">": value > expected,  # type: ignore[operator]
+                    ">=": value >= expected,  # type: ignore[operator]
+                    "<": value < expected,  # type: ignore[operator]
+                    "<=": value <= expected,  # type: ignore[operator]
+                }[self.op]
+        verb = "satisfies" if holds else "does not satisfy"
+        return holds, f"value {_show(actual)} {verb} {self.text}"
+
+
+_MISMATCH = object()
+
+
+def _coerce(actual: Any, expected: Any) -> Any:
+    """``actual`` (from the database) in the type of ``expected`` (from the policy)."""
+    if isinstance(expected, bool):
+        return actual if isinstance(actual, bool) else _MISMATCH
+    if isinstance(expected, Decimal):
+        if isinstance(actual, bool):
+            return _MISMATCH
+        if isinstance(actual, int | float | Decimal):
+            return Decimal(str(actual))
+        if isinstance(actual, str):
+            try:
+                return Decimal(actual)
+            except InvalidOperation:
+                return _MISMATCH
+        return _MISMATCH
+    if isinstance(expected, str):
+        if isinstance(actual, datetime):
+            return actual.isoformat()
+        return str(actual)
+    return actual
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_expectation(value: Any) -> Any:
+    """An :class:`Expectation` from its text (left alone when it already is one / a dict)."""
+    if isinstance(value, Expectation | dict):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"== {value}"
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            "expect must be a string such as '>= 1000', '== 0', 'between 1 and 10', 'is null'"
+        )
+    text = " ".join(value.split())
+    if match := _IS_RE.match(text):
+        word = match.group(1).lower()
+        if word in ("true", "false"):
+            return {"text": text, "op": "==", "values": [word == "true"]}
+        return {"text": text, "op": "is null" if word == "null" else "is not null", "values": []}
+    if match := _BETWEEN_RE.match(text):
+        low, high = _parse_scalar(match.group(1)), _parse_scalar(match.group(2))
+        if not isinstance(low, Decimal) or not isinstance(high, Decimal):
+            raise ValueError("between needs two numbers: 'between 1 and 10'")
+        if low > high:
+            raise ValueError(f"between {low} and {high}: the lower bound is above the upper one")
+        return {"text": text, "op": "between", "values": [low, high]}
+    if match := _OP_RE.match(text):
+        op, operand = _OPS[match.group(1)], _parse_scalar(match.group(2))
+        if op not in ("==", "!=") and not isinstance(operand, Decimal):
+            raise ValueError(f"{op} needs a number: '{op} 1000'")
+        return {"text": text, "op": op, "values": [operand]}
+    raise ValueError(
+        f"invalid expectation {value!r}: use e.g. '>= 1000', '== 0', '!= 0', "
+        "'between 1 and 10', 'is null', 'is not null', 'is true'"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the policy
+# ---------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class TableRef(_Strict):
+    """A table, named exactly (no parsing of dots or quotes): ``schema`` defaults to ``public``;
+    ``database`` is the PostgreSQL database inside the instance (default: wherever it exists)."""
+
+    schema_name: str = Field(default="public", alias="schema", min_length=1)
+    table: str = Field(min_length=1)
+    database: str | None = None
+
+    def matches(self, database: str, schema: str, table: str) -> bool:
+        return (
+            self.schema_name == schema
+            and self.table == table
+            and (self.database is None or self.database == database)
+        )
+
+
+class TableRowCountRule(TableRef):
+    """Row count thresholds for one table (``ignore: true`` to not compare it at all)."""
+
+    max_drop_pct: float | None = Field(default=None, ge=0, le=100)
+    max_drop_rows: int | None = Field(default=None, ge=0)
+    max_growth_pct: float | None = Field(default=None, ge=0)
+    ignore: bool = False
+
+
+class RowCountPolicy(_Strict):
+    """Exact row counts against the baseline. A drop fails when it is larger than both
+    ``max_drop_pct`` of the baseline and ``max_drop_rows``; growth warns when it is larger than
+    ``max_growth_pct`` and than ``min_growth_rows`` (``max_growth_pct: null`` never warns)."""
+
+    max_drop_pct: float = Field(default=5.0, ge=0, le=100)
+    max_drop_rows: int = Field(default=0, ge=0)
+    max_growth_pct: float | None = Field(default=200.0, ge=0)
+    min_growth_rows: int = Field(default=1000, ge=0)
+    tables: list[TableRowCountRule] = Field(default_factory=list)
+
+    def rule_for(self, database: str, schema: str, table: str) -> TableRowCountRule | None:
+        for rule in self.tables:
+            if rule.matches(database, schema, table):
+                return rule
+        return None
+
+
+class SchemaPolicy(_Strict):
+    """How schema drift against the baseline counts: missing tables/columns/indexes/constraints,
+    added ones, changed types or definitions."""
+
+    on_missing: Literal["fail", "warn"] = "fail"
+    on_added: Literal["pass", "warn"] = "pass"
+    on_changed: Literal["pass", "warn", "fail"] = "warn"
+    on_missing_role: Literal["fail", "warn", "pass"] = "fail"
+
+
+class FreshnessRule(TableRef):
+    """The newest value of ``column`` (timestamp, timestamptz or date; timestamps without time
+    zone are read as UTC) must be at most ``max_age`` older than the snapshot time."""
+
+    column: str = Field(min_length=1)
+    max_age: Duration
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.schema_name}.{self.table}.{self.column}"
+
+
+class Assertion(_Strict):
+    """A query returning one value, and what that value must satisfy. It runs in a read-only
+    transaction with the statement timeout, in ``database`` (default: the database of the
+    connection target)."""
+
+    name: str = Field(min_length=1)
+    sql: str = Field(min_length=1)
+    expect: Annotated[Expectation, BeforeValidator(parse_expectation)]
+    database: str | None = None
+
+    @field_validator("sql")
+    @classmethod
+    def _one_statement(cls, value: str) -> str:
+        stripped = value.strip().rstrip(";").strip()
+        if not stripped:
+            raise ValueError("sql is empty")
+        return stripped
+
+
+class ContentFingerprintPolicy(_Strict):
+    """Per-table ``count(*), sum(hash_record_extended(row, 0))`` computed on the server and stored
+    in the baseline. Tables in ``must_match`` (data that should never change) fail when their
+    fingerprint differs from the baseline's; other differences are only reported."""
+
+    enabled: bool = False
+    must_match: list[TableRef] = Field(default_factory=list)
+
+
+def _fingerprint_shorthand(value: Any) -> Any:
+    return {"enabled": value} if isinstance(value, bool) else value
+
+
+class AmcheckPolicy(_Strict):
+    """Level 3: ``verify_heapam`` on every table (and TOAST table), ``bt_index_check`` on every
+    btree index, like ``pg_amcheck``. ``heapallindexed`` also checks that every heap tuple is in
+    its indexes (several times slower)."""
+
+    heapallindexed: bool = False
+    check_toast: bool = True
+    include_system_catalogs: bool = True
+
+
+class DrillPolicy(_Strict):
+    """Everything a drill of one database needs to know. Durations are seconds or strings such as
+    ``10m``."""
+
+    level: int = Field(default=3, ge=0, le=3)
+    include_databases: list[str] | None = None  # default: every non-template database
+    exclude_databases: list[str] = Field(default_factory=lambda: ["rdsadmin"])
+    schema_drift: SchemaPolicy = Field(default_factory=SchemaPolicy)
+    row_counts: RowCountPolicy = Field(default_factory=RowCountPolicy)
+    freshness: list[FreshnessRule] = Field(default_factory=list)
+    assertions: list[Assertion] = Field(default_factory=list)
+    content_fingerprint: Annotated[
+        ContentFingerprintPolicy, BeforeValidator(_fingerprint_shorthand)
+    ] = Field(default_factory=ContentFingerprintPolicy)
+    amcheck: AmcheckPolicy = Field(default_factory=AmcheckPolicy)
+    time_budget: Duration = 600.0
+    statement_timeout: Duration = 300.0
+    parallelism: int | None = Field(default=None, ge=1, le=64)
+    instance_class: str | None = Field(default=None, pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DrillPolicy:
+        names = [assertion.name for assertion in self.assertions]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"assertion names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def wants_database(self, name: str) -> bool:
+        if name in self.exclude_databases:
+            return False
+        return self.include_databases is None or name in self.include_databases
+
+
+# ---------------------------------------------------------------------------------------------
+# the document, loading and errors
+# ---------------------------------------------------------------------------------------------
+
+
+class PolicyIssue(BaseModel):
+    source: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class PolicyError(ValueError):
+    """An invalid policy; ``issues`` lists every problem with its file, line and field path."""
+
+    def __init__(self, issues: list[PolicyIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+
+class PolicyDocument(_Strict):
+    version: Literal[1] = 1
+    defaults: DrillPolicy = Field(default_factory=DrillPolicy)
+    databases: dict[str, DrillPolicy] = Field(default_factory=dict)
+
+    def for_database(self, db_id: str) -> DrillPolicy:
+        """The policy of the source DB instance ``db_id`` (the defaults when it has none)."""
+        return self.databases.get(db_id, self.defaults)
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base[key], value) if key in base else value
+        return merged
+    return copy.deepcopy(override)
+
+
+def _path_text(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node that ``loc`` reaches."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
+    """Parse and validate a policy document (YAML or JSON text); raise :class:`PolicyError`."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc)
+        raise PolicyError(
+            [PolicyIssue(source=source, line=line, path="", message=problem)]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(
+            [PolicyIssue(source=source, line=None, path="", message=str(exc))]
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(
+            [PolicyIssue(source=source, line=1, path="", message="a policy must be a mapping")]
+        )
+    issues: list[PolicyIssue] = []
+
+    def collect(
+        exc: ValidationError, prefix: tuple[int | str, ...], *fallbacks: tuple[int | str, ...]
+    ) -> None:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line = None
+            for base in (prefix, *fallbacks):
+                line = _node_line(root, base + loc)
+                if line is not None and _reaches(root, base + loc):
+                    break
+            issues.append(
+                PolicyIssue(
+                    source=source, line=line, path=_path_text(prefix + loc), message=_message(error)
+                )
+            )
+
+    raw_defaults = data.get("defaults") or {}
+    raw_databases = data.get("databases") or {}
+    top = {key: value for key, value in data.items() if key not in ("defaults", "databases")}
+    try:
+        PolicyDocument.model_validate(top)
+    except ValidationError as exc:
+        collect(exc, ())
+    defaults: DrillPolicy | None = None
+    if not isinstance(raw_defaults, dict):
+        issues.append(
+            PolicyIssue(
+                source=source,
+                line=_node_line(root, ("defaults",)),
+                path="defaults",
+                message="must be a mapping",
+            )
+        )
+        raw_defaults = {}
+    else:
+        try:
+            defaults = DrillPolicy.model_validate(raw_defaults)
+        except ValidationError as exc:
+            collect(exc, ("defaults",))
+    databases: dict[str, DrillPolicy] = {}
+    if not isinstance(raw_databases, dict):
+        issues.append(
+            PolicyIssue(
+                source=source,
+                line=_node_line(root, ("databases",)),
+                path="databases",
+                message="must be a mapping of DB instance identifier to policy",
+            )
+        )
+        raw_databases = {}
+    for db_id, raw in raw_databases.items():
+        prefix: tuple[int | str, ...] = ("databases", str(db_id))
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            issues.append(
+                PolicyIssue(
+                    source=source,
+                    line=_node_line(root, prefix),
+                    path=_path_text(prefix),
+                    message="must be a mapping",
+                )
+            )
+            continue
+        try:
+            databases[str(db_id)] = DrillPolicy.model_validate(_merge(raw_defaults, raw))
+        except ValidationError as exc:
+            if defaults is None:
+                # the defaults' own errors are reported once, under "defaults"
+                exc_errors = [e for e in exc.errors() if _reaches(root, prefix + tuple(e["loc"]))]
+                if not exc_errors:
+                    continue
+            collect(exc, prefix, ("defaults",))
+    if issues:
+        raise PolicyError(issues)
+    return PolicyDocument(defaults=defaults or DrillPolicy(), databases=databases)
+
+
+def _reaches(node: yaml.Node | None, loc: tuple[int | str, ...]) -> bool:
+    """True if every step of ``loc`` exists in the YAML tree (so the error is located there)."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    node = value_node
+                    break
+            else:
+                return False
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return False
+            node = node.value[part]
+        else:
+            # a leaf reached before the end of loc (e.g. a scalar where a mapping was expected)
+            return True
+    return True
+
+
+def load_policy_file(path: str | Path) -> PolicyDocument:
+    """Read and validate a policy file; raise :class:`PolicyError` naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(
+            [PolicyIssue(source=str(path), line=None, path="", message=f"cannot read: {exc}")]
+        ) from None
+    return parse_policy_text(text, source=str(path))

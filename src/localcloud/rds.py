@@ -1,0 +1,789 @@
+"""The local RDS data plane: moto's RDS control plane, real PostgreSQL servers behind it.
+
+moto records RDS resources but makes every instance ``available`` at once, has no data and sends
+no events. :class:`LocalRds` patches moto's RDS backend (in this process, where the local cloud
+runs moto's ``ThreadedMotoServer``) so that, for the instances it manages:
+
+- ``RestoreDBInstanceFromDBSnapshot`` answers ``creating``; in the background the snapshot's
+  physical copy (a ``pg_basebackup``) is copied and started on a free loopback port, the instance
+  becomes ``available`` with endpoint ``127.0.0.1:<port>``, and RDS-EVENT-0043 is emitted
+  (or, with ``RdsFaults.fail_restore``, ``incompatible-restore`` and RDS-EVENT-0031);
+- ``ModifyDBInstance(MasterUserPassword=...)`` answers ``resetting-master-credentials``, then
+  runs ``ALTER ROLE`` on the real server, becomes ``available`` and emits RDS-EVENT-0016;
+- ``DeleteDBInstance`` answers ``deleting``, then destroys the server, removes the instance from
+  moto and emits RDS-EVENT-0003. A second delete while deleting fails like AWS
+  (``InvalidDBInstanceState``); a delete of an unknown instance fails with ``DBInstanceNotFound``.
+
+Source instances (:meth:`LocalRds.register_source_instance`) point at a server the caller owns;
+their automated snapshots (:meth:`LocalRds.create_automated_snapshot`) are real base backups.
+Events are EventBridge envelopes handed to ``emit_event`` outside of any lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.rds.exceptions import (
+    DBInstanceNotFoundError,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    RDSClientError,
+)
+from moto.rds.models import DBInstance, RDSBackend, rds_backends
+
+from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
+
+__all__ = ["LocalRds", "RdsFaults"]
+
+log = logging.getLogger(__name__)
+
+LOCAL_ADDRESS = "127.0.0.1"
+_ADDRESS_ATTR = "_localcloud_address"
+_PENDING_ATTR = "_localcloud_no_endpoint"  # like AWS: no Endpoint until the restore is done
+_PLACEHOLDER_PORT = 5432
+_THREAD_JOIN_SECONDS = 60.0
+FAILED_RESTORE_STATUS = "incompatible-restore"
+
+MSG_RESTORED = "Restored from snapshot {snapshot}"
+MSG_FAILED = (
+    "DB instance put into failed state. RDS recommends that you initiate a point-in-time-restore."
+)
+MSG_CREDENTIALS = "Reset master credentials."
+MSG_DELETED = "DB instance deleted."
+MSG_SNAPSHOT = "Automated snapshot created"
+
+
+@dataclass
+class RdsFaults:
+    """Fault knobs, read at the time of each restore (so they may be changed while running)."""
+
+    restore_delay_seconds: float = 0.0
+    fail_restore: bool = False
+
+
+@dataclass
+class _Snapshot:
+    snapshot_id: str
+    data_dir: Path | None  # None while the base backup is being taken
+
+
+@dataclass
+class _Instance:
+    identifier: str
+    arn: str
+    kind: str  # "source" (caller's server) or "restored" (ours)
+    state: str  # creating, available, resetting, failed, deleting
+    server: PostgresServer | None = None
+    master_username: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    worker: threading.Thread | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# patching moto (class-level, dispatched per account/region to the installed LocalRds)
+# --------------------------------------------------------------------------------------------
+
+_PATCHED_BACKEND_METHODS = (
+    "restore_db_instance_from_db_snapshot",
+    "modify_db_instance",
+    "delete_db_instance",
+    "describe_db_instances",
+    "describe_db_snapshots",
+)
+_install_lock = threading.Lock()
+_installed: dict[tuple[str, str], LocalRds] = {}
+_originals: dict[str, Any] = {}  # attribute name -> the class __dict__ entry it replaced
+
+
+def _local_for(backend: RDSBackend) -> LocalRds | None:
+    return _installed.get((backend.account_id, backend.region_name))
+
+
+def _original(name: str) -> Any:
+    return _originals[name]
+
+
+def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
+    local = _local_for(backend)
+    if local is None:
+        return _original("restore_db_instance_from_db_snapshot")(
+            backend, from_snapshot_id, overrides
+        )
+    return local._on_restore(backend, from_snapshot_id, overrides)
+
+
+def _patched_modify(backend: RDSBackend, db_instance_identifier: str, db_kwargs: Any) -> DBInstance:
+    local = _local_for(backend)
+    if local is None:
+        return _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+    return local._on_modify(backend, db_instance_identifier, db_kwargs)
+
+
+def _patched_delete(backend: RDSBackend, db_instance_identifier: str, **kwargs: Any) -> DBInstance:
+    local = _local_for(backend)
+    if local is None:
+        return _original("delete_db_instance")(backend, db_instance_identifier, **kwargs)
+    return local._on_delete(backend, db_instance_identifier, **kwargs)
+
+
+def _locked_passthrough(name: str) -> Callable[..., Any]:
+    """Reads run under the LocalRds lock so background workers never mutate mid-iteration."""
+
+    def method(backend: RDSBackend, *args: Any, **kwargs: Any) -> Any:
+        local = _local_for(backend)
+        if local is None:
+            return _original(name)(backend, *args, **kwargs)
+        with local._lock:
+            return _original(name)(backend, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _patched_address_fget(instance: DBInstance) -> str:
+    override = instance.__dict__.get(_ADDRESS_ATTR)
+    if override:
+        return str(override)
+    return str(_original("address").fget(instance))
+
+
+def _patched_endpoint_fget(instance: DBInstance) -> dict[str, Any] | None:
+    if instance.__dict__.get(_PENDING_ATTR):
+        return None
+    return dict(_original("endpoint").fget(instance))
+
+
+def _patch_moto() -> None:
+    for name in _PATCHED_BACKEND_METHODS:
+        _originals[name] = RDSBackend.__dict__[name]
+    _originals["address"] = DBInstance.__dict__["address"]
+    _originals["endpoint"] = DBInstance.__dict__["endpoint"]
+    replacements: dict[str, Any] = {
+        "restore_db_instance_from_db_snapshot": _patched_restore,
+        "modify_db_instance": _patched_modify,
+        "delete_db_instance": _patched_delete,
+        "describe_db_instances": _locked_passthrough("describe_db_instances"),
+        "describe_db_snapshots": _locked_passthrough("describe_db_snapshots"),
+    }
+    for name, replacement in replacements.items():
+        setattr(RDSBackend, name, replacement)
+    DBInstance.address = property(_patched_address_fget)
+    DBInstance.endpoint = property(_patched_endpoint_fget)
+
+
+def _unpatch_moto() -> None:
+    for name in _PATCHED_BACKEND_METHODS:
+        setattr(RDSBackend, name, _originals.pop(name))
+    DBInstance.address = _originals.pop("address")
+    DBInstance.endpoint = _originals.pop("endpoint")
+
+
+# --------------------------------------------------------------------------------------------
+# events
+# --------------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tags_map(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags or []}
+
+
+def _envelope(
+    *,
+    detail_type: str,
+    account: str,
+    region: str,
+    arn: str,
+    source_type: str,
+    categories: list[str],
+    message: str,
+    source_identifier: str,
+    event_id: str,
+    tags: dict[str, str] | None,
+) -> dict[str, Any]:
+    now = _now()
+    detail: dict[str, Any] = {
+        "EventCategories": categories,
+        "SourceType": source_type,
+        "SourceArn": arn,
+        "Date": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "Message": message,
+        "SourceIdentifier": source_identifier,
+        "EventID": event_id,
+    }
+    if tags is not None:
+        detail["Tags"] = tags
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.rds",
+        "account": account,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [arn],
+        "detail": detail,
+    }
+
+
+def _safe_name(identifier: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", identifier)
+
+
+def _validate_master_password(password: str) -> None:
+    """RDS for PostgreSQL: 8-128 printable ASCII characters except / @ " and space."""
+    if len(password) < 8:
+        raise InvalidParameterValue(
+            "The parameter MasterUserPassword is not a valid password because it is shorter "
+            "than 8 characters."
+        )
+    if len(password) > 128:
+        raise InvalidParameterValue(
+            "The parameter MasterUserPassword is not a valid password because it is longer "
+            "than 128 characters."
+        )
+    if any(not (32 < ord(char) < 127) or char in '/@"' for char in password):
+        raise InvalidParameterValue(
+            "The parameter MasterUserPassword is not a valid password. Only printable ASCII "
+            "characters besides '/', '@', '\"', ' ' may be used."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# the local RDS
+# --------------------------------------------------------------------------------------------
+
+
+class LocalRds:
+    """Real PostgreSQL servers and AWS-like states/events behind moto's RDS (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        account_id: str,
+        region: str,
+        emit_event: Callable[[dict[str, Any]], None],
+        faults: RdsFaults | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.account_id = account_id
+        self.region = region
+        self.emit_event = emit_event
+        self.faults = faults or RdsFaults()
+        # guards our records and every call into moto's backend made by us or the patches
+        self._lock = threading.RLock()
+        self._instances: dict[str, _Instance] = {}
+        self._snapshots: dict[str, _Snapshot] = {}
+        self._closed = False
+        self.snapshots_dir = self.state_dir / "snapshots"
+        self.instances_dir = self.state_dir / "instances"
+
+    # -- installation ---------------------------------------------------------------------
+
+    @property
+    def backend(self) -> RDSBackend:
+        return rds_backends[self.account_id][self.region]
+
+    def install(self) -> None:
+        """Patch moto's RDS backend class; this LocalRds serves its account and region."""
+        for directory in (self.state_dir, self.snapshots_dir, self.instances_dir):
+            ensure_usable_dir(directory)
+        key = (self.account_id, self.region)
+        with _install_lock:
+            current = _installed.get(key)
+            if current is self:
+                return
+            if current is not None:
+                raise RuntimeError(f"another LocalRds is installed for {key}")
+            if not _installed:
+                _patch_moto()
+            _installed[key] = self
+            self._closed = False
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install`; the last one out restores moto's classes exactly."""
+        key = (self.account_id, self.region)
+        with _install_lock:
+            if _installed.get(key) is not self:
+                return
+            del _installed[key]
+            if not _installed:
+                _unpatch_moto()
+
+    @property
+    def installed(self) -> bool:
+        return _installed.get((self.account_id, self.region)) is self
+
+    # -- sources and snapshots ------------------------------------------------------------
+
+    def register_source_instance(
+        self,
+        *,
+        db_instance_identifier: str,
+        server: PostgresServer,
+        master_username: str,
+        master_password: str,
+        tags: dict[str, str],
+        engine_version: str = "15.5",
+        db_name: str | None = None,
+    ) -> str:
+        """Create the moto DB instance whose endpoint is ``server`` (the caller's); its ARN."""
+        backend = self.backend
+        with self._lock:
+            instance = backend.create_db_instance(
+                {
+                    "db_instance_identifier": db_instance_identifier,
+                    "db_instance_class": "db.t3.micro",
+                    "engine": "postgres",
+                    "engine_version": engine_version,
+                    "port": server.port,
+                    "allocated_storage": 20,
+                    "master_username": master_username,
+                    "master_user_password": master_password,
+                    "db_name": db_name,
+                    "backup_retention_period": 7,
+                    "copy_tags_to_snapshot": True,
+                    "publicly_accessible": False,
+                    "tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+                }
+            )
+            # moto takes an "automated snapshot" of every new instance, with no data behind it:
+            # the source's snapshots are the real ones create_automated_snapshot() makes.
+            self._drop_moto_automated_snapshots(backend, instance.db_instance_identifier)
+            instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+            instance.port = server.port
+            self._instances[instance.db_instance_identifier] = _Instance(
+                identifier=instance.db_instance_identifier,
+                arn=instance.arn,
+                kind="source",
+                state="available",
+                server=server,
+                master_username=master_username,
+            )
+            return str(instance.arn)
+
+    def create_automated_snapshot(
+        self, db_instance_identifier: str, *, emit: bool = False
+    ) -> dict[str, Any]:
+        """Base-backup the instance's server as an automated snapshot; the RDS-EVENT-0091 event.
+
+        The event is returned (and only handed to ``emit_event`` if ``emit``), so the caller
+        decides how it is delivered.
+        """
+        backend = self.backend
+        identifier = db_instance_identifier.lower()
+        with self._lock:
+            record = self._instances.get(identifier)
+            if record is None or record.server is None:
+                raise DBInstanceNotFoundError(db_instance_identifier)
+            server = record.server
+            snapshot_id = self._new_automated_snapshot_id(backend, identifier)
+            self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=None)
+        target = self.snapshots_dir / _safe_name(snapshot_id)
+        try:
+            base_backup(server, target)
+            with self._lock:
+                instance = backend.databases.get(identifier)
+                if instance is None:
+                    raise DBInstanceNotFoundError(db_instance_identifier)
+                snapshot = backend.create_db_snapshot(
+                    identifier,
+                    snapshot_id,
+                    snapshot_type="automated",
+                    tags=list(instance.tags) or None,
+                )
+                snapshot.status = "available"
+                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                event = _envelope(
+                    detail_type="RDS DB Snapshot Event",
+                    account=self.account_id,
+                    region=self.region,
+                    arn=snapshot.arn,
+                    source_type="SNAPSHOT",
+                    categories=["creation"],
+                    message=MSG_SNAPSHOT,
+                    source_identifier=snapshot_id,
+                    event_id="RDS-EVENT-0091",
+                    tags=_tags_map(instance.tags),
+                )
+        except BaseException:
+            with self._lock:
+                self._snapshots.pop(snapshot_id, None)
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        if emit:
+            self.emit_event(event)
+        return event
+
+    def _new_automated_snapshot_id(self, backend: RDSBackend, identifier: str) -> str:
+        now = _now()
+        base = f"rds:{identifier}-{now:%Y-%m-%d-%H-%M}"
+        candidates = [base, f"{base}-{now:%S}"]
+        candidates += [f"{base}-{now:%S}-{n}" for n in range(2, 1000)]
+        for candidate in candidates:
+            if candidate not in backend.database_snapshots and candidate not in self._snapshots:
+                return candidate
+        raise RuntimeError(f"no free automated snapshot id for {identifier}")  # pragma: no cover
+
+    def _drop_moto_automated_snapshots(self, backend: RDSBackend, identifier: str) -> None:
+        for snapshot_id, snapshot in list(backend.database_snapshots.items()):
+            if (
+                snapshot.snapshot_type == "automated"
+                and snapshot.database.db_instance_identifier == identifier
+                and snapshot_id not in self._snapshots
+            ):
+                del backend.database_snapshots[snapshot_id]
+
+    # -- servers --------------------------------------------------------------------------
+
+    def running_servers(self) -> list[PostgresServer]:
+        """Servers of restored instances that are running now (sources are not included)."""
+        with self._lock:
+            servers = [r.server for r in self._instances.values() if r.kind == "restored"]
+        return [server for server in servers if server is not None and server.running]
+
+    def shutdown(self) -> None:
+        """Stop and remove every server this LocalRds started; background work is abandoned."""
+        with self._lock:
+            self._closed = True
+            records = [r for r in self._instances.values() if r.kind == "restored"]
+            for record in records:
+                record.cancel.set()
+        for record in records:
+            worker = record.worker
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(_THREAD_JOIN_SECONDS)
+        for record in records:
+            server = record.server
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.destroy()
+
+    # -- restore ----------------------------------------------------------------------------
+
+    def _on_restore(self, backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
+        snapshot_id = from_snapshot_id
+        if snapshot_id.startswith("arn:"):
+            snapshot_id = backend.extract_snapshot_name_from_arn(snapshot_id)
+        snapshot_id = snapshot_id.lower()
+        with self._lock:
+            instance = _original("restore_db_instance_from_db_snapshot")(
+                backend, from_snapshot_id, overrides
+            )
+            identifier = instance.db_instance_identifier
+            instance.status = "creating"
+            instance.__dict__.pop(_ADDRESS_ATTR, None)
+            instance.__dict__[_PENDING_ATTR] = True
+            instance.port = _PLACEHOLDER_PORT
+            # moto ignores falsy overrides, so BackupRetentionPeriod=0 would be lost
+            if overrides.get("backup_retention_period") == 0:
+                instance.backup_retention_period = 0
+            # the new instance's initial automated backup (moto makes one) holds the same data
+            # as the snapshot it was restored from; with BackupRetentionPeriod=0 AWS makes none
+            source = self._snapshots.get(snapshot_id)
+            for moto_id, snapshot in list(backend.database_snapshots.items()):
+                if (
+                    snapshot.snapshot_type == "automated"
+                    and snapshot.database.db_instance_identifier == identifier
+                    and moto_id not in self._snapshots
+                ):
+                    if instance.backup_retention_period == 0 or source is None:
+                        del backend.database_snapshots[moto_id]
+                    else:
+                        self._snapshots[moto_id] = _Snapshot(moto_id, source.data_dir)
+            record = _Instance(
+                identifier=identifier,
+                arn=instance.arn,
+                kind="restored",
+                state="creating",
+                master_username=instance.master_username,
+            )
+            self._instances[identifier] = record
+            record.worker = threading.Thread(
+                target=self._restore_worker,
+                args=(backend, instance, record, from_snapshot_id, snapshot_id),
+                name=f"localrds-restore-{identifier}",
+                daemon=True,
+            )
+            record.worker.start()
+            return instance
+
+    def _restore_worker(
+        self,
+        backend: RDSBackend,
+        instance: DBInstance,
+        record: _Instance,
+        requested_snapshot_id: str,
+        snapshot_id: str,
+    ) -> None:
+        faults = self.faults
+        if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
+            return  # deleted (or shut down) while "creating"
+        snapshot = self._snapshots.get(snapshot_id)
+        server: PostgresServer | None = None
+        failure: str | None = None
+        if faults.fail_restore:
+            failure = "fault injected: fail_restore"
+        elif snapshot is None or snapshot.data_dir is None:
+            failure = f"snapshot {snapshot_id} has no physical copy in the local RDS"
+        else:
+            try:
+                server = restore_copy(
+                    snapshot.data_dir,
+                    self.instances_dir,
+                    f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
+                )
+                record.server = server
+                server.start()
+            except Exception as exc:
+                log.exception("local RDS: restore of %s failed", record.identifier)
+                failure = f"restore failed: {exc}"
+        with self._lock:
+            if record.cancel.is_set() or self._closed or record.state != "creating":
+                abandoned = True
+            else:
+                abandoned = False
+                if failure is not None:
+                    log.warning(
+                        "local RDS: %s -> %s (%s)",
+                        record.identifier,
+                        FAILED_RESTORE_STATUS,
+                        failure,
+                    )
+                    instance.status = FAILED_RESTORE_STATUS
+                    record.state = "failed"
+                    event = self._instance_event(
+                        instance, "RDS-EVENT-0031", ["failure"], MSG_FAILED, with_tags=True
+                    )
+                else:
+                    assert server is not None
+                    instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+                    instance.__dict__.pop(_PENDING_ATTR, None)
+                    instance.port = server.port
+                    instance.status = "available"
+                    record.state = "available"
+                    event = self._instance_event(
+                        instance,
+                        "RDS-EVENT-0043",
+                        ["restoration"],
+                        MSG_RESTORED.format(snapshot=requested_snapshot_id),
+                        with_tags=True,
+                    )
+        if abandoned:
+            if server is not None:
+                server.destroy()
+            return
+        if failure is not None and server is not None:
+            server.destroy()
+        self.emit_event(event)
+
+    # -- modify -----------------------------------------------------------------------------
+
+    def _on_modify(
+        self, backend: RDSBackend, db_instance_identifier: str, db_kwargs: Any
+    ) -> DBInstance:
+        password = db_kwargs.get("master_user_password")
+        with self._lock:
+            record = self._instances.get(str(db_instance_identifier).lower())
+            if record is None or record.kind != "restored" or not password:
+                return _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+            if db_kwargs.get("new_db_instance_identifier"):
+                raise InvalidParameterCombination(
+                    "The local RDS does not rename instances it restored."
+                )
+            _validate_master_password(str(password))
+            if record.state != "available":
+                raise RDSClientError(
+                    "InvalidDBInstanceState", "Database instance is not in available state."
+                )
+            instance = _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+            instance.status = "resetting-master-credentials"
+            record.state = "resetting"
+            record.worker = threading.Thread(
+                target=self._reset_worker,
+                args=(instance, record, str(password)),
+                name=f"localrds-reset-{record.identifier}",
+                daemon=True,
+            )
+            record.worker.start()
+            return instance
+
+    def _reset_worker(self, instance: DBInstance, record: _Instance, password: str) -> None:
+        server = record.server
+        ok = False
+        try:
+            assert server is not None
+            conn = server.admin_connect()
+            try:
+                statement = conn.run(
+                    "SELECT format('ALTER ROLE %I WITH PASSWORD %L', :u::text, :p::text)",
+                    u=record.master_username,
+                    p=password,
+                )[0][0]
+                conn.run(statement)
+            finally:
+                conn.close()
+            ok = True
+        except Exception:
+            log.exception(
+                "local RDS: resetting the master password of %s failed", record.identifier
+            )
+        with self._lock:
+            if record.state != "resetting" or record.cancel.is_set():
+                return
+            instance.status = "available"
+            record.state = "available"
+            if not ok:
+                return  # AWS would retry; the drill sees no RDS-EVENT-0016 and times out
+            event = self._instance_event(
+                instance,
+                "RDS-EVENT-0016",
+                ["configuration change"],
+                MSG_CREDENTIALS,
+                with_tags=True,
+            )
+        self.emit_event(event)
+
+    # -- delete -----------------------------------------------------------------------------
+
+    def _on_delete(
+        self, backend: RDSBackend, db_instance_identifier: str, **kwargs: Any
+    ) -> DBInstance:
+        identifier = str(db_instance_identifier).lower()
+        skip_final = bool(kwargs.get("skip_final_snapshot"))
+        final_id = kwargs.get("final_db_snapshot_identifier")
+        with self._lock:
+            record = self._instances.get(identifier)
+            instance = backend.databases.get(identifier)
+            if record is None or record.kind != "restored" or instance is None:
+                deleted = _original("delete_db_instance")(backend, db_instance_identifier, **kwargs)
+                if record is not None and record.kind == "source":
+                    del self._instances[identifier]
+                return deleted
+            if record.state == "deleting":
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"Instance {identifier} is already being deleted.",
+                )
+            if instance.deletion_protection:
+                raise InvalidParameterCombination(
+                    "Cannot delete protected DB Instance, please disable deletion protection "
+                    "and try again."
+                )
+            if not skip_final and not final_id:
+                raise InvalidParameterCombination(
+                    "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
+                )
+            if not skip_final and record.state != "available":
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"Instance {identifier} is currently {instance.status} - a final snapshot "
+                    "cannot be taken.",
+                )
+            if not skip_final:
+                self._final_snapshot(backend, record, str(final_id))
+            previous = record.worker
+            instance.status = "deleting"
+            record.state = "deleting"
+            record.cancel.set()
+            record.worker = threading.Thread(
+                target=self._delete_worker,
+                args=(backend, instance, record, previous, kwargs),
+                name=f"localrds-delete-{identifier}",
+                daemon=True,
+            )
+            record.worker.start()
+            return instance
+
+    def _final_snapshot(self, backend: RDSBackend, record: _Instance, final_id: str) -> None:
+        assert record.server is not None
+        snapshot_id = final_id.lower()
+        if snapshot_id in backend.database_snapshots:
+            raise RDSClientError(
+                "DBSnapshotAlreadyExists",
+                f"Cannot create the snapshot because a snapshot with "
+                f"the identifier {final_id} already exists.",
+            )
+        target = self.snapshots_dir / _safe_name(snapshot_id)
+        base_backup(record.server, target)
+        backend.create_db_snapshot(record.identifier, snapshot_id, snapshot_type="manual")
+        self._snapshots[snapshot_id] = _Snapshot(snapshot_id, target)
+
+    def _delete_worker(
+        self,
+        backend: RDSBackend,
+        instance: DBInstance,
+        record: _Instance,
+        previous: threading.Thread | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        if previous is not None and previous.is_alive():
+            previous.join(_THREAD_JOIN_SECONDS)
+        server = record.server
+        if server is not None:
+            try:
+                server.destroy()
+            except Exception:
+                log.exception("local RDS: destroying the server of %s failed", record.identifier)
+        with self._lock:
+            arn = instance.arn
+            with contextlib.suppress(DBInstanceNotFoundError):
+                _original("delete_db_instance")(
+                    backend,
+                    record.identifier,
+                    skip_final_snapshot=True,
+                    delete_automated_backups=kwargs.get("delete_automated_backups", True),
+                )
+            if self._instances.get(record.identifier) is record:
+                del self._instances[record.identifier]
+            event = _envelope(
+                detail_type="RDS DB Instance Event",
+                account=self.account_id,
+                region=self.region,
+                arn=arn,
+                source_type="DB_INSTANCE",
+                categories=["deletion"],
+                message=MSG_DELETED,
+                source_identifier=record.identifier,
+                event_id="RDS-EVENT-0003",
+                tags=None,
+            )
+        self.emit_event(event)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _instance_event(
+        self,
+        instance: DBInstance,
+        event_id: str,
+        categories: list[str],
+        message: str,
+        *,
+        with_tags: bool,
+    ) -> dict[str, Any]:
+        return _envelope(
+            detail_type="RDS DB Instance Event",
+            account=self.account_id,
+            region=self.region,
+            arn=instance.arn,
+            source_type="DB_INSTANCE",
+            categories=categories,
+            message=message,
+            source_identifier=instance.db_instance_identifier,
+            event_id=event_id,
+            tags=_tags_map(instance.tags) if with_tags else None,
+        )

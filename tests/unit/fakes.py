@@ -1,0 +1,232 @@
+"""In-memory adapters for the domain's ports: what the unit tests run the drill against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from restoredrill.config import DrillSettings
+from restoredrill.drill import DrillContext, new_password
+from restoredrill.models import (
+    OWNER_TAG,
+    RUN_ID_TAG,
+    SOURCE_DB_TAG,
+    InstanceView,
+    RunRecord,
+    SnapshotInfo,
+    SourceDatabase,
+)
+from restoredrill.ports import EffectRejected
+
+STACK = "restoredrill-test"
+START = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def settings(**overrides: Any) -> DrillSettings:
+    values: dict[str, Any] = {
+        "stack_name": STACK,
+        "run_table_name": "runs",
+        "poll_queue_url": "https://sqs/poll",
+        "drill_bus_name": "drills",
+        "report_bucket": "reports-bucket",
+        "checker_function_name": "checker",
+        "opt_in_tag_key": "restoredrill:drill",
+        "opt_in_tag_value": "enabled",
+        "drill_instance_class": "db.t4g.micro",
+        "db_subnet_group_name": "private",
+        "drill_security_group_id": "sg-1",
+        "drill_deadline_minutes": 240,
+        "poll_delay_seconds": 60,
+        "credentials_settle_seconds": 30,
+        "checker_timeout_seconds": 900,
+        "password_parameter_prefix": "/restoredrill/test/runs",
+    }
+    values.update(overrides)
+    return DrillSettings.model_validate(values)
+
+
+class Clock:
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class InMemoryRunStore:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.writes = 0
+
+    def get(self, run_id: str) -> RunRecord | None:
+        return self.runs.get(run_id)
+
+    def create(self, run: RunRecord) -> bool:
+        if run.run_id in self.runs:
+            return False
+        self.runs[run.run_id] = run
+        self.writes += 1
+        return True
+
+    def replace(self, run: RunRecord, expected_version: int) -> bool:
+        stored = self.runs.get(run.run_id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self.runs[run.run_id] = run
+        self.writes += 1
+        return True
+
+    def active_runs(self) -> list[RunRecord]:
+        return [run for run in self.runs.values() if not run.is_finished]
+
+
+class FakeRds:
+    """RDS as the drill sees it. Tests move instances between statuses themselves."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, SourceDatabase] = {}
+        self.snapshots: dict[str, tuple[SnapshotInfo, str]] = {}
+        self.instances: dict[str, InstanceView] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.passwords: dict[str, str] = {}
+        self.refuse_restore: EffectRejected | None = None
+
+    def add_source(self, db: str, tags: dict[str, str], snapshot_id: str) -> None:
+        self.sources[db] = SourceDatabase(instance_id=db, engine="postgres", tags=tags)
+        self.snapshots[snapshot_id] = (
+            SnapshotInfo(
+                snapshot_id=snapshot_id,
+                snapshot_arn=f"arn:aws:rds:us-east-1:123456789012:snapshot:{snapshot_id}",
+                snapshot_type="automated",
+                snapshot_created_at=START - timedelta(minutes=15),
+                engine="postgres",
+                engine_version="15.5",
+                master_username="clinic_admin",
+                region="us-east-1",
+                account_id="123456789012",
+            ),
+            db,
+        )
+
+    def describe_source(self, instance_id: str) -> SourceDatabase | None:
+        return self.sources.get(instance_id)
+
+    def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        return self.snapshots.get(snapshot_id)
+
+    def latest_automated_snapshot(self, instance_id: str) -> str | None:
+        found = [sid for sid, (_, db) in self.snapshots.items() if db == instance_id]
+        return max(found) if found else None
+
+    def describe_drill_instance(self, instance_id: str) -> InstanceView | None:
+        return self.instances.get(instance_id)
+
+    def set_status(self, instance_id: str, status: str, **changes: Any) -> None:
+        self.instances[instance_id] = self.instances[instance_id].model_copy(
+            update={"status": status, **changes}
+        )
+
+    def restore(self, run: RunRecord) -> None:
+        self.calls.append(("restore", run.instance_id))
+        if self.refuse_restore is not None:
+            raise self.refuse_restore
+        self.instances.setdefault(
+            run.instance_id,
+            InstanceView(
+                instance_id=run.instance_id,
+                status="creating",
+                master_username="clinic_admin",
+                tags={OWNER_TAG: STACK, RUN_ID_TAG: run.run_id, SOURCE_DB_TAG: run.source_db},
+            ),
+        )
+
+    def set_master_password(self, run: RunRecord, password: str) -> None:
+        self.calls.append(("set_master_password", run.instance_id))
+        self.passwords[run.instance_id] = password
+        self.set_status(run.instance_id, "resetting-master-credentials")
+
+    def delete_drill_instance(self, run_id: str, instance_id: str) -> None:
+        self.calls.append(("delete", instance_id))
+        view = self.instances.get(instance_id)
+        if view is None:
+            return
+        assert view.owned_by(STACK, run_id), "the drill tried to delete an instance it does not own"
+        self.set_status(instance_id, "deleting")
+
+    def list_drill_instances(self) -> list[InstanceView]:
+        return [view for view in self.instances.values() if view.tags.get(OWNER_TAG) == STACK]
+
+    def count(self, call: str) -> int:
+        return sum(1 for name, _ in self.calls if name == call)
+
+
+class FakeVault:
+    def __init__(self) -> None:
+        self.params: dict[str, str] = {}
+
+    def get_or_create(self, name: str) -> str:
+        return self.params.setdefault(name, new_password())
+
+    def delete(self, name: str) -> None:
+        self.params.pop(name, None)
+
+
+@dataclass
+class Recorder:
+    items: list[Any] = field(default_factory=list)
+
+
+class FakePolls(Recorder):
+    def schedule(self, run_id: str, delay_seconds: int) -> None:
+        self.items.append((run_id, delay_seconds))
+
+
+class FakeChecker(Recorder):
+    def invoke(self, payload: dict[str, Any]) -> None:
+        self.items.append(payload)
+
+
+class FakeReports:
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+
+    def put(self, key: str, document: dict[str, Any]) -> str:
+        self.documents[key] = document
+        return f"s3://reports-bucket/{key}"
+
+
+class FakeEvents(Recorder):
+    def drill_finished(self, detail: dict[str, Any]) -> None:
+        self.items.append(detail)
+
+
+@dataclass
+class World:
+    ctx: DrillContext
+    clock: Clock
+    runs: InMemoryRunStore
+    rds: FakeRds
+    vault: FakeVault
+    polls: FakePolls
+    checker: FakeChecker
+    reports: FakeReports
+    events: FakeEvents
+
+
+def world(**setting_overrides: Any) -> World:
+    clock = Clock()
+    parts = {
+        "runs": InMemoryRunStore(),
+        "rds": FakeRds(),
+        "vault": FakeVault(),
+        "polls": FakePolls(),
+        "checker": FakeChecker(),
+        "reports": FakeReports(),
+        "events": FakeEvents(),
+    }
+    ctx = DrillContext(settings=settings(**setting_overrides), clock=clock, **parts)  # type: ignore[arg-type]
+    return World(ctx=ctx, clock=clock, **parts)  # type: ignore[arg-type]

@@ -1,0 +1,240 @@
+"""The drill's use cases against in-memory adapters: a whole drill, duplicates, races, sweeps."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from restoredrill.drill import DrillRejected, advance_drill, poll_drill, start_drill, sweep
+from restoredrill.events import parse_checker_record
+from restoredrill.models import (
+    OWNER_TAG,
+    RUN_ID_TAG,
+    CheckerOutcome,
+    DrillRequest,
+    InstanceView,
+    RunState,
+    Verdict,
+)
+from restoredrill.ports import EffectRejected
+from tests.unit.fakes import STACK, World, world
+
+OPTED_IN = {"restoredrill:drill": "enabled", "team": "clinic"}
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SNAPSHOT = "rds:clinic-db-2026-11-27-03-10"
+
+
+def snapshot_request(key: str = SNAPSHOT) -> DrillRequest:
+    return DrillRequest(
+        snapshot_id=SNAPSHOT, idempotency_key=f"snapshot:{key}", trigger="RDS-EVENT-0091"
+    )
+
+
+def given_an_opted_in_database(tags: dict[str, str] | None = None) -> World:
+    w = world()
+    w.rds.add_source("clinic-db", OPTED_IN if tags is None else tags, SNAPSHOT)
+    return w
+
+
+def passed(run_id: str) -> CheckerOutcome:
+    result = {"verdict": "PASSED", "checks": [{"name": "connect", "level": 0, "status": "pass"}]}
+    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=Verdict.PASSED, result=result)
+
+
+def drive_to_checking(w: World) -> str:
+    run = start_drill(snapshot_request(), w.ctx)
+    w.clock.advance(minutes=12)
+    w.rds.set_status(run.instance_id, "available", address="10.0.0.9", port=5432)
+    advance_drill(run.run_id, w.ctx)
+    w.rds.set_status(run.instance_id, "available")
+    advance_drill(run.run_id, w.ctx, credentials_reset_event=True)
+    return run.run_id
+
+
+def test_a_whole_drill_passes_reports_and_cleans_up():
+    # Given an opted-in database with a new automated snapshot
+    w = given_an_opted_in_database()
+    # When the drill runs through every step
+    run_id = drive_to_checking(w)
+    run = w.runs.get(run_id)
+    assert run is not None and run.state is RunState.CHECKING
+    payload = w.checker.items[0]
+    assert payload["target"]["host"] == "10.0.0.9"
+    assert payload["target"]["password"] == w.rds.passwords[run.instance_id]
+    w.clock.advance(seconds=20)
+    advance_drill(run_id, w.ctx, checker_outcome=passed(run_id))
+    w.clock.advance(minutes=6)
+    del w.rds.instances[run.instance_id]
+    final = poll_drill(run_id, w.ctx)
+    # Then it passed, the instance was deleted, the password forgotten, the report written once
+    assert (
+        final is not None and final.state is RunState.FINISHED and final.verdict is Verdict.PASSED
+    )
+    assert w.rds.count("restore") == 1 and w.rds.count("delete") == 1
+    assert w.vault.params == {}
+    ((key, report),) = w.reports.documents.items()
+    assert key == f"reports/clinic-db/2026/11/27/{run_id}.json"
+    assert report["verdict"] == "PASSED"
+    assert report["timings"]["restore_seconds"] == 12 * 60
+    assert [p["phase"] for p in report["timings"]["phases"]] == [
+        "request",
+        "restore",
+        "secure",
+        "check",
+        "teardown",
+        "report",
+    ]
+    assert len(w.events.items) == 1 and w.events.items[0]["verdict"] == "PASSED"
+    # And the password appears in neither the report nor the event
+    password = payload["target"]["password"]
+    assert password not in str(report) and password not in str(w.events.items)
+
+
+def test_the_restore_is_private_throwaway_and_tagged_as_ours():
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    instance = w.rds.instances[run.instance_id]
+    assert instance.tags[OWNER_TAG] == STACK and instance.tags[RUN_ID_TAG] == run.run_id
+    assert run.instance_id.startswith("restoredrill-") and len(run.instance_id) <= 63
+
+
+def test_the_same_snapshot_event_three_times_makes_one_drill():
+    w = given_an_opted_in_database()
+    runs = [start_drill(snapshot_request(), w.ctx) for _ in range(3)]
+    assert len({run.run_id for run in runs}) == 1
+    assert len(w.runs.runs) == 1
+    assert w.rds.count("restore") == 1
+    assert len(w.polls.items) == 1  # one poll chain, not three
+
+
+def test_a_database_that_is_not_opted_in_is_skipped_and_nothing_is_created():
+    w = given_an_opted_in_database(tags={"team": "clinic", "restoredrill:drill": "disabled"})
+    with pytest.raises(DrillRejected, match="not opted in"):
+        start_drill(snapshot_request(), w.ctx)
+    assert w.runs.runs == {} and w.rds.calls == []
+
+
+def test_a_missing_snapshot_is_rejected():
+    w = world()
+    with pytest.raises(DrillRejected, match="does not exist"):
+        start_drill(snapshot_request(), w.ctx)
+
+
+def test_a_drill_request_without_snapshot_takes_the_newest_automated_one():
+    w = given_an_opted_in_database()
+    request = DrillRequest(
+        source_db="clinic-db", idempotency_key="request:1", trigger="Drill Requested"
+    )
+    run = start_drill(request, w.ctx)
+    assert run.snapshot.snapshot_id == SNAPSHOT
+
+
+def test_a_refused_restore_finishes_the_drill_with_a_report():
+    # Given RDS refuses the restore for good
+    w = given_an_opted_in_database()
+    w.rds.refuse_restore = EffectRejected("DBSnapshotNotFound", "snapshot gone")
+    # When the drill starts
+    run = start_drill(snapshot_request(), w.ctx)
+    final = advance_drill(run.run_id, w.ctx)
+    # Then it is finished as FAILED with the reason, reported and announced
+    assert (
+        final is not None and final.state is RunState.FINISHED and final.verdict is Verdict.FAILED
+    )
+    assert "DBSnapshotNotFound" in (final.reason or "")
+    assert len(w.reports.documents) == 1 and len(w.events.items) == 1
+
+
+def test_a_failed_restore_is_deleted_and_reported_failed():
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    w.rds.set_status(run.instance_id, "incompatible-restore")
+    advance_drill(run.run_id, w.ctx)
+    assert w.rds.instances[run.instance_id].status == "deleting"
+    del w.rds.instances[run.instance_id]
+    final = advance_drill(run.run_id, w.ctx)
+    assert final is not None and final.verdict is Verdict.FAILED and final.is_finished
+    assert w.events.items[0]["reason"] == "restore ended in status incompatible-restore"
+
+
+def test_duplicate_checker_results_give_one_report_and_one_event():
+    w = given_an_opted_in_database()
+    run_id = drive_to_checking(w)
+    for _ in range(3):
+        advance_drill(run_id, w.ctx, checker_outcome=passed(run_id))
+    instance_id = w.runs.runs[run_id].instance_id
+    del w.rds.instances[instance_id]
+    for _ in range(3):
+        advance_drill(run_id, w.ctx)
+    assert len(w.events.items) == 1 and len(w.reports.documents) == 1
+    assert w.rds.count("delete") == 1
+
+
+def test_a_lost_race_on_the_record_leaves_the_winner_in_charge():
+    # Given another trigger wrote the run between our read and our write
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    w.rds.set_status(run.instance_id, "available", address="10.0.0.9", port=5432)
+    original_replace = w.runs.replace
+    calls = {"n": 0}
+
+    def replace_after_a_rival(record, expected_version):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            rival = w.runs.runs[record.run_id].model_copy(update={"version": expected_version + 1})
+            w.runs.runs[record.run_id] = rival
+        return original_replace(record, expected_version)
+
+    w.runs.replace = replace_after_a_rival  # type: ignore[method-assign]
+    # When our advance loses the conditional write
+    result = advance_drill(run.run_id, w.ctx)
+    # Then it stops with the stored (rival's) record instead of overwriting it
+    assert result is not None and result.version == w.runs.runs[run.run_id].version
+    assert result.state is RunState.RESTORING
+
+
+def test_the_poll_chain_continues_until_the_run_is_finished():
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    poll_drill(run.run_id, w.ctx)
+    assert len(w.polls.items) == 2
+    w.clock.advance(hours=5)
+    poll_drill(run.run_id, w.ctx)  # deadline passed: torn down
+    del w.rds.instances[run.instance_id]
+    final = poll_drill(run.run_id, w.ctx)
+    assert final is not None and final.is_finished and final.verdict is Verdict.TIMED_OUT
+    assert len(w.polls.items) == 3  # no poll after the finish
+
+
+def test_the_sweeper_times_out_stuck_runs_and_deletes_orphans_but_nothing_else():
+    # Given a run stuck in restore past its deadline, an orphaned drill instance,
+    # and a production instance whose name looks like ours but carries no ownership tag
+    w = given_an_opted_in_database()
+    stuck = start_drill(snapshot_request(), w.ctx)
+    w.rds.instances["restoredrill-ffffffffffffffffffff"] = InstanceView(
+        instance_id="restoredrill-ffffffffffffffffffff",
+        status="available",
+        tags={OWNER_TAG: STACK, RUN_ID_TAG: "ffffffffffffffffffff"},
+    )
+    w.rds.instances["restoredrill-prod"] = InstanceView(
+        instance_id="restoredrill-prod", status="available", tags={"team": "payments"}
+    )
+    w.clock.advance(hours=4, seconds=1)
+    # When the sweeper runs
+    summary = sweep(w.ctx)
+    # Then the stuck run is torn down as TIMED_OUT, the orphan is deleted, production untouched
+    assert summary.runs_timed_out == 1
+    assert summary.orphans_deleted == ["restoredrill-ffffffffffffffffffff"]
+    assert w.runs.runs[stuck.run_id].verdict is Verdict.TIMED_OUT
+    assert w.rds.instances[stuck.instance_id].status == "deleting"
+    assert w.rds.instances["restoredrill-prod"].status == "available"
+    # And a second sweep counts nothing twice
+    again = sweep(w.ctx)
+    assert again.runs_timed_out == 0 and again.orphans_deleted == []
+
+
+def test_the_checker_result_record_sample_parses_into_an_outcome():
+    # Given the sample destination record in events/ (what the checker's destination delivers)
+    sample = json.loads((EVENTS / "advance/checker-result.json").read_text())
+    outcome = parse_checker_record(sample["Records"][0]["body"])
+    assert outcome.succeeded and outcome.verdict is Verdict.PASSED
+    assert outcome.result is not None and outcome.result["checks"][0]["name"] == "connect"

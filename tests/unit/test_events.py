@@ -1,0 +1,144 @@
+"""Parsing what arrives: the samples in events/, and everything malformed or foreign."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from restoredrill.events import (
+    InvalidEvent,
+    parse_checker_record,
+    parse_drill_requested,
+    parse_instance_event,
+    parse_poll_body,
+    parse_snapshot_event,
+    resource_id_from_arn,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+RUN_ID = "3f9a2c71d0b84e5fa613"
+
+
+def sample(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_an_automated_snapshot_event_becomes_a_drill_request_keyed_by_the_snapshot():
+    request = parse_snapshot_event(sample("start_drill/automated-snapshot-created.json"))
+    assert request is not None
+    assert request.snapshot_id == "rds:clinic-db-2026-11-27-03-10"
+    assert request.idempotency_key.endswith(":snapshot:rds:clinic-db-2026-11-27-03-10")
+    assert request.event_tags["restoredrill:drill"] == "enabled"
+
+
+def test_a_manual_snapshot_event_is_not_a_drill():
+    event = sample("start_drill/automated-snapshot-created.json")
+    event["detail"]["EventID"] = "RDS-EVENT-0042"
+    assert parse_snapshot_event(event) is None
+
+
+def test_a_snapshot_event_without_tags_still_parses():
+    event = sample("start_drill/automated-snapshot-created.json")
+    del event["detail"]["Tags"]
+    request = parse_snapshot_event(event)
+    assert request is not None and request.event_tags == {}
+
+
+def test_a_drill_requested_event_is_keyed_by_its_request_id():
+    request = parse_drill_requested(sample("start_drill/drill-requested.json"))
+    assert (request.source_db, request.requested_by) == ("clinic-db", "alice@example.com")
+    assert request.idempotency_key == "request:cli-20261127-0900"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e["detail"].clear(),
+        lambda e: e["detail"].update(db_instance_identifier=""),
+        lambda e: e["detail"].update(unexpected="field"),
+        lambda e: e.update(source="someone.else"),
+        lambda e: e.pop("detail"),
+    ],
+)
+def test_a_malformed_drill_request_is_rejected_clearly(mutate):
+    event = sample("start_drill/drill-requested.json")
+    mutate(event)
+    with pytest.raises(InvalidEvent, match="Drill Requested"):
+        parse_drill_requested(event)
+
+
+@pytest.mark.parametrize(
+    ("name", "reset"),
+    [
+        ("advance/rds-restored-from-snapshot.json", False),
+        ("advance/rds-master-credentials-reset.json", True),
+        ("advance/rds-instance-deleted.json", False),
+    ],
+)
+def test_instance_events_of_our_instances_name_the_run(name, reset):
+    assert parse_instance_event(sample(name)) == (RUN_ID, reset)
+
+
+def test_the_run_is_found_from_the_arn_even_when_source_identifier_has_the_rds_prefix():
+    event = sample("advance/rds-restored-from-snapshot.json")
+    event["detail"]["SourceIdentifier"] = "rds:" + event["detail"]["SourceIdentifier"]
+    assert parse_instance_event(event) == (RUN_ID, False)
+
+
+@pytest.mark.parametrize(
+    "instance_id",
+    [
+        "orders-db",
+        "restoredrill-",
+        "restoredrill-not-a-run-id",
+        "restoredrill-3F9A2C71D0B84E5FA613",
+    ],
+)
+def test_events_for_instances_that_are_not_drill_instances_are_ignored(instance_id):
+    event = copy.deepcopy(sample("advance/rds-restored-from-snapshot.json"))
+    arn = f"arn:aws:rds:us-east-1:123456789012:db:{instance_id}"
+    event["detail"].update(SourceArn=arn, SourceIdentifier=instance_id)
+    assert parse_instance_event(event) is None
+
+
+@pytest.mark.parametrize("event", [None, [], "text", {"detail": "not a dict"}, {"version": "0"}])
+def test_garbage_is_an_invalid_event_not_a_crash(event):
+    with pytest.raises(InvalidEvent):
+        parse_instance_event(event)
+
+
+def test_poll_bodies_are_validated():
+    assert parse_poll_body(json.dumps({"run_id": RUN_ID})) == RUN_ID
+    for body in ["", "{}", "not json", json.dumps({"run_id": "../../etc"})]:
+        with pytest.raises(InvalidEvent, match="poll message"):
+            parse_poll_body(body)
+
+
+def test_a_failure_record_becomes_a_failed_outcome_with_the_error():
+    body = sample("advance/checker-failure.json")["Records"][0]["body"]
+    outcome = parse_checker_record(body)
+    assert not outcome.succeeded
+    assert outcome.error == "Sandbox.Timedout: Task timed out after 900.00 seconds"
+
+
+def test_a_checker_record_never_keeps_the_request_payload():
+    # Given a destination record whose request payload carries the connection password
+    record = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
+    record["requestPayload"]["target"] = {"password": "hunter2-secret"}
+    # When it is parsed
+    outcome = parse_checker_record(json.dumps(record))
+    # Then nothing of the request survives in the outcome
+    assert "hunter2-secret" not in outcome.model_dump_json()
+
+
+def test_an_unknown_verdict_from_the_checker_is_a_failed_outcome():
+    record = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
+    record["responsePayload"]["result"]["verdict"] = "MAYBE"
+    assert not parse_checker_record(json.dumps(record)).succeeded
+
+
+def test_arns_give_the_resource_id():
+    assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:snapshot:rds:db-2026") == "rds:db-2026"
+    assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:db:orders") == "orders"
+    assert resource_id_from_arn("arn:aws:s3:::bucket") is None
