@@ -67,11 +67,11 @@ __all__ = [
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _UNIT_ALIASES = {
-    **{alias: "s" for alias in ("sec", "secs", "second", "seconds")},
-    **{alias: "m" for alias in ("min", "mins", "minute", "minutes")},
-    **{alias: "h" for alias in ("hr", "hrs", "hour", "hours")},
-    **{alias: "d" for alias in ("day", "days")},
-    **{alias: "w" for alias in ("week", "weeks")},
+    **dict.fromkeys(("sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("day", "days"), "d"),
+    **dict.fromkeys(("week", "weeks"), "w"),
 }
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
 

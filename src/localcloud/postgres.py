@@ -71,16 +71,16 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", path.parent.name)) or (0,)
 
 
-def postgres_bin_dir() -> Path:
+def postgres_bin_dir(root: Path = Path("/usr/lib/postgresql")) -> Path:
     """The newest ``/usr/lib/postgresql/<version>/bin`` holding initdb and pg_ctl."""
     candidates = [
         bin_dir
-        for bin_dir in Path("/usr/lib/postgresql").glob("*/bin")
+        for bin_dir in Path(root).glob("*/bin")
         if (bin_dir / "initdb").is_file() and (bin_dir / "pg_ctl").is_file()
     ]
     if not candidates:
         raise PostgresError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: "
+            f"PostgreSQL server binaries (initdb, pg_ctl) not found under {root}/*/bin: "
             "run scripts/ensure-postgres.sh"
         )
     return max(candidates, key=_version_key)

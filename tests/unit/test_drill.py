@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from restoredrill.drill import DrillRejected, advance_drill, poll_drill, start_drill, sweep
 from restoredrill.events import parse_checker_record
 from restoredrill.models import (
@@ -17,6 +16,7 @@ from restoredrill.models import (
     Verdict,
 )
 from restoredrill.ports import EffectRejected
+
 from tests.unit.fakes import STACK, World, world
 
 OPTED_IN = {"restoredrill:drill": "enabled", "team": "clinic"}

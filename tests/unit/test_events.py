@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from restoredrill.events import (
     InvalidEvent,
     parse_checker_record,

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from restoredrill.config import ConfigError, DrillSettings
 from restoredrill.notify import DrillFinished, announce, render
 

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-
 from restoredrill.models import (
     OWNER_TAG,
     RUN_ID_TAG,
@@ -23,6 +22,7 @@ from restoredrill.runstate import (
     on_effect_rejected,
     transition,
 )
+
 from tests.unit.fakes import STACK, START
 
 RULES = Rules(

@@ -1,0 +1,222 @@
+"""The boto3 adapters against moto: conditional writes, ownership checks, secrets, delays."""
+
+import json
+from datetime import timedelta
+
+import boto3
+import pytest
+from restoredrill.adapters.aws import (
+    DynamoRunStore,
+    EventBridgeDrillEvents,
+    NotOurInstance,
+    RdsAdapter,
+    S3ReportStore,
+    SqsPollQueue,
+    SsmPasswordVault,
+)
+from restoredrill.models import OWNER_TAG, RUN_ID_TAG, RunRecord, RunState, SnapshotInfo, Verdict
+from restoredrill.ports import EffectRejected
+from restoredrill.runstate import transition
+
+from tests.adapters.conftest import REGION
+from tests.unit.fakes import START
+
+STACK = "restoredrill-test"
+RUN_ID = "0123456789abcdef0123"
+
+
+def a_run(run_id: str = RUN_ID, snapshot_id: str = "snap-1") -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        source_db="clinic-db",
+        snapshot=SnapshotInfo(
+            snapshot_id=snapshot_id, snapshot_arn="arn:x", master_username="admin"
+        ),
+        instance_id=f"restoredrill-{run_id}",
+        instance_class="db.t4g.micro",
+        trigger="test",
+        created_at=START,
+        deadline=START + timedelta(hours=4),
+    )
+
+
+def test_run_store_creates_once_and_replaces_only_the_expected_version(run_table):
+    store = DynamoRunStore(
+        boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
+    )
+    run = a_run()
+    # Given a stored run
+    assert store.create(run) is True
+    # When the same run is created again, or replaced from a stale version
+    assert store.create(run) is False
+    moved = transition(run, RunState.RESTORING, START)
+    assert store.replace(moved, expected_version=0) is True
+    stale = transition(run, RunState.RESTORING, START).model_copy(update={"reason": "stale"})
+    # Then only the first write of each version wins
+    assert store.replace(stale, expected_version=0) is False
+    stored = store.get(RUN_ID)
+    assert stored == moved
+
+
+def test_run_store_lists_unfinished_runs_from_the_sparse_index(run_table):
+    store = DynamoRunStore(
+        boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
+    )
+    active, finished = a_run("a" * 20), a_run("b" * 20)
+    store.create(active)
+    store.create(finished)
+    done = transition(finished, RunState.FINISHED, START).model_copy(
+        update={"verdict": Verdict.PASSED}
+    )
+    store.replace(done, expected_version=0)
+    assert [run.run_id for run in store.active_runs()] == ["a" * 20]
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=run_table, Key={"run_id": {"S": "b" * 20}}
+    )
+    assert "active" not in item["Item"] and item["Item"]["verdict"]["S"] == "PASSED"
+    assert int(item["Item"]["expires_at"]["N"]) == int((START + timedelta(days=30)).timestamp())
+
+
+@pytest.fixture
+def rds(aws):
+    client = boto3.client("rds", region_name=REGION)
+    client.create_db_instance(
+        DBInstanceIdentifier="clinic-db",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="clinic_admin",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+        Tags=[{"Key": "restoredrill:drill", "Value": "enabled"}],
+    )
+    client.create_db_snapshot(DBInstanceIdentifier="clinic-db", DBSnapshotIdentifier="snap-1")
+    subnet = boto3.client("ec2", region_name=REGION).describe_subnets()["Subnets"][0]["SubnetId"]
+    client.create_db_subnet_group(
+        DBSubnetGroupName="private", DBSubnetGroupDescription="drills", SubnetIds=[subnet]
+    )
+    return client
+
+
+def adapter(client) -> RdsAdapter:
+    return RdsAdapter(
+        client, stack_name=STACK, db_subnet_group_name="private", security_group_id="sg-1"
+    )
+
+
+def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds):
+    sent: list[dict] = []
+    rds.meta.events.register(
+        "provide-client-params.rds.RestoreDBInstanceFromDBSnapshot",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    gateway = adapter(rds)
+    run = a_run()
+    gateway.restore(run)
+    gateway.restore(run)  # a retried trigger
+    # The request asks for a private, single-AZ, unprotected instance without backups
+    assert len(sent) == 2
+    for key, wanted in {
+        "PubliclyAccessible": False,
+        "MultiAZ": False,
+        "DeletionProtection": False,
+        "BackupRetentionPeriod": 0,
+        "VpcSecurityGroupIds": ["sg-1"],
+        "DBSubnetGroupName": "private",
+    }.items():
+        assert sent[0][key] == wanted, key
+    found = rds.describe_db_instances(DBInstanceIdentifier=run.instance_id)["DBInstances"][0]
+    assert found["DBInstanceClass"] == "db.t4g.micro"
+    tags = {t["Key"]: t["Value"] for t in found["TagList"]}
+    assert tags == {OWNER_TAG: STACK, RUN_ID_TAG: RUN_ID, "restoredrill:source-db": "clinic-db"}
+    view = gateway.describe_drill_instance(run.instance_id)
+    assert (
+        view is not None and view.owned_by(STACK, RUN_ID) and view.master_username == "clinic_admin"
+    )
+
+
+def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds):
+    with pytest.raises(EffectRejected, match="DBSnapshotNotFound"):
+        adapter(rds).restore(a_run(snapshot_id="gone"))
+
+
+def test_snapshot_and_source_are_described_for_the_report(rds):
+    gateway = adapter(rds)
+    described = gateway.describe_snapshot("snap-1")
+    assert described is not None
+    info, source = described
+    assert (source, info.master_username, info.engine) == ("clinic-db", "clinic_admin", "postgres")
+    assert (info.region, info.account_id) == ("us-east-1", "123456789012")
+    assert gateway.describe_snapshot("missing") is None
+    source_db = gateway.describe_source("clinic-db")
+    assert source_db is not None and source_db.tags == {"restoredrill:drill": "enabled"}
+
+
+def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds):
+    # Given a production instance whose name looks like a drill instance
+    rds.create_db_instance(
+        DBInstanceIdentifier=f"restoredrill-{RUN_ID}",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="prod",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+    )
+    gateway = adapter(rds)
+    # When the drill tries to reset its password or delete it
+    with pytest.raises(NotOurInstance):
+        gateway.set_master_password(a_run(), "x" * 40)
+    with pytest.raises(NotOurInstance):
+        gateway.delete_drill_instance(RUN_ID, f"restoredrill-{RUN_ID}")
+    # Then it still exists, untouched, and the sweeper does not list it
+    assert rds.describe_db_instances(DBInstanceIdentifier=f"restoredrill-{RUN_ID}")["DBInstances"]
+    assert gateway.list_drill_instances() == []
+
+
+def test_delete_removes_our_instance_and_tolerates_repeats(rds):
+    gateway = adapter(rds)
+    run = a_run()
+    gateway.restore(run)
+    assert [v.instance_id for v in gateway.list_drill_instances()] == [run.instance_id]
+    gateway.delete_drill_instance(RUN_ID, run.instance_id)
+    gateway.delete_drill_instance(RUN_ID, run.instance_id)
+    assert gateway.describe_drill_instance(run.instance_id) is None
+
+
+def test_the_vault_creates_one_password_per_run_and_forgets_it(aws):
+    vault = SsmPasswordVault(boto3.client("ssm", region_name=REGION))
+    name = "/restoredrill/test/runs/" + RUN_ID
+    first = vault.get_or_create(name)
+    assert vault.get_or_create(name) == first  # concurrent triggers agree on one password
+    assert len(first) >= 32 and not set(first) & set('/"@ ')
+    stored = boto3.client("ssm", region_name=REGION).get_parameter(Name=name)["Parameter"]
+    assert stored["Type"] == "SecureString"
+    vault.delete(name)
+    vault.delete(name)
+    assert vault.get_or_create(name) != first
+
+
+def test_polls_are_delayed_messages_capped_at_the_sqs_limit(aws):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="poll")["QueueUrl"]
+    SqsPollQueue(sqs, url).schedule(RUN_ID, 0)
+    SqsPollQueue(sqs, url).schedule(RUN_ID, 5000)
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"]) for m in messages] == [{"run_id": RUN_ID}]  # the other is delayed
+
+
+def test_reports_are_json_in_the_bucket(aws):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="reports")
+    uri = S3ReportStore(s3, "reports").put("reports/db/x.json", {"verdict": "PASSED"})
+    assert uri == "s3://reports/reports/db/x.json"
+    body = s3.get_object(Bucket="reports", Key="reports/db/x.json")
+    assert json.loads(body["Body"].read()) == {"verdict": "PASSED"}
+    assert body["ContentType"] == "application/json"
+
+
+def test_drill_finished_goes_to_the_bus(aws):
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name="drills")
+    EventBridgeDrillEvents(events, "drills").drill_finished({"run_id": RUN_ID})
+    with pytest.raises(Exception, match=r"ResourceNotFound|does not exist|not published"):
+        EventBridgeDrillEvents(events, "no-such-bus").drill_finished({"run_id": RUN_ID})
