@@ -149,6 +149,11 @@ def diff_schema(old: DatabaseBaseline, new: DatabaseBaseline) -> SchemaDiff:
         before, after = old.tables[key], new.tables[key]
         if before.kind != after.kind:
             diff.changed.append(f"{key}: {before.kind} -> {after.kind}")
+        if before.unlogged != after.unlogged:
+            persistence = {True: "unlogged", False: "logged"}
+            diff.changed.append(
+                f"{key}: {persistence[before.unlogged]} -> {persistence[after.unlogged]}"
+            )
         for attr, missing, added in (
             ("columns", diff.missing_columns, diff.added_columns),
             ("indexes", diff.missing_indexes, diff.added_indexes),

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from restoredrill.config import DrillSettings
 from restoredrill.models import (
     INSTANCE_PREFIX,
+    RUN_ID_TAG,
     CheckerOutcome,
     DrillRequest,
     PhaseTiming,
@@ -267,9 +268,9 @@ def sweep(ctx: DrillContext) -> SweepSummary:
 
     orphans: list[str] = []
     for instance in ctx.rds.list_drill_instances():
-        run_id = instance.tags.get("restoredrill:run-id", "")
-        run = ctx.runs.get(run_id) if run_id else None
-        if run is not None and not run.is_finished:
+        run_id = instance.tags.get(RUN_ID_TAG, "")
+        owner = ctx.runs.get(run_id) if run_id else None
+        if owner is not None and not owner.is_finished:
             continue
         if instance.status == "deleting":
             continue

@@ -37,7 +37,7 @@ class RdsEventDetail(BaseModel):
 
 
 class RdsEvent(EventBridgeModel):
-    detail: RdsEventDetail  # type: ignore[assignment]
+    detail: RdsEventDetail
 
 
 class DrillRequestedDetail(BaseModel):
@@ -52,7 +52,7 @@ class DrillRequestedDetail(BaseModel):
 class DrillRequestedEvent(EventBridgeModel):
     source: Literal["restoredrill"]
     detail_type: Literal["Drill Requested"] = Field(alias="detail-type")
-    detail: DrillRequestedDetail  # type: ignore[assignment]
+    detail: DrillRequestedDetail
 
 
 class PollMessage(BaseModel):

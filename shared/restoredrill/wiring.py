@@ -80,13 +80,16 @@ def announcer() -> Callable[..., str]:
         raise_on_no_idempotency_key=True,
     )
 
-    @idempotent_function(
-        data_keyword_argument="finished", persistence_store=persistence, config=config
-    )
-    def announce_once(*, finished: DrillFinished) -> str:
+    def announce_with_webhook(*, finished: DrillFinished) -> str:
         webhook_url = parameters.get_parameter(
             settings.slack_webhook_parameter, decrypt=True, max_age=300
         )
         return announce(finished, SlackWebhookNotifier(str(webhook_url)))
 
+    announce_once: Callable[..., str] = idempotent_function(
+        announce_with_webhook,
+        data_keyword_argument="finished",
+        persistence_store=persistence,
+        config=config,
+    )
     return announce_once

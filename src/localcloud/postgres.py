@@ -537,6 +537,52 @@ def _append_conf(path: Path, settings: dict[str, str | int], header: str) -> Non
         handle.write("\n".join(lines) + "\n")
 
 
+_template_lock = threading.Lock()
+_templates: dict[tuple[str, bool], Path] = {}
+_template_root: Path | None = None
+
+
+def _remove_templates() -> None:
+    if _template_root is not None:
+        shutil.rmtree(_template_root, ignore_errors=True)
+
+
+def _initdb_template(superuser: str, data_checksums: bool, timeout: float) -> Path:
+    """A pristine ``initdb`` output, made once per process and copied for each new cluster.
+
+    Copying (~0.05 s) instead of running initdb (~0.7 s) each time keeps the tests and the
+    local cloud fast; the copies share a system identifier, which nothing here relies on.
+    """
+    global _template_root
+    key = (superuser, data_checksums)
+    with _template_lock:
+        if key in _templates and (_templates[key] / "PG_VERSION").exists():
+            return _templates[key]
+        if _template_root is None or not _template_root.exists():
+            _template_root = make_parent_dir("restoredrill-initdb-")
+            atexit.register(_remove_templates)
+        target = _template_root / f"{superuser}-{'checksums' if data_checksums else 'plain'}"
+        shutil.rmtree(target, ignore_errors=True)
+        args = [
+            str(postgres_bin_dir() / "initdb"),
+            "-D",
+            str(target),
+            "-U",
+            superuser,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ]
+        if data_checksums:
+            args.append("--data-checksums")
+        _run(args, timeout=timeout, what=f"initdb {target}", cwd=_template_root)
+        _templates[key] = target
+        return target
+
+
 def init_cluster(
     parent_dir: Path,
     name: str,
@@ -556,22 +602,13 @@ def init_cluster(
     socket_dir = _socket_dir_for(parent_dir)
     ensure_usable_dir(socket_dir)
     log_file = parent_dir / f"{name}.log"
-    args = [
-        str(postgres_bin_dir() / "initdb"),
-        "-D",
-        str(data_dir),
-        "-U",
-        superuser,
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-        "--encoding=UTF8",
-        "--locale=C",
-        "--no-sync",
-        "--no-instructions",
-    ]
-    if data_checksums:
-        args.append("--data-checksums")
-    _run(args, timeout=timeout, what=f"initdb {data_dir}", cwd=parent_dir)
+    template = _initdb_template(superuser, data_checksums, timeout)
+    _run(
+        ["cp", "-a", str(template), str(data_dir)],
+        timeout=timeout,
+        what=f"copying a fresh cluster to {data_dir}",
+        cwd=parent_dir,
+    )
 
     chosen_port = port or free_port()
     settings: dict[str, str | int] = {
@@ -581,7 +618,6 @@ def init_cluster(
         "max_connections": 30,
         "shared_buffers": "16MB",
         "fsync": "off",
-        "synchronous_commit": "off",
         "max_wal_senders": 4,
         "wal_level": "replica",
         "password_encryption": "scram-sha-256",

@@ -130,7 +130,7 @@ class DynamoRunStore:
 
     def active_runs(self) -> list[RunRecord]:
         paginator = self._client.get_paginator("query")
-        runs = []
+        runs: list[RunRecord] = []
         for page in paginator.paginate(
             TableName=self._table,
             IndexName=ACTIVE_INDEX,
@@ -296,7 +296,7 @@ class RdsAdapter:
 
     def list_drill_instances(self) -> list[InstanceView]:
         paginator = self._rds.get_paginator("describe_db_instances")
-        views = []
+        views: list[InstanceView] = []
         for page in paginator.paginate():
             for found in page.get("DBInstances", []):
                 view = self._view(dict(found))

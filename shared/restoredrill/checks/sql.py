@@ -9,19 +9,24 @@ takes a ``regclass`` (``verify_heapam``, ``bt_index_check``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 __all__ = [
     "HASH_FINGERPRINT",
     "TEXT_FINGERPRINT",
     "UnsafeIdentifierError",
-    "bt_index_check_batch_sql",
+    "bt_index_check_sql",
     "count_batch_sql",
     "count_sql",
     "fingerprint_sql",
     "freshness_sql",
     "qualified_name",
     "quote_ident",
+    "oid_array_literal",
+    "timestamptz_literal",
+    "verify_heapam_batch_sql",
     "verify_heapam_sql",
 ]
 
@@ -85,26 +90,48 @@ def fingerprint_sql(schema: str, table: str, method: str = HASH_FINGERPRINT) -> 
     )
 
 
-def freshness_sql(schema: str, table: str, column: str) -> str:
-    """The newest value of a timestamp column (as timestamptz, session time zone UTC) and its age
-    against the ``:reference`` parameter, in seconds."""
+def timestamptz_literal(value: datetime) -> str:
+    """A ``timestamptz`` literal for an aware datetime (its ISO text holds only digits and
+    ``-:+.T``)."""
+    if not isinstance(value, datetime):
+        raise TypeError("a timestamp literal needs a datetime")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.isoformat()
+    if not re.fullmatch(r"[0-9T:+.\-]+", text):
+        raise ValueError(f"unexpected timestamp text {text!r}")
+    return f"CAST('{text}' AS timestamptz)"
+
+
+def oid_array_literal(oids: Sequence[int]) -> str:
+    """``ARRAY[...]::oid[]`` of integers (each one checked to be an int)."""
+    if not oids:
+        raise ValueError("no OIDs")
+    return "CAST(ARRAY[" + ",".join(f"{int(oid):d}" for oid in oids) + "] AS oid[])"
+
+
+def freshness_sql(schema: str, table: str, column: str, reference: datetime | None) -> str:
+    """The newest value of a timestamp/date column (as timestamptz; the session time zone is UTC),
+    the reference time, and the age of the newest value at the reference time in seconds.
+    ``reference=None`` means the server's ``now()``."""
     col = quote_ident(column)
+    ref = "now()" if reference is None else timestamptz_literal(reference)
     return (
-        "SELECT newest::text, extract(epoch FROM (CAST(:reference AS timestamptz) - newest))"
-        f" FROM (SELECT max({col})::timestamptz AS newest"
+        "SELECT newest::text, ref::text, extract(epoch FROM (ref - newest))::float8"
+        f" FROM (SELECT max({col})::timestamptz AS newest, {ref} AS ref"
         f" FROM {qualified_name(schema, table)}) AS m"
     )
 
 
-def verify_heapam_sql(amcheck_schema: str, check_toast: bool) -> str:
-    """Corruption reports of one heap relation (by OID, parameter ``:oid``), aggregated on the
-    server: how many, and the first few."""
+def verify_heapam_sql(amcheck_schema: str, oid: int, check_toast: bool) -> str:
+    """Corruption reports of one heap relation (by OID), aggregated on the server: how many, and
+    the first five as JSON text."""
     fn = f"{quote_ident(amcheck_schema)}.verify_heapam"
     toast = "true" if check_toast else "false"
     return (
         "WITH v AS MATERIALIZED ("
         f"SELECT blkno, offnum, attnum, msg FROM {fn}("
-        f"CAST(CAST(:oid AS oid) AS regclass), on_error_stop => false, "
+        f"CAST(CAST({int(oid):d} AS oid) AS regclass), on_error_stop => false, "
         f"check_toast => {toast}, skip => 'none'))"
         " SELECT (SELECT count(*) FROM v),"
         " (SELECT coalesce(json_agg(json_build_object("
@@ -113,26 +140,24 @@ def verify_heapam_sql(amcheck_schema: str, check_toast: bool) -> str:
     )
 
 
-def verify_heapam_batch_sql(amcheck_schema: str, check_toast: bool) -> str:
-    """Like :func:`verify_heapam_sql` for several relations (parameter ``:oids``, an array) in one
-    round trip: the number of corruption reports over all of them."""
+def verify_heapam_batch_sql(amcheck_schema: str, oids: Sequence[int], check_toast: bool) -> str:
+    """The number of corruption reports over several heap relations, in one round trip."""
     fn = f"{quote_ident(amcheck_schema)}.verify_heapam"
     toast = "true" if check_toast else "false"
     return (
-        "SELECT count(v.*) FROM unnest(CAST(:oids AS oid[])) AS r(relid),"
+        f"SELECT count(v.*) FROM unnest({oid_array_literal(oids)}) AS r(relid),"
         f" LATERAL {fn}(CAST(r.relid AS regclass), on_error_stop => false,"
         f" check_toast => {toast}, skip => 'none') AS v"
     )
 
 
-def bt_index_check_batch_sql(amcheck_schema: str, heapallindexed: bool) -> str:
-    """``bt_index_check`` of one or more btree indexes by OID (parameter ``:oids``).
-
-    It raises ``index_corrupted`` (XX002) on the first problem; a batch that fails is re-run one
-    index at a time to name the culprit."""
+def bt_index_check_sql(amcheck_schema: str, oids: Sequence[int], heapallindexed: bool) -> str:
+    """``bt_index_check`` of one or more btree indexes by OID. It raises ``index_corrupted``
+    (XX002) on the first problem; a batch that fails is re-run one index at a time to name the
+    culprit."""
     fn = f"{quote_ident(amcheck_schema)}.bt_index_check"
     hai = "true" if heapallindexed else "false"
     return (
-        f"SELECT count({fn}(CAST(r.relid AS regclass), {hai}))"
-        " FROM unnest(CAST(:oids AS oid[])) AS r(relid)"
+        f"SELECT count(*) FROM unnest({oid_array_literal(oids)}) AS r(relid),"
+        f" LATERAL {fn}(CAST(r.relid AS regclass), {hai}) AS checked"
     )

@@ -1,0 +1,1038 @@
+"""Create a template's resources in moto, the way CloudFormation + SAM would.
+
+Data resources (SQS queues with their redrive policies, DynamoDB tables, S3 buckets, SSM
+parameters) are really created in the moto server. What moto cannot run (functions, event buses,
+rules, schedules, event source mappings, async invoke configs) is recorded in a :class:`Stack` for
+the runtime and the delivery layer. Unknown resource types are an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localcloud.template import Template, TemplateError
+
+__all__ = [
+    "Destination",
+    "EventRule",
+    "FunctionSpec",
+    "InvokeConfig",
+    "QueueInfo",
+    "RuleTarget",
+    "ScheduleSource",
+    "SqsEventSource",
+    "Stack",
+    "local_client",
+    "parse_rate",
+    "provision",
+]
+
+log = logging.getLogger(__name__)
+
+# The local cloud's fake credentials (moto accepts anything; these never reach AWS).
+LOCAL_ACCESS_KEY_ID = "testing"
+LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105
+
+
+def local_client(service: str, *, endpoint_url: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for the local cloud: explicit endpoint, region and fake credentials.
+
+    Nothing is read from or written to ``os.environ`` (or ~/.aws): a real profile or endpoint in
+    the caller's environment cannot leak in.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        region_name=region,
+    )
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    return session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+DEFAULT_BUS = "default"
+
+# Types that exist only as records (nothing to run locally) or are ignored.
+_RECORD_ONLY = frozenset(
+    {
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+        "AWS::Lambda::Permission",
+        "AWS::Logs::LogGroup",
+        "AWS::CloudWatch::Alarm",
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Events::EventBusPolicy",
+    }
+)
+
+
+# ----------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Destination:
+    type: str  # SQS | Lambda | EventBridge
+    arn: str
+
+
+@dataclass(frozen=True)
+class InvokeConfig:
+    maximum_retry_attempts: int = 2
+    maximum_event_age_seconds: int = 21600
+    on_success: Destination | None = None
+    on_failure: Destination | None = None
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    arn: str
+    handler: str
+    code_dir: Path
+    layer_dirs: list[Path]
+    environment: dict[str, str]
+    timeout: int
+    memory_size: int
+    runtime: str
+    invoke_config: InvokeConfig
+    dead_letter_arn: str | None = None
+    reserved_concurrency: int | None = None
+    properties: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    kind: str  # lambda | sqs
+    arn: str
+    function: str | None = None  # logical id of a lambda target
+    input: str | None = None
+    input_path: str | None = None
+
+
+@dataclass
+class EventRule:
+    logical_id: str
+    name: str
+    arn: str
+    bus_name: str
+    pattern: dict[str, Any]
+    targets: list[RuleTarget]
+    enabled: bool = True
+
+
+@dataclass
+class SqsEventSource:
+    logical_id: str
+    function: str  # logical id
+    queue_arn: str
+    queue_url: str
+    batch_size: int
+    report_batch_item_failures: bool
+    enabled: bool = True
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    maximum_batching_window_seconds: float = 0.0
+
+
+@dataclass
+class ScheduleSource:
+    logical_id: str
+    name: str
+    arn: str
+    expression: str
+    rate_seconds: float | None  # None for cron(...)
+    targets: list[RuleTarget]
+    enabled: bool = True
+
+
+@dataclass
+class QueueInfo:
+    logical_id: str
+    name: str
+    url: str
+    arn: str
+    attributes: dict[str, str]
+    template_visibility_timeout: int
+
+
+@dataclass
+class ProvisionedResource:
+    logical_id: str
+    type: str
+    physical_id: str
+    attributes: dict[str, Any]
+    properties: dict[str, Any] = field(repr=False)
+
+
+@dataclass
+class Stack:
+    name: str
+    region: str
+    account_id: str
+    template: Template
+    project_root: Path
+    moto_url: str
+    resources: dict[str, ProvisionedResource] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    queues: dict[str, QueueInfo] = field(default_factory=dict)
+    buses: dict[str, str] = field(default_factory=dict)  # name -> ARN
+    rules: list[EventRule] = field(default_factory=list)
+    sqs_sources: list[SqsEventSource] = field(default_factory=list)
+    schedules: list[ScheduleSource] = field(default_factory=list)
+    layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> dir
+    outputs: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def physical_id(self, logical_id: str) -> str:
+        if logical_id not in self.resources:
+            raise KeyError(f"no resource {logical_id!r} in stack {self.name}")
+        return self.resources[logical_id].physical_id
+
+    def function(self, name_or_arn: str) -> FunctionSpec | None:
+        """Look a function up by logical id, name, or (partial) ARN with optional qualifier."""
+        if name_or_arn in self.functions:
+            return self.functions[name_or_arn]
+        name, qualifier = _function_name_from(name_or_arn)
+        if qualifier not in (None, "$LATEST"):
+            return None
+        for spec in self.functions.values():
+            if spec.name == name:
+                return spec
+        return None
+
+    def queue_by_arn(self, arn: str) -> QueueInfo | None:
+        for queue in self.queues.values():
+            if queue.arn == arn:
+                return queue
+        return None
+
+    def queue_url_for_arn(self, arn: str) -> str:
+        queue = self.queue_by_arn(arn)
+        if queue is not None:
+            return queue.url
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise ValueError(f"not an SQS queue ARN: {arn}")
+        return f"{self.moto_url}/{parts[4]}/{parts[5]}"
+
+    def bus_name(self, name_or_arn: str) -> str | None:
+        name = (
+            name_or_arn.split("event-bus/", 1)[1] if ":event-bus/" in name_or_arn else name_or_arn
+        )
+        return name if name in self.buses else None
+
+    def check_code(self) -> None:
+        """Every function's code and layer directories exist (a wiring mistake otherwise)."""
+        problems = []
+        for spec in self.functions.values():
+            if not spec.code_dir.is_dir():
+                problems.append(f"{spec.logical_id}: CodeUri {spec.code_dir} is not a directory")
+            module = spec.handler.rsplit(".", 1)[0].replace(".", "/")
+            if spec.code_dir.is_dir() and not any(
+                (base / f"{module}.py").exists() or (base / module / "__init__.py").exists()
+                for base in [spec.code_dir, *spec.layer_dirs]
+            ):
+                problems.append(f"{spec.logical_id}: handler module {module!r} not found")
+        if problems:
+            raise TemplateError("functions cannot run:\n  " + "\n  ".join(problems))
+
+
+def _function_name_from(name_or_arn: str) -> tuple[str, str | None]:
+    parts = name_or_arn.split(":")
+    if name_or_arn.startswith("arn:"):
+        # arn:aws:lambda:region:account:function:name[:qualifier]
+        if len(parts) < 7 or parts[5] != "function":
+            return name_or_arn, None
+        return parts[6], parts[7] if len(parts) > 7 else None
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[2], parts[3] if len(parts) > 3 else None
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return name_or_arn, None
+
+
+# ----------------------------------------------------------------------------------- names
+
+_UPPER = string.ascii_uppercase + string.digits
+_MIXED = string.ascii_letters + string.digits
+_LOWER = string.ascii_lowercase + string.digits
+
+
+def _suffix(alphabet: str, length: int = 12) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def physical_name(
+    stack: str, logical_id: str, *, max_length: int, alphabet: str = _UPPER, suffix: str = ""
+) -> str:
+    """``<stack>-<LogicalId>-<RANDOM>`` truncated the way CloudFormation does."""
+    random_part = _suffix(alphabet)
+    budget = max_length - len(random_part) - 2 - len(suffix)
+    stack_part, logical_part = stack, logical_id
+    if len(stack_part) + len(logical_part) > budget:
+        half = budget // 2
+        if len(stack_part) > half and len(logical_part) > budget - half:
+            stack_part, logical_part = stack_part[:half], logical_part[: budget - half]
+        elif len(stack_part) > half:
+            stack_part = stack_part[: budget - len(logical_part)]
+        else:
+            logical_part = logical_part[: budget - len(stack_part)]
+    return f"{stack_part}-{logical_part}-{random_part}{suffix}"
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+
+
+def parse_rate(expression: str) -> float | None:
+    """Seconds between runs of ``rate(...)``; None for ``cron(...)``; else an error."""
+    expression = expression.strip()
+    if expression.startswith("cron(") and expression.endswith(")"):
+        if len(expression[5:-1].split()) != 6:
+            raise TemplateError(f"schedule {expression!r}: cron() needs 6 fields")
+        return None
+    match = _RATE.match(expression)
+    if match is None:
+        raise TemplateError(f"schedule {expression!r}: expected rate(N unit) or cron(...)")
+    value, unit = int(match.group(1)), match.group(2)
+    if value <= 0:
+        raise TemplateError(f"schedule {expression!r}: the value must be positive")
+    if (value == 1) != (not unit.endswith("s")):
+        # AWS: rate(1 minute), rate(5 minutes); rate(1 minutes) and rate(5 minute) are invalid.
+        raise TemplateError(f"schedule {expression!r}: use the singular unit for 1 only")
+    return value * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+
+
+# ----------------------------------------------------------------------------------- provisioning
+
+
+class _Provisioner:
+    def __init__(
+        self,
+        template: Template,
+        *,
+        project_root: Path,
+        moto_url: str,
+        visibility_timeout_override: int | None,
+    ) -> None:
+        self.t = template
+        self.pseudo = template.pseudo
+        self.visibility_timeout_override = visibility_timeout_override
+        self.stack = Stack(
+            name=self.pseudo.stack_name,
+            region=self.pseudo.region,
+            account_id=self.pseudo.account_id,
+            template=template,
+            project_root=project_root,
+            moto_url=moto_url,
+        )
+        self.stack.buses[DEFAULT_BUS] = self._bus_arn(DEFAULT_BUS)
+        self._client_factory: Callable[[str], Any] = lambda service: local_client(
+            service, endpoint_url=moto_url, region=self.pseudo.region
+        )
+        self._clients: dict[str, Any] = {}
+        self._handlers: dict[str, Callable[[str, dict[str, Any]], ProvisionedResource]] = {
+            "AWS::SQS::Queue": self._queue,
+            "AWS::DynamoDB::Table": self._table,
+            "AWS::S3::Bucket": self._bucket,
+            "AWS::S3::BucketPolicy": self._bucket_policy,
+            "AWS::SSM::Parameter": self._ssm_parameter,
+            "AWS::Events::EventBus": self._event_bus,
+            "AWS::Events::Rule": self._events_rule,
+            "AWS::Serverless::LayerVersion": self._layer,
+            "AWS::Serverless::Function": self._function,
+            "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
+        }
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._client_factory(service)
+        return self._clients[service]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        p = self.pseudo
+        return f"arn:{p.partition}:{service}:{p.region if region else ''}:{p.account_id}:{resource}"
+
+    def _bus_arn(self, name: str) -> str:
+        return self._arn("events", f"event-bus/{name}")
+
+    def _record(
+        self, logical_id: str, rtype: str, physical_id: str, attributes: dict[str, Any], props: Any
+    ) -> ProvisionedResource:
+        return ProvisionedResource(logical_id, rtype, physical_id, attributes, props)
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.stack.warnings.append(message)
+
+    def _path(self, uri: Any, *, where: str) -> Path:
+        if not isinstance(uri, str):
+            raise TemplateError(f"{where}: only a local directory is supported, got {uri!r}")
+        if uri.startswith("s3://"):
+            raise TemplateError(f"{where}: {uri} is on S3; the local cloud needs a directory")
+        base = self.t.path.parent if self.t.path is not None else self.stack.project_root
+        return (base / uri).resolve()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> Stack:
+        for logical_id in self.t.creation_order():
+            resource = self.t.resources[logical_id]
+            rtype = resource["Type"]
+            where = f"Resources.{logical_id}"
+            if rtype.startswith("AWS::CloudFormation::") or rtype.startswith("Custom::"):
+                self._warn(f"{logical_id}: {rtype} ignored locally")
+                self.t.bind(logical_id, logical_id, {})
+                continue
+            if rtype == "AWS::Serverless::Function":
+                properties = self.t.resolve(self.t.function_properties_raw(logical_id), where=where)
+            else:
+                properties = self.t.resolve(resource.get("Properties") or {}, where=where)
+            handler = self._handlers.get(rtype)
+            if handler is not None:
+                provisioned = handler(logical_id, properties)
+            elif rtype in _RECORD_ONLY:
+                provisioned = self._record_only(logical_id, rtype, properties)
+            else:
+                raise TemplateError(f"{where}: resource type {rtype} is not supported locally")
+            self.stack.resources[logical_id] = provisioned
+        self.stack.outputs = self.t.outputs()
+        return self.stack
+
+    # ------------------------------------------------------------------ SQS
+
+    _QUEUE_ATTRIBUTES = (
+        "DelaySeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "VisibilityTimeout",
+        "KmsMasterKeyId",
+        "KmsDataKeyReusePeriodSeconds",
+        "SqsManagedSseEnabled",
+        "FifoQueue",
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "FifoThroughputLimit",
+    )
+
+    def _queue(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        fifo = str(props.get("FifoQueue", "false")).lower() == "true"
+        name = props.get("QueueName") or physical_name(
+            self.pseudo.stack_name, logical_id, max_length=80, suffix=".fifo" if fifo else ""
+        )
+        attributes: dict[str, str] = {}
+        for key in self._QUEUE_ATTRIBUTES:
+            if key in props:
+                value = props[key]
+                attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        for key in ("RedrivePolicy", "RedriveAllowPolicy"):
+            if key in props:
+                value = props[key]
+                attributes[key] = value if isinstance(value, str) else json.dumps(value)
+        template_vt = int(attributes.get("VisibilityTimeout", "30"))
+        if self.visibility_timeout_override is not None:
+            attributes["VisibilityTimeout"] = str(self.visibility_timeout_override)
+        tags = {t["Key"]: str(t["Value"]) for t in props.get("Tags") or []}
+        sqs = self.client("sqs")
+        kwargs: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
+        if tags:
+            kwargs["tags"] = tags
+        url = sqs.create_queue(**kwargs)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.t.bind(logical_id, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+        self.stack.queues[logical_id] = QueueInfo(
+            logical_id, name, url, arn, attributes, template_vt
+        )
+        return self._record(
+            logical_id, "AWS::SQS::Queue", url, {"Arn": arn, "QueueName": name}, props
+        )
+
+    # ------------------------------------------------------------------ DynamoDB
+
+    def _table(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        name = props.get("TableName") or physical_name(
+            self.pseudo.stack_name, logical_id, max_length=255
+        )
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if kwargs["BillingMode"] == "PROVISIONED":
+            if "ProvisionedThroughput" not in props:
+                raise TemplateError(
+                    f"Resources.{logical_id}: PROVISIONED tables need ProvisionedThroughput"
+                )
+            kwargs["ProvisionedThroughput"] = _int_values(props["ProvisionedThroughput"])
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if key in props:
+                indexes = []
+                for index in props[key]:
+                    index = dict(index)
+                    if "ProvisionedThroughput" in index:
+                        index["ProvisionedThroughput"] = _int_values(index["ProvisionedThroughput"])
+                    indexes.append(index)
+                kwargs[key] = indexes
+        if "StreamSpecification" in props:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        if "SSESpecification" in props:
+            sse = dict(props["SSESpecification"])
+            sse["Enabled"] = bool(sse.pop("SSEEnabled", sse.get("Enabled", False)))
+            kwargs["SSESpecification"] = sse
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        ddb = self.client("dynamodb")
+        try:
+            description = ddb.create_table(**kwargs)["TableDescription"]
+        except ClientError as error:
+            raise TemplateError(f"Resources.{logical_id}: CreateTable failed: {error}") from error
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and str(ttl.get("Enabled", False)).lower() == "true":
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+        pitr = props.get("PointInTimeRecoverySpecification")
+        if pitr:
+            try:
+                ddb.update_continuous_backups(
+                    TableName=name,
+                    PointInTimeRecoverySpecification={
+                        "PointInTimeRecoveryEnabled": bool(pitr.get("PointInTimeRecoveryEnabled"))
+                    },
+                )
+            except (ClientError, BotoCoreError) as error:
+                self._warn(f"{logical_id}: point-in-time recovery not applied: {error}")
+        attributes = {"Arn": description["TableArn"]}
+        if description.get("LatestStreamArn"):
+            attributes["StreamArn"] = description["LatestStreamArn"]
+        self.t.bind(logical_id, name, attributes)
+        return self._record(logical_id, "AWS::DynamoDB::Table", name, attributes, props)
+
+    # ------------------------------------------------------------------ S3
+
+    def _bucket(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        name = props.get("BucketName") or physical_name(
+            self.pseudo.stack_name.lower(), logical_id.lower(), max_length=63, alphabet=_LOWER
+        )
+        s3 = self.client("s3")
+        if self.pseudo.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.pseudo.region}
+            )
+        optional: list[tuple[str, Callable[[], Any]]] = []
+        if "VersioningConfiguration" in props:
+            optional.append(
+                (
+                    "VersioningConfiguration",
+                    lambda: s3.put_bucket_versioning(
+                        Bucket=name,
+                        VersioningConfiguration={
+                            "Status": props["VersioningConfiguration"]["Status"]
+                        },
+                    ),
+                )
+            )
+        if "BucketEncryption" in props:
+            optional.append(
+                (
+                    "BucketEncryption",
+                    lambda: s3.put_bucket_encryption(
+                        Bucket=name,
+                        ServerSideEncryptionConfiguration={
+                            "Rules": props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                        },
+                    ),
+                )
+            )
+        if "PublicAccessBlockConfiguration" in props:
+            optional.append(
+                (
+                    "PublicAccessBlockConfiguration",
+                    lambda: s3.put_public_access_block(
+                        Bucket=name,
+                        PublicAccessBlockConfiguration={
+                            k: bool(v) for k, v in props["PublicAccessBlockConfiguration"].items()
+                        },
+                    ),
+                )
+            )
+        if "OwnershipControls" in props:
+            optional.append(
+                (
+                    "OwnershipControls",
+                    lambda: s3.put_bucket_ownership_controls(
+                        Bucket=name, OwnershipControls=props["OwnershipControls"]
+                    ),
+                )
+            )
+        if props.get("Tags"):
+            optional.append(
+                (
+                    "Tags",
+                    lambda: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]}),
+                )
+            )
+        for what, apply in optional:
+            try:
+                apply()
+            except (ClientError, BotoCoreError, KeyError, TypeError) as error:
+                self._warn(f"{logical_id}: {what} not applied in moto: {error}")
+        p = self.pseudo
+        attributes = {
+            "Arn": f"arn:{p.partition}:s3:::{name}",
+            "DomainName": f"{name}.s3.{p.url_suffix}",
+            "RegionalDomainName": f"{name}.s3.{p.region}.{p.url_suffix}",
+            "DualStackDomainName": f"{name}.s3.dualstack.{p.region}.{p.url_suffix}",
+            "WebsiteURL": f"http://{name}.s3-website-{p.region}.{p.url_suffix}",
+        }
+        self.t.bind(logical_id, name, attributes)
+        return self._record(logical_id, "AWS::S3::Bucket", name, attributes, props)
+
+    def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        bucket = props["Bucket"]
+        try:
+            self.client("s3").put_bucket_policy(
+                Bucket=bucket, Policy=json.dumps(props["PolicyDocument"])
+            )
+        except (ClientError, BotoCoreError) as error:
+            self._warn(f"{logical_id}: bucket policy recorded only: {error}")
+        self.t.bind(logical_id, bucket, {})
+        return self._record(logical_id, "AWS::S3::BucketPolicy", bucket, {}, props)
+
+    # ------------------------------------------------------------------ SSM
+
+    def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        name = props.get("Name") or f"CFN-{logical_id}-{_suffix(_MIXED)}"
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "Value": str(props["Value"]),
+            "Type": props.get("Type", "String"),
+            "Overwrite": True,
+        }
+        if props.get("Description"):
+            kwargs["Description"] = props["Description"]
+        self.client("ssm").put_parameter(**kwargs)
+        attributes = {"Type": kwargs["Type"], "Value": kwargs["Value"]}
+        self.t.bind(logical_id, name, attributes)
+        return self._record(logical_id, "AWS::SSM::Parameter", name, attributes, props)
+
+    # ------------------------------------------------------------------ EventBridge
+
+    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        name = props.get("Name")
+        if not name:
+            raise TemplateError(f"Resources.{logical_id}: AWS::Events::EventBus needs a Name")
+        if name in self.stack.buses:
+            raise TemplateError(f"Resources.{logical_id}: event bus {name!r} already exists")
+        arn = self._bus_arn(name)
+        self.stack.buses[name] = arn
+        self.t.bind(logical_id, name, {"Arn": arn, "Name": name})
+        return self._record(logical_id, "AWS::Events::EventBus", name, {"Arn": arn}, props)
+
+    def _resolve_bus(self, value: Any, *, where: str) -> str:
+        name = str(value or DEFAULT_BUS)
+        bus = self.stack.bus_name(name)
+        if bus is None:
+            raise TemplateError(f"{where}: event bus {name!r} does not exist in this stack")
+        return bus
+
+    def _rule_target(self, target: Mapping[str, Any], *, where: str) -> RuleTarget:
+        arn = str(target["Arn"])
+        if "InputTransformer" in target:
+            raise TemplateError(f"{where}: InputTransformer is not supported locally")
+        common = {"input": target.get("Input"), "input_path": target.get("InputPath")}
+        if ":lambda:" in arn:
+            spec = self.stack.function(arn)
+            if spec is None:
+                raise TemplateError(f"{where}: target {arn} is not a function of this stack")
+            return RuleTarget(kind="lambda", arn=spec.arn, function=spec.logical_id, **common)
+        if ":sqs:" in arn:
+            return RuleTarget(kind="sqs", arn=arn, **common)
+        raise TemplateError(f"{where}: target type of {arn} is not supported locally")
+
+    def _events_rule(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
+        bus = self._resolve_bus(props.get("EventBusName"), where=where)
+        arn = self._rule_arn(bus, name)
+        enabled = props.get("State", "ENABLED") == "ENABLED"
+        targets = [self._rule_target(t, where=where) for t in props.get("Targets") or []]
+        if "ScheduleExpression" in props:
+            expression = str(props["ScheduleExpression"])
+            self.stack.schedules.append(
+                ScheduleSource(
+                    logical_id, name, arn, expression, parse_rate(expression), targets, enabled
+                )
+            )
+        if "EventPattern" in props:
+            pattern = props["EventPattern"]
+            pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
+            validate_pattern(pattern, where=where)
+            self.stack.rules.append(
+                EventRule(logical_id, name, arn, bus, pattern, targets, enabled)
+            )
+        self.t.bind(logical_id, name, {"Arn": arn})
+        return self._record(logical_id, "AWS::Events::Rule", name, {"Arn": arn}, props)
+
+    def _rule_arn(self, bus: str, name: str) -> str:
+        path = f"rule/{name}" if bus == DEFAULT_BUS else f"rule/{bus}/{name}"
+        return self._arn("events", path)
+
+    # ------------------------------------------------------------------ layers
+
+    def _layer(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        directory = self._path(props.get("ContentUri"), where=f"{where}.ContentUri")
+        if not directory.is_dir():
+            raise TemplateError(f"{where}.ContentUri: {directory} is not a directory")
+        layer_name = props.get("LayerName") or logical_id
+        arn = self._arn("lambda", f"layer:{layer_name}:1")
+        self.stack.layers[arn] = directory
+        self.t.bind(logical_id, arn, {})
+        return self._record(logical_id, "AWS::Serverless::LayerVersion", arn, {}, props)
+
+    # ------------------------------------------------------------------ functions
+
+    def _destination(self, node: Any, *, where: str) -> Destination | None:
+        if not node:
+            return None
+        dtype = str(node.get("Type", ""))
+        arn = node.get("Destination")
+        if dtype not in ("SQS", "Lambda", "EventBridge"):
+            raise TemplateError(f"{where}: destination type {dtype!r} is not supported locally")
+        if not arn:
+            raise TemplateError(f"{where}: destination {dtype} needs a Destination ARN")
+        arn = str(arn)
+        if dtype == "SQS" and self.stack.queue_by_arn(arn) is None:
+            raise TemplateError(f"{where}: SQS destination {arn} is not a queue of this stack")
+        if dtype == "EventBridge" and self.stack.bus_name(arn) is None:
+            raise TemplateError(f"{where}: EventBridge destination {arn} is not a bus here")
+        if dtype == "Lambda" and self.stack.function(arn) is None:
+            raise TemplateError(f"{where}: Lambda destination {arn} is not a function here")
+        return Destination(dtype, arn)
+
+    def _invoke_config(self, node: Mapping[str, Any] | None, *, where: str) -> InvokeConfig:
+        node = node or {}
+        retries = int(node.get("MaximumRetryAttempts", 2))
+        if not 0 <= retries <= 2:
+            raise TemplateError(f"{where}: MaximumRetryAttempts must be 0..2, got {retries}")
+        age = int(node.get("MaximumEventAgeInSeconds", 21600))
+        if not 60 <= age <= 21600:
+            raise TemplateError(f"{where}: MaximumEventAgeInSeconds must be 60..21600")
+        destinations = node.get("DestinationConfig") or {}
+        return InvokeConfig(
+            maximum_retry_attempts=retries,
+            maximum_event_age_seconds=age,
+            on_success=self._destination(destinations.get("OnSuccess"), where=f"{where}.OnSuccess"),
+            on_failure=self._destination(destinations.get("OnFailure"), where=f"{where}.OnFailure"),
+        )
+
+    def _function(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        if "InlineCode" in props:
+            raise TemplateError(f"{where}: InlineCode is not supported locally; use CodeUri")
+        if "CodeUri" not in props:
+            raise TemplateError(f"{where}: no CodeUri")
+        if props.get("PackageType", "Zip") != "Zip":
+            raise TemplateError(f"{where}: only Zip functions run locally")
+        handler = props.get("Handler")
+        if not handler or "." not in str(handler):
+            raise TemplateError(f"{where}: Handler must be 'module.function', got {handler!r}")
+        code_dir = self._path(props["CodeUri"], where=f"{where}.CodeUri")
+        layer_dirs = []
+        for layer in props.get("Layers") or []:
+            if layer in self.stack.layers:
+                directory = self.stack.layers[layer]
+                layer_dirs.append(directory)
+                if (directory / "python").is_dir():
+                    layer_dirs.append(directory / "python")
+            else:
+                self._warn(f"{logical_id}: layer {layer} is not local; the venv stands in for it")
+        name = props.get("FunctionName") or physical_name(
+            self.pseudo.stack_name, logical_id, max_length=64, alphabet=_MIXED
+        )
+        arn = self._arn("lambda", f"function:{name}")
+        variables = (props.get("Environment") or {}).get("Variables") or {}
+        environment = {
+            str(k): _env_value(v, where=f"{where}.Environment.{k}") for k, v in variables.items()
+        }
+        timeout = int(props.get("Timeout", 3))
+        if not 1 <= timeout <= 900:
+            raise TemplateError(f"{where}: Timeout must be 1..900 seconds, got {timeout}")
+        memory = int(props.get("MemorySize", 128))
+        dead_letter = None
+        if props.get("DeadLetterQueue"):
+            dlq = props["DeadLetterQueue"]
+            if dlq.get("Type") != "SQS":
+                raise TemplateError(f"{where}: DeadLetterQueue type {dlq.get('Type')} unsupported")
+            dead_letter = str(dlq["TargetArn"])
+        reserved = props.get("ReservedConcurrentExecutions")
+        spec = FunctionSpec(
+            logical_id=logical_id,
+            name=name,
+            arn=arn,
+            handler=str(handler),
+            code_dir=code_dir,
+            layer_dirs=layer_dirs,
+            environment=environment,
+            timeout=timeout,
+            memory_size=memory,
+            runtime=str(props.get("Runtime", "python3.12")),
+            invoke_config=self._invoke_config(
+                props.get("EventInvokeConfig"), where=f"{where}.EventInvokeConfig"
+            ),
+            dead_letter_arn=dead_letter,
+            reserved_concurrency=int(reserved) if reserved is not None else None,
+            properties=props,
+        )
+        self.stack.functions[logical_id] = spec
+        role = props.get("Role")
+        self.t.bind(logical_id, name, {"Arn": arn})
+        if role is None:
+            role_name = physical_name(self.pseudo.stack_name, f"{logical_id}Role", max_length=64)
+            self.t.bind(
+                f"{logical_id}Role",
+                role_name,
+                {
+                    "Arn": self._arn("iam", f"role/{role_name}", region=False),
+                    "RoleId": _suffix(_UPPER, 21),
+                },
+            )
+        for event_name, event in (props.get("Events") or {}).items():
+            self._function_event(spec, event_name, event or {})
+        return self._record(logical_id, "AWS::Serverless::Function", name, {"Arn": arn}, props)
+
+    def _function_event(self, spec: FunctionSpec, event_name: str, event: dict[str, Any]) -> None:
+        where = f"Resources.{spec.logical_id}.Events.{event_name}"
+        etype = event.get("Type")
+        props = event.get("Properties") or {}
+        event_id = f"{spec.logical_id}{event_name}"
+        target = RuleTarget(
+            kind="lambda",
+            arn=spec.arn,
+            function=spec.logical_id,
+            input=props.get("Input"),
+            input_path=props.get("InputPath"),
+        )
+        if etype in ("EventBridgeRule", "CloudWatchEvent"):
+            if "InputTransformer" in props:
+                raise TemplateError(f"{where}: InputTransformer is not supported locally")
+            bus = self._resolve_bus(props.get("EventBusName"), where=where)
+            pattern = props.get("Pattern")
+            if not isinstance(pattern, dict) or not pattern:
+                raise TemplateError(f"{where}: an EventBridgeRule needs a Pattern")
+            validate_pattern(pattern, where=f"{where}.Pattern")
+            name = props.get("RuleName") or physical_name(
+                self.pseudo.stack_name, event_id, max_length=64
+            )
+            enabled = props.get("State", "ENABLED") == "ENABLED" and props.get("Enabled", True)
+            self.stack.rules.append(
+                EventRule(
+                    event_id, name, self._rule_arn(bus, name), bus, pattern, [target], enabled
+                )
+            )
+        elif etype == "SQS":
+            queue_arn = str(props.get("Queue", ""))
+            queue = self.stack.queue_by_arn(queue_arn)
+            if queue is None:
+                raise TemplateError(f"{where}: Queue {queue_arn!r} is not a queue of this stack")
+            if queue.template_visibility_timeout < spec.timeout:
+                # CreateEventSourceMapping refuses this in AWS.
+                raise TemplateError(
+                    f"{where}: queue visibility timeout {queue.template_visibility_timeout} s is"
+                    f" less than the function timeout {spec.timeout} s"
+                )
+            batch_size = int(props.get("BatchSize", 10))
+            window = float(props.get("MaximumBatchingWindowInSeconds", 0))
+            if not 1 <= batch_size <= 10000 or (batch_size > 10 and window <= 0):
+                raise TemplateError(
+                    f"{where}: BatchSize {batch_size} needs 1..10, or up to 10000 with a"
+                    " MaximumBatchingWindowInSeconds"
+                )
+            response_types = props.get("FunctionResponseTypes") or []
+            unknown = set(response_types) - {"ReportBatchItemFailures"}
+            if unknown:
+                raise TemplateError(f"{where}: unknown FunctionResponseTypes {sorted(unknown)}")
+            filters = []
+            for item in (props.get("FilterCriteria") or {}).get("Filters") or []:
+                pattern = item.get("Pattern")
+                pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
+                validate_pattern(pattern, where=f"{where}.FilterCriteria")
+                filters.append(pattern)
+            self.stack.sqs_sources.append(
+                SqsEventSource(
+                    logical_id=event_id,
+                    function=spec.logical_id,
+                    queue_arn=queue.arn,
+                    queue_url=queue.url,
+                    batch_size=batch_size,
+                    report_batch_item_failures="ReportBatchItemFailures" in response_types,
+                    enabled=bool(props.get("Enabled", True)),
+                    filters=filters,
+                    maximum_batching_window_seconds=window,
+                )
+            )
+        elif etype in ("Schedule", "ScheduleV2"):
+            expression = str(props.get("Schedule") or props.get("ScheduleExpression") or "")
+            name = props.get("Name") or physical_name(
+                self.pseudo.stack_name, event_id, max_length=64
+            )
+            enabled = props.get("Enabled", True) and props.get("State", "ENABLED") == "ENABLED"
+            self.stack.schedules.append(
+                ScheduleSource(
+                    logical_id=event_id,
+                    name=name,
+                    arn=self._rule_arn(DEFAULT_BUS, name),
+                    expression=expression,
+                    rate_seconds=parse_rate(expression),
+                    targets=[target],
+                    enabled=bool(enabled),
+                )
+            )
+        else:
+            raise TemplateError(f"{where}: event type {etype!r} is not supported locally")
+
+    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        spec = self.stack.function(str(props.get("FunctionName", "")))
+        if spec is None:
+            raise TemplateError(f"{where}: FunctionName is not a function of this stack")
+        spec.invoke_config = self._invoke_config(props, where=where)
+        self.t.bind(logical_id, logical_id, {})
+        return self._record(logical_id, "AWS::Lambda::EventInvokeConfig", logical_id, {}, props)
+
+    # ------------------------------------------------------------------ the rest
+
+    def _record_only(
+        self, logical_id: str, rtype: str, props: dict[str, Any]
+    ) -> ProvisionedResource:
+        p = self.pseudo
+        if rtype == "AWS::IAM::ManagedPolicy":
+            name = props.get("ManagedPolicyName") or physical_name(
+                p.stack_name, logical_id, max_length=128
+            )
+            arn = self._arn("iam", f"policy/{name}", region=False)
+            self.t.bind(logical_id, arn, {"PolicyArn": arn})
+            return self._record(logical_id, rtype, arn, {"PolicyArn": arn}, props)
+        if rtype == "AWS::IAM::Role":
+            name = props.get("RoleName") or physical_name(p.stack_name, logical_id, max_length=64)
+            arn = self._arn("iam", f"role/{name}", region=False)
+            attributes = {"Arn": arn, "RoleId": _suffix(_UPPER, 21)}
+            self.t.bind(logical_id, name, attributes)
+            return self._record(logical_id, rtype, name, attributes, props)
+        if rtype == "AWS::Logs::LogGroup":
+            name = props.get("LogGroupName") or physical_name(
+                p.stack_name, logical_id, max_length=512
+            )
+            arn = self._arn("logs", f"log-group:{name}:*")
+            self.t.bind(logical_id, name, {"Arn": arn})
+            return self._record(logical_id, rtype, name, {"Arn": arn}, props)
+        physical = physical_name(p.stack_name, logical_id, max_length=128)
+        self.t.bind(logical_id, physical, {"Arn": self._arn("local", physical)})
+        return self._record(logical_id, rtype, physical, {}, props)
+
+
+_KNOWN_PATTERN_OPERATORS = frozenset(
+    {
+        "prefix",
+        "suffix",
+        "anything-but",
+        "numeric",
+        "exists",
+        "equals-ignore-case",
+        "cidr",
+        "wildcard",
+    }
+)
+
+
+def validate_pattern(pattern: Any, *, where: str) -> None:
+    """Reject patterns EventBridge would reject (moto matches unknown operators as True)."""
+    if not isinstance(pattern, dict):
+        raise TemplateError(f"{where}: an event pattern must be an object")
+    for key, value in pattern.items():
+        if key == "$or":
+            if not isinstance(value, list) or not value:
+                raise TemplateError(f"{where}.$or: must be a non-empty list of patterns")
+            for item in value:
+                validate_pattern(item, where=f"{where}.$or")
+        elif isinstance(value, dict):
+            validate_pattern(value, where=f"{where}.{key}")
+        elif isinstance(value, list):
+            if not value:
+                raise TemplateError(f"{where}.{key}: empty arrays are not allowed")
+            for item in value:
+                if isinstance(item, dict):
+                    if len(item) != 1 or next(iter(item)) not in _KNOWN_PATTERN_OPERATORS:
+                        raise TemplateError(f"{where}.{key}: unknown filter {item!r}")
+                elif isinstance(item, list):
+                    raise TemplateError(f"{where}.{key}: nested arrays are not allowed")
+        else:
+            raise TemplateError(f"{where}.{key}: must be an object or an array, got {value!r}")
+
+
+def _int_values(node: Mapping[str, Any]) -> dict[str, int]:
+    return {k: int(v) for k, v in node.items()}
+
+
+def _env_value(value: Any, *, where: str) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise TemplateError(f"{where}: environment values must be strings, got {value!r}")
+
+
+def provision(
+    template_path: Path,
+    *,
+    moto_url: str,
+    stack_name: str = "restoredrill-local",
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    parameter_overrides: Mapping[str, Any] | None = None,
+    visibility_timeout_override: int | None = None,
+    project_root: Path | None = None,
+) -> Stack:
+    """Load, resolve and create ``template_path`` in the moto server at ``moto_url``."""
+    template_path = Path(template_path).resolve()
+    template = Template.load(
+        template_path,
+        stack_name=stack_name,
+        region=region,
+        account_id=account_id,
+        parameter_overrides=parameter_overrides,
+    )
+    provisioner = _Provisioner(
+        template,
+        project_root=Path(project_root or template_path.parent).resolve(),
+        moto_url=moto_url,
+        visibility_timeout_override=visibility_timeout_override,
+    )
+    return provisioner.run()

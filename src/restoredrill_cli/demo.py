@@ -1,0 +1,158 @@
+"""`restoredrill demo`: one complete drill on this machine, through the local cloud."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any, TextIO
+
+from localcloud.cloud import FAULTS, LocalCloud
+from localcloud.postgres import running_servers
+from restoredrill.models import RunRecord, RunState
+from restoredrill.report import PHASE_NAMES, report_key
+
+# After the verdict, how long to keep listening for a second (duplicate) Slack message.
+DUPLICATE_GRACE_SECONDS = 3.0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run one complete drill locally (no AWS account needed)",
+        description="Runs one complete restore drill on this machine: a source PostgreSQL with a "
+        "clinic's data, an automated snapshot, the RDS event, then the real handlers through the "
+        "local cloud (moto + real PostgreSQL). Exit 0 only when the drill PASSED.",
+    )
+    parser.add_argument(
+        "--fault",
+        choices=sorted(FAULTS),
+        help="inject a fault: " + "; ".join(f"{f.name}: {f.description}" for f in FAULTS.values()),
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    parser.add_argument("--patients", type=int, default=2000, help="size of the demo data")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the drill")
+    parser.set_defaults(func=run_demo)
+
+
+class Timeline:
+    """Prints each phase of the run as it happens."""
+
+    def __init__(self, out: TextIO, started: float) -> None:
+        self.out = out
+        self.started = started
+        self.last_state: RunState | None = None
+
+    def __call__(self, run: RunRecord) -> None:
+        if run.state is self.last_state:
+            return
+        if self.last_state is not None:
+            phase = run.phases.get(self.last_state)
+            took = phase.duration_seconds if phase else None
+            name = PHASE_NAMES.get(self.last_state, self.last_state.value.lower())
+            if took is not None:
+                self.out.write(f"           {name} took {took:.2f}s\n")
+        elapsed = time.monotonic() - self.started
+        note = f"  ({run.reason})" if run.reason and run.state is RunState.TEARING_DOWN else ""
+        self.out.write(f"  +{elapsed:6.2f}s  {run.state.value:<13}{note}\n")
+        self.out.flush()
+        self.last_state = run.state
+
+
+def _reaction_seconds(cloud: LocalCloud, run: RunRecord) -> float | None:
+    """From the instance becoming available (RDS-EVENT-0043's time) to the drill's next step."""
+    assert cloud.aws is not None
+    securing = run.phases.get(RunState.SECURING)
+    restored = [
+        envelope
+        for _, envelope in cloud.aws.events_log
+        if envelope.get("detail", {}).get("EventID") in ("RDS-EVENT-0043", "RDS-EVENT-0008")
+        and run.instance_id in str(envelope.get("resources"))
+    ]
+    if securing is None or not restored:
+        return None
+    available_at = datetime.fromisoformat(restored[0]["time"].replace("Z", "+00:00"))
+    return round((securing.started_at - available_at).total_seconds(), 3)
+
+
+def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    quiet = args.json
+    say = (lambda text: None) if quiet else (lambda text: print(text, file=out, flush=True))
+    fault = FAULTS.get(args.fault) if args.fault else None
+    say("restoredrill demo: one restore drill on this machine (moto + real PostgreSQL)")
+    if fault:
+        say(f"fault injected: {fault.name} - {fault.description}")
+    summary: dict[str, Any] = {"fault": args.fault}
+    started = time.monotonic()
+    with LocalCloud(fault=args.fault, patients=args.patients) as cloud:
+        source = cloud.create_source_database("clinic-db")
+        rows = sum(source.row_counts.values())
+        say(f"source database clinic-db: PostgreSQL on 127.0.0.1:{source.server.port}, {rows} rows")
+        event = cloud.take_automated_snapshot("clinic-db")
+        snapshot_id = event["detail"]["SourceIdentifier"]
+        say(f"automated snapshot {snapshot_id} taken; RDS-EVENT-0091 delivered")
+        run_id = cloud.run_id_for_snapshot_event(event)
+        say(f"drill {run_id}:")
+        timeline = Timeline(out, started) if not quiet else None
+        run = cloud.wait_for_run(run_id, timeout=args.timeout, on_change=timeline)
+        messages = cloud.wait_for_slack(1) if run and run.is_finished else []
+        time.sleep(DUPLICATE_GRACE_SECONDS)
+        messages = list(cloud.aws.slack.messages) if cloud.aws else messages
+        summary.update(_summarise(cloud, run, run_id, messages))
+    summary["servers_left_running"] = len(running_servers())
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    if quiet:
+        print(json.dumps(summary, indent=2), file=out)
+    else:
+        _print_summary(summary, messages, say)
+    return 0 if summary.get("verdict") == "PASSED" else 1
+
+
+def _summarise(
+    cloud: LocalCloud, run: RunRecord | None, run_id: str, messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    if run is None:
+        return {"run_id": run_id, "verdict": None, "final_state": None}
+    report = cloud.report(report_key(run)) if run.is_finished else None
+    phases = {
+        PHASE_NAMES[state]: phase.duration_seconds
+        for state, phase in run.phases.items()
+        if state in PHASE_NAMES
+    }
+    location = (report or {}).get("location", {})
+    return {
+        "run_id": run.run_id,
+        "verdict": run.verdict.value if run.verdict else None,
+        "reason": run.reason,
+        "final_state": run.state.value,
+        "phase_seconds": {name: round(s, 3) if s is not None else None for name, s in phases.items()},
+        "restore_seconds": run.restore_seconds,
+        "available_to_next_step_seconds": _reaction_seconds(cloud, run),
+        "instance_deleted": not cloud.instance_exists(run.instance_id),
+        "drill_servers_running": cloud.drill_servers_running(),
+        "slack_messages": len(messages),
+        "drill_finished_events": len(cloud.drill_finished_events()),
+        "report": f"s3://{location['bucket']}/{location['key']}" if location else None,
+        "failed_checks": [
+            check["name"]
+            for check in ((report or {}).get("checks") or {}).get("checks", [])
+            if check.get("status") in ("fail", "error")
+        ],
+        "slack_text": messages[0]["body"].get("text") if messages else None,
+    }
+
+
+def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say: Any) -> None:
+    say("")
+    say(f"verdict: {summary.get('verdict')}" + (f"  ({summary['reason']})" if summary.get("reason") else ""))
+    say(f"report:  {summary.get('report')}")
+    say(f"restored instance deleted: {summary.get('instance_deleted')}")
+    say(f"time from 'instance available' to the next step: {summary.get('available_to_next_step_seconds')}s")
+    say(f"Slack messages received: {summary.get('slack_messages')}")
+    if messages:
+        say("--- Slack, as received " + "-" * 40)
+        say(messages[0]["body"].get("text", ""))
+        say("-" * 63)
+    say(f"nothing left running: {summary.get('servers_left_running') == 0}")

@@ -1,0 +1,160 @@
+"""The whole drill through the local cloud: template.yaml on moto, the real handlers, a real
+PostgreSQL per restored instance, Slack on loopback, and the faults the issue names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from localcloud.cloud import LocalCloud
+from localcloud.postgres import running_servers
+from restoredrill.models import RunRecord, RunState, Verdict
+from restoredrill.report import report_key
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloud]:
+    fault = getattr(request, "param", None)
+    local = LocalCloud(fault=fault, patients=300)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+    # Nothing the drill or the local cloud started outlives it
+    assert running_servers() == []
+
+
+def drill(cloud: LocalCloud) -> tuple[str, RunRecord]:
+    cloud.create_source_database("clinic-db")
+    event = cloud.take_automated_snapshot("clinic-db")
+    run_id = cloud.run_id_for_snapshot_event(event)
+    run = cloud.wait_for_run(run_id, timeout=120)
+    assert run is not None, "the drill never started"
+    assert run.is_finished, f"the drill did not finish: {run.state} {run.reason}"
+    return run_id, run
+
+
+def assert_cleaned_up(cloud: LocalCloud, run: RunRecord) -> None:
+    assert not cloud.instance_exists(run.instance_id)
+    assert cloud.drill_servers_running() == 0
+    assert cloud.aws is not None
+    params = cloud.aws.client("ssm").describe_parameters()["Parameters"]
+    assert [p["Name"] for p in params if "/runs/" in p["Name"]] == [], "the run's password is kept"
+
+
+def all_logs(cloud: LocalCloud) -> str:
+    assert cloud.aws is not None
+    logs_dir = cloud.work_dir / "logs"
+    return "\n".join(path.read_text(errors="replace") for path in sorted(logs_dir.glob("*.log")))
+
+
+def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalCloud):
+    # Given an opted-in database with a new automated snapshot
+    # When the snapshot event reaches the stack
+    run_id, run = drill(cloud)
+    # Then the drill passed and every phase was timed
+    assert run.verdict is Verdict.PASSED, run.reason
+    assert list(run.phases) == [
+        RunState.REQUESTED,
+        RunState.RESTORING,
+        RunState.SECURING,
+        RunState.CHECKING,
+        RunState.TEARING_DOWN,
+        RunState.REPORTING,
+        RunState.FINISHED,
+    ]
+    assert run.restore_seconds is not None and run.restore_seconds > 0
+    # And the report is in the bucket with the checks that ran against the restored data
+    report = cloud.report(report_key(run))
+    assert report["verdict"] == "PASSED"
+    assert report["snapshot"]["snapshot_id"].startswith("rds:clinic-db-")
+    check_names = {check["name"] for check in report["checks"]["checks"]}
+    assert {"connect", "not_in_recovery"} <= check_names
+    # And everything the drill created is gone
+    assert_cleaned_up(cloud, run)
+    # And Slack got exactly one message, naming the verdict, the database and the report
+    messages = cloud.wait_for_slack(1)
+    assert len(messages) == 1
+    text = messages[0]["body"]["text"]
+    assert "PASSED" in text and "clinic-db" in text and report_key(run) in text
+    assert len(cloud.drill_finished_events()) == 1
+
+
+def test_the_drill_password_never_reaches_logs_reports_or_events(cloud: LocalCloud):
+    # Given a drill that set a fresh master password on its restored instance
+    _, run = drill(cloud)
+    assert cloud.aws is not None and cloud.rds is not None
+    passwords = cloud.rds.master_passwords_set()
+    assert len(passwords) == 1 and len(passwords[0]) >= 32
+    # When everything the drill wrote is gathered: every function's log, the report, every event
+    haystack = "\n".join(
+        [
+            all_logs(cloud),
+            json.dumps(cloud.report(report_key(run))),
+            json.dumps([envelope for _, envelope in cloud.aws.events_log]),
+            json.dumps(cloud.aws.slack.messages),
+        ]
+    )
+    # Then the logs are really there, and the password is in none of it
+    assert "drill advanced" in haystack
+    assert passwords[0] not in haystack
+
+
+@pytest.mark.parametrize("cloud", ["lose-rds-events"], indirect=True)
+def test_with_every_rds_event_lost_the_poll_fallback_finishes_the_drill(cloud: LocalCloud):
+    run_id, run = drill(cloud)
+    assert run.verdict is Verdict.PASSED, run.reason
+    assert not run.credentials_confirmed  # no credentials event ever arrived
+    assert_cleaned_up(cloud, run)
+    assert len(cloud.wait_for_slack(1)) == 1
+
+
+@pytest.mark.parametrize("cloud", ["duplicate-events"], indirect=True)
+def test_with_every_event_delivered_three_times_there_is_one_drill_and_one_message(
+    cloud: LocalCloud,
+):
+    run_id, run = drill(cloud)
+    assert run.verdict is Verdict.PASSED, run.reason
+    assert [r.run_id for r in cloud.all_runs()] == [run_id]
+    cloud.wait_for_slack(3, timeout=5)  # give duplicates every chance to arrive
+    assert cloud.aws is not None
+    assert len(cloud.aws.slack.messages) == 1
+    assert_cleaned_up(cloud, run)
+
+
+@pytest.mark.parametrize("cloud", ["fail-restore"], indirect=True)
+def test_a_failed_restore_is_reported_failed_deleted_and_explained_on_slack(cloud: LocalCloud):
+    run_id, run = drill(cloud)
+    assert run.verdict is Verdict.FAILED
+    assert "incompatible-restore" in (run.reason or "")
+    assert_cleaned_up(cloud, run)
+    report = cloud.report(report_key(run))
+    assert report["verdict"] == "FAILED" and report["checks"] is None
+    messages = cloud.wait_for_slack(1)
+    assert len(messages) == 1
+    assert "FAILED" in messages[0]["body"]["text"]
+    assert "incompatible-restore" in messages[0]["body"]["text"]
+
+
+def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud):
+    # Given a source database without the opt-in tag
+    source = cloud.create_source_database("billing-db")
+    assert cloud.aws is not None and source is not None
+    arn = cloud.aws.client("rds").describe_db_instances(DBInstanceIdentifier="billing-db")[
+        "DBInstances"
+    ][0]["DBInstanceArn"]
+    cloud.aws.client("rds").remove_tags_from_resource(
+        ResourceName=arn, TagKeys=["restoredrill:drill"]
+    )
+    # When its automated snapshot appears
+    cloud.take_automated_snapshot("billing-db")
+    cloud.aws.wait_idle(timeout=15)
+    # Then no run exists and no instance was restored
+    assert cloud.all_runs() == []
+    instances = cloud.aws.client("rds").describe_db_instances()["DBInstances"]
+    assert [i["DBInstanceIdentifier"] for i in instances] == ["billing-db"]
