@@ -48,6 +48,7 @@ __all__ = [
     "postgres_bin_dir",
     "restore_copy",
     "running_servers",
+    "scratch_root",
     "stop_all_started",
 ]
 
@@ -120,9 +121,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def scratch_root() -> Path | None:
+    """Where throwaway clusters go: $RESTOREDRILL_PG_TMPDIR, else /dev/shm, else the temp dir.
+
+    Clusters are throwaway, and on tmpfs copying one (a restore) is ~20x faster than on a
+    disk with ``discard``; ``None`` means "the system temp dir".
+    """
+    configured = os.environ.get("RESTOREDRILL_PG_TMPDIR")
+    if configured:
+        return Path(configured)
+    shm = Path("/dev/shm")
+    try:
+        stats = os.statvfs(shm)
+    except OSError:
+        return None
+    if os.access(shm, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize > 2 * 1024**3:
+        return shm
+    return None
+
+
 def make_parent_dir(prefix: str = "restoredrill-pg-") -> Path:
-    """A fresh directory under the system temp dir that the server user can use."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A fresh directory (see :func:`scratch_root`) that the server user can use."""
+    root = scratch_root()
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     path.chmod(0o755)
     _chown_to_postgres(path)
     return path

@@ -1,0 +1,279 @@
+"""Level 3 (physical) for one database: amcheck's ``verify_heapam`` on every heap (tables,
+materialized views, their TOAST tables) and ``bt_index_check`` on every btree index, as
+``pg_amcheck`` does, spread over the pool's connections."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from restoredrill.checks.catalog import AmcheckTarget, AmcheckTargets, DatabaseCatalog
+from restoredrill.checks.connection import CheckConnection, classify_error
+from restoredrill.checks.level0 import capped
+from restoredrill.checks.level2 import batched
+from restoredrill.checks.models import CheckResult, CheckStatus, worst_status
+from restoredrill.checks.sql import (
+    bt_index_check_sql,
+    quote_ident,
+    verify_heapam_batch_sql,
+    verify_heapam_sql,
+)
+from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement
+from restoredrill.policy import DrillPolicy
+
+__all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
+
+INSTALL_SCHEMA = "restoredrill"
+
+
+@dataclass
+class AmcheckSetup:
+    """Where amcheck's functions are, or why level 3 cannot run in this database."""
+
+    schema: str | None
+    installed_by_us: bool = False
+    status: CheckStatus = CheckStatus.PASS  # SKIPPED / ERROR when schema is None
+    message: str = ""
+    evidence: dict[str, Any] | None = None
+
+
+def ensure_amcheck(
+    connection: CheckConnection,
+    catalog: DatabaseCatalog,
+    *,
+    install: bool,
+    secrets: Sequence[str],
+) -> AmcheckSetup:
+    if catalog.amcheck_schema is not None:
+        return AmcheckSetup(schema=catalog.amcheck_schema)
+    if not install:
+        return AmcheckSetup(
+            schema=None,
+            status=CheckStatus.SKIPPED,
+            message=(
+                "the amcheck extension is not installed in this database; level 3 needs it: "
+                "install it yourself (CREATE EXTENSION amcheck) or let restoredrill do it with "
+                "--install-amcheck"
+            ),
+        )
+    if not catalog.amcheck_available:
+        return AmcheckSetup(
+            schema=None,
+            status=CheckStatus.ERROR,
+            message="the amcheck extension is not available on this server (contrib missing)",
+        )
+    # The throwaway instance's own database: install amcheck where we may create objects.
+    schema = "public" if catalog.public_creatable and "public" in catalog.schemas else INSTALL_SCHEMA
+    statements = ["BEGIN READ WRITE"]
+    if schema == INSTALL_SCHEMA:
+        statements.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+    statements += [f"CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {quote_ident(schema)}", "COMMIT"]
+    try:
+        for statement in statements:
+            connection.run(statement)
+        found = connection.scalar(
+            "SELECT n.nspname FROM pg_extension AS e"
+            " JOIN pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'"
+        )
+    except Exception as exc:
+        error = classify_error(exc, *secrets)
+        try:
+            connection.run("ROLLBACK")
+        except Exception:  # noqa: S110 - the connection may be gone; the error says why
+            pass
+        return AmcheckSetup(
+            schema=None,
+            status=CheckStatus.ERROR,
+            message=f"could not install the amcheck extension: {error}",
+            evidence=error.as_evidence(),
+        )
+    return AmcheckSetup(schema=str(found), installed_by_us=True)
+
+
+def amcheck_tasks(
+    targets: AmcheckTargets, setup: AmcheckSetup, policy: DrillPolicy, secrets: Sequence[str]
+) -> list[Task]:
+    assert setup.schema is not None
+    params: dict[str, Any] = {
+        "secrets": list(secrets),
+        "schema": setup.schema,
+        "check_toast": policy.amcheck.check_toast,
+        "heapallindexed": policy.amcheck.heapallindexed,
+    }
+    tasks: list[Task] = []
+    if "verify_heapam" in targets.functions:
+        for group in batched(targets.heaps, lambda t: t.size_bytes):
+            tasks.append(
+                Task(
+                    "heap",
+                    group,
+                    [t.key for t in group],
+                    float(sum(t.size_bytes for t in group)) * 1.2 + 8192,
+                    _run_heap,
+                    params,
+                )
+            )
+    hai = 4.0 if policy.amcheck.heapallindexed else 1.0
+    for group in batched(targets.indexes, lambda t: t.size_bytes):
+        tasks.append(
+            Task(
+                "btree",
+                group,
+                [t.key for t in group],
+                float(sum(t.size_bytes for t in group)) * hai + 8192,
+                _run_btree,
+                params,
+            )
+        )
+    return tasks
+
+
+def _run_heap(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+    heaps: Sequence[AmcheckTarget] = task.items
+    schema, toast = task.params["schema"], task.params["check_toast"]
+    started = time.perf_counter()
+    try:
+        if len(heaps) > 1:
+            reports = int(
+                connection.scalar(verify_heapam_batch_sql(schema, [h.oid for h in heaps], toast))
+            )
+            if reports:
+                return failed_statement_split(task)
+            elapsed = (time.perf_counter() - started) * 1000
+            return [
+                Outcome("heap", h.key, CheckStatus.PASS, duration_ms=elapsed / len(heaps), item=h)
+                for h in heaps
+            ]
+        count, first = connection.run(verify_heapam_sql(schema, heaps[0].oid, toast))[0]
+    except Exception as exc:
+        return failed_statement(task, connection, budget, exc, task.params["secrets"])
+    heap = heaps[0]
+    elapsed = (time.perf_counter() - started) * 1000
+    count = int(count)
+    if count == 0:
+        return [Outcome("heap", heap.key, CheckStatus.PASS, duration_ms=elapsed, item=heap)]
+    reports = json.loads(first) if isinstance(first, str) else first
+    shown = "; ".join(
+        f"block {r['block']}, offset {r['offset']}: {r['message']}" for r in reports[:3]
+    )
+    return [
+        Outcome(
+            "heap",
+            heap.key,
+            CheckStatus.FAIL,
+            f"{count} corruption report(s): {shown}",
+            {"reports": count, "first_reports": reports},
+            duration_ms=elapsed,
+            item=heap,
+        )
+    ]
+
+
+def failed_statement_split(task: Task) -> list[Task]:
+    from restoredrill.checks.tasks import split
+
+    return split(task)
+
+
+def _run_btree(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+    indexes: Sequence[AmcheckTarget] = task.items
+    started = time.perf_counter()
+    try:
+        connection.run(
+            bt_index_check_sql(
+                task.params["schema"], [i.oid for i in indexes], task.params["heapallindexed"]
+            )
+        )
+    except Exception as exc:
+        return failed_statement(task, connection, budget, exc, task.params["secrets"])
+    elapsed = (time.perf_counter() - started) * 1000
+    return [
+        Outcome("btree", i.key, CheckStatus.PASS, duration_ms=elapsed / len(indexes), item=i)
+        for i in indexes
+    ]
+
+
+def _aggregate(
+    name: str, noun: str, database: str, outcomes: list[Outcome], setup: AmcheckSetup
+) -> CheckResult:
+    statuses = [o.status for o in outcomes]
+    status = worst_status(statuses)
+    bad = [o for o in outcomes if o.status in (CheckStatus.FAIL, CheckStatus.ERROR)]
+    bad.sort(key=lambda o: 0 if o.status is CheckStatus.FAIL else 1)
+    skipped = [o.key for o in outcomes if o.status is CheckStatus.SKIPPED]
+    passed = sum(1 for s in statuses if s is CheckStatus.PASS)
+    problems = []
+    for outcome in bad:
+        item: AmcheckTarget = outcome.item
+        entry = {"relation": outcome.key, "status": outcome.status.value, "message": outcome.message}
+        if noun == "index":
+            entry["table"] = item.detail
+        problems.append(entry | outcome.data)
+    message = f"{passed} of {len(outcomes)} {noun}(es) verified" if noun == "index" else (
+        f"{passed} of {len(outcomes)} {noun}(s) verified"
+    )
+    if bad:
+        message += "; " + "; ".join(f"{o.key}: {o.message}" for o in bad[:3])
+    if skipped:
+        message += f"; {len(skipped)} not checked (time budget)"
+    evidence: dict[str, Any] = {
+        "checked": len(outcomes) - len(skipped),
+        "passed": passed,
+        "problems": capped(problems),
+        "skipped": capped(skipped),
+        "skipped_count": len(skipped),
+        "amcheck_schema": setup.schema,
+        "amcheck_installed_by_restoredrill": setup.installed_by_us,
+    }
+    return CheckResult(
+        name=name,
+        level=3,
+        status=status,
+        database=database,
+        message=message,
+        evidence=evidence,
+        duration_ms=sum(o.duration_ms for o in outcomes),
+    )
+
+
+def amcheck_results(
+    database: str,
+    outcomes: list[Outcome],
+    setup: AmcheckSetup,
+    targets: AmcheckTargets | None,
+    policy: DrillPolicy,
+) -> list[CheckResult]:
+    if setup.schema is None or targets is None:
+        return [
+            CheckResult(
+                name=name,
+                level=3,
+                status=setup.status,
+                database=database,
+                message=setup.message,
+                evidence=setup.evidence or {},
+            )
+            for name in ("amcheck_heap", "amcheck_btree")
+        ]
+    results: list[CheckResult] = []
+    if "verify_heapam" in targets.functions:
+        heap = _aggregate("amcheck_heap", "table", database, [o for o in outcomes if o.kind == "heap"], setup)
+        heap.evidence["check_toast"] = policy.amcheck.check_toast
+        results.append(heap)
+    else:
+        results.append(
+            CheckResult(
+                name="amcheck_heap",
+                level=3,
+                status=CheckStatus.SKIPPED,
+                database=database,
+                message="verify_heapam needs PostgreSQL 14 or later (amcheck 1.3)",
+            )
+        )
+    btree = _aggregate("amcheck_btree", "index", database, [o for o in outcomes if o.kind == "btree"], setup)
+    btree.evidence["heapallindexed"] = policy.amcheck.heapallindexed
+    results.append(btree)
+    return results
