@@ -167,7 +167,7 @@ class Expectation(BaseModel):
             return False, f"value {_show(actual)} cannot be compared with {self.text}"
         if self.op == "between":
             low, high = self.values
-            holds = bool(low <= converted[0] <= high)  # type: ignore[operator]
+            holds = bool(low <= converted[0] <= high)
         else:
             expected, value = self.values[0], converted[0]
             if self.op in ("==", "!="):
@@ -176,10 +176,10 @@ class Expectation(BaseModel):
                 return False, f"value {_show(actual)} cannot be ordered against {self.text}"
             else:
                 holds = {
-                    ">": value > expected,  # type: ignore[operator]
-                    ">=": value >= expected,  # type: ignore[operator]
-                    "<": value < expected,  # type: ignore[operator]
-                    "<=": value <= expected,  # type: ignore[operator]
+                    ">": value > expected,
+                    ">=": value >= expected,
+                    "<": value < expected,
+                    "<=": value <= expected,
                 }[self.op]
         verb = "satisfies" if holds else "does not satisfy"
         return holds, f"value {_show(actual)} {verb} {self.text}"
@@ -219,8 +219,10 @@ def _show(value: Any) -> str:
 
 def parse_expectation(value: Any) -> Any:
     """An :class:`Expectation` from its text (left alone when it already is one / a dict)."""
-    if isinstance(value, Expectation | dict):
+    if isinstance(value, Expectation):
         return value
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        value = value["text"]  # re-parse: the text is the truth (JSON round trips lose types)
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = f"== {value}"
     if not isinstance(value, str) or not value.strip():
@@ -506,10 +508,15 @@ def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
     issues: list[PolicyIssue] = []
 
     def collect(
-        exc: ValidationError, prefix: tuple[int | str, ...], *fallbacks: tuple[int | str, ...]
+        exc: ValidationError,
+        prefix: tuple[int | str, ...],
+        *fallbacks: tuple[int | str, ...],
+        only_own: bool = False,
     ) -> None:
         for error in exc.errors():
             loc = tuple(error["loc"])
+            if only_own and not _reaches(root, prefix + loc):
+                continue  # inherited from the defaults, whose errors are reported once
             line = None
             for base in (prefix, *fallbacks):
                 line = _node_line(root, base + loc)
@@ -572,12 +579,7 @@ def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
         try:
             databases[str(db_id)] = DrillPolicy.model_validate(_merge(raw_defaults, raw))
         except ValidationError as exc:
-            if defaults is None:
-                # the defaults' own errors are reported once, under "defaults"
-                exc_errors = [e for e in exc.errors() if _reaches(root, prefix + tuple(e["loc"]))]
-                if not exc_errors:
-                    continue
-            collect(exc, prefix, ("defaults",))
+            collect(exc, prefix, ("defaults",), only_own=defaults is None)
     if issues:
         raise PolicyError(issues)
     return PolicyDocument(defaults=defaults or DrillPolicy(), databases=databases)

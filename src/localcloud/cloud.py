@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from restoredrill.drill import run_id_for
+from restoredrill.models import RunRecord
 
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
-from restoredrill.drill import run_id_for
-from restoredrill.models import RunRecord
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "restoredrill-local"

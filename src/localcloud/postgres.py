@@ -537,6 +537,10 @@ def _ensure_certificate(parent_dir: Path) -> tuple[Path, Path]:
             what="making a self-signed TLS certificate",
             as_postgres=False,
         )
+        key.chmod(0o600)
+        cert.chmod(0o644)
+        for path in (cert_dir, cert, key):
+            _chown_to_postgres(path)
     return cert, key
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from moto.rds.exceptions import (
     DBInstanceNotFoundError,
@@ -86,7 +86,8 @@ class _Instance:
     server: PostgresServer | None = None
     master_username: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
-    worker: threading.Thread | None = None
+    # set when the current background job has done its work (before it emits its event)
+    work_done: threading.Event = field(default_factory=threading.Event)
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,6 +98,7 @@ _PATCHED_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
     "modify_db_instance",
     "delete_db_instance",
+    "copy_db_snapshot",
     "describe_db_instances",
     "describe_db_snapshots",
 )
@@ -113,11 +115,15 @@ def _original(name: str) -> Any:
     return _originals[name]
 
 
+def _call_original(name: str, backend: RDSBackend, *args: Any, **kwargs: Any) -> DBInstance:
+    return cast(DBInstance, _originals[name](backend, *args, **kwargs))
+
+
 def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
     local = _local_for(backend)
     if local is None:
-        return _original("restore_db_instance_from_db_snapshot")(
-            backend, from_snapshot_id, overrides
+        return _call_original(
+            "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
         )
     return local._on_restore(backend, from_snapshot_id, overrides)
 
@@ -125,15 +131,22 @@ def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any)
 def _patched_modify(backend: RDSBackend, db_instance_identifier: str, db_kwargs: Any) -> DBInstance:
     local = _local_for(backend)
     if local is None:
-        return _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+        return _call_original("modify_db_instance", backend, db_instance_identifier, db_kwargs)
     return local._on_modify(backend, db_instance_identifier, db_kwargs)
 
 
 def _patched_delete(backend: RDSBackend, db_instance_identifier: str, **kwargs: Any) -> DBInstance:
     local = _local_for(backend)
     if local is None:
-        return _original("delete_db_instance")(backend, db_instance_identifier, **kwargs)
+        return _call_original("delete_db_instance", backend, db_instance_identifier, **kwargs)
     return local._on_delete(backend, db_instance_identifier, **kwargs)
+
+
+def _patched_copy_snapshot(backend: RDSBackend, *args: Any, **kwargs: Any) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("copy_db_snapshot")(backend, *args, **kwargs)
+    return local._on_copy_snapshot(backend, *args, **kwargs)
 
 
 def _locked_passthrough(name: str) -> Callable[..., Any]:
@@ -172,20 +185,21 @@ def _patch_moto() -> None:
         "restore_db_instance_from_db_snapshot": _patched_restore,
         "modify_db_instance": _patched_modify,
         "delete_db_instance": _patched_delete,
+        "copy_db_snapshot": _patched_copy_snapshot,
         "describe_db_instances": _locked_passthrough("describe_db_instances"),
         "describe_db_snapshots": _locked_passthrough("describe_db_snapshots"),
     }
     for name, replacement in replacements.items():
         setattr(RDSBackend, name, replacement)
-    DBInstance.address = property(_patched_address_fget)
-    DBInstance.endpoint = property(_patched_endpoint_fget)
+    setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
+    setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
 
 
 def _unpatch_moto() -> None:
     for name in _PATCHED_BACKEND_METHODS:
         setattr(RDSBackend, name, _originals.pop(name))
-    DBInstance.address = _originals.pop("address")
-    DBInstance.endpoint = _originals.pop("endpoint")
+    setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
+    setattr(DBInstance, "endpoint", _originals.pop("endpoint"))  # noqa: B010
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,6 +303,8 @@ class LocalRds:
         self._instances: dict[str, _Instance] = {}
         self._snapshots: dict[str, _Snapshot] = {}
         self._closed = False
+        # Every master password a caller set, so tests can prove none of them leaked anywhere.
+        self._passwords_set: list[str] = []
         self.snapshots_dir = self.state_dir / "snapshots"
         self.instances_dir = self.state_dir / "instances"
 
@@ -450,6 +466,10 @@ class LocalRds:
 
     # -- servers --------------------------------------------------------------------------
 
+    def master_passwords_set(self) -> list[str]:
+        with self._lock:
+            return list(self._passwords_set)
+
     def running_servers(self) -> list[PostgresServer]:
         """Servers of restored instances that are running now (sources are not included)."""
         with self._lock:
@@ -464,9 +484,7 @@ class LocalRds:
             for record in records:
                 record.cancel.set()
         for record in records:
-            worker = record.worker
-            if worker is not None and worker is not threading.current_thread():
-                worker.join(_THREAD_JOIN_SECONDS)
+            record.work_done.wait(_THREAD_JOIN_SECONDS)
         for record in records:
             server = record.server
             if server is not None:
@@ -481,8 +499,8 @@ class LocalRds:
             snapshot_id = backend.extract_snapshot_name_from_arn(snapshot_id)
         snapshot_id = snapshot_id.lower()
         with self._lock:
-            instance = _original("restore_db_instance_from_db_snapshot")(
-                backend, from_snapshot_id, overrides
+            instance = _call_original(
+                "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
             )
             identifier = instance.db_instance_identifier
             instance.status = "creating"
@@ -513,26 +531,40 @@ class LocalRds:
                 master_username=instance.master_username,
             )
             self._instances[identifier] = record
-            record.worker = threading.Thread(
-                target=self._restore_worker,
-                args=(backend, instance, record, from_snapshot_id, snapshot_id),
-                name=f"localrds-restore-{identifier}",
-                daemon=True,
-            )
-            record.worker.start()
+            self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
             return instance
 
-    def _restore_worker(
-        self,
-        backend: RDSBackend,
-        instance: DBInstance,
-        record: _Instance,
-        requested_snapshot_id: str,
-        snapshot_id: str,
+    def _spawn(
+        self, record: _Instance, what: str, job: Callable[..., dict[str, Any] | None], *args: Any
     ) -> None:
+        """Run ``job`` in the background; emit the event it returns once its work is done."""
+        done = threading.Event()
+        record.work_done = done
+
+        def run() -> None:
+            event = None
+            try:
+                event = job(*args)
+            except Exception:
+                log.exception("local RDS: %s of %s failed", what, record.identifier)
+            finally:
+                done.set()
+            if event is not None:
+                try:
+                    self.emit_event(event)
+                except Exception:
+                    log.exception("local RDS: emitting %s failed", event["detail"]["EventID"])
+
+        threading.Thread(
+            target=run, name=f"localrds-{what}-{record.identifier}", daemon=True
+        ).start()
+
+    def _restore_worker(
+        self, instance: DBInstance, record: _Instance, snapshot_id: str
+    ) -> dict[str, Any] | None:
         faults = self.faults
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
-            return  # deleted (or shut down) while "creating"
+            return None  # deleted (or shut down) while "creating"
         snapshot = self._snapshots.get(snapshot_id)
         server: PostgresServer | None = None
         failure: str | None = None
@@ -580,16 +612,16 @@ class LocalRds:
                         instance,
                         "RDS-EVENT-0043",
                         ["restoration"],
-                        MSG_RESTORED.format(snapshot=requested_snapshot_id),
+                        MSG_RESTORED.format(snapshot=snapshot_id),
                         with_tags=True,
                     )
         if abandoned:
             if server is not None:
                 server.destroy()
-            return
+            return None
         if failure is not None and server is not None:
             server.destroy()
-        self.emit_event(event)
+        return event
 
     # -- modify -----------------------------------------------------------------------------
 
@@ -600,7 +632,9 @@ class LocalRds:
         with self._lock:
             record = self._instances.get(str(db_instance_identifier).lower())
             if record is None or record.kind != "restored" or not password:
-                return _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+                return _call_original(
+                    "modify_db_instance", backend, db_instance_identifier, db_kwargs
+                )
             if db_kwargs.get("new_db_instance_identifier"):
                 raise InvalidParameterCombination(
                     "The local RDS does not rename instances it restored."
@@ -610,19 +644,18 @@ class LocalRds:
                 raise RDSClientError(
                     "InvalidDBInstanceState", "Database instance is not in available state."
                 )
-            instance = _original("modify_db_instance")(backend, db_instance_identifier, db_kwargs)
+            instance = _call_original(
+                "modify_db_instance", backend, db_instance_identifier, db_kwargs
+            )
             instance.status = "resetting-master-credentials"
             record.state = "resetting"
-            record.worker = threading.Thread(
-                target=self._reset_worker,
-                args=(instance, record, str(password)),
-                name=f"localrds-reset-{record.identifier}",
-                daemon=True,
-            )
-            record.worker.start()
+            self._passwords_set.append(str(password))
+            self._spawn(record, "reset", self._reset_worker, instance, record, str(password))
             return instance
 
-    def _reset_worker(self, instance: DBInstance, record: _Instance, password: str) -> None:
+    def _reset_worker(
+        self, instance: DBInstance, record: _Instance, password: str
+    ) -> dict[str, Any] | None:
         server = record.server
         ok = False
         try:
@@ -644,19 +677,18 @@ class LocalRds:
             )
         with self._lock:
             if record.state != "resetting" or record.cancel.is_set():
-                return
+                return None
             instance.status = "available"
             record.state = "available"
             if not ok:
-                return  # AWS would retry; the drill sees no RDS-EVENT-0016 and times out
-            event = self._instance_event(
+                return None  # AWS would retry; the drill sees no RDS-EVENT-0016 and times out
+            return self._instance_event(
                 instance,
                 "RDS-EVENT-0016",
                 ["configuration change"],
                 MSG_CREDENTIALS,
                 with_tags=True,
             )
-        self.emit_event(event)
 
     # -- delete -----------------------------------------------------------------------------
 
@@ -670,7 +702,9 @@ class LocalRds:
             record = self._instances.get(identifier)
             instance = backend.databases.get(identifier)
             if record is None or record.kind != "restored" or instance is None:
-                deleted = _original("delete_db_instance")(backend, db_instance_identifier, **kwargs)
+                deleted = _call_original(
+                    "delete_db_instance", backend, db_instance_identifier, **kwargs
+                )
                 if record is not None and record.kind == "source":
                     del self._instances[identifier]
                 return deleted
@@ -696,17 +730,20 @@ class LocalRds:
                 )
             if not skip_final:
                 self._final_snapshot(backend, record, str(final_id))
-            previous = record.worker
+            previous_done = record.work_done
             instance.status = "deleting"
             record.state = "deleting"
             record.cancel.set()
-            record.worker = threading.Thread(
-                target=self._delete_worker,
-                args=(backend, instance, record, previous, kwargs),
-                name=f"localrds-delete-{identifier}",
-                daemon=True,
+            self._spawn(
+                record,
+                "delete",
+                self._delete_worker,
+                backend,
+                instance,
+                record,
+                previous_done,
+                kwargs,
             )
-            record.worker.start()
             return instance
 
     def _final_snapshot(self, backend: RDSBackend, record: _Instance, final_id: str) -> None:
@@ -728,11 +765,11 @@ class LocalRds:
         backend: RDSBackend,
         instance: DBInstance,
         record: _Instance,
-        previous: threading.Thread | None,
+        previous_done: threading.Event,
         kwargs: dict[str, Any],
-    ) -> None:
-        if previous is not None and previous.is_alive():
-            previous.join(_THREAD_JOIN_SECONDS)
+    ) -> dict[str, Any]:
+        # a restore still copying/starting its server sees the cancel and stops; wait for it
+        previous_done.wait(_THREAD_JOIN_SECONDS)
         server = record.server
         if server is not None:
             try:
@@ -742,7 +779,8 @@ class LocalRds:
         with self._lock:
             arn = instance.arn
             with contextlib.suppress(DBInstanceNotFoundError):
-                _original("delete_db_instance")(
+                _call_original(
+                    "delete_db_instance",
                     backend,
                     record.identifier,
                     skip_final_snapshot=True,
@@ -750,7 +788,7 @@ class LocalRds:
                 )
             if self._instances.get(record.identifier) is record:
                 del self._instances[record.identifier]
-            event = _envelope(
+            return _envelope(
                 detail_type="RDS DB Instance Event",
                 account=self.account_id,
                 region=self.region,
@@ -762,7 +800,23 @@ class LocalRds:
                 event_id="RDS-EVENT-0003",
                 tags=None,
             )
-        self.emit_event(event)
+
+    # -- snapshot copies --------------------------------------------------------------------
+
+    def _on_copy_snapshot(self, backend: RDSBackend, *args: Any, **kwargs: Any) -> Any:
+        """A copy of a snapshot with data has the same data (shares the physical copy)."""
+        with self._lock:
+            copied = _original("copy_db_snapshot")(backend, *args, **kwargs)
+            source_id = str(
+                kwargs.get("source_db_snapshot_identifier") or (args[0] if args else "")
+            )
+            if source_id.startswith("arn:"):
+                source_id = source_id.rsplit(":snapshot:", 1)[-1]
+            source = self._snapshots.get(source_id.lower())
+            if source is not None and source.data_dir is not None:
+                target_id = copied.db_snapshot_identifier
+                self._snapshots[target_id] = _Snapshot(target_id, source.data_dir)
+            return copied
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -418,6 +418,10 @@ class Template:
                     problems.append(
                         f"{where} refers to {name!r}, which the template does not declare"
                     )
+            for key in sorted(self._intrinsic_keys(node)):
+                if key not in INTRINSICS:
+                    kind = "not supported locally" if key in _UNSUPPORTED else "unknown"
+                    problems.append(f"{where} uses {key}: {kind} intrinsic function")
             for condition in self._if_conditions(node):
                 if condition not in self._condition_defs:
                     problems.append(f"{where} uses condition {condition!r}, not in Conditions")
@@ -433,6 +437,18 @@ class Template:
                 )
         if problems:
             raise TemplateError("unresolved references:\n  " + "\n  ".join(problems))
+
+    def _intrinsic_keys(self, node: Any) -> set[str]:
+        keys: set[str] = set()
+        if isinstance(node, list):
+            for item in node:
+                keys |= self._intrinsic_keys(item)
+        elif isinstance(node, dict):
+            if len(node) == 1 and next(iter(node)).startswith("Fn::"):
+                keys.add(next(iter(node)))
+            for value in node.values():
+                keys |= self._intrinsic_keys(value)
+        return keys
 
     def _if_conditions(self, node: Any) -> Iterable[str]:
         if isinstance(node, list):

@@ -217,7 +217,7 @@ def _marshal(result: Any) -> tuple[str, bool]:
 
 
 def _invoke(handler: Any, request: dict[str, Any], *, init_ms: float | None) -> dict[str, Any]:
-    global _CURRENT_REQUEST_ID  # noqa: PLW0603
+    global _CURRENT_REQUEST_ID
     request_id = str(request["request_id"])
     _CURRENT_REQUEST_ID = request_id
     if request.get("trace_id"):

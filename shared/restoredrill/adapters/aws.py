@@ -48,6 +48,13 @@ ACTIVE_INDEX = "active-by-deadline"
 ACTIVE_MARK = "1"
 
 
+RESETTING = "resetting-master-credentials"
+
+
+class TransientRdsState(Exception):
+    """The instance is busy with something else; the next trigger will try again."""
+
+
 class NotOurInstance(Exception):
     """Refused to change an instance that does not carry this drill's ownership tags."""
 
@@ -276,6 +283,12 @@ class RdsAdapter:
                 ApplyImmediately=True,
             )
         except ClientError as error:
+            if _code(error) == "InvalidDBInstanceState":
+                # A concurrent trigger's reset is under way; it sets this run's one password.
+                current = self.describe_drill_instance(run.instance_id)
+                if current is not None and current.status == RESETTING:
+                    return
+                raise TransientRdsState(f"{run.instance_id} cannot be modified now") from None
             # The request carried the password: never let the error's text travel further.
             raise _rejected_or_raise(error) from None
 

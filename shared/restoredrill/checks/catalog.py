@@ -17,6 +17,9 @@ from restoredrill.checks.sql import qualified_name
 
 __all__ = ["AmcheckTargets", "DatabaseCatalog", "Relation", "read_amcheck_targets", "read_catalog"]
 
+# Where restoredrill installs amcheck when ``public`` is not usable.
+AMCHECK_INSTALL_SCHEMA = "restoredrill"
+
 KIND_NAMES = {
     "r": "table",
     "p": "partitioned table",
@@ -40,7 +43,8 @@ SELECT json_build_object(
   'size_bytes', pg_database_size(current_database()),
   'schemas', (SELECT coalesce(json_agg(n.nspname ORDER BY n.nspname), '[]')
               FROM pg_namespace AS n WHERE {_USER_NAMESPACE}),
-  'extensions', (SELECT coalesce(json_object_agg(e.extname, e.extversion ORDER BY e.extname), '{{}}')
+  'extensions', (SELECT coalesce(
+                    json_object_agg(e.extname, e.extversion ORDER BY e.extname), '{{}}')
                  FROM pg_extension AS e),
   'amcheck_schema', (SELECT n.nspname FROM pg_extension AS e
                      JOIN pg_namespace AS n ON n.oid = e.extnamespace
@@ -154,11 +158,18 @@ class DatabaseCatalog:
         return None
 
     def to_baseline(self) -> DatabaseBaseline:
+        """The schema part of the baseline. amcheck (and the empty schema restoredrill may have
+        created for it) is restoredrill's own tool, not the application's: leaving it out keeps
+        drills of fresh restores and repeated ``restoredrill check --install-amcheck`` runs
+        comparable."""
         tables = {relation.key: relation.shape for relation in self.relations}
+        used = {relation.schema for relation in self.relations}
+        extensions = {k: v for k, v in self.extensions.items() if k != "amcheck"}
+        schemas = [s for s in self.schemas if s != AMCHECK_INSTALL_SCHEMA or s in used]
         return DatabaseBaseline(
-            schema_fingerprint=schema_fingerprint(tables, self.extensions, self.schemas),
-            schemas=list(self.schemas),
-            extensions=dict(self.extensions),
+            schema_fingerprint=schema_fingerprint(tables, extensions, schemas),
+            schemas=schemas,
+            extensions=extensions,
             tables=tables,
             size_bytes=self.size_bytes,
         )

@@ -56,9 +56,7 @@ class InstanceInfo:
     @property
     def connectable(self) -> list[str]:
         """Non-template databases that accept connections."""
-        return [
-            d["name"] for d in self.databases if d["allow_connections"] and not d["template"]
-        ]
+        return [d["name"] for d in self.databases if d["allow_connections"] and not d["template"]]
 
 
 def read_instance(connection: CheckConnection) -> InstanceInfo:
@@ -163,9 +161,7 @@ def _databases_check(
     checked = databases_to_check(info, policy) if policy.level >= 1 else []
     problems: list[str] = []
     status = CheckStatus.PASS
-    missing_policy = [
-        name for name in (policy.include_databases or []) if name not in present
-    ]
+    missing_policy = [name for name in (policy.include_databases or []) if name not in present]
     if missing_policy:
         problems.append("listed in the policy but not found: " + ", ".join(missing_policy))
         status = CheckStatus.FAIL
@@ -173,7 +169,9 @@ def _databases_check(
     if baseline is not None and baseline.database_names:
         missing_baseline = [name for name in baseline.database_names if name not in present]
         if missing_baseline:
-            problems.append("present at the last drill but not found: " + ", ".join(missing_baseline))
+            problems.append(
+                "present at the last drill but not found: " + ", ".join(missing_baseline)
+            )
             if policy.schema_drift.on_missing == "fail":
                 status = CheckStatus.FAIL
             elif status is CheckStatus.PASS:
@@ -199,7 +197,9 @@ def _databases_check(
             "missing_from_policy": missing_policy,
             "missing_since_baseline": missing_baseline,
             "not_connectable": [
-                d["name"] for d in info.databases if not d["allow_connections"] and not d["template"]
+                d["name"]
+                for d in info.databases
+                if not d["allow_connections"] and not d["template"]
             ],
         },
     )

@@ -75,12 +75,21 @@ def batched(items: Sequence[Any], size_of: Callable[[Any], int]) -> list[list[An
 # --------------------------------------------------------------------------------------------
 
 
-def count_tasks(catalog: DatabaseCatalog, policy: DrillPolicy, secrets: Sequence[str]) -> list[Task]:
+def count_tasks(
+    catalog: DatabaseCatalog, policy: DrillPolicy, secrets: Sequence[str]
+) -> list[Task]:
     relations = [r for r in catalog.relations if r.countable]
     params = {"secrets": list(secrets)}
     if policy.content_fingerprint.enabled:
         return [
-            Task("fingerprint", [r], [r.key], float(r.heap_bytes) * 1.5 + 8192, _run_fingerprint, params)
+            Task(
+                "fingerprint",
+                [r],
+                [r.key],
+                float(r.heap_bytes) * 1.5 + 8192,
+                _run_fingerprint,
+                params,
+            )
             for r in relations
         ]
     return [
@@ -96,7 +105,9 @@ def count_tasks(catalog: DatabaseCatalog, policy: DrillPolicy, secrets: Sequence
     ]
 
 
-def _run_count(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+def _run_count(
+    task: Task, connection: CheckConnection, budget: Budget
+) -> list[Outcome] | list[Task]:
     relations: Sequence[Relation] = task.items
     started = time.perf_counter()
     try:
@@ -215,7 +226,11 @@ def row_count_check(
                 skipped.append(outcome.key)
             else:
                 problems.append(
-                    {"table": outcome.key, "status": outcome.status.value, "message": outcome.message}
+                    {
+                        "table": outcome.key,
+                        "status": outcome.status.value,
+                        "message": outcome.message,
+                    }
                     | outcome.data
                 )
             continue
@@ -332,7 +347,10 @@ def fingerprint_check(
                 "changed": capped(changed),
                 "must_match_mismatched": capped(mismatched),
                 "problems": capped(
-                    [{"table": o.key, "status": o.status.value, "message": o.message} for o in failed]
+                    [
+                        {"table": o.key, "status": o.status.value, "message": o.message}
+                        for o in failed
+                    ]
                 ),
             },
             duration_ms=sum(o.duration_ms for o in outcomes),
@@ -363,7 +381,9 @@ def freshness_task(
     )
 
 
-def _run_freshness(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+def _run_freshness(
+    task: Task, connection: CheckConnection, budget: Budget
+) -> list[Outcome] | list[Task]:
     rule: FreshnessRule = task.items[0]
     relation: Relation = task.params["relation"]
     column_type = relation.shape.columns.get(rule.column)
@@ -461,7 +481,9 @@ def freshness_result(outcome: Outcome, database: str | None) -> CheckResult:
 
 
 def assertion_task(assertion: Assertion, secrets: Sequence[str]) -> Task:
-    return Task("assertion", [assertion], [assertion.name], 1e9, _run_assertion, {"secrets": list(secrets)})
+    return Task(
+        "assertion", [assertion], [assertion.name], 1e9, _run_assertion, {"secrets": list(secrets)}
+    )
 
 
 def _json_value(value: Any) -> Any:
@@ -476,7 +498,9 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def _run_assertion(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+def _run_assertion(
+    task: Task, connection: CheckConnection, budget: Budget
+) -> list[Outcome] | list[Task]:
     assertion: Assertion = task.items[0]
     # a sub-select: one statement only, and at most two rows ever reach Python
     sql = f"SELECT * FROM (\n{assertion.sql}\n) AS restoredrill_assertion LIMIT 2"

@@ -4,13 +4,19 @@ materialized views, their TOAST tables) and ``bt_index_check`` on every btree in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from restoredrill.checks.catalog import AmcheckTarget, AmcheckTargets, DatabaseCatalog
+from restoredrill.checks.catalog import (
+    AMCHECK_INSTALL_SCHEMA,
+    AmcheckTarget,
+    AmcheckTargets,
+    DatabaseCatalog,
+)
 from restoredrill.checks.connection import CheckConnection, classify_error
 from restoredrill.checks.level0 import capped
 from restoredrill.checks.level2 import batched
@@ -21,12 +27,12 @@ from restoredrill.checks.sql import (
     verify_heapam_batch_sql,
     verify_heapam_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement
+from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement, split
 from restoredrill.policy import DrillPolicy
 
 __all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
 
-INSTALL_SCHEMA = "restoredrill"
+INSTALL_SCHEMA = AMCHECK_INSTALL_SCHEMA
 
 
 @dataclass
@@ -66,7 +72,9 @@ def ensure_amcheck(
             message="the amcheck extension is not available on this server (contrib missing)",
         )
     # The throwaway instance's own database: install amcheck where we may create objects.
-    schema = "public" if catalog.public_creatable and "public" in catalog.schemas else INSTALL_SCHEMA
+    schema = (
+        "public" if catalog.public_creatable and "public" in catalog.schemas else INSTALL_SCHEMA
+    )
     statements = ["BEGIN READ WRITE"]
     if schema == INSTALL_SCHEMA:
         statements.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
@@ -80,10 +88,8 @@ def ensure_amcheck(
         )
     except Exception as exc:
         error = classify_error(exc, *secrets)
-        try:
+        with contextlib.suppress(Exception):  # the connection may be gone; the error says why
             connection.run("ROLLBACK")
-        except Exception:  # noqa: S110 - the connection may be gone; the error says why
-            pass
         return AmcheckSetup(
             schema=None,
             status=CheckStatus.ERROR,
@@ -131,7 +137,9 @@ def amcheck_tasks(
     return tasks
 
 
-def _run_heap(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+def _run_heap(
+    task: Task, connection: CheckConnection, budget: Budget
+) -> list[Outcome] | list[Task]:
     heaps: Sequence[AmcheckTarget] = task.items
     schema, toast = task.params["schema"], task.params["check_toast"]
     started = time.perf_counter()
@@ -141,7 +149,7 @@ def _run_heap(task: Task, connection: CheckConnection, budget: Budget) -> list[O
                 connection.scalar(verify_heapam_batch_sql(schema, [h.oid for h in heaps], toast))
             )
             if reports:
-                return failed_statement_split(task)
+                return split(task)
             elapsed = (time.perf_counter() - started) * 1000
             return [
                 Outcome("heap", h.key, CheckStatus.PASS, duration_ms=elapsed / len(heaps), item=h)
@@ -172,13 +180,9 @@ def _run_heap(task: Task, connection: CheckConnection, budget: Budget) -> list[O
     ]
 
 
-def failed_statement_split(task: Task) -> list[Task]:
-    from restoredrill.checks.tasks import split
-
-    return split(task)
-
-
-def _run_btree(task: Task, connection: CheckConnection, budget: Budget) -> list[Outcome] | list[Task]:
+def _run_btree(
+    task: Task, connection: CheckConnection, budget: Budget
+) -> list[Outcome] | list[Task]:
     indexes: Sequence[AmcheckTarget] = task.items
     started = time.perf_counter()
     try:
@@ -208,13 +212,16 @@ def _aggregate(
     problems = []
     for outcome in bad:
         item: AmcheckTarget = outcome.item
-        entry = {"relation": outcome.key, "status": outcome.status.value, "message": outcome.message}
+        entry = {
+            "relation": outcome.key,
+            "status": outcome.status.value,
+            "message": outcome.message,
+        }
         if noun == "index":
             entry["table"] = item.detail
         problems.append(entry | outcome.data)
-    message = f"{passed} of {len(outcomes)} {noun}(es) verified" if noun == "index" else (
-        f"{passed} of {len(outcomes)} {noun}(s) verified"
-    )
+    plural = {"index": "indexes", "heap": "heaps"}[noun]
+    message = f"{passed} of {len(outcomes)} {plural} verified"
     if bad:
         message += "; " + "; ".join(f"{o.key}: {o.message}" for o in bad[:3])
     if skipped:
@@ -260,7 +267,9 @@ def amcheck_results(
         ]
     results: list[CheckResult] = []
     if "verify_heapam" in targets.functions:
-        heap = _aggregate("amcheck_heap", "table", database, [o for o in outcomes if o.kind == "heap"], setup)
+        heap = _aggregate(
+            "amcheck_heap", "heap", database, [o for o in outcomes if o.kind == "heap"], setup
+        )
         heap.evidence["check_toast"] = policy.amcheck.check_toast
         results.append(heap)
     else:
@@ -273,7 +282,9 @@ def amcheck_results(
                 message="verify_heapam needs PostgreSQL 14 or later (amcheck 1.3)",
             )
         )
-    btree = _aggregate("amcheck_btree", "index", database, [o for o in outcomes if o.kind == "btree"], setup)
+    btree = _aggregate(
+        "amcheck_btree", "index", database, [o for o in outcomes if o.kind == "btree"], setup
+    )
     btree.evidence["heapallindexed"] = policy.amcheck.heapallindexed
     results.append(btree)
     return results

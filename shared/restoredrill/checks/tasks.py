@@ -20,6 +20,9 @@ from typing import Any
 from restoredrill.checks.connection import CheckConnection, ServerError, classify_error
 from restoredrill.checks.models import CheckStatus
 
+# Estimated work (roughly: bytes to read) that justifies opening one more connection.
+WORKER_MIN_COST = 8 << 20
+
 __all__ = ["Budget", "ConnectionLost", "Outcome", "Task", "TaskPool", "error_outcomes"]
 
 
@@ -102,7 +105,11 @@ class Budget:
 
 
 def failed_statement(
-    task: Task, connection: CheckConnection, budget: Budget, exc: BaseException, secrets: Sequence[str]
+    task: Task,
+    connection: CheckConnection,
+    budget: Budget,
+    exc: BaseException,
+    secrets: Sequence[str],
 ) -> list[Outcome] | list[Task]:
     """What a failed statement means: corruption (fail), the budget (skipped), anything else
     (error); a batch is split instead so every item gets its own verdict."""
@@ -127,7 +134,9 @@ def failed_statement(
 
 def split(task: Task) -> list[Task]:
     return [
-        Task(task.kind, [item], [key], task.cost / max(1, len(task.items)), task.runner, task.params)
+        Task(
+            task.kind, [item], [key], task.cost / max(1, len(task.items)), task.runner, task.params
+        )
         for key, item in zip(task.keys, task.items, strict=True)
     ]
 
@@ -168,9 +177,11 @@ class TaskPool:
             self._outcomes.extend(outcomes)
 
     def run(self) -> list[Outcome]:
-        workers = min(self._jobs, len(self._queue))
-        if workers == 0:
+        if not self._queue:
             return []
+        # another connection costs a few milliseconds: open one per WORKER_MIN_COST of work
+        total = sum(task.cost for task in self._queue)
+        workers = 1 + min(self._jobs - 1, len(self._queue) - 1, int(total // WORKER_MIN_COST))
         threads = [
             threading.Thread(target=self._work, args=(None,), name=f"restoredrill-check-{n}")
             for n in range(1, workers)

@@ -1,0 +1,274 @@
+"""The local endpoint for Lambda ``Invoke`` and EventBridge ``PutEvents``.
+
+moto's Lambda needs Docker to run code and moto's EventBridge does not run targets, so functions
+reach these two APIs here (``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_EVENTBRIDGE``). The
+endpoint speaks the wire protocols boto3 uses:
+
+- Lambda (rest-json): ``POST /2015-03-31/functions/{FunctionName}/invocations`` with
+  ``X-Amz-Invocation-Type`` ``RequestResponse`` (200 + payload, ``X-Amz-Function-Error`` on a
+  function error), ``Event`` (202, queued as an async invoke) or ``DryRun`` (204).
+- EventBridge (JSON 1.1): ``POST /`` with ``X-Amz-Target: AWSEvents.PutEvents``.
+
+Errors come back in the shapes boto3 parses into ``ClientError`` (e.g. ResourceNotFoundException).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from localcloud.delivery import BusNotFoundError, Delivery, PutEventsValidationError
+from localcloud.provision import Stack
+from localcloud.runtime import FUNCTION_ERROR, Runtime
+
+__all__ = ["LocalEndpoint"]
+
+log = logging.getLogger(__name__)
+
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # 6 MB request and response, RequestResponse
+MAX_ASYNC_PAYLOAD = 1024 * 1024  # 1 MB, Event (raised from 256 KB in 2025)
+
+_INVOKE_PREFIX = "/2015-03-31/functions/"
+_INVOKE_SUFFIX = "/invocations"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    endpoint: LocalEndpoint
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("endpoint: " + format, *args)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        request_id = str(uuid.uuid4())
+        self.send_header("x-amzn-RequestId", request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _lambda_error(self, status: int, error_type: str, message: str) -> None:
+        body = json.dumps({"Type": "User", "message": message}).encode()
+        self._reply(
+            status,
+            body,
+            {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+        )
+
+    def _json11_error(self, status: int, error_type: str, message: str) -> None:
+        body = json.dumps({"__type": error_type, "message": message}).encode()
+        self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1"})
+
+    # ------------------------------------------------------------------ routing
+
+    def do_POST(self) -> None:
+        try:
+            path = urlsplit(self.path).path
+            if path.startswith(_INVOKE_PREFIX) and path.endswith(_INVOKE_SUFFIX):
+                self._invoke(unquote(path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)]))
+                return
+            target = self.headers.get("X-Amz-Target", "")
+            if path == "/" and target.startswith("AWSEvents."):
+                self._events(target.split(".", 1)[1])
+                return
+            self._body()
+            self._lambda_error(
+                404, "UnknownOperationException", f"the local endpoint does not serve {path}"
+            )
+        except Exception as error:
+            log.exception("endpoint request failed")
+            self._json11_error(500, "InternalFailure", str(error))
+
+    def do_GET(self) -> None:
+        self._lambda_error(404, "UnknownOperationException", "only Invoke and PutEvents")
+
+    # ------------------------------------------------------------------ Lambda
+
+    def _invoke(self, function_name: str) -> None:
+        endpoint = self.server.endpoint
+        body = self._body()
+        query = parse_qs(urlsplit(self.path).query)
+        qualifier = (query.get("Qualifier") or [None])[0]
+        spec = endpoint.stack.function(function_name)
+        if spec is None or qualifier not in (None, "$LATEST"):
+            arn = (
+                function_name
+                if function_name.startswith("arn:")
+                else (
+                    f"arn:aws:lambda:{endpoint.stack.region}:{endpoint.stack.account_id}"
+                    f":function:{function_name}"
+                )
+            )
+            self._lambda_error(
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: {arn}{':' + qualifier if qualifier else ''}",
+            )
+            return
+        invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+            self._lambda_error(
+                400,
+                "InvalidParameterValueException",
+                f"Unsupported invocation type {invocation_type}",
+            )
+            return
+        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+        if len(body) > limit:
+            self._lambda_error(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+            )
+            return
+        payload = body.decode() if body else "{}"
+        try:
+            json.loads(payload)
+        except ValueError:
+            self._lambda_error(
+                400,
+                "InvalidRequestContentException",
+                "Could not parse request body into json: Unexpected character",
+            )
+            return
+        if invocation_type == "DryRun":
+            self._reply(204)
+            return
+        if invocation_type == "Event":
+            request_id = endpoint.delivery.invoke_async(spec, payload)
+            self._reply(202, b"", {"x-amzn-Remapped-x-amzn-RequestId": request_id})
+            return
+        client_context = self.headers.get("X-Amz-Client-Context")
+        if client_context:
+            client_context = base64.b64decode(client_context).decode()
+        tail = self.headers.get("X-Amz-Log-Type") == "Tail"
+        result = endpoint.runtime.invoke(
+            spec,
+            payload,
+            client_context=client_context,
+            invoked_function_arn=spec.arn,
+            tail=tail,
+        )
+        if len(result.payload) > MAX_SYNC_PAYLOAD:
+            result.function_error = FUNCTION_ERROR
+            result.payload = json.dumps(
+                {
+                    "errorMessage": "Response payload size exceeded maximum allowed payload size"
+                    f" ({MAX_SYNC_PAYLOAD} bytes).",
+                    "errorType": "Function.ResponseSizeTooLarge",
+                }
+            ).encode()
+        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        if tail:
+            headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail.encode()).decode()
+        self._reply(200, result.payload, headers)
+
+    # ------------------------------------------------------------------ EventBridge
+
+    def _events(self, operation: str) -> None:
+        endpoint = self.server.endpoint
+        body = self._body()
+        if operation != "PutEvents":
+            self._json11_error(
+                400,
+                "UnknownOperationException",
+                f"the local cloud's EventBridge serves PutEvents only, not {operation}",
+            )
+            return
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            self._json11_error(400, "SerializationException", "request body is not JSON")
+            return
+        entries = request.get("Entries")
+        if not isinstance(entries, list):
+            self._json11_error(400, "ValidationException", "Entries is required")
+            return
+        try:
+            response = endpoint.delivery.put_events(entries)
+        except BusNotFoundError as error:
+            self._json11_error(400, "ResourceNotFoundException", str(error))
+            return
+        except PutEventsValidationError as error:
+            self._json11_error(400, "ValidationException", str(error))
+            return
+        self._reply(
+            200,
+            json.dumps(response).encode(),
+            {"Content-Type": "application/x-amz-json-1.1"},
+        )
+
+
+class LocalEndpoint:
+    """A loopback HTTP server answering Lambda Invoke and EventBridge PutEvents."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _Server((host, port), _Handler)
+        self._server.endpoint = self
+        self._thread: threading.Thread | None = None
+        self._stack: Stack | None = None
+        self._runtime: Runtime | None = None
+        self._delivery: Delivery | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def attach(self, stack: Stack, runtime: Runtime, delivery: Delivery) -> None:
+        self._stack, self._runtime, self._delivery = stack, runtime, delivery
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            raise RuntimeError("the endpoint is not attached to a stack yet")
+        return self._stack
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError("the endpoint is not attached to a runtime yet")
+        return self._runtime
+
+    @property
+    def delivery(self) -> Delivery:
+        if self._delivery is None:
+            raise RuntimeError("the endpoint is not attached to delivery yet")
+        return self._delivery
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="localcloud-endpoint", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()

@@ -1,0 +1,203 @@
+"""A Slack incoming-webhook receiver on loopback that records what it got.
+
+It answers like Slack: ``200 ok`` for a valid message, ``400 invalid_payload`` for a body that is
+not JSON, ``400 no_text`` for a message with neither ``text`` nor ``blocks`` nor ``attachments``,
+``404 no_service`` outside ``/services/...``. Fault knobs make the next K requests answer a status
+(500, 429 with ``Retry-After``...) or hang for N seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["SlackReceiver"]
+
+WEBHOOK_PATH = "/services/T000/B000/XXXX"
+
+
+@dataclass
+class _Fault:
+    status: int | None = None
+    body: str = ""
+    retry_after: int | None = None
+    hang_seconds: float = 0.0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    receiver: SlackReceiver
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = _parse(raw, self.headers.get("Content-Type", ""))
+        record = {
+            "path": self.path,
+            "headers": dict(self.headers.items()),
+            "body": body,
+            "raw": raw.decode(errors="replace"),
+            "received_at": time.time(),
+        }
+        fault = receiver._receive(record)
+        if fault is not None:
+            if fault.hang_seconds:
+                time.sleep(fault.hang_seconds)
+            if fault.status is not None:
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = str(fault.retry_after)
+                self._answer(fault.status, fault.body or _reason(fault.status), headers)
+                return
+        if not self.path.startswith("/services/"):
+            self._answer(404, "no_service")
+        elif body is None:
+            self._answer(400, "invalid_payload")
+        elif not (body.get("text") or body.get("blocks") or body.get("attachments")):
+            self._answer(400, "no_text")
+        else:
+            self._answer(200, "ok")
+
+
+def _parse(raw: bytes, content_type: str) -> dict[str, Any] | None:
+    text = raw.decode(errors="replace")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        payload = parse_qs(text).get("payload")
+        if not payload:
+            return None
+        text = payload[0]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _reason(status: int) -> str:
+    return {429: "rate_limited", 500: "internal_error", 503: "service_unavailable"}.get(
+        status, "error"
+    )
+
+
+class SlackReceiver:
+    """Loopback webhook receiver; ``requests`` holds every POST, ``messages`` the valid ones."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _Server((host, port), _Handler)
+        self._server.receiver = self
+        self._lock = threading.Lock()
+        self._requests: list[dict[str, Any]] = []
+        self._faults: deque[_Fault] = deque()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="localcloud-slack", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> SlackReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ what it got
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{WEBHOOK_PATH}"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every POST: ``{path, headers, body (parsed JSON or None), raw, received_at}``."""
+        with self._lock:
+            return [dict(r) for r in self._requests]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The POSTs Slack would have posted: a webhook path, a JSON body, and no fault."""
+        with self._lock:
+            return [dict(r) for r in self._requests if r.get("accepted")]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.05)
+        return self.messages
+
+    # ------------------------------------------------------------------ faults
+
+    def fail_next(
+        self, count: int = 1, *, status: int = 500, retry_after: int | None = None, body: str = ""
+    ) -> None:
+        """The next ``count`` requests answer ``status`` (e.g. 429 with ``Retry-After``)."""
+        with self._lock:
+            self._faults.extend(
+                _Fault(status=status, retry_after=retry_after, body=body) for _ in range(count)
+            )
+
+    def hang_next(self, count: int = 1, *, seconds: float = 30.0) -> None:
+        """The next ``count`` requests get no answer for ``seconds`` (then a normal one)."""
+        with self._lock:
+            self._faults.extend(_Fault(hang_seconds=seconds) for _ in range(count))
+
+    # ------------------------------------------------------------------ internals
+
+    def _receive(self, record: dict[str, Any]) -> _Fault | None:
+        """Record a request and take the fault (if any) that applies to it, atomically."""
+        body = record["body"]
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            record["accepted"] = (
+                (fault is None or fault.status is None)
+                and record["path"].startswith("/services/")
+                and body is not None
+                and bool(body.get("text") or body.get("blocks") or body.get("attachments"))
+            )
+            if fault is not None:
+                record["fault"] = {"status": fault.status, "hang_seconds": fault.hang_seconds}
+            self._requests.append(record)
+        return fault

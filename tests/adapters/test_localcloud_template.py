@@ -1,0 +1,223 @@
+"""The local cloud reads templates the way CloudFormation and SAM do (no sockets here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud.provision import parse_rate, validate_pattern
+from localcloud.template import NO_VALUE, Template, TemplateError, load_yaml
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "localcloud" / "template.yaml"
+
+
+def template(text: str, **overrides: Any) -> Template:
+    return Template(load_yaml(text), stack_name="st", parameter_overrides=overrides or None)
+
+
+BASE = """
+Parameters:
+  Env:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, prod]
+  Subnets:
+    Type: List<AWS::EC2::Subnet::Id>
+    Default: "subnet-1, subnet-2"
+  Count:
+    Type: Number
+    Default: 5
+    MinValue: 1
+    MaxValue: 10
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  IsDev: !Not [!Condition IsProd]
+  Both: !And [!Condition IsDev, !Equals [!Ref Count, 5]]
+  Either: !Or [!Condition IsProd, !Equals ["a", "b"]]
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  ProdOnly:
+    Type: AWS::SQS::Queue
+    Condition: IsProd
+"""
+
+
+def test_short_and_long_forms_resolve_like_cloudformation():
+    # Given a template whose resources were "created" (bound to physical ids)
+    t = template(BASE)
+    t.bind("Queue", "https://q/url", {"Arn": "arn:aws:sqs:us-east-1:123456789012:q-1"})
+    node = load_yaml(
+        """
+        sub_string: !Sub "${AWS::StackName}-${Env}-${Queue}-${Queue.Arn}-${!Literal}"
+        sub_list: !Sub ["${Name}/${AWS::Region}", {Name: !Ref Env}]
+        getatt_dotted: !GetAtt Queue.Arn
+        getatt_list: !GetAtt [Queue, Arn]
+        long_getatt: {"Fn::GetAtt": ["Queue", "Arn"]}
+        long_ref: {"Ref": "AWS::AccountId"}
+        if_dev: !If [IsDev, dev-value, prod-value]
+        if_novalue: !If [IsProd, "x", !Ref AWS::NoValue]
+        join: !Join [",", !Ref Subnets]
+        select: !Select [1, !Split [",", "a,b,c"]]
+        both: !If [Both, yes-both, no-both]
+        either: !If [Either, yes-either, no-either]
+        partition: !Sub "arn:${AWS::Partition}:s3:::${AWS::URLSuffix}"
+        list: [!Ref Queue, !If [IsProd, "gone", !Ref AWS::NoValue]]
+        """
+    )
+    # When it is resolved
+    resolved = t.resolve(node)
+    # Then every intrinsic has CloudFormation's value and NoValue removes keys and items
+    assert resolved == {
+        "sub_string": "st-dev-https://q/url-arn:aws:sqs:us-east-1:123456789012:q-1-${Literal}",
+        "sub_list": "dev/us-east-1",
+        "getatt_dotted": "arn:aws:sqs:us-east-1:123456789012:q-1",
+        "getatt_list": "arn:aws:sqs:us-east-1:123456789012:q-1",
+        "long_getatt": "arn:aws:sqs:us-east-1:123456789012:q-1",
+        "long_ref": "123456789012",
+        "if_dev": "dev-value",
+        "join": "subnet-1,subnet-2",
+        "select": "b",
+        "both": "yes-both",
+        "either": "no-either",
+        "partition": "arn:aws:s3:::amazonaws.com",
+        "list": ["https://q/url"],
+    }
+
+
+def test_parameter_overrides_win_over_defaults_and_are_validated():
+    # Given overrides, like `sam deploy --parameter-overrides`
+    t = template(BASE, Env="prod", Count="7", Subnets="subnet-9")
+    # Then they replace the defaults, conditions follow, and list parameters are lists
+    assert t.parameters["Env"] == "prod"
+    assert t.parameters["Subnets"] == ["subnet-9"]
+    assert t.condition("IsProd") is True
+    assert t.resource_enabled("ProdOnly")
+    # And values the template forbids are refused, as CloudFormation refuses them
+    with pytest.raises(TemplateError, match="AllowedValues"):
+        template(BASE, Env="staging")
+    with pytest.raises(TemplateError, match="MaxValue"):
+        template(BASE, Count="11")
+    with pytest.raises(TemplateError, match="undeclared"):
+        template(BASE, Typo="x")
+
+
+def test_a_required_parameter_without_value_is_a_clear_error():
+    # Given a parameter without Default
+    text = "Parameters:\n  Needed: {Type: String}\n" + BASE.split("Parameters:\n", 1)[1]
+    # When nobody gives it, Then the error names it
+    with pytest.raises(TemplateError, match="Needed"):
+        template(text)
+    # And with an override it resolves
+    assert template(text, Needed="v").parameters["Needed"] == "v"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("      Name: !Ref Missing\n", "'Missing'"),
+        ("      Name: !GetAtt Missing.Arn\n", "'Missing'"),
+        ('      Name: !Sub "${Missing.Arn}-x"\n', "'Missing'"),
+        ("      Name: !If [NoSuchCondition, a, b]\n", "NoSuchCondition"),
+        ("      Name: !Frobnicate [a]\n", "Fn::Frobnicate"),
+        ("      Name: !ImportValue other-stack-output\n", "not supported locally"),
+    ],
+)
+def test_a_wiring_mistake_fails_when_the_template_loads(snippet: str, message: str):
+    # Given a reference to something the template does not declare (or cannot be evaluated)
+    text = BASE + "  Bus:\n    Type: AWS::Events::EventBus\n    Properties:\n" + snippet
+    # When it loads, Then it fails, naming the culprit
+    with pytest.raises(TemplateError, match=message):
+        template(text)
+
+
+def test_refs_to_resources_whose_condition_is_false_fail_only_in_taken_branches():
+    # Given a resource that is not created (its condition is false)
+    t = template(BASE)
+    assert not t.resource_enabled("ProdOnly")
+    # Then a reference inside an untaken Fn::If branch is fine
+    assert t.resolve(load_yaml("v: !If [IsProd, !Ref ProdOnly, none]")) == {"v": "none"}
+    # And a direct reference is an error
+    with pytest.raises(TemplateError, match="ProdOnly"):
+        t.resolve(load_yaml("v: !Ref ProdOnly"))
+    # And it is left out of the creation order
+    assert t.creation_order() == ["Queue"]
+
+
+def test_creation_order_follows_dependencies_and_refuses_cycles():
+    # Given B needs A (GetAtt) and C needs B (Sub) and A DependsOn nothing
+    t = template(
+        """
+Resources:
+  C: {Type: AWS::SQS::Queue, Properties: {QueueName: !Sub "${B}-c"}}
+  B: {Type: AWS::SQS::Queue, Properties: {QueueName: !GetAtt A.QueueName}}
+  A: {Type: AWS::SQS::Queue}
+"""
+    )
+    assert t.creation_order() == ["A", "B", "C"]
+    # When a function's Globals refer to the function itself (a self-reference)
+    cyclic = template(
+        """
+Globals:
+  Function:
+    Environment:
+      Variables:
+        CHECKER: !Ref Checker
+Resources:
+  Checker:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: x/, Handler: app.handler}
+"""
+    )
+    # Then CloudFormation's "circular dependency" is reported, naming the resource
+    with pytest.raises(TemplateError, match="circular dependency.*Checker -> Checker"):
+        cyclic.creation_order()
+
+
+def test_globals_merge_onto_functions_with_sam_rules():
+    # Given the fixture template: Globals set Timeout, Layers and environment variables
+    t = Template.load(FIXTURE, stack_name="st", parameter_overrides={"Prefix": "p"})
+    # When the caller function (own Environment, MemorySize) is merged
+    props = t.function_properties_raw("CallerFunction")
+    # Then maps merge (global and own variables), scalars are replaced, lists append
+    variables = props["Environment"]["Variables"]
+    assert {"TABLE_NAME", "BUS_NAME", "MODE", "GREETING", "ASYNC_FUNCTION"} <= set(variables)
+    assert props["MemorySize"] == 512
+    assert props["Timeout"] == 10
+    assert props["Layers"] == [{"Ref": "FixtureLayer"}]
+    # And a function's own scalar beats the global one
+    assert t.function_properties_raw("SleepyFunction")["Timeout"] == 1
+
+
+def test_no_value_sentinel_is_a_singleton():
+    assert NO_VALUE is type(NO_VALUE)()
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(1 minute)", 60),
+        ("rate(5 minutes)", 300),
+        ("rate(1 hour)", 3600),
+        ("rate(2 days)", 172800),
+    ],
+)
+def test_schedule_rates_parse(expression: str, seconds: int):
+    assert parse_rate(expression) == seconds
+
+
+@pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "every 5 minutes"])
+def test_schedule_expressions_eventbridge_refuses_are_refused(expression: str):
+    with pytest.raises(TemplateError):
+        parse_rate(expression)
+
+
+def test_event_patterns_with_operators_eventbridge_does_not_know_are_refused():
+    # moto's matcher treats an unknown operator as a match: a typo would match everything
+    validate_pattern({"detail": {"SourceIdentifier": [{"prefix": "restoredrill-"}]}}, where="p")
+    with pytest.raises(TemplateError, match="unknown filter"):
+        validate_pattern({"detail": {"SourceIdentifier": [{"prefx": "restoredrill-"}]}}, where="p")
+    with pytest.raises(TemplateError, match="object or an array"):
+        validate_pattern({"source": "aws.rds"}, where="p")

@@ -1,0 +1,194 @@
+"""The task pool: parallel connections, batches split on failure, the time budget, lost
+connections - with fake connections (no sockets)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from restoredrill.checks.models import CheckStatus
+from restoredrill.checks.tasks import Budget, Outcome, Task, TaskPool, failed_statement
+
+
+class FakeConnection:
+    def __init__(self, name: str, timeout_ms: int = 60_000) -> None:
+        self.name = name
+        self.database = "app"
+        self.timeout_ms = timeout_ms
+        self.timeouts: list[int] = []
+        self.closed = False
+
+    def set_timeout(self, timeout_ms: int) -> None:
+        self.timeout_ms = max(1, timeout_ms)
+        self.timeouts.append(self.timeout_ms)
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        return [[1]]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def item_task(items: list[str], runner: Any, cost: float = 1.0) -> Task:
+    return Task("count", items, items, cost, runner, {"secrets": ["pw"]})
+
+
+def passing(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+    return [
+        Outcome("count", key, CheckStatus.PASS, data={"by": connection.name}, item=item)
+        for key, item in zip(task.keys, task.items, strict=True)
+    ]
+
+
+def pool(tasks: list[Task], jobs: int = 2, budget: Budget | None = None, **kw: Any) -> TaskPool:
+    opened: list[FakeConnection] = kw.pop("opened", [])
+
+    def opener() -> FakeConnection:
+        connection = FakeConnection(f"extra{len(opened)}")
+        opened.append(connection)
+        return connection
+
+    return TaskPool(
+        tasks=tasks,
+        jobs=jobs,
+        budget=budget or Budget(60, 60),
+        first=kw.pop("first", FakeConnection("first")),  # type: ignore[arg-type]
+        opener=kw.pop("opener", opener),  # type: ignore[arg-type]
+        secrets=["pw"],
+    )
+
+
+def test_work_is_spread_over_connections_and_nothing_is_lost() -> None:
+    # Given eight big tasks that each take a while, and two connections allowed
+    def slow(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        time.sleep(0.02)
+        return passing(task, connection, budget)
+
+    opened: list[FakeConnection] = []
+    tasks = [item_task([f"t{i}"], slow, cost=1e9) for i in range(8)]
+    # When run
+    outcomes = pool(tasks, jobs=2, opened=opened).run()
+    # Then every item has one outcome and both connections did some of the work
+    assert sorted(o.key for o in outcomes) == [f"t{i}" for i in range(8)]
+    assert {o.data["by"] for o in outcomes} == {"first", "extra0"}
+    # And the extra connection was closed, the caller's was not
+    assert opened[0].closed
+
+
+def test_small_work_does_not_open_more_connections() -> None:
+    # Given a few tiny tasks / When run with 4 jobs allowed / Then no extra connection is opened
+    opened: list[FakeConnection] = []
+    outcomes = pool([item_task([f"t{i}"], passing) for i in range(3)], jobs=4, opened=opened).run()
+    assert len(outcomes) == 3 and opened == []
+
+
+def test_a_failing_batch_is_split_to_name_the_culprit() -> None:
+    # Given a batch of three where the statement fails when "bad" is in it
+    calls: list[list[str]] = []
+
+    def runner(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        calls.append(list(task.items))
+        if "bad" in task.items:
+            exc = DatabaseError({"S": "ERROR", "C": "XX001", "M": "invalid page in block 3"})
+            return failed_statement(task, connection, budget, exc, ["pw"])
+        return passing(task, connection, budget)
+
+    # When run
+    outcomes = pool([item_task(["a", "bad", "c"], runner)], jobs=1).run()
+    by_key = {o.key: o for o in outcomes}
+    # Then the batch was retried item by item, only the culprit fails, with the server's words
+    assert calls[0] == ["a", "bad", "c"] and len(calls) == 4
+    assert by_key["bad"].status is CheckStatus.FAIL
+    assert "invalid page in block 3" in by_key["bad"].message
+    assert by_key["a"].status is CheckStatus.PASS and by_key["c"].status is CheckStatus.PASS
+
+
+def test_tasks_left_when_the_budget_is_spent_are_skipped_not_lost() -> None:
+    # Given a budget that runs out during the first task
+    def slow(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        time.sleep(0.15)
+        return passing(task, connection, budget)
+
+    tasks = [item_task([f"t{i}"], slow, cost=10 - i) for i in range(5)]
+    # When run on one connection
+    outcomes = pool(tasks, jobs=1, budget=Budget(0.1, 60)).run()
+    statuses = {o.key: o.status for o in outcomes}
+    # Then the first task finished and the rest are reported skipped
+    assert statuses["t0"] is CheckStatus.PASS
+    assert [statuses[f"t{i}"] for i in range(1, 5)] == [CheckStatus.SKIPPED] * 4
+    assert all("time budget" in o.message for o in outcomes if o.status is CheckStatus.SKIPPED)
+
+
+def test_statement_timeouts_never_reach_past_the_deadline() -> None:
+    # Given a 60 s statement timeout and a budget of 2 s
+    first = FakeConnection("first", timeout_ms=60_000)
+    # When a task runs
+    pool([item_task(["t"], passing)], jobs=1, budget=Budget(2, 60), first=first).run()
+    # Then the connection's statement timeout was lowered to what is left of the budget
+    assert first.timeouts and first.timeouts[0] <= 2000
+
+
+def test_a_statement_cancelled_by_the_budget_is_skipped_but_a_plain_timeout_is_an_error() -> None:
+    # Given a query cancelled by statement_timeout
+    cancel = DatabaseError({"S": "ERROR", "C": "57014", "M": "canceling statement due to timeout"})
+    task = item_task(["t"], passing)
+    cut = FakeConnection("c", timeout_ms=500)  # lowered to fit the budget
+    full = FakeConnection("c", timeout_ms=60_000)
+    budget = Budget(600, 60)
+    # Then it is skipped when the budget had cut the timeout, an error otherwise
+    assert failed_statement(task, cut, budget, cancel, [])[0].status is CheckStatus.SKIPPED  # type: ignore[arg-type, union-attr]
+    assert failed_statement(task, full, budget, cancel, [])[0].status is CheckStatus.ERROR  # type: ignore[arg-type, union-attr]
+
+
+def test_a_lost_connection_is_replaced_and_its_task_reported() -> None:
+    # Given a connection that breaks on the first task
+    broken = threading.Event()
+
+    def runner(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        if connection.name == "first" and not broken.is_set():
+            broken.set()
+            return failed_statement(task, connection, budget, InterfaceError("network error"), [])
+        return passing(task, connection, budget)
+
+    tasks = [item_task([f"t{i}"], runner, cost=10 - i) for i in range(3)]
+    # When run on one job
+    outcomes = pool(tasks, jobs=1).run()
+    statuses = {o.key: o.status for o in outcomes}
+    # Then the interrupted task is an error (not a pass, not lost) and a new connection did the rest
+    assert statuses == {"t0": CheckStatus.ERROR, "t1": CheckStatus.PASS, "t2": CheckStatus.PASS}
+    assert {o.data.get("by") for o in outcomes if o.status is CheckStatus.PASS} == {"extra0"}
+
+
+def test_when_no_connection_can_be_opened_the_work_is_reported_as_errors() -> None:
+    # Given a first connection that is lost at once and no way to open another
+    def runner(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        return failed_statement(task, connection, budget, InterfaceError("network error"), [])
+
+    def refuse() -> FakeConnection:
+        raise InterfaceError("connection refused")
+
+    tasks = [item_task([f"t{i}"], runner, cost=10 - i) for i in range(3)]
+    # When run
+    outcomes = pool(tasks, jobs=1, opener=refuse).run()
+    # Then every task still has an outcome, an error that says why
+    assert sorted(o.key for o in outcomes) == ["t0", "t1", "t2"]
+    assert all(o.status is CheckStatus.ERROR for o in outcomes)
+    assert any("connection refused" in o.message for o in outcomes)
+
+
+def test_a_bug_in_one_task_does_not_lose_the_others() -> None:
+    # Given a runner that crashes on one item
+    def runner(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        if task.items[0] == "boom":
+            raise KeyError("oops")
+        return passing(task, connection, budget)
+
+    outcomes = pool([item_task(["boom"], runner), item_task(["ok"], runner)], jobs=1).run()
+    # Then the crash is an error outcome and the other task passes
+    assert {o.key: o.status for o in outcomes} == {
+        "boom": CheckStatus.ERROR,
+        "ok": CheckStatus.PASS,
+    }
