@@ -171,9 +171,14 @@ def advance_drill(
 
 def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | None:
     log = {"run_id": run.run_id, "state": run.state.value, "why": step.why}
+    if step.claim is not None:
+        if not ctx.runs.replace(step.claim, expected_version=run.version):
+            logger.info("another trigger claimed this step", extra=log)
+            return None
+        run = step.claim
     if step.effect is not None:
         try:
-            _perform(step.effect, run, step.record or run, ctx)
+            _perform(step.effect, run, ctx)
         except EffectRejected as rejected:
             logger.error(
                 "request refused",
@@ -181,20 +186,18 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
             )
             step = on_effect_rejected(run, step.effect, str(rejected), ctx.clock())
             if step.effect is not None:
-                _perform(step.effect, run, step.record or run, ctx)
+                _perform(step.effect, run, ctx)
     if step.record is None:
         return None
     if not ctx.runs.replace(step.record, expected_version=run.version):
         logger.info("lost the race for this transition", extra=log)
         return None
-    logger.info(
-        "drill advanced",
-        extra={**log, "to": step.record.state.value, "effect": step.effect and step.effect.value},
-    )
+    effect = step.effect.value if step.effect else None
+    logger.info("drill advanced", extra={**log, "to": step.record.state.value, "effect": effect})
     return step.record
 
 
-def _perform(effect: Effect, run: RunRecord, next_run: RunRecord, ctx: DrillContext) -> None:
+def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> None:
     if effect is Effect.RESTORE:
         ctx.rds.restore(run)
     elif effect is Effect.RESET_PASSWORD:

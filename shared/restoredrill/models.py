@@ -103,6 +103,7 @@ class RunRecord(BaseModel):
     credentials_reset_at: datetime | None = None
     credentials_confirmed: bool = False
     checker_invoked_at: datetime | None = None
+    effect_claimed_at: datetime | None = None
     checks: dict[str, Any] | None = None
     report_key: str | None = None
     finished_at: datetime | None = None

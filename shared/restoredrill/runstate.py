@@ -9,7 +9,7 @@ one trigger ever moves a run forward. Events are hints; this is where the truth 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -42,6 +42,8 @@ GONE_STATUSES = frozenset({"deleting"})
 INSTANCE_VISIBILITY_GRACE = timedelta(minutes=10)
 # The checker's result travels through the async destination and SQS after its timeout.
 CHECKER_RESULT_GRACE = timedelta(minutes=2)
+# Longer than any advance function may run (its timeout is 60 s): a claim older than this was lost.
+CLAIM_LEASE = timedelta(seconds=90)
 
 
 class Effect(StrEnum):
@@ -69,10 +71,18 @@ class Rules:
 
 @dataclass(frozen=True)
 class Step:
+    """At most one effect and the record to write after it.
+
+    With a `claim`, the claim is written first and only the trigger that wins it performs the
+    effect: for effects whose repetition would be visible (a second checker on the same
+    instance, a second Drill Finished). A claim that is never confirmed (its trigger crashed)
+    expires after CLAIM_LEASE and the effect is claimed again.
+    """
+
     effect: Effect | None = None
     record: RunRecord | None = None
     why: str = ""
-    changes: tuple[str, ...] = field(default=())
+    claim: RunRecord | None = None
 
     @property
     def is_wait(self) -> bool:
@@ -92,9 +102,10 @@ def transition(run: RunRecord, state: RunState, now: datetime, **changes: object
         phases[state] = PhaseTiming(
             started_at=now, ended_at=now if state is RunState.FINISHED else None
         )
-    return run.model_copy(
-        update={"state": state, "version": run.version + 1, "phases": phases, **changes}
-    )
+    update = {"state": state, "version": run.version + 1, "phases": phases}
+    if state is not run.state:
+        update["effect_claimed_at"] = None
+    return run.model_copy(update={**update, **changes})
 
 
 def amend(run: RunRecord, **changes: object) -> RunRecord:
@@ -174,16 +185,14 @@ def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     reset_at = run.credentials_reset_at or run.phases[RunState.SECURING].started_at
     settled = now - reset_at >= rules.credentials_settle
     if applied and (confirmed or settled):
+        claim = transition(
+            run, RunState.CHECKING, now, effect_claimed_at=now, credentials_confirmed=confirmed
+        )
         return Step(
             Effect.INVOKE_CHECKER,
-            transition(
-                run,
-                RunState.CHECKING,
-                now,
-                checker_invoked_at=now,
-                credentials_confirmed=confirmed,
-            ),
+            amend(claim, checker_invoked_at=now),
             "credentials in place; checking",
+            claim=claim,
         )
     if seen.credentials_reset_event and not run.credentials_confirmed:
         return Step(record=amend(run, credentials_confirmed=True), why="credentials reset seen")
@@ -199,8 +208,17 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     fault = _fault_of(instance)
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
-    invoked_at = run.checker_invoked_at or run.phases[RunState.CHECKING].started_at
-    if now - invoked_at > rules.checker_timeout + CHECKER_RESULT_GRACE:
+    if run.checker_invoked_at is None:
+        if _claim_is_live(run, now):
+            return WAIT
+        claim = amend(run, effect_claimed_at=now)
+        return Step(
+            Effect.INVOKE_CHECKER,
+            amend(claim, checker_invoked_at=now),
+            "the checker invoke was never confirmed; invoking again",
+            claim=claim,
+        )
+    if now - run.checker_invoked_at > rules.checker_timeout + CHECKER_RESULT_GRACE:
         return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
     return WAIT
 
@@ -239,11 +257,20 @@ def _decide_tearing_down(run: RunRecord, seen: Observation, rules: Rules) -> Ste
 
 
 def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    if _claim_is_live(run, seen.now):
+        return WAIT
+    claim = amend(run, effect_claimed_at=seen.now)
     return Step(
         Effect.PUBLISH,
-        transition(run, RunState.FINISHED, seen.now),
+        transition(claim, RunState.FINISHED, seen.now),
         "report, forget the password, announce",
+        claim=claim,
     )
+
+
+def _claim_is_live(run: RunRecord, now: datetime) -> bool:
+    claimed = run.effect_claimed_at
+    return claimed is not None and now - claimed < CLAIM_LEASE
 
 
 def _decide_finished(run: RunRecord, seen: Observation, rules: Rules) -> Step:

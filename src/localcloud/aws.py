@@ -9,6 +9,18 @@ local Lambda workers and events delivered the way AWS delivers them.
 
 Nothing is written to ``os.environ``: clients get an explicit ``endpoint_url`` and fake
 credentials, functions get their environment passed to their worker processes.
+
+moto, as checked for this (moto 5.2, server mode):
+- SQS ``DelaySeconds`` (per message and per queue) is honoured; ``RedrivePolicy`` is real: a
+  message received ``maxReceiveCount`` times moves to the DLQ on the next receive, as in AWS.
+- ``EventPattern`` supports prefix (also lists and equals-ignore-case), suffix, anything-but,
+  numeric, exists, equals-ignore-case, cidr, wildcard and ``$or``; but an unknown operator
+  matches everything (so patterns are validated at provisioning) and it does not look inside
+  arrays of objects.
+- Bucket policies are enforced, and the local cloud talks HTTP: a DenyInsecureTransport policy
+  would deny everything, so AWS::S3::BucketPolicy is recorded, not applied.
+- Its state is process-wide (``reset_moto`` wipes it at start) and its werkzeug server logs every
+  request on stderr (silenced here).
 """
 
 from __future__ import annotations
@@ -271,9 +283,12 @@ class LocalAws:
 
     # ------------------------------------------------------------------ events and invokes
 
-    def emit(self, event: dict[str, Any], bus: str = DEFAULT_BUS) -> None:
-        """Put a full event envelope on a bus (as an AWS service would), faults applied."""
-        self.delivery.emit(event, bus)
+    def emit(self, event: dict[str, Any], bus: str = DEFAULT_BUS) -> str:
+        """Put a full event envelope on a bus (as an AWS service would), faults applied.
+
+        Missing envelope fields (id, time, account, region...) are filled in; returns the id.
+        """
+        return self.delivery.emit(event, bus)
 
     def invoke(self, function: str, payload: Any = None) -> InvokeResult:
         """Invoke a function synchronously by logical id, name or ARN."""

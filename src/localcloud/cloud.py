@@ -184,6 +184,9 @@ class LocalCloud:
         admin = server.admin_connect()
         try:
             create_master_user(admin, MASTER_USER, password)
+            # RDS's master user holds rds_superuser, which may CREATE EXTENSION amcheck and read
+            # what the checks read; plain PostgreSQL has no such role, so it is a superuser here.
+            admin.run(f'ALTER ROLE "{MASTER_USER}" SUPERUSER')
             admin.run(f'CREATE DATABASE clinic OWNER "{MASTER_USER}"')
         finally:
             admin.close()

@@ -565,7 +565,7 @@ class _Provisioner:
                     lambda: s3.put_bucket_encryption(
                         Bucket=name,
                         ServerSideEncryptionConfiguration={
-                            "Rules": props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                            "Rules": _encryption_rules(props["BucketEncryption"])
                         },
                     ),
                 )
@@ -615,13 +615,12 @@ class _Provisioner:
         return self._record(logical_id, "AWS::S3::Bucket", name, attributes, props)
 
     def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        # Recorded, not applied: moto enforces bucket policies, and the local cloud talks plain
+        # HTTP to it, so a (recommended) DenyInsecureTransport statement would deny every call
+        # that HTTPS satisfies in AWS. IAM is not enforced locally either.
         bucket = props["Bucket"]
-        try:
-            self.client("s3").put_bucket_policy(
-                Bucket=bucket, Policy=json.dumps(props["PolicyDocument"])
-            )
-        except (ClientError, BotoCoreError) as error:
-            self._warn(f"{logical_id}: bucket policy recorded only: {error}")
+        if not isinstance(props.get("PolicyDocument"), dict):
+            raise TemplateError(f"Resources.{logical_id}: PolicyDocument must be an object")
         self.t.bind(logical_id, bucket, {})
         return self._record(logical_id, "AWS::S3::BucketPolicy", bucket, {}, props)
 
@@ -782,6 +781,14 @@ class _Provisioner:
         environment = {
             str(k): _env_value(v, where=f"{where}.Environment.{k}") for k, v in variables.items()
         }
+        reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
+        if reserved:
+            raise TemplateError(
+                f"{where}.Environment: Lambda reserves {reserved}; they cannot be set"
+            )
+        size = sum(len(k) + len(v) for k, v in environment.items())
+        if size > 4096:
+            raise TemplateError(f"{where}.Environment: {size} bytes exceeds Lambda's 4 KB limit")
         timeout = int(props.get("Timeout", 3))
         if not 1 <= timeout <= 900:
             raise TemplateError(f"{where}: Timeout must be 1..900 seconds, got {timeout}")
@@ -792,7 +799,7 @@ class _Provisioner:
             if dlq.get("Type") != "SQS":
                 raise TemplateError(f"{where}: DeadLetterQueue type {dlq.get('Type')} unsupported")
             dead_letter = str(dlq["TargetArn"])
-        reserved = props.get("ReservedConcurrentExecutions")
+        concurrency = props.get("ReservedConcurrentExecutions")
         spec = FunctionSpec(
             logical_id=logical_id,
             name=name,
@@ -808,7 +815,7 @@ class _Provisioner:
                 props.get("EventInvokeConfig"), where=f"{where}.EventInvokeConfig"
             ),
             dead_letter_arn=dead_letter,
-            reserved_concurrency=int(reserved) if reserved is not None else None,
+            reserved_concurrency=int(concurrency) if concurrency is not None else None,
             properties=props,
         )
         self.stack.functions[logical_id] = spec
@@ -958,6 +965,30 @@ class _Provisioner:
         return self._record(logical_id, rtype, physical, {}, props)
 
 
+# Lambda refuses these in a function's Environment (set by the runtime).
+_RESERVED_ENVIRONMENT = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
 _KNOWN_PATTERN_OPERATORS = frozenset(
     {
         "prefix",
@@ -995,6 +1026,19 @@ def validate_pattern(pattern: Any, *, where: str) -> None:
                     raise TemplateError(f"{where}.{key}: nested arrays are not allowed")
         else:
             raise TemplateError(f"{where}.{key}: must be an object or an array, got {value!r}")
+
+
+def _encryption_rules(encryption: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """CloudFormation's BucketEncryption rules in the S3 API's spelling."""
+    rules = []
+    for rule in encryption["ServerSideEncryptionConfiguration"]:
+        api_rule: dict[str, Any] = {}
+        if "ServerSideEncryptionByDefault" in rule:
+            api_rule["ApplyServerSideEncryptionByDefault"] = rule["ServerSideEncryptionByDefault"]
+        if "BucketKeyEnabled" in rule:
+            api_rule["BucketKeyEnabled"] = str(rule["BucketKeyEnabled"]).lower() == "true"
+        rules.append(api_rule)
+    return rules
 
 
 def _int_values(node: Mapping[str, Any]) -> dict[str, int]:

@@ -64,7 +64,8 @@ def parse_dsn(dsn: str, *, ssl: str | None = None, ca_bundle: str | None = None)
     if mode not in SSL_MODES:
         raise UsageError(f"unsupported sslmode {mode!r}: use disable, require or verify-full")
     pem = None
-    ca_file = ca_bundle or (query.get("sslrootcert") or [None])[-1]
+    root_certs = query.get("sslrootcert") or []
+    ca_file = ca_bundle or (root_certs[-1] if root_certs else None)
     if ca_file:
         try:
             pem = Path(ca_file).read_text(encoding="utf-8")
@@ -76,7 +77,7 @@ def parse_dsn(dsn: str, *, ssl: str | None = None, ca_bundle: str | None = None)
         user=user,
         password=SecretStr(password),
         database=database,
-        ssl=SSL_MODES[mode],  # type: ignore[arg-type]
+        ssl=SSL_MODES[mode],
         ca_bundle_pem=pem,
     )
 

@@ -9,10 +9,11 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from localcloud.cloud import FAULTS, LocalCloud
-from localcloud.postgres import running_servers
 from restoredrill.models import RunRecord, RunState
 from restoredrill.report import PHASE_NAMES, report_key
+
+from localcloud.cloud import FAULTS, LocalCloud
+from localcloud.postgres import running_servers
 
 # After the verdict, how long to keep listening for a second (duplicate) Slack message.
 DUPLICATE_GRACE_SECONDS = 3.0
@@ -127,7 +128,9 @@ def _summarise(
         "verdict": run.verdict.value if run.verdict else None,
         "reason": run.reason,
         "final_state": run.state.value,
-        "phase_seconds": {name: round(s, 3) if s is not None else None for name, s in phases.items()},
+        "phase_seconds": {
+            name: round(s, 3) if s is not None else None for name, s in phases.items()
+        },
         "restore_seconds": run.restore_seconds,
         "available_to_next_step_seconds": _reaction_seconds(cloud, run),
         "instance_deleted": not cloud.instance_exists(run.instance_id),
@@ -146,10 +149,15 @@ def _summarise(
 
 def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say: Any) -> None:
     say("")
-    say(f"verdict: {summary.get('verdict')}" + (f"  ({summary['reason']})" if summary.get("reason") else ""))
+    say(
+        f"verdict: {summary.get('verdict')}"
+        + (f"  ({summary['reason']})" if summary.get("reason") else "")
+    )
     say(f"report:  {summary.get('report')}")
     say(f"restored instance deleted: {summary.get('instance_deleted')}")
-    say(f"time from 'instance available' to the next step: {summary.get('available_to_next_step_seconds')}s")
+    say(
+        f"time from 'instance available' to the next step: {summary.get('available_to_next_step_seconds')}s"
+    )
     say(f"Slack messages received: {summary.get('slack_messages')}")
     if messages:
         say("--- Slack, as received " + "-" * 40)

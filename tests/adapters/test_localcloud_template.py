@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.provision import parse_rate, validate_pattern
+from localcloud.provision import parse_rate, provision, validate_pattern
 from localcloud.template import NO_VALUE, Template, TemplateError, load_yaml
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "localcloud" / "template.yaml"
@@ -172,7 +172,7 @@ Resources:
 """
     )
     # Then CloudFormation's "circular dependency" is reported, naming the resource
-    with pytest.raises(TemplateError, match="circular dependency.*Checker -> Checker"):
+    with pytest.raises(TemplateError, match=r"circular dependency.*Checker -> Checker"):
         cyclic.creation_order()
 
 
@@ -221,3 +221,32 @@ def test_event_patterns_with_operators_eventbridge_does_not_know_are_refused():
         validate_pattern({"detail": {"SourceIdentifier": [{"prefx": "restoredrill-"}]}}, where="p")
     with pytest.raises(TemplateError, match="object or an array"):
         validate_pattern({"source": "aws.rds"}, where="p")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ("AWS_REGION: eu-west-1", "reserves"),
+        (f"BIG: {'x' * 4100}", "4 KB"),
+    ],
+)
+def test_function_environments_lambda_would_refuse_are_refused(
+    tmp_path: Path, variables: str, message: str
+):
+    # Given a function whose environment Lambda refuses (reserved key, over 4 KB)
+    (tmp_path / "code").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      CodeUri: code/\n"
+        "      Handler: app.handler\n"
+        "      Environment:\n"
+        "        Variables:\n"
+        f"          {variables}\n"
+    )
+    # When it is provisioned (a function touches no AWS API), Then it fails like a deploy would
+    with pytest.raises(TemplateError, match=message):
+        provision(path, moto_url="http://127.0.0.1:9", stack_name="st")

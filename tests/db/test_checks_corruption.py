@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-
-from localcloud.postgres import PostgresServer, postgres_bin_dir
 from restoredrill.checks import (
     CheckResult,
     CheckStatus,
@@ -23,6 +21,8 @@ from restoredrill.checks import (
     run_check_suite,
 )
 from restoredrill.policy import DrillPolicy
+
+from localcloud.postgres import PostgresServer, postgres_bin_dir
 
 CHECKER = "rd_checker"
 PASSWORD = "Checker-Pass-7f3a!"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
-
-from localcloud.postgres import PostgresServer
 from restoredrill.checks import CheckStatus, ConnectionTarget, SuiteVerdict, run_check_suite
 from restoredrill.policy import DrillPolicy
+
+from localcloud.postgres import PostgresServer
 
 CHECKER = "rd_checker"
 PASSWORD = "Checker-Pass-7f3a!"

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
-
-from localcloud.postgres import PostgresServer, free_port
 from restoredrill.checks import (
     CheckResult,
     CheckStatus,
@@ -21,6 +19,8 @@ from restoredrill.checks import (
     run_check_suite,
 )
 from restoredrill.policy import DrillPolicy
+
+from localcloud.postgres import PostgresServer, free_port
 
 CHECKER = "rd_checker"
 PASSWORD = "Checker-Pass-7f3a!"

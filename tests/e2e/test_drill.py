@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from restoredrill.models import RunRecord, RunState, Verdict
+from restoredrill.report import report_key
 
 from localcloud.cloud import LocalCloud
 from localcloud.postgres import running_servers
-from restoredrill.models import RunRecord, RunState, Verdict
-from restoredrill.report import report_key
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
 from restoredrill.baseline import (
     Baseline,
     DatabaseBaseline,
@@ -15,6 +14,7 @@ from restoredrill.baseline import (
     carry_forward,
     diff_schema,
     find_baseline,
+    pack_document,
     schema_fingerprint,
 )
 from restoredrill.checks.level1 import schema_check
@@ -179,3 +179,31 @@ def test_unmeasured_tables_keep_their_previous_counts() -> None:
     # And a dropped table's count is not resurrected
     gone = _baseline(app=db({ORDERS: TableShape(kind="table")}))
     assert ITEMS not in carry_forward(gone, previous).databases["app"].row_counts
+
+
+def test_a_large_baseline_travels_compressed_and_comes_back_whole() -> None:
+    # Given a baseline of a database with thousands of tables
+    tables = {
+        f'"public"."t{i}"': TableShape(kind="table", columns={f"c{j}": "integer" for j in range(8)})
+        for i in range(3000)
+    }
+    big = _baseline(app=db(tables))
+    big.databases["app"].row_counts = dict.fromkeys(tables, 1000)
+    # When packed for a Lambda payload
+    payload = big.to_payload()
+    # Then it is compressed under 256 KB and reads back identical; a small one stays plain JSON
+    assert payload["encoding"] == "gzip+base64"
+    assert len(json.dumps(payload)) < 200_000
+    assert Baseline.from_payload(payload) == big
+    small = _baseline(app=db({ORDERS: TableShape(kind="table")}))
+    assert "encoding" not in small.to_payload()
+    assert Baseline.from_payload(small.to_payload()) == small
+
+
+def test_a_baseline_is_found_inside_a_packed_result() -> None:
+    # Given a drill report holding a compressed check-suite payload
+    base = _baseline(app=db({ORDERS: TableShape(kind="table")}))
+    packed = pack_document({"verdict": "PASSED", "baseline": base.model_dump(mode="json")}, 10)
+    # When searched / Then the baseline inside is found
+    assert packed["encoding"] == "gzip+base64"
+    assert find_baseline({"run": {}, "checks": packed}) == base

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from restoredrill.baseline import Baseline
 from restoredrill.checks import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+
 from restoredrill_cli import check_cmd
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from pg8000.exceptions import DatabaseError, InterfaceError
 from pydantic import SecretStr
-
 from restoredrill.checks import (
     CheckResult,
     CheckStatus,
@@ -108,3 +107,31 @@ def test_server_errors_are_classified_and_redacted() -> None:
     assert corrupt_e.corruption and not corrupt_e.connection_lost
     assert auth_e.sqlstate == "28P01" and PASSWORD not in str(auth_e) and auth_e.connection_lost
     assert network_e.connection_lost and network_e.sqlstate is None
+
+
+def test_large_results_travel_compressed_and_come_back_whole() -> None:
+    # Given a result with a lot of evidence (a big schema) and a small one
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    checks = [
+        CheckResult(
+            name="catalog",
+            level=1,
+            status=CheckStatus.PASS,
+            evidence={"tables": [f"table_{i}" * 5 for i in range(20000)]},
+        ),
+        CheckResult(name="row_counts", level=2, status=CheckStatus.FAIL, database="app"),
+    ]
+    big = CheckSuiteResult(
+        verdict=SuiteVerdict.FAILED, checks=checks, started_at=now, finished_at=now, duration_ms=1
+    )
+    small = big.model_copy(update={"checks": checks[1:]})
+    # When turned into payloads for a 256 KB channel
+    big_payload, small_payload = big.to_payload(), small.to_payload()
+    # Then the big one is compressed under the limit, still naming the verdict and failures
+    assert big_payload["encoding"] == "gzip+base64"
+    assert len(json.dumps(big_payload)) < 200_000
+    assert big_payload["failed_checks"] == ["row_counts[app]"]
+    # And the small one stays plain; both read back to the same result
+    assert small_payload["verdict"] == "FAILED" and "encoding" not in small_payload
+    assert CheckSuiteResult.from_payload(big_payload) == big
+    assert CheckSuiteResult.from_payload(small_payload) == small

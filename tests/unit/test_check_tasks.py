@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from pg8000.exceptions import DatabaseError, InterfaceError
-
 from restoredrill.checks.models import CheckStatus
 from restoredrill.checks.tasks import Budget, Outcome, Task, TaskPool, failed_statement
 

@@ -238,3 +238,29 @@ def test_the_checker_result_record_sample_parses_into_an_outcome():
     outcome = parse_checker_record(sample["Records"][0]["body"])
     assert outcome.succeeded and outcome.verdict is Verdict.PASSED
     assert outcome.result is not None and outcome.result["checks"][0]["name"] == "connect"
+
+
+def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
+    # Given a run ready to check, and a rival trigger that claims the step first
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    w.rds.set_status(run.instance_id, "available", address="10.0.0.9", port=5432)
+    advance_drill(run.run_id, w.ctx)
+    w.rds.set_status(run.instance_id, "available")
+    stored = w.runs.runs[run.run_id]
+    original_replace = w.runs.replace
+
+    def rival_claims_first(record, expected_version):
+        current = w.runs.runs[record.run_id]
+        if current.version == expected_version:
+            w.runs.runs[record.run_id] = current.model_copy(
+                update={"version": expected_version + 1}
+            )
+        return original_replace(record, expected_version)
+
+    w.runs.replace = rival_claims_first  # type: ignore[method-assign]
+    # When our trigger advances
+    advance_drill(run.run_id, w.ctx, credentials_reset_event=True)
+    # Then it invoked no checker: the step belongs to the rival
+    assert w.checker.items == []
+    assert stored.state is RunState.SECURING

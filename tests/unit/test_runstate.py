@@ -296,3 +296,33 @@ def test_every_phase_is_closed_when_the_next_opens():
         60.0,
     ]
     assert run.phases[RunState.CHECKING].ended_at is None
+
+
+def test_the_checker_is_invoked_only_by_the_trigger_that_claims_the_step():
+    # Given a run whose credentials are in place
+    run = a_run(RunState.SECURING, credentials_reset_at=START)
+    step = decide(run, seen(an_instance("available"), timedelta(minutes=1)), RULES)
+    # Then the claim (written before the invoke) is CHECKING without a confirmed invoke,
+    # and the record written after the invoke confirms it
+    assert step.claim is not None and step.claim.state is RunState.CHECKING
+    assert step.claim.checker_invoked_at is None and step.claim.effect_claimed_at is not None
+    assert step.record is not None and step.record.checker_invoked_at == START + timedelta(
+        minutes=1
+    )
+    assert step.record.version == step.claim.version + 1
+
+
+def test_an_unconfirmed_checker_invoke_is_retried_only_after_the_lease():
+    # Given a trigger claimed the invoke and then crashed before confirming it
+    claimed = a_run(RunState.CHECKING, effect_claimed_at=START)
+    # Then while the lease lasts nobody else invokes, after it one trigger invokes again
+    assert decide(claimed, seen(an_instance("available"), timedelta(seconds=30)), RULES).is_wait
+    step = decide(claimed, seen(an_instance("available"), timedelta(seconds=91)), RULES)
+    assert step.effect is Effect.INVOKE_CHECKER and step.claim is not None
+
+
+def test_publishing_is_claimed_so_a_concurrent_trigger_waits():
+    run = a_run(RunState.REPORTING, verdict=Verdict.PASSED)
+    step = decide(run, seen(None), RULES)
+    assert step.claim is not None and step.claim.effect_claimed_at == START
+    assert decide(step.claim, seen(None, timedelta(seconds=5)), RULES).is_wait

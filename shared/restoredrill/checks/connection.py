@@ -177,9 +177,15 @@ class CheckConnection:
             self.raw.close()
 
 
-def connect(target: ConnectionTarget, database: str, statement_timeout_s: float) -> CheckConnection:
-    """Open a checker connection to ``database`` of ``target``. Raises whatever pg8000 raises;
-    pass it to :func:`classify_error` before showing it to anybody."""
+def connect(
+    target: ConnectionTarget,
+    database: str,
+    statement_timeout_s: float,
+    settings: dict[str, str] | None = None,
+) -> CheckConnection:
+    """Open a checker connection to ``database`` of ``target`` (``settings``: more session
+    settings). Raises whatever pg8000 raises; pass it to :func:`classify_error` before showing
+    it to anybody."""
     timeout_ms = max(1, int(statement_timeout_s * 1000))
     try:
         sock = _open_socket(target)
@@ -204,6 +210,7 @@ def connect(target: ConnectionTarget, database: str, statement_timeout_s: float)
                 "statement_timeout": str(timeout_ms),
                 "default_transaction_read_only": "on",
                 "client_min_messages": "error",
+                **(settings or {}),
             },
         )
     except BaseException:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from restoredrill.baseline import Baseline
+from restoredrill.baseline import PAYLOAD_PLAIN_LIMIT, Baseline, pack_document, unpack_document
 
 __all__ = [
     "STATUS_SEVERITY",
@@ -117,6 +117,22 @@ class CheckSuiteResult(BaseModel):
     complete: bool = True  # False when the time budget cut some checks short
     summary: dict[str, int] = Field(default_factory=dict)  # checks per status
     python_cpu_ms: float | None = None  # CPU this process spent (the server does the work)
+
+    def to_payload(self, max_plain_bytes: int = PAYLOAD_PLAIN_LIMIT) -> dict[str, Any]:
+        """The result as a JSON-able dict for a size-limited channel (a Lambda async destination
+        carries at most 256 KB): as is when small, else gzip+base64 of its JSON with the verdict
+        and the failed checks readable beside it. Read it back with :meth:`from_payload`."""
+        return pack_document(
+            self.model_dump(mode="json"),
+            max_plain_bytes,
+            verdict=self.verdict.value,
+            failed_checks=[c.display_name for c in self.failed()],
+        )
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> CheckSuiteResult:
+        """The inverse of :meth:`to_payload` (a plain result dict is accepted too)."""
+        return cls.model_validate(unpack_document(payload))
 
     def failed(self) -> list[CheckResult]:
         return [check for check in self.checks if check.status is CheckStatus.FAIL]

@@ -83,6 +83,11 @@ class _Suite:
         self.install_amcheck = install_amcheck
         self.secrets = [target.password.get_secret_value()]
         self.budget = Budget(policy.time_budget, policy.statement_timeout)
+        # At level 3 the pool keeps every vCPU busy with independent scans: parallel query
+        # workers on top would only oversubscribe the instance.
+        self.settings: dict[str, str] = {}
+        if policy.level >= 3 and (vcpus is None or self.jobs >= vcpus):
+            self.settings["max_parallel_workers_per_gather"] = "0"
         self.results: list[CheckResult] = []
         self.databases: dict[str, DatabaseBaseline] = {}
         self.server_version: str | None = None
@@ -94,7 +99,7 @@ class _Suite:
     # -- helpers --------------------------------------------------------------------------------
 
     def _connect(self, database: str) -> CheckConnection:
-        return connect(self.target, database, self.policy.statement_timeout)
+        return connect(self.target, database, self.policy.statement_timeout, self.settings)
 
     def _connect_error(self, exc: BaseException, database: str, level: int) -> CheckResult:
         error = classify_error(exc, *self.secrets)
