@@ -1,7 +1,6 @@
 """Checks a restored instance from inside the VPC. No AWS calls: the payload carries the
 connection, the return value (through the async destination) carries the aggregates."""
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -16,6 +15,6 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_checker_request(event)
     logger.append_keys(run_id=request.run_id)
-    answer = run_checker(request, vcpus=os.cpu_count())
+    answer = run_checker(request)
     logger.info("checks done", extra={"verdict": answer["result"]["verdict"]})
     return answer

@@ -24,8 +24,9 @@ class CheckerRequest(BaseModel):
     run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
     target: ConnectionTarget
     policy: DrillPolicy = Field(default_factory=DrillPolicy)
-    baseline: Baseline | None = None
+    baseline: dict[str, Any] | None = None
     snapshot_time: datetime | None = None
+    vcpus: int | None = Field(default=None, ge=1, le=128)
 
 
 def parse_checker_request(event: Any) -> CheckerRequest:
@@ -37,12 +38,13 @@ def parse_checker_request(event: Any) -> CheckerRequest:
         raise InvalidEvent(f"malformed checker request: {fields}") from None
 
 
-def run_checker(request: CheckerRequest, *, vcpus: int | None = None) -> dict[str, Any]:
+def run_checker(request: CheckerRequest) -> dict[str, Any]:
     result = run_check_suite(
         request.target,
         request.policy,
-        baseline=request.baseline,
+        baseline=Baseline.from_payload(request.baseline) if request.baseline else None,
         snapshot_time=request.snapshot_time,
-        vcpus=vcpus,
+        vcpus=request.vcpus,
     )
-    return {"run_id": request.run_id, "result": result.model_dump(mode="json")}
+    # The async destination carries at most 256 KB: a large result travels compressed.
+    return {"run_id": request.run_id, "result": result.to_payload()}

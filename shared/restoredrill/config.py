@@ -34,6 +34,7 @@ class DrillSettings(BaseModel):
     checker_timeout_seconds: int = Field(ge=30, le=900)
     password_parameter_prefix: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
     run_retention_days: int = Field(default=400, ge=1)
+    drill_policy_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DrillSettings:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from restoredrill.baseline import find_baseline, unpack_document
 from restoredrill.config import DrillSettings
 from restoredrill.models import (
     INSTANCE_PREFIX,
@@ -23,6 +24,7 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
+from restoredrill.policy import PolicyDocument
 from restoredrill.ports import (
     CheckerInvoker,
     DrillEvents,
@@ -57,6 +59,7 @@ class DrillContext:
     checker: CheckerInvoker
     reports: ReportStore
     events: DrillEvents
+    policies: PolicyDocument = field(default_factory=PolicyDocument)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -104,6 +107,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
             f"(tag {settings.opt_in_tag_key}={settings.opt_in_tag_value})"
         )
 
+    policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key)
     run = RunRecord(
@@ -111,9 +115,10 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         source_db=source_db,
         snapshot=snapshot,
         instance_id=f"{INSTANCE_PREFIX}{run_id}",
-        instance_class=settings.drill_instance_class,
+        instance_class=policy.instance_class or settings.drill_instance_class,
         trigger=request.trigger,
         requested_by=request.requested_by,
+        policy=policy.model_dump(mode="json"),
         created_at=now,
         deadline=now + timedelta(minutes=settings.drill_deadline_minutes),
         password_parameter=f"{settings.password_parameter_prefix}/{run_id}",
@@ -226,15 +231,38 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
             "port": instance.port or 5432,
             "user": instance.master_username or run.snapshot.master_username,
             "password": ctx.vault.get_or_create(_password_name(run)),
-            "database": "postgres",
+            "database": instance.db_name or "postgres",
         },
+        "policy": run.policy,
+        "baseline": _baseline_for(run, ctx),
         "snapshot_time": (
             run.snapshot.snapshot_created_at.isoformat()
             if run.snapshot.snapshot_created_at
             else None
         ),
+        "vcpus": vcpus_of(run.instance_class),
         "deadline": run.deadline.isoformat(),
     }
+
+
+def _baseline_for(run: RunRecord, ctx: DrillContext) -> dict[str, Any] | None:
+    """What the last passing drill of this database measured (only passing drills set it)."""
+    previous = ctx.runs.last_passing(run.source_db)
+    if previous is None or previous.run_id == run.run_id or not previous.checks:
+        return None
+    baseline = find_baseline(unpack_document(previous.checks))
+    return baseline.to_payload() if baseline is not None else None
+
+
+def vcpus_of(instance_class: str) -> int:
+    """vCPUs of an RDS instance class (db.<family>.<size>), for the checker's parallelism."""
+    size = instance_class.rsplit(".", 1)[-1]
+    if size in ("micro", "small", "medium", "large"):
+        return 2
+    if size == "xlarge":
+        return 4
+    multiple = size.removesuffix("xlarge")
+    return 4 * int(multiple) if multiple.isdigit() else 2
 
 
 def _publish(run: RunRecord, ctx: DrillContext) -> None:

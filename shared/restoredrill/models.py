@@ -94,6 +94,7 @@ class RunRecord(BaseModel):
     instance_class: str
     trigger: str
     requested_by: str | None = None
+    policy: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     deadline: datetime
     phases: dict[RunState, PhaseTiming] = Field(default_factory=dict)
@@ -129,6 +130,7 @@ class InstanceView(BaseModel):
     address: str | None = None
     port: int | None = None
     master_username: str | None = None
+    db_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     pending_master_password: bool = False
 

@@ -30,6 +30,10 @@ class RunStore(Protocol):
 
     def active_runs(self) -> list[RunRecord]: ...
 
+    def last_passing(self, source_db: str) -> RunRecord | None:
+        """The newest PASSED run of this database: what the next drill compares against."""
+        ...
+
 
 class RdsGateway(Protocol):
     def describe_source(self, instance_id: str) -> SourceDatabase | None: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from restoredrill.baseline import unpack_document
 from restoredrill.models import RunRecord, RunState
 
 REPORT_SCHEMA_VERSION = "1.0"
@@ -17,7 +18,6 @@ PHASE_NAMES = {
     RunState.SECURING: "secure",
     RunState.CHECKING: "check",
     RunState.TEARING_DOWN: "teardown",
-    RunState.REPORTING: "report",
 }
 
 
@@ -43,13 +43,24 @@ def phase_timings(run: RunRecord) -> list[dict[str, Any]]:
     return timings
 
 
-def failed_checks(run: RunRecord) -> list[dict[str, Any]]:
-    checks = (run.checks or {}).get("checks", [])
-    return [
-        {"name": check.get("name"), "status": check.get("status"), "message": check.get("message")}
-        for check in checks
-        if isinstance(check, dict) and check.get("status") in ("fail", "error")
-    ]
+def expanded_checks(checks: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The check suite result in full, whether it travelled plain or compressed."""
+    return unpack_document(checks) if checks else None
+
+
+def failed_checks(checks: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The checks that failed or could not run, named for people (``row_counts[app]``)."""
+    result = expanded_checks(checks) or {}
+    failed = []
+    for check in result.get("checks", []):
+        if not isinstance(check, dict) or check.get("status") not in ("fail", "error"):
+            continue
+        where = "/".join(str(part) for part in (check.get("database"), check.get("object")) if part)
+        name = f"{check.get('name')}[{where}]" if where else str(check.get("name"))
+        failed.append(
+            {"name": name, "status": check.get("status"), "message": check.get("message")}
+        )
+    return failed
 
 
 def build_report(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
@@ -97,7 +108,8 @@ def build_report(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
                 (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
             ),
         },
-        "checks": run.checks,
+        "policy": run.policy,
+        "checks": expanded_checks(run.checks),
         "location": {"bucket": bucket, "key": key},
     }
 
@@ -115,7 +127,7 @@ def finished_event_detail(run: RunRecord, *, bucket: str, key: str) -> dict[str,
             for timing in phase_timings(run)
         ],
         "restore_seconds": _round(run.restore_seconds),
-        "failed_checks": failed_checks(run),
+        "failed_checks": failed_checks(run.checks),
         "report": {"bucket": bucket, "key": key, "uri": f"s3://{bucket}/{key}"},
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

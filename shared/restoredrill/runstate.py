@@ -22,6 +22,7 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
+from restoredrill.report import failed_checks
 
 # Statuses in which a restore is over and will never become available.
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html
@@ -236,12 +237,7 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
 
 
 def _failed_checks_reason(outcome: CheckerOutcome) -> str:
-    checks = (outcome.result or {}).get("checks", [])
-    bad = [
-        str(check.get("name"))
-        for check in checks
-        if isinstance(check, dict) and check.get("status") in ("fail", "error")
-    ]
+    bad = [check["name"] for check in failed_checks(outcome.result)]
     if not bad:
         return f"check suite verdict {outcome.verdict}"
     return "failed checks: " + ", ".join(bad)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -29,9 +30,10 @@ from restoredrill.adapters.aws import (
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.config import DrillSettings, NotifySettings
+from restoredrill.config import ConfigError, DrillSettings, NotifySettings
 from restoredrill.drill import DrillContext
 from restoredrill.notify import DrillFinished, announce
+from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
 
 AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30
@@ -63,7 +65,18 @@ def drill_context() -> DrillContext:
         checker=LambdaCheckerInvoker(client("lambda"), settings.checker_function_name),
         reports=S3ReportStore(client("s3"), settings.report_bucket),
         events=EventBridgeDrillEvents(client("events"), settings.drill_bus_name),
+        policies=_policy_document(settings.drill_policy_file),
     )
+
+
+def _policy_document(path: str | None) -> PolicyDocument:
+    """The drill policy deployed with the stack (its own layer); the defaults when there is none."""
+    if not path or not Path(path).is_file():
+        return PolicyDocument()
+    try:
+        return load_policy_file(path)
+    except PolicyError as error:
+        raise ConfigError(f"invalid drill policy {path}:\n{error}") from None
 
 
 @cache

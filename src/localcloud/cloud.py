@@ -125,6 +125,8 @@ class LocalCloud:
             stack_name=STACK_NAME,
             parameter_overrides=self.parameters,
             event_faults=self.fault.events,
+            # Lambda extracts the policy layer to /opt; locally the functions read it in place.
+            function_env={"DRILL_POLICY_FILE": str(PROJECT_ROOT / "policy" / "drill-policy.yaml")},
             visibility_timeout_override=5,
             schedule_period_seconds=10,
             async_retry_delay_seconds=0.5,
@@ -193,6 +195,11 @@ class LocalCloud:
         clinic = server.admin_connect("clinic")
         try:
             counts = load_clinic(clinic, patients=self.patients, owner=MASTER_USER)
+            # Live traffic: the newest booking was made minutes before the snapshot.
+            clinic.run(
+                "UPDATE clinic.appointments SET created_at = now() - interval '10 minutes'"
+                " WHERE appointment_id = (SELECT max(appointment_id) FROM clinic.appointments)"
+            )
         finally:
             clinic.close()
         self.rds.register_source_instance(

@@ -74,7 +74,8 @@ def _reaction_seconds(cloud: LocalCloud, run: RunRecord) -> float | None:
     ]
     if securing is None or not restored:
         return None
-    available_at = datetime.fromisoformat(restored[0]["time"].replace("Z", "+00:00"))
+    # detail.Date has milliseconds; the envelope's time only seconds.
+    available_at = datetime.fromisoformat(restored[0]["detail"]["Date"].replace("Z", "+00:00"))
     return round((securing.started_at - available_at).total_seconds(), 3)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="restoredrill",
-        description="Prove that RDS PostgreSQL snapshots restore and that the data in them is intact.",
+        description="Prove that RDS PostgreSQL snapshots restore and that their data is intact.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `restoredrill --help` stays fast and each command loads only its own.

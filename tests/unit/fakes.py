@@ -83,6 +83,16 @@ class InMemoryRunStore:
     def active_runs(self) -> list[RunRecord]:
         return [run for run in self.runs.values() if not run.is_finished]
 
+    def last_passing(self, source_db: str) -> RunRecord | None:
+        passed = [
+            run
+            for run in self.runs.values()
+            if run.source_db == source_db
+            and run.verdict is not None
+            and run.verdict.value == "PASSED"
+        ]
+        return max(passed, key=lambda run: run.created_at, default=None)
+
 
 class FakeRds:
     """RDS as the drill sees it. Tests move instances between statuses themselves."""

@@ -46,6 +46,7 @@ TRANSIENT_CODES = frozenset(
 )
 ACTIVE_INDEX = "active-by-deadline"
 ACTIVE_MARK = "1"
+BY_SOURCE_DB_INDEX = "by-source-db"
 
 
 RESETTING = "resetting-master-credentials"
@@ -134,6 +135,20 @@ class DynamoRunStore:
                 return False
             raise
         return True
+
+    def last_passing(self, source_db: str) -> RunRecord | None:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=BY_SOURCE_DB_INDEX,
+            KeyConditionExpression="source_db = :db",
+            FilterExpression="verdict = :passed",
+            ExpressionAttributeValues={":db": {"S": source_db}, ":passed": {"S": "PASSED"}},
+            ScanIndexForward=False,
+        ):
+            for item in page["Items"]:
+                return RunRecord.model_validate_json(str(item["record"]["S"]))
+        return None
 
     def active_runs(self) -> list[RunRecord]:
         paginator = self._client.get_paginator("query")
@@ -234,6 +249,7 @@ class RdsAdapter:
             address=endpoint.get("Address"),
             port=endpoint.get("Port"),
             master_username=found.get("MasterUsername"),
+            db_name=found.get("DBName"),
             tags=_tags(found.get("TagList")),
             pending_master_password="MasterUserPassword" in pending,
         )
