@@ -93,6 +93,7 @@ class LocalCloud:
         work_dir: Path | None = None,
         parameter_overrides: dict[str, str] | None = None,
         patients: int = 2000,
+        policy_file: Path | None = None,
     ) -> None:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
@@ -101,6 +102,7 @@ class LocalCloud:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="restoredrill-local-"))
         self.parameters = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
         self.patients = patients
+        self.policy_file = policy_file or PROJECT_ROOT / "policy" / "drill-policy.yaml"
         self.aws: LocalAws | None = None
         self.rds: LocalRds | None = None
         self.sources: list[SourceDatabase] = []
@@ -126,7 +128,7 @@ class LocalCloud:
             parameter_overrides=self.parameters,
             event_faults=self.fault.events,
             # Lambda extracts the policy layer to /opt; locally the functions read it in place.
-            function_env={"DRILL_POLICY_FILE": str(PROJECT_ROOT / "policy" / "drill-policy.yaml")},
+            function_env={"DRILL_POLICY_FILE": str(self.policy_file)},
             visibility_timeout_override=5,
             schedule_period_seconds=10,
             async_retry_delay_seconds=0.5,

@@ -156,9 +156,8 @@ def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say:
     )
     say(f"report:  {summary.get('report')}")
     say(f"restored instance deleted: {summary.get('instance_deleted')}")
-    say(
-        f"time from 'instance available' to the next step: {summary.get('available_to_next_step_seconds')}s"
-    )
+    reaction = summary.get("available_to_next_step_seconds")
+    say(f"time from 'instance available' to the drill's next step: {reaction}s")
     say(f"Slack messages received: {summary.get('slack_messages')}")
     if messages:
         say("--- Slack, as received " + "-" * 40)

@@ -159,3 +159,60 @@ def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud):
     assert cloud.all_runs() == []
     instances = cloud.aws.client("rds").describe_db_instances()["DBInstances"]
     assert [i["DBInstanceIdentifier"] for i in instances] == ["billing-db"]
+
+
+def test_rows_lost_since_the_last_passing_drill_fail_the_next_one(cloud: LocalCloud):
+    # Given a database whose first drill passed (and so left a baseline)
+    source = cloud.create_source_database("clinic-db")
+    first = cloud.take_automated_snapshot("clinic-db")
+    first_run = cloud.wait_for_run(cloud.run_id_for_snapshot_event(first), timeout=120)
+    assert first_run is not None and first_run.verdict is Verdict.PASSED, first_run
+    # When a third of the prescriptions are lost before the next automated snapshot
+    with source.server.admin_connect("clinic") as conn:
+        conn.run("DELETE FROM clinic.prescriptions WHERE prescription_id % 3 = 0")
+    second = cloud.take_automated_snapshot("clinic-db")
+    run = cloud.wait_for_run(cloud.run_id_for_snapshot_event(second), timeout=120)
+    # Then the second drill fails on the row counts of that table, and says so everywhere
+    assert run is not None and run.is_finished and run.verdict is Verdict.FAILED
+    assert "row_counts" in (run.reason or "")
+    report = cloud.report(report_key(run))
+    failing = [c for c in report["checks"]["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in failing] == ["row_counts"]
+    (problem,) = failing[0]["evidence"]["problems"]
+    assert problem["table"] == '"clinic"."prescriptions"'
+    assert problem["rows"] == problem["baseline_rows"] - 100
+    messages = cloud.wait_for_slack(2)
+    assert "row_counts[clinic]" in messages[-1]["body"]["text"]
+    assert_cleaned_up(cloud, run)
+
+
+@pytest.fixture
+def failing_policy(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("policy") / "drill-policy.yaml"
+    path.write_text(
+        "version: 1\n"
+        "databases:\n"
+        "  clinic-db:\n"
+        "    assertions:\n"
+        "      - name: at least a million patients\n"
+        "        database: clinic\n"
+        "        sql: SELECT count(*) FROM clinic.patients\n"
+        "        expect: '>= 1000000'\n"
+    )
+    return path
+
+
+def test_a_failing_user_assertion_fails_the_drill_and_slack_names_it(failing_policy):
+    # Given a deployed policy whose assertion the data does not meet
+    with LocalCloud(patients=300, policy_file=failing_policy) as cloud:
+        # When the drill runs
+        _, run = drill(cloud)
+        # Then it failed on that assertion, and Slack names the failing check
+        assert run.verdict is Verdict.FAILED
+        report = cloud.report(report_key(run))
+        failing = [c for c in report["checks"]["checks"] if c["status"] == "fail"]
+        assert [c["name"] for c in failing] == ["assertion"]
+        assert report["policy"]["assertions"][0]["name"] == "at least a million patients"
+        text = cloud.wait_for_slack(1)[0]["body"]["text"]
+        assert "FAILED" in text and "- check assertion[" in text
+        assert_cleaned_up(cloud, run)
