@@ -28,10 +28,14 @@ class DrillSettings(BaseModel):
     drill_instance_class: str = Field(min_length=1)
     db_subnet_group_name: str = Field(min_length=1)
     drill_security_group_id: str = Field(min_length=1)
-    drill_deadline_minutes: int = Field(ge=2, le=1440)
+    # Fractions of a minute and the short timings below exist for the local cloud's fault tests;
+    # template.yaml bounds what a deployment can set.
+    drill_deadline_minutes: float = Field(gt=0, le=1440)
     poll_delay_seconds: int = Field(ge=1, le=900)
     credentials_settle_seconds: int = Field(ge=0, le=900)
-    checker_timeout_seconds: int = Field(ge=30, le=900)
+    checker_timeout_seconds: int = Field(ge=1, le=900)
+    checker_result_grace_seconds: int = Field(default=120, ge=1, le=900)
+    claim_lease_seconds: int = Field(default=90, ge=1, le=900)
     password_parameter_prefix: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
     run_retention_days: int = Field(default=400, ge=1)
     drill_policy_file: str | None = None

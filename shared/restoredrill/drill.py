@@ -68,6 +68,8 @@ class DrillContext:
             stack_name=self.settings.stack_name,
             credentials_settle=timedelta(seconds=self.settings.credentials_settle_seconds),
             checker_timeout=timedelta(seconds=self.settings.checker_timeout_seconds),
+            checker_result_grace=timedelta(seconds=self.settings.checker_result_grace_seconds),
+            claim_lease=timedelta(seconds=self.settings.claim_lease_seconds),
         )
 
 

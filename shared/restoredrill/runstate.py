@@ -68,6 +68,8 @@ class Rules:
     stack_name: str
     credentials_settle: timedelta
     checker_timeout: timedelta
+    checker_result_grace: timedelta = CHECKER_RESULT_GRACE
+    claim_lease: timedelta = CLAIM_LEASE
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
     if run.checker_invoked_at is None:
-        if _claim_is_live(run, now):
+        if _claim_is_live(run, now, rules):
             return WAIT
         claim = amend(run, effect_claimed_at=now)
         return Step(
@@ -219,7 +221,7 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             "the checker invoke was never confirmed; invoking again",
             claim=claim,
         )
-    if now - run.checker_invoked_at > rules.checker_timeout + CHECKER_RESULT_GRACE:
+    if now - run.checker_invoked_at > rules.checker_timeout + rules.checker_result_grace:
         return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
     return WAIT
 
@@ -253,7 +255,7 @@ def _decide_tearing_down(run: RunRecord, seen: Observation, rules: Rules) -> Ste
 
 
 def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
-    if _claim_is_live(run, seen.now):
+    if _claim_is_live(run, seen.now, rules):
         return WAIT
     claim = amend(run, effect_claimed_at=seen.now)
     return Step(
@@ -264,9 +266,9 @@ def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     )
 
 
-def _claim_is_live(run: RunRecord, now: datetime) -> bool:
+def _claim_is_live(run: RunRecord, now: datetime, rules: Rules) -> bool:
     claimed = run.effect_claimed_at
-    return claimed is not None and now - claimed < CLAIM_LEASE
+    return claimed is not None and now - claimed < rules.claim_lease
 
 
 def _decide_finished(run: RunRecord, seen: Observation, rules: Rules) -> Step:
