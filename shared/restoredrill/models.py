@@ -115,9 +115,12 @@ class RunRecord(BaseModel):
 
     @property
     def restore_seconds(self) -> float | None:
-        """The measured RTO: from the restore request until the instance was seen available."""
+        """The measured RTO: from the restore request until the instance was seen available.
+        None when the restore never became available: a failed restore has no RTO."""
         phase = self.phases.get(RunState.RESTORING)
-        return phase.duration_seconds if phase else None
+        if phase is None or RunState.SECURING not in self.phases:
+            return None
+        return phase.duration_seconds
 
 
 class InstanceView(BaseModel):

@@ -326,3 +326,16 @@ def test_publishing_is_claimed_so_a_concurrent_trigger_waits():
     step = decide(run, seen(None), RULES)
     assert step.claim is not None and step.claim.effect_claimed_at == START
     assert decide(step.claim, seen(None, timedelta(seconds=5)), RULES).is_wait
+
+
+def test_a_restore_that_failed_has_no_rto():
+    # Given a restore that ended in a fault after 7 minutes
+    step = decide(
+        a_run(RunState.RESTORING),
+        seen(an_instance("incompatible-restore"), timedelta(minutes=7)),
+        RULES,
+    )
+    assert step.record is not None
+    # Then the restore phase is timed, but no recovery time is claimed for it
+    assert step.record.phases[RunState.RESTORING].duration_seconds == 7 * 60
+    assert step.record.restore_seconds is None
