@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
+CHECKOV := .venv-checkov
+# Pinned: a new checkov release brings new checks, which must not turn `make lint` red unasked.
+CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
 .PHONY: help venv tools postgres demo test test-unit test-adapters test-db test-e2e lint format build bench clean
@@ -30,7 +33,14 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/pip install --quiet aws-sam-cli cfn-lint
 	touch $@
 
-tools: $(TOOLS)/.installed
+# checkov pins yet another boto3: a third environment.
+$(CHECKOV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+tools: $(TOOLS)/.installed $(CHECKOV)/.installed
 
 postgres:
 	@bash scripts/ensure-postgres.sh
@@ -59,6 +69,7 @@ lint: venv tools
 	$(BIN)/mypy shared
 	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint
 	$(TOOLS)/bin/cfn-lint template.yaml
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: venv
 	$(BIN)/ruff format .

@@ -3,7 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from restoredrill.notify import DrillFinished
@@ -14,8 +14,16 @@ logger = Logger()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    finished: DrillFinished = parse(event=event, model=DrillFinished, envelope=EventBridgeEnvelope)
+    try:
+        finished: DrillFinished = parse(
+            event=event, model=DrillFinished, envelope=EventBridgeEnvelope
+        )
+    except (ValidationError, TypeError, ValueError, AttributeError) as malformed:
+        # Retrying cannot make a malformed event announceable: say why and let it go.
+        reason = f"malformed Drill Finished event ({type(malformed).__name__})"
+        logger.warning("no announcement", extra={"reason": reason})
+        return {"status": "rejected", "reason": reason}
     logger.append_keys(run_id=finished.run_id)
-    announcer()(finished=finished)
+    announcer(context)(finished=finished)
     logger.info("drill announced", extra={"verdict": finished.verdict})
     return {"status": "announced", "run_id": finished.run_id}

@@ -31,11 +31,19 @@ class CheckerRequest(BaseModel):
 
 def parse_checker_request(event: Any) -> CheckerRequest:
     try:
-        return CheckerRequest.model_validate(event)
+        request = CheckerRequest.model_validate(event)
     except ValidationError as error:
         # Name the bad fields only: the payload holds a password.
         fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
         raise InvalidEvent(f"malformed checker request: {fields}") from None
+    if request.baseline:
+        # The baseline is read here, not halfway through the suite: a malformed one is a
+        # malformed request (and its errors would quote it).
+        try:
+            Baseline.from_payload(request.baseline)
+        except Exception:  # any failure to read it: bad gzip, base64 or JSON, the wrong shape
+            raise InvalidEvent("malformed checker request: baseline") from None
+    return request
 
 
 def run_checker(request: CheckerRequest) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from restoredrill.baseline import find_baseline, unpack_document
-from restoredrill.config import DrillSettings
+from restoredrill.config import ConfigError, DrillSettings
 from restoredrill.models import (
     INSTANCE_PREFIX,
     RUN_ID_TAG,
@@ -24,7 +24,7 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
-from restoredrill.policy import PolicyDocument
+from restoredrill.policy import PolicyDocument, PolicyError
 from restoredrill.ports import (
     CheckerInvoker,
     DrillEvents,
@@ -59,7 +59,7 @@ class DrillContext:
     checker: CheckerInvoker
     reports: ReportStore
     events: DrillEvents
-    policies: PolicyDocument = field(default_factory=PolicyDocument)
+    policies: PolicyDocument | PolicyError = field(default_factory=PolicyDocument)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -109,6 +109,10 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
             f"(tag {settings.opt_in_tag_key}={settings.opt_in_tag_value})"
         )
 
+    if isinstance(ctx.policies, PolicyError):
+        # Raised, not rejected: the event is retried, then kept in the dead-letter queue (and
+        # alarmed on) until the policy is fixed and the event replayed.
+        raise ConfigError(f"invalid drill policy, no drill started:\n{ctx.policies}")
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key)
@@ -196,6 +200,8 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
                 _perform(step.effect, run, ctx)
     if step.record is None:
         return None
+    if step.record is step.claim:
+        return step.record  # written before the effect
     if not ctx.runs.replace(step.record, expected_version=run.version):
         logger.info("lost the race for this transition", extra=log)
         return None

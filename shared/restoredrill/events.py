@@ -11,18 +11,42 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
 from restoredrill.models import INSTANCE_PREFIX, CheckerOutcome, DrillRequest, Verdict
 
 AUTOMATED_SNAPSHOT_CREATED = "RDS-EVENT-0091"
 CREDENTIALS_RESET = "RDS-EVENT-0016"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{20}$")
-_ARN_RESOURCE = re.compile(r"^arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot):(.+)$")
+_ARN_RESOURCE = re.compile(r"arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot):(.+)")
+# What RDS accepts as an identifier: a letter, then letters, digits and single hyphens, no hyphen
+# at the end. Anything else RDS answers with InvalidParameterValue, even on Describe calls.
+_RDS_NAME = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*")
+_SNAPSHOT_ARN = re.compile(r"arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:snapshot:(.+)")
+# Automated (rds:) and AWS Backup (awsbackup:) snapshot ids carry a prefix RDS gives them itself.
+_SNAPSHOT_PREFIXES = ("rds:", "awsbackup:")
 
 
 class InvalidEvent(Exception):
     """The event is malformed; the message says what is wrong (never the event's secrets)."""
+
+
+def is_instance_identifier(value: str) -> bool:
+    """A well-formed RDS DB instance identifier (1-63 letters, digits, single hyphens)."""
+    return 1 <= len(value) <= 63 and _RDS_NAME.fullmatch(value) is not None
+
+
+def is_snapshot_identifier(value: str) -> bool:
+    """A well-formed RDS DB snapshot identifier: a name, rds:/awsbackup: and a name, or an ARN."""
+    if len(value) > 255:
+        return False
+    arn = _SNAPSHOT_ARN.fullmatch(value)
+    name = arn.group(1) if arn else value
+    for prefix in _SNAPSHOT_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return _RDS_NAME.fullmatch(name) is not None
 
 
 class RdsEventDetail(BaseModel):
@@ -47,6 +71,22 @@ class DrillRequestedDetail(BaseModel):
     snapshot_id: str | None = Field(default=None, min_length=1, max_length=255)
     requested_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    # RDS refuses a malformed identifier with InvalidParameterValue: refuse it here, clearly,
+    # instead of raising from the Describe call (which EventBridge would retry).
+    @field_validator("db_instance_identifier")
+    @classmethod
+    def _instance_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not is_instance_identifier(value):
+            raise ValueError("not an RDS DB instance identifier")
+        return value
+
+    @field_validator("snapshot_id")
+    @classmethod
+    def _snapshot_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not is_snapshot_identifier(value):
+            raise ValueError("not an RDS DB snapshot identifier")
+        return value
 
 
 class DrillRequestedEvent(EventBridgeModel):
@@ -104,7 +144,7 @@ def resource_id_from_arn(arn: str | None) -> str | None:
     """`orders-db` from ...:db:orders-db, `rds:orders-db-2024-...` from ...:snapshot:rds:...."""
     if not arn:
         return None
-    match = _ARN_RESOURCE.match(arn)
+    match = _ARN_RESOURCE.fullmatch(arn)
     return match.group(2) if match else None
 
 
@@ -117,6 +157,8 @@ def parse_snapshot_event(event: Any) -> DrillRequest | None:
     snapshot_id = resource_id_from_arn(detail.SourceArn) or detail.SourceIdentifier
     if not snapshot_id:
         raise InvalidEvent("malformed RDS snapshot event: no SourceArn or SourceIdentifier")
+    if not is_snapshot_identifier(snapshot_id):
+        raise InvalidEvent("malformed RDS snapshot event: not an RDS DB snapshot identifier")
     return DrillRequest(
         snapshot_id=snapshot_id,
         idempotency_key=f"snapshot:{detail.SourceArn or snapshot_id}",
@@ -149,13 +191,19 @@ def parse_instance_event(event: Any) -> tuple[str, bool] | None:
     """(run id, is a credentials reset) for an event about one of our instances, else None."""
     parsed: RdsEvent = _validate(RdsEvent, event, "RDS instance event")
     detail = parsed.detail
-    instance_id = resource_id_from_arn(detail.SourceArn)
-    if instance_id is None and detail.SourceIdentifier:
-        instance_id = detail.SourceIdentifier.removeprefix("rds:")
+    if detail.SourceArn:
+        # The ARN says what the event is about: a snapshot or cluster that merely carries one of
+        # our instance names is not one of our instances.
+        arn = _ARN_RESOURCE.fullmatch(detail.SourceArn)
+        if arn is None or arn.group(1) != "db":
+            return None
+        instance_id = arn.group(2)
+    else:
+        instance_id = (detail.SourceIdentifier or "").removeprefix("rds:")
     if not instance_id or not instance_id.startswith(INSTANCE_PREFIX):
         return None
     run_id = instance_id[len(INSTANCE_PREFIX) :]
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         return None
     return run_id, detail.EventID == CREDENTIALS_RESET
 

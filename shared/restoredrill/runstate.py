@@ -309,7 +309,10 @@ def _tear_down(
     record = transition(run, RunState.TEARING_DOWN, now, verdict=verdict, reason=reason, **changes)
     if instance.status in GONE_STATUSES:
         return Step(record=record, why=f"{verdict.value}: instance already being deleted")
-    return Step(Effect.DELETE_INSTANCE, record, f"{verdict.value}: tearing down")
+    # The verdict is written before the delete (as the claim): a trigger that dies right after
+    # DeleteDBInstance must not leave a CHECKING run whose instance vanished, or the next trigger
+    # would record ERROR instead of the verdict reached. TEARING_DOWN repeats the delete if needed.
+    return Step(Effect.DELETE_INSTANCE, record, f"{verdict.value}: tearing down", claim=record)
 
 
 def _finish_without_instance(

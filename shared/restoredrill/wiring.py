@@ -12,12 +12,14 @@ from functools import cache
 from pathlib import Path
 
 import boto3
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from restoredrill.adapters.aws import (
@@ -30,10 +32,12 @@ from restoredrill.adapters.aws import (
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.config import ConfigError, DrillSettings, NotifySettings
+from restoredrill.config import DrillSettings, NotifySettings
 from restoredrill.drill import DrillContext
 from restoredrill.notify import DrillFinished, announce
 from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
+
+logger = Logger(child=True)
 
 AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30
@@ -69,19 +73,35 @@ def drill_context() -> DrillContext:
     )
 
 
-def _policy_document(path: str | None) -> PolicyDocument:
-    """The drill policy deployed with the stack (its own layer); the defaults when there is none."""
+def _policy_document(path: str | None) -> PolicyDocument | PolicyError:
+    """The drill policy deployed with the stack (its own layer); the defaults when there is none.
+
+    An invalid policy is kept as the error: it refuses new drills (loudly) while runs under way,
+    polls and the sweeper go on.
+    """
     if not path or not Path(path).is_file():
         return PolicyDocument()
     try:
         return load_policy_file(path)
     except PolicyError as error:
-        raise ConfigError(f"invalid drill policy {path}:\n{error}") from None
+        logger.error(
+            f"invalid drill policy {path}: new drills are refused", extra={"error": str(error)}
+        )
+        return error
+
+
+def announcer(context: LambdaContext | None = None) -> Callable[..., str]:
+    """`announce` for Slack, at most once per run even when Drill Finished arrives again."""
+    announce_once, config = _announcer()
+    if context is not None:
+        # Lets an invocation that times out mid-send expire its in-progress mark, so the
+        # retry announces instead of waiting for the record to expire.
+        config.register_lambda_context(context)
+    return announce_once
 
 
 @cache
-def announcer() -> Callable[..., str]:
-    """`announce` for Slack, at most once per run even when Drill Finished arrives again."""
+def _announcer() -> tuple[Callable[..., str], IdempotencyConfig]:
     settings = NotifySettings.from_environ(os.environ)
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table_name,
@@ -105,4 +125,4 @@ def announcer() -> Callable[..., str]:
         persistence_store=persistence,
         config=config,
     )
-    return announce_once
+    return announce_once, config

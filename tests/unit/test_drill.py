@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from restoredrill.config import ConfigError
 from restoredrill.drill import DrillRejected, advance_drill, poll_drill, start_drill, sweep
 from restoredrill.events import parse_checker_record
 from restoredrill.models import (
@@ -15,6 +16,7 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
+from restoredrill.policy import PolicyError, parse_policy_text
 from restoredrill.ports import EffectRejected
 
 from tests.unit.fakes import STACK, World, world
@@ -264,3 +266,25 @@ def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
     # Then it invoked no checker: the step belongs to the rival
     assert w.checker.items == []
     assert stored.state is RunState.SECURING
+
+
+def test_a_bad_policy_refuses_new_drills_but_runs_under_way_go_on():
+    # Given a drill under way, then an invalid policy deployed
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    try:
+        load_policy_text_that_is_invalid()
+    except PolicyError as error:
+        w.ctx.policies = error
+    # When a new snapshot arrives and the running drill is polled
+    with pytest.raises(ConfigError, match="invalid drill policy"):
+        start_drill(snapshot_request(key="another-snapshot"), w.ctx)
+    w.rds.set_status(run.instance_id, "available", address="10.0.0.9", port=5432)
+    advanced = poll_drill(run.run_id, w.ctx)
+    # Then no second run exists, and the first one still moved forward
+    assert list(w.runs.runs) == [run.run_id]
+    assert advanced is not None and advanced.state is RunState.SECURING
+
+
+def load_policy_text_that_is_invalid() -> None:
+    parse_policy_text("version: 1\ndefaults:\n  level: eleven\n", "drill-policy.yaml")

@@ -3,6 +3,7 @@ logged and never put in an exception."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_sdk.http_retry.builtin_handlers import (
@@ -11,6 +12,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.webhook import WebhookClient
+
+# slack_sdk logs the full webhook URL (a secret) when it retries: its logger says nothing.
+_SILENT = logging.getLogger("restoredrill.slack_sdk")
+_SILENT.disabled = True
+_SILENT.propagate = False
 
 
 class SlackDeliveryError(Exception):
@@ -22,6 +28,7 @@ class SlackWebhookNotifier:
         self._client = WebhookClient(
             webhook_url,
             timeout=timeout_seconds,
+            logger=_SILENT,
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=1),
                 RateLimitErrorRetryHandler(max_retry_count=2),

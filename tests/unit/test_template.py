@@ -1,0 +1,802 @@
+"""template.yaml's security and reliability properties, read from the template itself.
+
+IAM is not enforced by the local cloud, so these tests are what stops a later edit from silently
+widening a permission, dropping an encryption, a dead-letter queue or an alarm. No sockets: the
+template is parsed, never deployed; the code side (which AWS calls the adapters make, which tags
+a restore carries) is read from the source or driven with a recording fake client.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from restoredrill.adapters.aws import RdsAdapter
+from restoredrill.models import INSTANCE_PREFIX, OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG, Verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+AWS_ADAPTERS = ROOT / "shared" / "restoredrill" / "adapters" / "aws.py"
+FUNCTIONS = ROOT / "functions"
+
+STACK = {"Ref": "AWS::StackName"}
+DRILL_TAG_KEYS = {OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG}
+# The only calls allowed on Resource "*": DescribeDBInstances has no resource-level permissions,
+# and both are made in their list forms (every instance; the snapshots of one instance).
+NO_RESOURCE_LEVEL = {"rds:DescribeDBInstances", "rds:DescribeDBSnapshots"}
+# Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
+# restore (rds:AddTagsToResource) and the snapshot keys RDS uses for the restore (KMS).
+IMPLIED_BY_THE_RESTORE = {
+    "rds:AddTagsToResource",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+}
+# boto3 method -> IAM action, where the two differ by more than the casing.
+IAM_ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+CLIENT_SERVICES = {
+    "DynamoDBClient": "dynamodb",
+    "RDSClient": "rds",
+    "SSMClient": "ssm",
+    "SQSClient": "sqs",
+    "LambdaClient": "lambda",
+    "S3Client": "s3",
+    "EventBridgeClient": "events",
+}
+# The Notify function's calls are made by Powertools (idempotency) and its parameters utility.
+NOTIFY_CALLS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "ssm:GetParameter",
+}
+ASYNC_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2"}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation's short tags into their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        return {"Fn::GetAtt": value.split(".", 1)}
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@pytest.fixture(scope="module")
+def t() -> dict[str, Any]:
+    return load_template()
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def text(node: Any) -> str:
+    """A Sub's template string, or a literal; what ARN patterns are compared against."""
+    if isinstance(node, dict) and "Fn::Sub" in node:
+        sub = node["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return node if isinstance(node, str) else repr(node)
+
+
+def target(node: Any) -> str | None:
+    """The logical id a Ref or GetAtt points at."""
+    if isinstance(node, dict) and "Ref" in node:
+        return str(node["Ref"])
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        return str(node["Fn::GetAtt"][0])
+    return None
+
+
+def resources(t: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in t["Resources"].items() if v["Type"] == rtype}
+
+
+def functions(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources(t, "AWS::Serverless::Function")
+
+
+def fn_prop(t: dict[str, Any], logical_id: str, name: str, default: Any = None) -> Any:
+    """A function property as SAM sees it: the function's own value, else Globals.Function's."""
+    own = t["Resources"][logical_id].get("Properties") or {}
+    if name in own:
+        return own[name]
+    return (t.get("Globals") or {}).get("Function", {}).get(name, default)
+
+
+def worst_case_number(t: dict[str, Any], value: Any) -> int:
+    """A number, or a Ref to a Number parameter at its MaxValue (the least favourable value)."""
+    if isinstance(value, dict) and "Ref" in value:
+        parameter = t["Parameters"][value["Ref"]]
+        return int(parameter.get("MaxValue", parameter["Default"]))
+    return int(value)
+
+
+def statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every statement of a Statement list, both branches of each Fn::If included."""
+    for item in as_list(node):
+        if isinstance(item, dict) and "Fn::If" in item:
+            yield from statements(item["Fn::If"][1:])
+        elif isinstance(item, dict) and item != {"Ref": "AWS::NoValue"}:
+            yield item
+
+
+def policy_statements(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every identity policy in the template."""
+    for logical_id, resource in t["Resources"].items():
+        props = resource.get("Properties") or {}
+        if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            for statement in statements(props["PolicyDocument"]["Statement"]):
+                yield logical_id, statement
+        elif resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies") or []:
+                for statement in statements(policy["PolicyDocument"]["Statement"]):
+                    yield logical_id, statement
+        elif resource["Type"] == "AWS::Serverless::Function":
+            for policy in props.get("Policies") or []:
+                if isinstance(policy, dict) and "Statement" in policy:
+                    for statement in statements(policy["Statement"]):
+                        yield logical_id, statement
+
+
+def allows(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for where, statement in policy_statements(t):
+        if statement.get("Effect") == "Allow":
+            yield where, statement
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    return set(as_list(statement.get("Action", [])))
+
+
+def granting(t: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for _, s in allows(t) if action in actions(s)]
+
+
+def drill_policy(t: dict[str, Any]) -> list[dict[str, Any]]:
+    document = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]
+    return [s for s in statements(document["Statement"]) if s.get("Effect") == "Allow"]
+
+
+def queue_of(node: Any) -> str:
+    logical_id = target(node)
+    assert logical_id is not None, f"not a reference to a queue: {node!r}"
+    return logical_id
+
+
+def sqs_events(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in functions(t).items():
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                yield logical_id, event["Properties"]
+
+
+def dead_letter_queues(t: dict[str, Any]) -> set[str]:
+    """Redrive targets, and OnFailure destinations that no function consumes."""
+    consumed = {queue_of(props["Queue"]) for _, props in sqs_events(t)}
+    dlqs = {
+        queue_of(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in resources(t, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in (q.get("Properties") or {})
+    }
+    for resource in functions(t).values():
+        destinations = (resource["Properties"].get("EventInvokeConfig") or {}).get(
+            "DestinationConfig"
+        ) or {}
+        if "OnFailure" in destinations:
+            queue = queue_of(destinations["OnFailure"]["Destination"])
+            if queue not in consumed:
+                dlqs.add(queue)
+    return dlqs
+
+
+def alarms(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in resources(t, "AWS::CloudWatch::Alarm").items()}
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm watches: its own, or those of its metric math."""
+    if "MetricName" in alarm:
+        return [alarm]
+    return [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+
+
+def raises_on_any_occurrence(alarm: dict[str, Any]) -> bool:
+    return (
+        alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        and float(alarm["Threshold"]) == 0
+        and int(alarm["EvaluationPeriods"]) == 1
+    )
+
+
+# ----------------------------------------------------------------------------- IAM
+
+
+def test_every_permission_of_a_function_is_written_out_in_this_template(t):
+    # Given the functions of the template
+    managed = set(resources(t, "AWS::IAM::ManagedPolicy"))
+    for logical_id, resource in functions(t).items():
+        props = resource["Properties"]
+        # Then none brings its own role, and every policy is a statement list or a managed
+        # policy of this template: no SAM policy template or AWS managed policy, whose actions
+        # the template would not show (and these tests could not check)
+        assert "Role" not in props, logical_id
+        for policy in props.get("Policies") or []:
+            assert (isinstance(policy, dict) and set(policy) == {"Statement"}) or (
+                target(policy) in managed
+            ), f"{logical_id}: policy {policy!r} is not written out in the template"
+
+
+def test_no_allow_statement_grants_a_wildcard_action(t):
+    # Given every Allow statement of every policy
+    found = list(allows(t))
+    assert found
+    for where, statement in found:
+        # Then each names its actions one by one: no "*", no "service:*", no "service:Get*",
+        # and no NotAction (which grants everything else)
+        assert "NotAction" not in statement, where
+        wild = [a for a in actions(statement) if "*" in a]
+        assert not wild, f"{where} {statement.get('Sid')}: wildcard actions {wild}"
+
+
+def test_resource_star_only_for_calls_without_resource_level_permissions(t):
+    # Given every Allow statement on Resource "*"
+    for where, statement in allows(t):
+        if "*" in as_list(statement.get("Resource")):
+            # Then it only allows the describe calls that cannot be scoped to a resource
+            extra = actions(statement) - NO_RESOURCE_LEVEL
+            assert not extra, f"{where} {statement.get('Sid')}: {extra} on Resource '*'"
+
+
+def test_modify_and_delete_only_instances_tagged_as_this_stacks(t):
+    # Given the statements that allow changing or deleting an RDS instance
+    found = granting(t, "rds:ModifyDBInstance") + granting(t, "rds:DeleteDBInstance")
+    assert found
+    for statement in found:
+        # Then each is limited to drill instances that carry this stack's ownership tag
+        assert all(
+            text(r).endswith(f":db:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+        ), statement.get("Sid")
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        assert condition.get(f"rds:db-tag/{OWNER_TAG}") == STACK, statement.get("Sid")
+
+
+def test_restore_into_an_instance_only_with_this_stacks_ownership_tags(t):
+    # Given the statements that allow a restore into a DB instance resource
+    found = [
+        s
+        for s in granting(t, "rds:RestoreDBInstanceFromDBSnapshot")
+        if any(":db:" in text(r) for r in as_list(s["Resource"]))
+    ]
+    assert found
+    for statement in found:
+        condition = statement.get("Condition", {})
+        # Then the new instance must be a drill instance, tagged as this stack's, with its run
+        # and source tags present and no other tag
+        assert all(
+            text(r).endswith(f":db:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+        )
+        assert condition.get("StringEquals", {}).get(f"aws:RequestTag/{OWNER_TAG}") == STACK
+        assert condition.get("Null", {}) == {
+            f"aws:RequestTag/{RUN_ID_TAG}": "false",
+            f"aws:RequestTag/{SOURCE_DB_TAG}": "false",
+        }
+        tag_keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+        assert set(as_list(tag_keys)) == DRILL_TAG_KEYS
+
+
+def test_add_tags_only_the_drill_tag_keys_with_this_stack_as_owner(t):
+    # Given the statements that allow tagging
+    found = granting(t, "rds:AddTagsToResource")
+    assert found
+    for statement in found:
+        condition = statement.get("Condition", {})
+        # Then only the three drill tag keys, with this stack as owner, on drill instances
+        tag_keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+        assert set(as_list(tag_keys)) == DRILL_TAG_KEYS, statement.get("Sid")
+        assert condition.get("StringEquals", {}).get(f"aws:RequestTag/{OWNER_TAG}") == STACK
+        assert all(
+            text(r).endswith(f":db:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+        )
+
+
+class _RecordingRds:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def restore_db_instance_from_db_snapshot(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {}
+
+
+def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t):
+    # Given the RDS adapter, configured as the template configures it
+    client = _RecordingRds()
+    adapter = RdsAdapter(
+        client,  # type: ignore[arg-type]
+        stack_name="stack-1",
+        db_subnet_group_name="private-subnets",
+        security_group_id="sg-0d0d0d0d0d0d0d0d0",
+    )
+    run = SimpleNamespace(
+        run_id="0123456789abcdef0123",
+        instance_id=f"{INSTANCE_PREFIX}0123456789abcdef0123",
+        snapshot=SimpleNamespace(snapshot_id="rds:orders-db-2026-11-27-03-00"),
+        instance_class="db.t4g.micro",
+        source_db="orders-db",
+    )
+    # When it restores a drill's instance
+    adapter.restore(run)  # type: ignore[arg-type]
+    (request,) = client.calls
+    # Then the request carries exactly the tag keys the policy allows, with the stack as owner
+    restore = next(
+        s
+        for s in granting(t, "rds:RestoreDBInstanceFromDBSnapshot")
+        if "ForAllValues:StringEquals" in s.get("Condition", {})
+    )
+    allowed_keys = set(restore["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])
+    tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
+    assert set(tags) == allowed_keys
+    assert tags[OWNER_TAG] == "stack-1"
+    assert tags[RUN_ID_TAG] == run.run_id and tags[SOURCE_DB_TAG] == run.source_db
+    # And the instance is private, in the drill network, with a name the policy covers
+    assert request["DBInstanceIdentifier"].startswith(INSTANCE_PREFIX)
+    assert request["PubliclyAccessible"] is False
+    assert request["DBSubnetGroupName"] == "private-subnets"
+    assert request["VpcSecurityGroupIds"] == ["sg-0d0d0d0d0d0d0d0d0"]
+    # And the template hands the adapter the subnet group the policy lets it restore into
+    assert fn_prop(t, "StartDrillFunction", "Environment")["Variables"]["DB_SUBNET_GROUP_NAME"] == {
+        "Ref": "DBSubnetGroupName"
+    }
+    network = next(
+        s for s in granting(t, "rds:RestoreDBInstanceFromDBSnapshot") if "Condition" not in s
+    )
+    assert any(text(r).endswith(":subgrp:${DBSubnetGroupName}") for r in network["Resource"])
+
+
+def test_the_checker_can_do_nothing_but_deliver_its_result(t):
+    # Given the checker, the one function that touches restored data
+    props = t["Resources"]["CheckerFunction"]["Properties"]
+    # Then its role is SAM's bare one: no policies, no role of its own, no tracing (X-Ray
+    # writes), so it gets only logging, the VPC ENI permissions and its destinations
+    assert "Policies" not in props
+    assert "Role" not in props
+    assert props.get("Tracing") == "Disabled"
+    assert "VpcConfig" in props
+    # And its destinations both deliver to the results queue, which advance consumes
+    destinations = props["EventInvokeConfig"]["DestinationConfig"]
+    assert set(destinations) == {"OnSuccess", "OnFailure"}
+    for destination in destinations.values():
+        assert destination["Type"] == "SQS"
+        assert queue_of(destination["Destination"]) == "CheckerResultsQueue"
+    # And nothing triggers it but advance's asynchronous invoke
+    assert not props.get("Events")
+    # And no policy of the template is attached to its generated role
+    for logical_id, resource in t["Resources"].items():
+        assert "CheckerFunctionRole" not in repr(resource), logical_id
+
+
+def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t):
+    # Given where the functions keep the run passwords
+    prefix = text(
+        fn_prop(t, "StartDrillFunction", "Environment")["Variables"]["PASSWORD_PARAMETER_PREFIX"]
+    )
+    assert "${AWS::StackName}" in prefix
+    runs = f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{prefix}/*"
+    webhook = (
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+        "parameter${SlackWebhookParameterName}"
+    )
+    for where, statement in allows(t):
+        ssm = {a for a in actions(statement) if a.startswith("ssm:")}
+        if not ssm:
+            continue
+        # Then only the three calls the vault and notify make, never by path or in bulk
+        assert ssm <= {"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}, where
+        resources_ = {text(r) for r in as_list(statement["Resource"])}
+        if ssm & {"ssm:PutParameter", "ssm:DeleteParameter"}:
+            # And writing and deleting only this stack's run passwords
+            assert resources_ == {runs}, where
+        else:
+            # And reading only those and the Slack webhook
+            assert resources_ <= {runs, webhook}, where
+    # And only the notify function may read the webhook
+    readers = {w for w, s in allows(t) if webhook in {text(r) for r in as_list(s["Resource"])}}
+    assert readers == {"NotifyFunction"}
+
+
+def test_kms_only_through_the_service_that_owns_the_data(t):
+    # Given every statement that lets a function use a KMS key
+    found = [(w, s) for w, s in allows(t) if any(a.startswith("kms:") for a in actions(s))]
+    assert found
+    for where, statement in found:
+        condition = statement.get("Condition", {})
+        via = text(condition.get("StringEquals", {}).get("kms:ViaService"))
+        # Then the key is used only through RDS (snapshots) or SSM (the webhook)
+        assert via in (
+            "rds.${AWS::Region}.${AWS::URLSuffix}",
+            "ssm.${AWS::Region}.${AWS::URLSuffix}",
+        )
+        if via.startswith("rds."):
+            # And only the snapshot keys the operator listed
+            assert statement["Resource"] == {"Ref": "SnapshotKmsKeyArns"}, where
+        else:
+            # And through SSM only for the one webhook parameter
+            context = condition["StringEquals"].get("kms:EncryptionContext:PARAMETER_ARN")
+            assert text(context).endswith(":parameter${SlackWebhookParameterName}"), where
+        if "kms:CreateGrant" in actions(statement):
+            # And grants only for an AWS resource (the restored instance)
+            assert condition.get("Bool", {}).get("kms:GrantIsForAWSResource") == "true", where
+    # And the snapshot keys are granted only when the operator gives some
+    drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    for item in drill:
+        if "Fn::If" in item and "kms" in repr(item):
+            assert item["Fn::If"][0] == "HasSnapshotKmsKeys"
+            assert item["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert t["Parameters"]["SnapshotKmsKeyArns"]["Default"] == ""
+
+
+# ----------------------------------------------------------------------------- data at rest
+
+
+def test_the_report_bucket_is_private_encrypted_versioned_and_tls_only(t):
+    # Given the bucket the stack creates for reports
+    bucket = t["Resources"]["ReportBucket"]["Properties"]
+    # Then public access is blocked in all four ways
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    # And objects are encrypted by default and every version is kept
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    # And its policy denies every request that does not use TLS, on the bucket and its objects
+    policies = [
+        p["Properties"]
+        for p in resources(t, "AWS::S3::BucketPolicy").values()
+        if target(p["Properties"]["Bucket"]) == "ReportBucket"
+    ]
+    denies = [
+        s
+        for p in policies
+        for s in statements(p["PolicyDocument"]["Statement"])
+        if s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    assert denies
+    deny = denies[0]
+    assert deny["Principal"] == "*" and "s3:*" in as_list(deny["Action"])
+    covered = {text(r) for r in as_list(deny["Resource"])} | {
+        target(r) for r in as_list(deny["Resource"])
+    }
+    assert "ReportBucket" in covered and "${ReportBucket.Arn}/*" in covered
+
+
+def test_queues_are_encrypted_and_every_working_queue_redrives_to_a_dlq(t):
+    # Given every queue of the template
+    queues = resources(t, "AWS::SQS::Queue")
+    dlqs = dead_letter_queues(t)
+    assert dlqs and set(queues) - dlqs
+    for logical_id, queue in queues.items():
+        props = queue.get("Properties") or {}
+        # Then each is encrypted at rest (SSE-SQS or SSE-KMS)
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, logical_id
+        if logical_id in dlqs:
+            continue
+        # And each queue that is not a DLQ gives up on a message after a few receives, into a
+        # DLQ of this template
+        redrive = props.get("RedrivePolicy")
+        assert redrive, f"{logical_id} has no RedrivePolicy"
+        assert queue_of(redrive["deadLetterTargetArn"]) in queues
+        assert 1 <= int(redrive["maxReceiveCount"]) <= 10, logical_id
+
+
+def test_sqs_event_sources_report_partial_failures_and_outlast_six_timeouts(t):
+    # Given every SQS event source
+    found = list(sqs_events(t))
+    assert found
+    for function, props in found:
+        # Then a failed record is retried alone, not with the whole batch
+        assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], function
+        # And the queue hides a received message for at least six function timeouts
+        queue = t["Resources"][queue_of(props["Queue"])]["Properties"]
+        timeout = worst_case_number(t, fn_prop(t, function, "Timeout", 3))
+        assert int(queue["VisibilityTimeout"]) >= 6 * timeout, function
+
+
+def test_every_asynchronously_triggered_function_has_an_on_failure_destination(t):
+    # Given the functions EventBridge (rules and schedules) invokes asynchronously
+    found = [
+        logical_id
+        for logical_id, resource in functions(t).items()
+        if any(
+            event["Type"] in ASYNC_EVENT_TYPES
+            for event in (resource["Properties"].get("Events") or {}).values()
+        )
+    ]
+    assert "SweeperFunction" in found and "NotifyFunction" in found
+    queues = resources(t, "AWS::SQS::Queue")
+    for logical_id in found:
+        config = t["Resources"][logical_id]["Properties"].get("EventInvokeConfig") or {}
+        on_failure = (config.get("DestinationConfig") or {}).get("OnFailure")
+        # Then an event that fails every retry lands in a queue of this template
+        assert on_failure, f"{logical_id} drops events that fail every retry"
+        assert on_failure["Type"] == "SQS" and queue_of(on_failure["Destination"]) in queues
+
+
+# ----------------------------------------------------------------------------- alarms, logs
+
+
+def test_every_dead_letter_queue_raises_an_alarm(t):
+    # Given the dead-letter queues (redrive targets and unconsumed OnFailure destinations)
+    dlqs = dead_letter_queues(t)
+    assert {"EventsDeadLetterQueue", "PollDeadLetterQueue", "CheckerResultsDeadLetterQueue"} <= dlqs
+    watched = set()
+    for alarm in alarms(t).values():
+        for metric in alarm_metrics(alarm):
+            if (
+                metric.get("Namespace") == "AWS/SQS"
+                and metric.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                and raises_on_any_occurrence(alarm)
+            ):
+                for dimension in metric.get("Dimensions", []):
+                    if dimension["Name"] == "QueueName":
+                        assert dimension["Value"]["Fn::GetAtt"][1] == "QueueName"
+                        watched.add(target(dimension["Value"]))
+    # Then one message in any of them raises an alarm
+    assert dlqs <= watched, f"no alarm on {dlqs - watched}"
+
+
+def test_orphans_errors_and_timeouts_raise_alarms_on_the_metrics_the_code_emits(t):
+    # Given the metrics the functions emit (Powertools: namespace and service from Globals)
+    variables = t["Globals"]["Function"]["Environment"]["Variables"]
+    namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
+    service = [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    sweeper = (FUNCTIONS / "sweeper" / "app.py").read_text()
+    advance = (FUNCTIONS / "advance" / "app.py").read_text()
+    assert 'name="OrphansDeleted"' in sweeper and 'name="RunsTimedOut"' in sweeper
+    assert 'name=f"DrillsFinished{run.verdict}"' in advance
+    assert {"ERROR", "TIMED_OUT"} <= {v.value for v in Verdict}
+    watched: dict[str, set[str]] = {}
+    for logical_id, alarm in alarms(t).items():
+        for metric in alarm_metrics(alarm):
+            if (
+                metric.get("Namespace") == namespace
+                and metric.get("Dimensions") == service
+                and raises_on_any_occurrence(alarm)
+            ):
+                watched.setdefault(metric["MetricName"], set()).add(logical_id)
+    # Then one orphan deleted, one drill in ERROR or one TIMED_OUT raises an alarm
+    for metric_name in ("OrphansDeleted", "DrillsFinishedERROR", "DrillsFinishedTIMED_OUT"):
+        assert watched.get(metric_name), f"no alarm on {metric_name}"
+    # And a deadline the sweeper enforces counts as a timeout even if it finishes the run itself
+    assert watched["RunsTimedOut"] & watched["DrillsFinishedTIMED_OUT"]
+    for alarm in alarms(t).values():
+        if "Metrics" in alarm:
+            (returned,) = [m for m in alarm["Metrics"] if m.get("ReturnData", True)]
+            ids = {m["Id"] for m in alarm["Metrics"] if "MetricStat" in m}
+            assert all(f"FILL({i}, 0)" in returned["Expression"] for i in ids)
+
+
+def test_alarms_notify_the_topic_only_when_one_is_given(t):
+    # Given the optional topic parameter
+    assert t["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert t["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert alarms(t)
+    for logical_id, alarm in alarms(t).items():
+        # Then every alarm notifies it on ALARM and on OK, and has no action without it
+        assert alarm.get("AlarmActions") == notify, logical_id
+        assert alarm.get("OKActions") == notify, logical_id
+        # And a quiet period is not an alarm
+        assert alarm.get("TreatMissingData") == "notBreaching", logical_id
+
+
+def test_every_function_logs_to_a_group_of_its_own_with_the_retention_parameter(t):
+    # Given the functions and the log groups of the template
+    groups = resources(t, "AWS::Logs::LogGroup")
+    used = []
+    for logical_id in functions(t):
+        config = fn_prop(t, logical_id, "LoggingConfig") or {}
+        group = target(config.get("LogGroup"))
+        # Then each logs to a group the stack creates (so it has a retention)...
+        assert group in groups, f"{logical_id} logs to a group without retention"
+        used.append(group)
+    # ...of its own...
+    assert len(used) == len(set(used))
+    for group in used:
+        props = groups[group]["Properties"]
+        # ...kept for LogRetentionInDays (90 by default)
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionInDays"}, group
+        assert text(props["LogGroupName"]).startswith("/aws/lambda/${AWS::StackName}/")
+    assert int(t["Parameters"]["LogRetentionInDays"]["Default"]) == 90
+
+
+# ----------------------------------------------------------------------------- network
+
+
+def _rules(t: dict[str, Any], group: str, direction: str) -> list[dict[str, Any]]:
+    inline = "SecurityGroupIngress" if direction == "ingress" else "SecurityGroupEgress"
+    standalone = f"AWS::EC2::{inline}"
+    found = list(t["Resources"][group]["Properties"].get(inline) or [])
+    for resource in resources(t, standalone).values():
+        if target(resource["Properties"]["GroupId"]) == group:
+            found.append(resource["Properties"])
+    return found
+
+
+def test_created_security_groups_let_only_the_checker_reach_postgres(t):
+    # Given the security groups the stack creates when none are given
+    created = resources(t, "AWS::EC2::SecurityGroup")
+    assert set(created) == {"DrillSecurityGroup", "CheckerSecurityGroup"}
+    for kind in ("AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress"):
+        for logical_id, resource in resources(t, kind).items():
+            assert resource.get("Condition") == "CreateSecurityGroups", logical_id
+    assert not resources(t, "AWS::EC2::SecurityGroupEgress")
+    postgres = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432}
+
+    def shape(rule: dict[str, Any]) -> dict[str, Any]:
+        return {k: rule.get(k) for k in postgres}
+
+    # Then the restored instance accepts 5432 from the checker's group and nothing else
+    (ingress,) = _rules(t, "DrillSecurityGroup", "ingress")
+    assert shape(ingress) == postgres
+    assert target(ingress.get("SourceSecurityGroupId")) == "CheckerSecurityGroup"
+    assert "CidrIp" not in ingress and "CidrIpv6" not in ingress
+    # And sends nothing (one rule to 127.0.0.1/32 replaces EC2's default allow-all)
+    for egress in _rules(t, "DrillSecurityGroup", "egress"):
+        assert egress.get("CidrIp") == "127.0.0.1/32", egress
+    assert _rules(t, "DrillSecurityGroup", "egress")
+    # And the checker accepts nothing and sends 5432 to the restored instance only
+    assert not _rules(t, "CheckerSecurityGroup", "ingress")
+    (egress,) = _rules(t, "CheckerSecurityGroup", "egress")
+    assert shape(egress) == postgres
+    assert target(egress.get("DestinationSecurityGroupId")) == "DrillSecurityGroup"
+    # And both are what the restore and the checker use when created, the parameters otherwise
+    assert fn_prop(t, "StartDrillFunction", "Environment")["Variables"][
+        "DRILL_SECURITY_GROUP_ID"
+    ] == {
+        "Fn::If": [
+            "CreateSecurityGroups",
+            {"Fn::GetAtt": ["DrillSecurityGroup", "GroupId"]},
+            {"Ref": "DrillSecurityGroupId"},
+        ]
+    }
+    assert t["Resources"]["CheckerFunction"]["Properties"]["VpcConfig"]["SecurityGroupIds"] == [
+        {
+            "Fn::If": [
+                "CreateSecurityGroups",
+                {"Fn::GetAtt": ["CheckerSecurityGroup", "GroupId"]},
+                {"Ref": "CheckerSecurityGroupId"},
+            ]
+        }
+    ]
+
+
+# ----------------------------------------------------------------------------- code vs template
+
+
+def _adapter_calls() -> set[str]:
+    """IAM actions of every boto3 call in the adapters (client methods and paginators)."""
+    tree = ast.parse(AWS_ADAPTERS.read_text())
+    session = botocore.session.get_session()
+    found: set[str] = set()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        init = next(
+            (f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None
+        )
+        if init is None:
+            continue
+        client_params = {
+            a.arg: CLIENT_SERVICES[ast.unparse(a.annotation)]
+            for a in init.args.args + init.args.kwonlyargs
+            if a.annotation is not None and ast.unparse(a.annotation).endswith("Client")
+        }
+        if not client_params:
+            continue
+        attributes = {
+            f"self.{node.targets[0].attr}": client_params[node.value.id]
+            for node in ast.walk(init)
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in client_params
+        }
+        for node in ast.walk(cls):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            receiver = ast.unparse(node.func.value)
+            if receiver not in attributes:
+                continue
+            service = attributes[receiver]
+            method = node.func.attr
+            if method == "get_paginator":
+                method = ast.literal_eval(node.args[0])
+            model = session.get_service_model(service)
+            operations = {botocore.xform_name(op): op for op in model.operation_names}
+            assert method in operations, f"{service}.{method} is not a boto3 operation"
+            prefix = model.metadata.get("signingName", model.endpoint_prefix)
+            action = f"{prefix}:{operations[method]}"
+            found.add(IAM_ACTION_OF.get(action, action))
+    return found
+
+
+def test_the_drill_policy_allows_every_call_the_adapters_make_and_nothing_else(t):
+    # Given every AWS call the drill's adapters make (StartDrill, Advance* and the sweeper run
+    # the same advance, so they share DrillControlPolicy)
+    calls = _adapter_calls()
+    assert {"rds:RestoreDBInstanceFromDBSnapshot", "dynamodb:Query", "lambda:InvokeFunction"} <= (
+        calls
+    )
+    granted = {a for s in drill_policy(t) for a in actions(s)}
+    # Then the policy allows each one (IAM is not enforced locally: a missing grant would only
+    # show in AWS)
+    assert calls <= granted, f"not allowed: {calls - granted}"
+    # And allows nothing the code does not call, except what AWS checks for the restore
+    assert granted - calls <= IMPLIED_BY_THE_RESTORE, f"unused: {granted - calls}"
+    for logical_id in (
+        "StartDrillFunction",
+        "AdvanceOnRdsEventFunction",
+        "AdvanceOnPollFunction",
+        "AdvanceOnCheckerResultFunction",
+        "SweeperFunction",
+    ):
+        assert {"Ref": "DrillControlPolicy"} in fn_prop(t, logical_id, "Policies"), logical_id
+
+
+def test_notify_may_make_its_calls_and_nothing_else(t):
+    # Given what the notify function is allowed (Powertools idempotency, the webhook parameter)
+    found = [s for where, s in allows(t) if where == "NotifyFunction"]
+    granted = {a for s in found for a in actions(s)}
+    # Then exactly the calls it makes, plus decrypting the webhook
+    assert granted == NOTIFY_CALLS | {"kms:Decrypt"}
+    # And its table calls only on the idempotency table
+    for statement in found:
+        if any(a.startswith("dynamodb:") for a in actions(statement)):
+            assert [target(r) for r in as_list(statement["Resource"])] == ["IdempotencyTable"]
+
+
+def test_every_checkov_skip_says_why(t):
+    # Given every checkov skip in the template
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in t["Resources"].items()
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        # Then it names one check and gives a reason
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), logical_id
+        assert len(str(skip.get("comment", "")).split()) >= 6, f"{logical_id} {skip['id']}"
