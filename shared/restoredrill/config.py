@@ -22,7 +22,7 @@ class DrillSettings(BaseModel):
     poll_queue_url: str = Field(min_length=1)
     drill_bus_name: str = Field(min_length=1)
     report_bucket: str = Field(min_length=1)
-    checker_function_name: str = Field(min_length=1)
+    check_runner_function_name: str = Field(min_length=1)
     opt_in_tag_key: str = Field(min_length=1)
     opt_in_tag_value: str = Field(min_length=1)
     drill_instance_class: str = Field(min_length=1)
@@ -42,6 +42,17 @@ class DrillSettings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DrillSettings:
+        return _from_environ(cls, environ)
+
+
+class CheckRunnerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    checker_function_name: str = Field(min_length=1)
+    checker_timeout_seconds: int = Field(ge=1, le=900)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> CheckRunnerSettings:
         return _from_environ(cls, environ)
 
 

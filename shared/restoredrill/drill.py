@@ -232,13 +232,15 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     instance = ctx.rds.describe_drill_instance(run.instance_id)
     if instance is None or instance.address is None:
         raise EffectRejected("InstanceNotReady", f"{run.instance_id} has no endpoint")
+    # The password itself never travels in this payload (the check runner reads it from the
+    # vault): async invoke payloads come back inside destination records.
     return {
         "run_id": run.run_id,
+        "password_parameter": _password_name(run),
         "target": {
             "host": instance.address,
             "port": instance.port or 5432,
             "user": instance.master_username or run.snapshot.master_username,
-            "password": ctx.vault.get_or_create(_password_name(run)),
             "database": instance.db_name or "postgres",
         },
         "policy": run.policy,

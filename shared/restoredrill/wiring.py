@@ -26,13 +26,14 @@ from restoredrill.adapters.aws import (
     DynamoRunStore,
     EventBridgeDrillEvents,
     LambdaCheckerInvoker,
+    LambdaSyncChecker,
     RdsAdapter,
     S3ReportStore,
     SqsPollQueue,
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.config import DrillSettings, NotifySettings
+from restoredrill.config import CheckRunnerSettings, DrillSettings, NotifySettings
 from restoredrill.drill import DrillContext
 from restoredrill.notify import DrillFinished, announce
 from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
@@ -66,7 +67,7 @@ def drill_context() -> DrillContext:
         ),
         vault=SsmPasswordVault(client("ssm")),
         polls=SqsPollQueue(client("sqs"), settings.poll_queue_url),
-        checker=LambdaCheckerInvoker(client("lambda"), settings.checker_function_name),
+        checker=LambdaCheckerInvoker(client("lambda"), settings.check_runner_function_name),
         reports=S3ReportStore(client("s3"), settings.report_bucket),
         events=EventBridgeDrillEvents(client("events"), settings.drill_bus_name),
         policies=_policy_document(settings.drill_policy_file),
@@ -88,6 +89,25 @@ def _policy_document(path: str | None) -> PolicyDocument | PolicyError:
             f"invalid drill policy {path}: new drills are refused", extra={"error": str(error)}
         )
         return error
+
+
+@cache
+def check_runner_adapters() -> tuple[SsmPasswordVault, LambdaSyncChecker]:
+    settings = CheckRunnerSettings.from_environ(os.environ)
+    session = boto3.session.Session()
+    # One attempt only (a retried invoke would run the checks twice), and a read timeout that
+    # outlasts the checker's own timeout.
+    lambda_config = Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=settings.checker_timeout_seconds + 30,
+    )
+    return (
+        SsmPasswordVault(session.client("ssm", config=AWS_CONFIG)),
+        LambdaSyncChecker(
+            session.client("lambda", config=lambda_config), settings.checker_function_name
+        ),
+    )
 
 
 def announcer(context: LambdaContext | None = None) -> Callable[..., str]:

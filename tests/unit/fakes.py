@@ -30,7 +30,7 @@ def settings(**overrides: Any) -> DrillSettings:
         "poll_queue_url": "https://sqs/poll",
         "drill_bus_name": "drills",
         "report_bucket": "reports-bucket",
-        "checker_function_name": "checker",
+        "check_runner_function_name": "check-runner",
         "opt_in_tag_key": "restoredrill:drill",
         "opt_in_tag_value": "enabled",
         "drill_instance_class": "db.t4g.micro",

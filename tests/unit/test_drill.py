@@ -62,7 +62,11 @@ def test_a_whole_drill_passes_reports_and_cleans_up():
     assert run is not None and run.state is RunState.CHECKING
     payload = w.checker.items[0]
     assert payload["target"]["host"] == "10.0.0.9"
-    assert payload["target"]["password"] == w.rds.passwords[run.instance_id]
+    # The check runner's payload names the run's password but never carries it
+    assert "password" not in payload["target"]
+    password = w.vault.params[payload["password_parameter"]]
+    assert password == w.rds.passwords[run.instance_id]
+    assert password not in json.dumps(payload)
     w.clock.advance(seconds=20)
     advance_drill(run_id, w.ctx, checker_outcome=passed(run_id))
     w.clock.advance(minutes=6)
@@ -88,7 +92,6 @@ def test_a_whole_drill_passes_reports_and_cleans_up():
     assert all(p["seconds"] is not None for p in report["timings"]["phases"])
     assert len(w.events.items) == 1 and w.events.items[0]["verdict"] == "PASSED"
     # And the password appears in neither the report nor the event
-    password = payload["target"]["password"]
     assert password not in str(report) and password not in str(w.events.items)
 
 

@@ -381,26 +381,52 @@ def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t):
     assert any(text(r).endswith(":subgrp:${DBSubnetGroupName}") for r in network["Resource"])
 
 
-def test_the_checker_can_do_nothing_but_deliver_its_result(t):
+def test_the_checker_can_do_nothing_but_check(t):
     # Given the checker, the one function that touches restored data
     props = t["Resources"]["CheckerFunction"]["Properties"]
     # Then its role is SAM's bare one: no policies, no role of its own, no tracing (X-Ray
-    # writes), so it gets only logging, the VPC ENI permissions and its destinations
+    # writes), so it gets only logging and the VPC ENI permissions
     assert "Policies" not in props
     assert "Role" not in props
     assert props.get("Tracing") == "Disabled"
     assert "VpcConfig" in props
-    # And its destinations both deliver to the results queue, which advance consumes
+    # And it has no destinations (they would need send rights) and no trigger of its own
+    assert "EventInvokeConfig" not in props
+    assert not props.get("Events")
+    # And no policy of the template is attached to its generated role
+    for logical_id, resource in t["Resources"].items():
+        assert "CheckerFunctionRole" not in repr(resource), logical_id
+
+
+def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_else(t):
+    # Given the check runner, which hands the run's password to the checker
+    props = t["Resources"]["CheckRunnerFunction"]["Properties"]
+    statements = [s for policy in props["Policies"] for s in policy["Statement"]]
+    # Then it may read run passwords (only this stack's) and invoke the checker, nothing more
+    granted = {
+        (a, target(r) or text(r))
+        for s in statements
+        for a in actions(s)
+        for r in as_list(s["Resource"])
+    }
+    assert granted == {
+        (
+            "ssm:GetParameter",
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+            "/restoredrill/${AWS::StackName}/runs/*",
+        ),
+        ("lambda:InvokeFunction", "CheckerFunction"),
+    }
+    # And its result (success or failure) goes back to advance through the results queue
     destinations = props["EventInvokeConfig"]["DestinationConfig"]
     assert set(destinations) == {"OnSuccess", "OnFailure"}
     for destination in destinations.values():
         assert destination["Type"] == "SQS"
         assert queue_of(destination["Destination"]) == "CheckerResultsQueue"
-    # And nothing triggers it but advance's asynchronous invoke
-    assert not props.get("Events")
-    # And no policy of the template is attached to its generated role
-    for logical_id, resource in t["Resources"].items():
-        assert "CheckerFunctionRole" not in repr(resource), logical_id
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    # And it outlasts the longest checker it may wait for
+    assert props["Timeout"] == 900
+    assert t["Parameters"]["CheckerTimeoutSeconds"]["MaxValue"] + 30 <= props["Timeout"]
 
 
 def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from restoredrill.check_runner import CheckerFailed
 from restoredrill.drill import new_password
 from restoredrill.models import (
     INSTANCE_PREFIX,
@@ -358,6 +359,15 @@ class SsmPasswordVault:
             return str(stored["Parameter"]["Value"])
         return password
 
+    def get(self, name: str) -> str | None:
+        try:
+            stored = self._ssm.get_parameter(Name=name, WithDecryption=True)
+        except ClientError as error:
+            if _code(error) == "ParameterNotFound":
+                return None
+            raise
+        return str(stored["Parameter"]["Value"])
+
     def delete(self, name: str) -> None:
         try:
             self._ssm.delete_parameter(Name=name)
@@ -395,6 +405,32 @@ class LambdaCheckerInvoker:
             raise _rejected_or_raise(error) from None
         if response.get("StatusCode") != 202:
             raise RuntimeError(f"checker invoke answered {response.get('StatusCode')}")
+
+
+class LambdaSyncChecker:
+    """Invokes the checker and waits for its answer (the client's read timeout must outlast it)."""
+
+    def __init__(self, client: LambdaClient, function_name: str) -> None:
+        self._lambda = client
+        self._function = function_name
+
+    def check(self, payload: dict[str, Any]) -> dict[str, Any]:
+        response = self._lambda.invoke(
+            FunctionName=self._function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(payload).encode(),
+        )
+        body = response["Payload"].read()
+        answer = json.loads(body) if body else None
+        if response.get("FunctionError"):
+            error = answer if isinstance(answer, dict) else {}
+            # The checker's own errors never quote its payload; keep only type and message.
+            raise CheckerFailed(
+                f"{error.get('errorType', 'Error')}: {error.get('errorMessage', 'no message')}"
+            )
+        if not isinstance(answer, dict):
+            raise CheckerFailed("the checker returned no result")
+        return answer
 
 
 class S3ReportStore:

@@ -1,0 +1,93 @@
+"""The check runner: the password goes from the vault to the checker and nowhere else."""
+
+import json
+
+import pytest
+
+from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
+from restoredrill.events import InvalidEvent
+
+RUN_ID = "0123456789abcdef0123"
+PARAMETER = f"/restoredrill/test/runs/{RUN_ID}"
+
+
+def request(**changes):
+    event = {
+        "run_id": RUN_ID,
+        "password_parameter": PARAMETER,
+        "target": {
+            "host": "10.0.0.9",
+            "port": 5432,
+            "user": "clinic_admin",
+            "database": "postgres",
+        },
+        "policy": {"level": 3},
+        "baseline": None,
+        "snapshot_time": "2026-11-27T03:10:00+00:00",
+        "vcpus": 2,
+        "deadline": "2026-11-27T07:10:00+00:00",
+    }
+    event.update(changes)
+    return parse_check_run(event)
+
+
+class Vault:
+    def __init__(self, stored):
+        self.stored = stored
+
+    def get(self, name):
+        return self.stored.get(name)
+
+
+class Checker:
+    def __init__(self, answer=None):
+        self.payloads = []
+        self.answer = answer
+
+    def check(self, payload):
+        self.payloads.append(payload)
+        return (
+            self.answer
+            if self.answer is not None
+            else {"run_id": payload["run_id"], "result": {"verdict": "PASSED"}}
+        )
+
+
+def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_none():
+    # Given the run's password in the vault
+    checker = Checker()
+    # When the runner runs the checks
+    answer = run_check(request(), Vault({PARAMETER: "s3cret-password-value"}), checker)
+    # Then the checker got the connection with the password, the policy and the rest
+    (payload,) = checker.payloads
+    assert payload["target"] == {
+        "host": "10.0.0.9",
+        "port": 5432,
+        "user": "clinic_admin",
+        "database": "postgres",
+        "password": "s3cret-password-value",
+    }
+    assert payload["policy"] == {"level": 3} and payload["vcpus"] == 2
+    assert "password_parameter" not in payload
+    # And the answer (what the destination record carries back) holds no password
+    assert answer == {"run_id": RUN_ID, "result": {"verdict": "PASSED"}}
+    assert "s3cret-password-value" not in json.dumps(answer)
+
+
+def test_a_request_that_carries_a_password_is_refused():
+    # A request with a password in it would put the password into the destination record
+    with pytest.raises(InvalidEvent, match="target.password"):
+        request(target={"host": "h", "port": 5432, "user": "u", "password": "leak"})
+
+
+def test_without_the_password_the_checker_is_not_invoked():
+    checker = Checker()
+    with pytest.raises(CheckerFailed, match="password is gone"):
+        run_check(request(), Vault({}), checker)
+    assert checker.payloads == []
+
+
+def test_an_answer_for_another_run_is_a_failure():
+    checker = Checker(answer={"run_id": "ffffffffffffffffffff", "result": {}})
+    with pytest.raises(CheckerFailed, match="another run"):
+        run_check(request(), Vault({PARAMETER: "pw-123456789"}), checker)
