@@ -85,6 +85,7 @@ FAKE_ENVIRONMENT = {
     "DRILL_BUS_NAME": f"{STACK}-drills",
     "REPORT_BUCKET": f"{STACK}-reports",
     "CHECKER_FUNCTION_NAME": f"{STACK}-checker",
+    "CHECK_RUNNER_FUNCTION_NAME": f"{STACK}-check-runner",
     "OPT_IN_TAG_KEY": "restoredrill:drill",
     "OPT_IN_TAG_VALUE": "enabled",
     "DRILL_INSTANCE_CLASS": "db.t4g.micro",
@@ -136,6 +137,7 @@ HANDLERS = {
     "AdvanceOnPoll": ("advance", "on_poll"),
     "AdvanceOnCheckerResult": ("advance", "on_checker_result"),
     "Checker": ("checker", "handler"),
+    "CheckRunner": ("check_runner", "handler"),
     "Notify": ("notify", "handler"),
     "Sweeper": ("sweeper", "handler"),
 }
@@ -795,6 +797,19 @@ def test_checker_answers_malformed_requests_with_invalid_event_and_never_the_pas
     assert PASSWORD not in outcome.error_text
     assert PASSWORD not in outcome.logs
     assert PASSWORD not in json.dumps(outcome.result, default=str)
+
+
+@HOSTILE
+@given(event=st.one_of(json_values, all_events))
+def test_check_runner_refuses_malformed_requests_before_reading_any_password(world, event):
+    # Given anything but a well-formed check run request
+    # When the check runner is invoked with it
+    outcome = world.invoke("CheckRunner", event)
+    # Then it fails with InvalidEvent (its failure goes to advance through the destination),
+    # before it reads a password or invokes the checker
+    assert type(outcome.error) is InvalidEvent, outcome.error_text
+    assert str(outcome.error).startswith("malformed check run request")
+    assert outcome.calls == []
 
 
 def test_a_well_formed_checker_request_never_returns_or_logs_the_password(
