@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
 from restoredrill.events import InvalidEvent
 
@@ -76,13 +75,13 @@ def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_non
 
 def test_a_request_that_carries_a_password_is_refused():
     # A request with a password in it would put the password into the destination record
-    with pytest.raises(InvalidEvent, match="target.password"):
+    with pytest.raises(InvalidEvent, match=r"target\.password"):
         request(target={"host": "h", "port": 5432, "user": "u", "password": "leak"})
 
 
 def test_without_the_password_the_checker_is_not_invoked():
     checker = Checker()
-    with pytest.raises(CheckerFailed, match="password is gone"):
+    with pytest.raises(CheckerFailed, match=r"password is gone"):
         run_check(request(), Vault({}), checker)
     assert checker.payloads == []
 
