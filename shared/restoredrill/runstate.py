@@ -175,14 +175,11 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 
 
 def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    trouble = _vanished_or_faulted(run, seen, "the restored instance disappeared")
+    if trouble is not None:
+        return trouble
     now, instance = seen.now, seen.instance
-    if instance is None:
-        return _finish_without_instance(
-            run, now, Verdict.ERROR, "the restored instance disappeared"
-        )
-    fault = _fault_of(instance)
-    if fault is not None:
-        return _tear_down(run, instance, now, *fault)
+    assert instance is not None
     confirmed = run.credentials_confirmed or seen.credentials_reset_event
     applied = instance.status == "available" and not instance.pending_master_password
     reset_at = run.credentials_reset_at or run.phases[RunState.SECURING].started_at
@@ -203,14 +200,10 @@ def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 
 
 def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    trouble = _vanished_or_faulted(run, seen, "the restored instance disappeared during the checks")
+    if trouble is not None:
+        return trouble
     now, instance = seen.now, seen.instance
-    if instance is None:
-        return _finish_without_instance(
-            run, now, Verdict.ERROR, "the restored instance disappeared during the checks"
-        )
-    fault = _fault_of(instance)
-    if fault is not None:
-        return _tear_down(run, instance, now, *fault)
     if run.checker_invoked_at is None:
         if _claim_is_live(run, now, rules):
             return WAIT
@@ -284,6 +277,16 @@ _BY_STATE = {
     RunState.REPORTING: _decide_reporting,
     RunState.FINISHED: _decide_finished,
 }
+
+
+def _vanished_or_faulted(run: RunRecord, seen: Observation, vanished: str) -> Step | None:
+    """The end of a drill whose instance is gone or broken; None while it is usable."""
+    if seen.instance is None:
+        return _finish_without_instance(run, seen.now, Verdict.ERROR, vanished)
+    fault = _fault_of(seen.instance)
+    if fault is None:
+        return None
+    return _tear_down(run, seen.instance, seen.now, *fault)
 
 
 def _fault_of(instance: InstanceView) -> tuple[Verdict, str] | None:
