@@ -152,9 +152,14 @@ def test_rules_event_sources_schedules_and_destinations_match_the_template(
                 )
             else:
                 assert destination is None
+    # The check runner's result (and failure) goes to the results queue; the checker itself is
+    # invoked synchronously and has no destination
+    runner = stack.functions["CheckRunnerFunction"]
+    for destination in (runner.invoke_config.on_success, runner.invoke_config.on_failure):
+        assert destination is not None
+        assert destination.arn == stack.queues["CheckerResultsQueue"].arn
     checker = stack.functions["CheckerFunction"]
-    assert checker.invoke_config.on_success is not None
-    assert checker.invoke_config.on_success.arn == stack.queues["CheckerResultsQueue"].arn
+    assert checker.invoke_config.on_success is None and checker.invoke_config.on_failure is None
 
 
 def test_every_function_gets_the_globals_environment_fully_resolved(
