@@ -4,7 +4,6 @@ and the checker's results (the Lambda async destination, through SQS)."""
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -19,16 +18,10 @@ from restoredrill.events import (
     parse_instance_event,
     parse_poll_body,
 )
-from restoredrill.models import RunRecord
 from restoredrill.wiring import drill_context
 
 logger = Logger()
 metrics = Metrics()
-
-
-def _finished(run: RunRecord | None) -> None:
-    if run is not None and run.is_finished:
-        metrics.add_metric(name=f"DrillsFinished{run.verdict}", unit=MetricUnit.Count, value=1)
 
 
 @metrics.log_metrics
@@ -44,20 +37,19 @@ def on_rds_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     run_id, credentials_reset = seen
     logger.append_keys(run_id=run_id)
     run = advance_drill(run_id, drill_context(), credentials_reset_event=credentials_reset)
-    _finished(run)
     return {"status": "advanced", "state": run.state.value if run else None}
 
 
 def _poll(record: SQSRecord) -> None:
     run_id = parse_poll_body(record.body)
     logger.append_keys(run_id=run_id)
-    _finished(poll_drill(run_id, drill_context()))
+    poll_drill(run_id, drill_context())
 
 
 def _checker_result(record: SQSRecord) -> None:
     outcome = parse_checker_record(record.body)
     logger.append_keys(run_id=outcome.run_id)
-    _finished(advance_drill(outcome.run_id, drill_context(), checker_outcome=outcome))
+    advance_drill(outcome.run_id, drill_context(), checker_outcome=outcome)
 
 
 @metrics.log_metrics

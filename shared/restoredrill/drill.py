@@ -60,6 +60,7 @@ class DrillContext:
     reports: ReportStore
     events: DrillEvents
     policies: PolicyDocument | PolicyError = field(default_factory=PolicyDocument)
+    on_finished: Callable[[RunRecord], None] = field(default=lambda run: None)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -207,6 +208,8 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
         return None
     effect = step.effect.value if step.effect else None
     logger.info("drill advanced", extra={**log, "to": step.record.state.value, "effect": effect})
+    if step.record.is_finished:
+        ctx.on_finished(step.record)
     return step.record
 
 
@@ -296,13 +299,22 @@ class SweepSummary:
     runs_advanced: int
     runs_timed_out: int
     orphans_deleted: list[str]
+    runs_failed: int = 0
 
 
 def sweep(ctx: DrillContext) -> SweepSummary:
     """Enforce every deadline and delete drill instances that no live run owns."""
-    advanced = timed_out = 0
+    advanced = timed_out = failed = 0
     for run in ctx.runs.active_runs():
-        after = advance_drill(run.run_id, ctx)
+        try:
+            after = advance_drill(run.run_id, ctx)
+        except Exception:
+            # One run's failing call (a throttle, an S3 outage for its report) must not stop the
+            # sweep: every other deadline and every orphan still gets its turn. The next sweep
+            # (and the run's own triggers) try this run again.
+            logger.exception("the sweep could not advance a drill", extra={"run_id": run.run_id})
+            failed += 1
+            continue
         advanced += 1
         if run.verdict is None and after is not None and after.verdict is Verdict.TIMED_OUT:
             timed_out += 1
@@ -321,4 +333,9 @@ def sweep(ctx: DrillContext) -> SweepSummary:
         )
         ctx.rds.delete_drill_instance(run_id, instance.instance_id)
         orphans.append(instance.instance_id)
-    return SweepSummary(runs_advanced=advanced, runs_timed_out=timed_out, orphans_deleted=orphans)
+    return SweepSummary(
+        runs_advanced=advanced,
+        runs_timed_out=timed_out,
+        orphans_deleted=orphans,
+        runs_failed=failed,
+    )

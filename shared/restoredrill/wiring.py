@@ -37,6 +37,7 @@ from restoredrill.config import CheckRunnerSettings, DrillSettings, NotifySettin
 from restoredrill.drill import DrillContext
 from restoredrill.notify import DrillFinished, announce
 from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
+from restoredrill.telemetry import record_finished
 
 logger = Logger(child=True)
 
@@ -71,6 +72,7 @@ def drill_context() -> DrillContext:
         reports=S3ReportStore(client("s3"), settings.report_bucket),
         events=EventBridgeDrillEvents(client("events"), settings.drill_bus_name),
         policies=_policy_document(settings.drill_policy_file),
+        on_finished=record_finished,
     )
 
 

@@ -291,3 +291,19 @@ def test_a_bad_policy_refuses_new_drills_but_runs_under_way_go_on():
 
 def load_policy_text_that_is_invalid() -> None:
     parse_policy_text("version: 1\ndefaults:\n  level: eleven\n", "drill-policy.yaml")
+
+
+def test_the_finish_is_reported_once_by_the_trigger_that_wrote_it():
+    # Given a drill whose run finishes, with triggers arriving again afterwards
+    w = given_an_opted_in_database()
+    finished: list[str] = []
+    w.ctx.on_finished = lambda run: finished.append(run.run_id)
+    run = start_drill(snapshot_request(), w.ctx)
+    w.rds.set_status(run.instance_id, "incompatible-restore")
+    advance_drill(run.run_id, w.ctx)
+    del w.rds.instances[run.instance_id]
+    # When the finishing trigger and three late duplicates advance it
+    for _ in range(4):
+        advance_drill(run.run_id, w.ctx)
+    # Then the finish (metrics, the finished log line) is reported exactly once
+    assert finished == [run.run_id]

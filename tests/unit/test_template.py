@@ -609,9 +609,9 @@ def test_orphans_errors_and_timeouts_raise_alarms_on_the_metrics_the_code_emits(
     namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
     service = [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
     sweeper = (FUNCTIONS / "sweeper" / "app.py").read_text()
-    advance = (FUNCTIONS / "advance" / "app.py").read_text()
+    telemetry = (FUNCTIONS.parent / "shared" / "restoredrill" / "telemetry.py").read_text()
     assert 'name="OrphansDeleted"' in sweeper and 'name="RunsTimedOut"' in sweeper
-    assert 'name=f"DrillsFinished{run.verdict}"' in advance
+    assert 'name=f"DrillsFinished{verdict}"' in telemetry
     assert {"ERROR", "TIMED_OUT"} <= {v.value for v in Verdict}
     watched: dict[str, set[str]] = {}
     for logical_id, alarm in alarms(t).items():

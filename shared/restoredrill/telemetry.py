@@ -1,0 +1,43 @@
+"""What a finished drill tells CloudWatch: one count by verdict and the phase durations.
+
+Called once per run, by whichever trigger wrote FINISHED (never by a duplicate that found the run
+already finished), so the counts the alarms watch are exact.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from restoredrill.models import RunRecord, RunState
+
+logger = Logger(child=True)
+
+PHASE_METRICS = {
+    RunState.RESTORING: "RestoreSeconds",
+    RunState.SECURING: "SecureSeconds",
+    RunState.CHECKING: "CheckSeconds",
+    RunState.TEARING_DOWN: "TeardownSeconds",
+}
+
+
+def record_finished(run: RunRecord) -> None:
+    # Powertools Metrics instances share one buffer, flushed by the handler's log_metrics.
+    metrics = Metrics()
+    verdict = run.verdict.value if run.verdict else "UNKNOWN"
+    metrics.add_metric(name=f"DrillsFinished{verdict}", unit=MetricUnit.Count, value=1)
+    durations = {}
+    for state, name in PHASE_METRICS.items():
+        phase = run.phases.get(state)
+        seconds = phase.duration_seconds if phase else None
+        if seconds is not None:
+            metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=seconds)
+            durations[name] = round(seconds, 3)
+    if run.finished_at is not None:
+        total = (run.finished_at - run.created_at).total_seconds()
+        metrics.add_metric(name="DrillSeconds", unit=MetricUnit.Seconds, value=total)
+        durations["DrillSeconds"] = round(total, 3)
+    logger.info(
+        "drill finished",
+        extra={"run_id": run.run_id, "verdict": verdict, "reason": run.reason, **durations},
+    )
