@@ -1,6 +1,7 @@
-"""Checks a restored instance from inside the VPC. No AWS calls: the payload carries the
-connection, the return value (through the async destination) carries the aggregates."""
+"""Checks a restored instance from inside the VPC. No AWS calls: the check runner's synchronous
+invoke carries the connection, the return value carries the aggregates."""
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -15,6 +16,6 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_checker_request(event)
     logger.append_keys(run_id=request.run_id)
-    answer = run_checker(request)
+    answer = run_checker(request, ca_bundle_file=os.environ.get("RDS_CA_BUNDLE_FILE"))
     logger.info("checks done", extra={"verdict": answer["result"]["verdict"]})
     return answer

@@ -1,13 +1,17 @@
 """The checker's side of the drill: run the check suite against the restored instance.
 
-The checker has no AWS permissions. Everything it needs comes in the invoke payload, and what it
-returns (aggregates only, never rows, never the password) travels back through the Lambda async
-destination to the checker-results queue.
+The checker has no AWS permissions. Everything it needs comes in the check runner's synchronous
+invoke, and what it returns (aggregates only, never rows, never the password) goes back to the
+runner, whose async destination carries it to the checker-results queue.
+
+TLS is always required. With the RDS CA bundle deployed beside the policy (its layer), the
+server's certificate and host name are verified too.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,9 +50,18 @@ def parse_checker_request(event: Any) -> CheckerRequest:
     return request
 
 
-def run_checker(request: CheckerRequest) -> dict[str, Any]:
+def with_ca_bundle(target: ConnectionTarget, bundle_file: str | None) -> ConnectionTarget:
+    """`target` verified against the CA bundle in `bundle_file` if there is one; TLS always."""
+    ssl = "require" if target.ssl == "disable" else target.ssl
+    if bundle_file and Path(bundle_file).is_file():
+        pem = Path(bundle_file).read_text()
+        return target.model_copy(update={"ssl": "verify-full", "ca_bundle_pem": pem})
+    return target.model_copy(update={"ssl": ssl})
+
+
+def run_checker(request: CheckerRequest, *, ca_bundle_file: str | None = None) -> dict[str, Any]:
     result = run_check_suite(
-        request.target,
+        with_ca_bundle(request.target, ca_bundle_file),
         request.policy,
         baseline=Baseline.from_payload(request.baseline) if request.baseline else None,
         snapshot_time=request.snapshot_time,

@@ -99,6 +99,7 @@ FAKE_ENVIRONMENT = {
     "SLACK_WEBHOOK_PARAMETER": WEBHOOK_PARAMETER,
     "IDEMPOTENCY_TABLE_NAME": f"{STACK}-idempotency",
     "DRILL_POLICY_FILE": str(ROOT / "policy" / "drill-policy.yaml"),
+    "RDS_CA_BUNDLE_FILE": str(ROOT / "policy" / "rds-ca-bundle.pem"),
 }
 
 # Calls that only read. Every other operation changes something.
