@@ -9,12 +9,13 @@ CHECKOV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
-.PHONY: help venv tools postgres demo test test-unit test-adapters test-db test-e2e lint format build bench clean
+.PHONY: help venv tools postgres demo test test-unit test-adapters test-db test-e2e lint format build bench soak clean
 
 help:
-	@echo "make demo     one complete drill on this machine (FAULT=lose-rds-events|duplicate-events|fail-restore)"
+	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
 	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
 	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint"
+	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
 	@echo "make bench    check-suite benchmark against pg_amcheck and count(*)"
 	@echo "make build    sam build"
 
@@ -80,6 +81,10 @@ build: tools
 
 bench: venv postgres
 	$(BIN)/python -m bench.run
+
+# 200 drills with random faults through one local cloud, every invariant checked (not in CI).
+soak: venv postgres
+	$(BIN)/python -m localcloud.soak --drills $(or $(DRILLS),200) --seed $(or $(SEED),1)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -128,6 +129,8 @@ class LocalAws:
         self._delivery: Delivery | None = None
         self._started = False
         self._stopped = False
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -248,9 +251,19 @@ class LocalAws:
         return self._endpoint.url
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the local cloud (Lambda and EventBridge: the local endpoint)."""
-        url = self.endpoint_url if service in _ENDPOINT_SERVICES else self.moto_url
-        return local_client(service, endpoint_url=url, region=self.region)
+        """A boto3 client for the local cloud (Lambda and EventBridge: the local endpoint).
+
+        One per service, made once: building a client loads its service model (milliseconds of
+        CPU each time), and botocore clients are safe to share between threads.
+        """
+        with self._clients_lock:
+            found = self._clients.get(service)
+            if found is None:
+                url = self.endpoint_url if service in _ENDPOINT_SERVICES else self.moto_url
+                found = self._clients[service] = local_client(
+                    service, endpoint_url=url, region=self.region
+                )
+            return found
 
     # ------------------------------------------------------------------ the stack
 
@@ -306,6 +319,11 @@ class LocalAws:
     @property
     def dropped_events(self) -> list[tuple[str, dict[str, Any]]]:
         return self.delivery.dropped_events
+
+    @property
+    def delivered_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """(bus name, envelope) in the order events reached their rules (after any delay)."""
+        return self.delivery.delivered_events
 
     @property
     def undelivered(self) -> list[UndeliveredInvocation]:

@@ -1,26 +1,39 @@
 """The local cloud: template.yaml deployed onto moto, the real handlers, a real PostgreSQL per
-restored instance, a Slack receiver, and the fault knobs. Used by `restoredrill demo` and e2e tests.
+restored instance, a Slack receiver, and the fault knobs. Used by `restoredrill demo`, the e2e
+tests and the soak (`python -m localcloud.soak`).
+
+Faults are armed per drill run: :meth:`LocalCloud.start_drill` takes the snapshot, works out the
+run id the drill will get, arms the fault for that run only (its RDS events, its instance, its
+AWS calls, its Slack message, its report) and then delivers RDS-EVENT-0091. So one local cloud can
+run many drills with different faults at once. ``LocalCloud(fault=NAME)`` arms NAME for every
+drill it starts (what `restoredrill demo --fault NAME` does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 from restoredrill.drill import run_id_for
-from restoredrill.models import RunRecord
+from restoredrill.models import INSTANCE_PREFIX, RunRecord, Verdict
 
+from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
+from localcloud.s3faults import S3WriteFaults
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "restoredrill-local"
@@ -29,7 +42,8 @@ MASTER_USER = "clinic_admin"
 SLACK_PARAMETER = "/restoredrill/slack-webhook-url"
 
 # Local values for what `sam deploy` would ask: the network ids are moto's, the timings short so
-# a drill takes seconds, and the deadline short enough that a stuck drill ends within the demo.
+# a drill takes seconds. CheckerTimeoutSeconds is the template's MinValue (checker-hangs waits
+# for it).
 LOCAL_PARAMETERS = {
     "DBSubnetGroupName": "restoredrill-local",
     "DrillSecurityGroupId": "sg-0d0d0d0d0d0d0d0d0",
@@ -37,10 +51,19 @@ LOCAL_PARAMETERS = {
     "CheckerSubnetIds": "subnet-0a0a0a0a0a0a0a0a0",
     "PollDelaySeconds": "2",
     "CredentialsSettleSeconds": "1",
-    "CheckerTimeoutSeconds": "120",
+    "CheckerTimeoutSeconds": "30",
     "DrillDeadlineMinutes": "5",
     "SlackWebhookParameterName": SLACK_PARAMETER,
     "LogLevel": "INFO",
+}
+# Timings below what the template allows, given to every function's environment (the settings
+# accept them, see restoredrill.config): a stuck drill ends within ~1.5 minutes, a lost checker
+# result is given up 30 s after the checker's timeout, and a crashed trigger's claim on an effect
+# expires after 15 s (locally no advance runs anywhere near that long).
+LOCAL_FUNCTION_ENV = {
+    "DRILL_DEADLINE_MINUTES": "1.5",
+    "CHECKER_RESULT_GRACE_SECONDS": "30",
+    "CLAIM_LEASE_SECONDS": "15",
 }
 
 
@@ -48,13 +71,55 @@ def _is_rds_instance_event(event: dict[str, Any]) -> bool:
     return event.get("source") == "aws.rds" and event.get("detail-type") == "RDS DB Instance Event"
 
 
+def run_id_of_event(envelope: dict[str, Any]) -> str | None:
+    """The drill run an event is about: its instance, its snapshot, or its detail's run_id."""
+    detail = envelope.get("detail")
+    if not isinstance(detail, dict):
+        return None
+    if envelope.get("source") == "aws.rds":
+        if envelope.get("detail-type") == "RDS DB Snapshot Event" and detail.get("SourceArn"):
+            return run_id_for(f"snapshot:{detail['SourceArn']}")
+        identifier = str(detail.get("SourceIdentifier") or "").removeprefix("rds:")
+        if identifier.startswith(INSTANCE_PREFIX):
+            return identifier[len(INSTANCE_PREFIX) :]
+        return None
+    run_id = detail.get("run_id")
+    return run_id if isinstance(run_id, str) else None
+
+
 @dataclass(frozen=True)
 class Fault:
+    """One row of the fault matrix: what goes wrong, and the verdict the drill must still reach.
+
+    Whatever the fault, every drill must also keep the other promises (see
+    :mod:`localcloud.invariants`): instance and password deleted, report written, one Drill
+    Finished event, one Slack message, nothing left running.
+    """
+
     name: str
     description: str
-    events: EventFaults = field(default_factory=EventFaults)
-    rds: RdsFaults = field(default_factory=RdsFaults)
+    verdict: Verdict = Verdict.PASSED
+    drop_instance_events: bool = False  # every RDS instance event of the run is lost
+    copies: int = 1  # every event of the run is delivered this many times
+    reorder_instance_events: bool = False  # the run's RDS instance events swapped in pairs
+    rds: RdsFaults | None = None
+    crash_after: str | None = None  # a key of localcloud.crash.OPERATIONS
+    slack_failures: int = 0  # the run's first N Slack requests fail ...
+    slack_status: int = 500  # ... with this status ...
+    slack_retry_after: int | None = None  # ... and Retry-After ...
+    slack_hang_seconds: float = 0.0  # ... or hang this long, then go unanswered
+    s3_write_failures: int = 0  # the run's first N report PutObject calls answer 500
+    poison: bool = False  # garbage on the poll and checker-results queues when the run starts
+    # function environment for a cloud that runs this fault alone (the demo), e.g. a short
+    # deadline; clouds running many faults use LOCAL_FUNCTION_ENV
+    env: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def summary(self) -> str:
+        return f"{self.description} (expected verdict: {self.verdict.value})"
+
+
+NO_FAULT = Fault("none", "no fault")
 
 FAULTS: dict[str, Fault] = {
     fault.name: fault
@@ -62,20 +127,122 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "lose-rds-events",
             "every RDS instance event is lost: the drill advances on its poll fallback alone",
-            events=EventFaults(drop=_is_rds_instance_event),
+            drop_instance_events=True,
         ),
         Fault(
             "duplicate-events",
             "every event is delivered three times (at-least-once delivery at its worst)",
-            events=EventFaults(duplicate=3),
+            copies=3,
+        ),
+        Fault(
+            "reorder-events",
+            "RDS instance events arrive out of order: each is held back until the next one "
+            "has been delivered (the restore's after the credentials reset's), so they are "
+            "late and stale: the poll moves the drill on, stale events change nothing",
+            reorder_instance_events=True,
+        ),
+        Fault(
+            "crash-after-restore",
+            "the handler dies right after RestoreDBInstanceFromDBSnapshot succeeded, before it "
+            "recorded the restore; EventBridge retries it",
+            crash_after="restore",
+        ),
+        Fault(
+            "crash-after-password-reset",
+            "the handler dies right after ModifyDBInstance set the password, before it recorded "
+            "it; the trigger is retried and the same password (from SSM) is set again",
+            crash_after="password-reset",
+        ),
+        Fault(
+            "crash-after-checker-invoke",
+            "the handler dies right after invoking the checker (through the check runner, "
+            "asynchronously), before it recorded the invoke; the result still arrives and is used",
+            crash_after="checker-invoke",
+        ),
+        Fault(
+            "crash-after-report-write",
+            "the handler dies right after writing the report to S3, before deleting the password "
+            "and announcing; the claim expires and the publish is done again, once",
+            crash_after="report-write",
+        ),
+        Fault(
+            "crash-after-delete",
+            "the handler dies right after DeleteDBInstance succeeded; the verdict it had reached "
+            "is not lost",
+            crash_after="delete",
         ),
         Fault(
             "fail-restore",
             "the restore ends in incompatible-restore: the backup does not restore",
+            verdict=Verdict.FAILED,
             rds=RdsFaults(fail_restore=True),
+        ),
+        Fault(
+            "restore-stuck",
+            "the restore never finishes: at the drill's deadline (0.3 minutes when this fault "
+            "runs alone, as in the demo) it is torn down",
+            verdict=Verdict.TIMED_OUT,
+            rds=RdsFaults(stuck_restore=True),
+            env={"DRILL_DEADLINE_MINUTES": "0.3"},
+        ),
+        Fault(
+            "checker-hangs",
+            "the restored server stops answering mid-check (a session locks every table); the "
+            "checker is killed at its 30 s timeout, the check runner fails and its OnFailure "
+            "destination brings that back",
+            verdict=Verdict.ERROR,
+            rds=RdsFaults(hang_after_reset=True),
+        ),
+        Fault(
+            "login-refused",
+            "RDS applies a different master password than the drill set: the database refuses "
+            "the checker's login",
+            verdict=Verdict.ERROR,
+            rds=RdsFaults(wrong_password=True),
+        ),
+        Fault(
+            "slack-500",
+            "Slack answers 500 to the first two posts: Notify fails, EventBridge retries it",
+            slack_failures=2,
+            slack_status=500,
+        ),
+        Fault(
+            "slack-429",
+            "Slack rate-limits the first three posts (429, Retry-After: 1): Notify fails, "
+            "EventBridge retries it",
+            slack_failures=3,
+            slack_status=429,
+            slack_retry_after=1,
+        ),
+        Fault(
+            "slack-timeout",
+            "Slack does not answer the first post within the client's 10 s timeout (an "
+            "unanswered post counts as not posted): Notify fails, EventBridge retries it",
+            slack_failures=1,
+            slack_hang_seconds=12.0,
+        ),
+        Fault(
+            "s3-write-fails",
+            "S3 answers 500 InternalError to the first six report writes (boto3's own retries "
+            "included): the publish fails, is claimed again later, and the report is written",
+            s3_write_failures=6,
+        ),
+        Fault(
+            "poison-messages",
+            "garbage on the poll queue and on the checker-results queue: each lands in its "
+            "dead-letter queue after 5 receives; the drill is not disturbed",
+            poison=True,
         ),
     )
 }
+
+
+def fault_named(name: str | None) -> Fault:
+    if name is None or name == NO_FAULT.name:
+        return NO_FAULT
+    if name not in FAULTS:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
+    return FAULTS[name]
 
 
 @dataclass
@@ -92,21 +259,35 @@ class LocalCloud:
         fault: str | None = None,
         work_dir: Path | None = None,
         parameter_overrides: dict[str, str] | None = None,
+        function_env: Mapping[str, str] | None = None,
         patients: int = 2000,
         policy_file: Path | None = None,
+        pool_size: int = 2,
     ) -> None:
-        if fault is not None and fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
-        self.fault = FAULTS[fault] if fault else Fault("none", "no fault")
+        """``fault``: armed for every drill this cloud starts (its ``env`` applies too)."""
+        self.fault = fault_named(fault)
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="restoredrill-local-"))
         self.parameters = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
+        self.function_env = {**LOCAL_FUNCTION_ENV, **self.fault.env, **(function_env or {})}
         self.patients = patients
         self.policy_file = policy_file or PROJECT_ROOT / "policy" / "drill-policy.yaml"
+        self.pool_size = pool_size
+        self.crash_dir = self.work_dir / "crash"
+        self.s3_faults = S3WriteFaults()
         self.aws: LocalAws | None = None
         self.rds: LocalRds | None = None
         self.sources: list[SourceDatabase] = []
         self._pg_dir: Path | None = None
+        self._pg_dir_used: Path | None = None
+        self._lock = threading.Lock()
+        self._armed: dict[str, Fault] = {}
+        self._snapshots: dict[str, str] = {}  # run id -> snapshot id
+        self._poison: dict[str, list[tuple[str, str]]] = {}  # run id -> (DLQ logical id, body)
+        self._worker_pids: list[int] = []
+        self._stopped = False
+        self._dead_letters: dict[str, dict[str, str]] = {}  # DLQ logical id -> id -> body
+        self._dead_letters_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -119,28 +300,36 @@ class LocalCloud:
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._pg_dir = make_parent_dir()
+        self.crash_dir.mkdir(parents=True, exist_ok=True)
+        self._pg_dir = self._pg_dir_used = make_parent_dir()
         self.aws = LocalAws(
             template_path=PROJECT_ROOT / "template.yaml",
             project_root=PROJECT_ROOT,
             work_dir=self.work_dir,
             stack_name=STACK_NAME,
             parameter_overrides=self.parameters,
-            event_faults=self.fault.events,
-            # Lambda extracts the policy layer to /opt; locally the functions read it in place.
-            function_env={"DRILL_POLICY_FILE": str(self.policy_file)},
+            event_faults=EventFaults(
+                drop=self._drops_event, copies=self._copies_of_event, reorder=self._reorder_key
+            ),
+            function_env={
+                # Lambda extracts the policy layer to /opt; locally the functions read it in place.
+                "DRILL_POLICY_FILE": str(self.policy_file),
+                crash.CRASH_DIR_ENV: str(self.crash_dir),
+                **self.function_env,
+            },
             visibility_timeout_override=5,
             schedule_period_seconds=10,
             async_retry_delay_seconds=0.5,
+            pool_size=self.pool_size,
         )
         try:
+            self.s3_faults.install()
             self.aws.start()
             self.rds = LocalRds(
                 state_dir=self._pg_dir,
                 account_id=self.aws.account_id,
                 region=self.aws.region,
                 emit_event=self.aws.emit,
-                faults=self.fault.rds,
             )
             self.rds.install()
             self._prepare_account()
@@ -163,11 +352,18 @@ class LocalCloud:
         )
 
     def stop(self) -> None:
+        """Stop everything this cloud started (idempotent); see :meth:`leftovers`."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.aws is not None:
+            with contextlib.suppress(RuntimeError):
+                self._worker_pids = self.aws.runtime.started_pids
             self.aws.stop()
         if self.rds is not None:
             self.rds.shutdown()
             self.rds.uninstall()
+        self.s3_faults.uninstall()
         for source in self.sources:
             source.server.destroy()
         self.sources.clear()
@@ -176,6 +372,101 @@ class LocalCloud:
             self._pg_dir = None
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        """After :meth:`stop`: every process of this cloud still alive (should be none)."""
+        found = []
+        for pid in self._worker_pids:
+            cmdline = _cmdline(pid)
+            if cmdline is not None and "localcloud.worker" in cmdline:
+                found.append(f"Lambda worker {pid}")
+        if self._pg_dir_used is not None:
+            marker = str(self._pg_dir_used)
+            for pid, cmdline in _all_cmdlines():
+                if marker in cmdline and "postgres" in cmdline:
+                    found.append(f"postgres {pid}: {cmdline[:120]}")
+        return found
+
+    # -- faults, per drill run -------------------------------------------------------------
+
+    def arm(self, run_id: str, fault: Fault) -> None:
+        """Make ``fault`` happen to the drill run ``run_id`` (before it starts)."""
+        assert self.aws is not None and self.rds is not None
+        with self._lock:
+            self._armed[run_id] = fault
+        if fault.rds is not None:
+            self.rds.instance_faults[f"{INSTANCE_PREFIX}{run_id}"] = replace(fault.rds)
+        if fault.crash_after is not None:
+            crash.arm(self.crash_dir, crash.OPERATIONS[fault.crash_after], run_id)
+        if fault.slack_failures:
+            if fault.slack_hang_seconds:
+                self.aws.slack.hang_next(
+                    fault.slack_failures, seconds=fault.slack_hang_seconds, match=run_id
+                )
+            else:
+                self.aws.slack.fail_next(
+                    fault.slack_failures,
+                    status=fault.slack_status,
+                    retry_after=fault.slack_retry_after,
+                    match=run_id,
+                )
+        if fault.s3_write_failures:
+            self.s3_faults.fail_next(run_id, fault.s3_write_failures)
+        if fault.poison:
+            self._send_poison(run_id)
+
+    def fault_of(self, run_id: str) -> Fault:
+        with self._lock:
+            return self._armed.get(run_id, NO_FAULT)
+
+    def expected_verdict(self, run_id: str) -> Verdict:
+        return self.fault_of(run_id).verdict
+
+    def _event_fault(self, envelope: dict[str, Any]) -> Fault | None:
+        run_id = run_id_of_event(envelope)
+        if run_id is None:
+            return None
+        with self._lock:
+            return self._armed.get(run_id)
+
+    def _drops_event(self, envelope: dict[str, Any]) -> bool:
+        fault = self._event_fault(envelope)
+        return bool(fault and fault.drop_instance_events and _is_rds_instance_event(envelope))
+
+    def _copies_of_event(self, envelope: dict[str, Any]) -> int:
+        fault = self._event_fault(envelope)
+        return fault.copies if fault else 1
+
+    def _reorder_key(self, envelope: dict[str, Any]) -> str | None:
+        fault = self._event_fault(envelope)
+        if not (fault and fault.reorder_instance_events and _is_rds_instance_event(envelope)):
+            return None
+        return run_id_of_event(envelope)
+
+    def _send_poison(self, run_id: str) -> None:
+        assert self.aws is not None
+        sqs = self.aws.client("sqs")
+        bodies = {
+            "PollQueue": f"poison {run_id}: not a poll message",
+            "CheckerResultsQueue": json.dumps({"poison": run_id, "requestContext": "garbage"}),
+        }
+        sent = []
+        for queue, body in bodies.items():
+            sqs.send_message(QueueUrl=self.aws.physical_id(queue), MessageBody=body)
+            sent.append((self.dead_letter_queue_of(queue), body))
+        with self._lock:
+            self._poison[run_id] = sent
+
+    def poison_sent(self, run_id: str | None = None) -> list[tuple[str, str]]:
+        """(dead-letter queue logical id, body) of the poison messages sent (for one run)."""
+        with self._lock:
+            if run_id is not None:
+                return list(self._poison.get(run_id, []))
+            return [item for items in self._poison.values() for item in items]
+
+    def crashes_fired(self) -> list[tuple[str, str]]:
+        """(``service.Operation``, run id) of every armed crash that happened."""
+        return crash.fired(self.crash_dir)
 
     # -- the world a drill happens in ----------------------------------------------------
 
@@ -216,12 +507,39 @@ class LocalCloud:
         self.sources.append(source)
         return source
 
-    def take_automated_snapshot(self, instance_id: str) -> dict[str, Any]:
-        """Snapshot the source and deliver RDS-EVENT-0091, as AWS does. Returns the event."""
+    def take_automated_snapshot(
+        self, instance_id: str, *, fault: str | Fault | None = None
+    ) -> dict[str, Any]:
+        """Snapshot the source and deliver RDS-EVENT-0091, as AWS does. Returns the event.
+
+        The drill that event starts gets ``fault`` (default: the cloud's own) armed first.
+        """
         assert self.rds is not None and self.aws is not None
         event = self.rds.create_automated_snapshot(instance_id)
+        run_id = self.run_id_for_snapshot_event(event)
+        chosen = fault_named(fault) if isinstance(fault, str | None) else fault
+        if fault is None:
+            chosen = self.fault
+        if chosen is not NO_FAULT:
+            self.arm(run_id, chosen)
+        with self._lock:
+            self._snapshots[run_id] = str(event["detail"]["SourceIdentifier"])
         self.aws.emit(event)
         return event
+
+    def start_drill(self, instance_id: str, fault: str | Fault | None = None) -> str:
+        """A new automated snapshot of ``instance_id`` with ``fault`` armed; the drill's run id."""
+        return self.run_id_for_snapshot_event(
+            self.take_automated_snapshot(instance_id, fault=fault)
+        )
+
+    def forget_snapshot(self, run_id: str) -> None:
+        """Delete the snapshot a finished drill restored (long runs would fill /dev/shm)."""
+        assert self.rds is not None
+        with self._lock:
+            snapshot_id = self._snapshots.pop(run_id, None)
+        if snapshot_id is not None:
+            self.rds.forget_snapshot(snapshot_id)
 
     @staticmethod
     def run_id_for_snapshot_event(event: dict[str, Any]) -> str:
@@ -243,6 +561,26 @@ class LocalCloud:
         if item is None:
             return None
         return RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
+
+    def runs(self, run_ids: list[str]) -> dict[str, RunRecord]:
+        """The runs that exist among ``run_ids`` (one BatchGetItem per 100)."""
+        assert self.aws is not None
+        client, table = self.aws.client("dynamodb"), self.aws.physical_id("RunTable")
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(run_ids), 100):
+            keys = [
+                {"run_id": {"S": run_id}} for run_id in dict.fromkeys(run_ids[start : start + 100])
+            ]
+            request = {table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(table, []):
+                    run = RunRecord.model_validate_json(
+                        TypeDeserializer().deserialize(item["record"])
+                    )
+                    found[run.run_id] = run
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def all_runs(self) -> list[RunRecord]:
         assert self.aws is not None
@@ -304,10 +642,86 @@ class LocalCloud:
         )["Attributes"]
         return sum(int(value) for value in attributes.values())
 
-    def drill_finished_events(self) -> list[dict[str, Any]]:
+    def drill_finished_events(self, run_id: str | None = None) -> list[dict[str, Any]]:
         assert self.aws is not None
         return [
             envelope
             for _, envelope in self.aws.events_log
             if envelope.get("detail-type") == "Drill Finished"
+            and (run_id is None or envelope.get("detail", {}).get("run_id") == run_id)
         ]
+
+    def slack_messages_for(self, run_id: str) -> list[dict[str, Any]]:
+        assert self.aws is not None
+        return [message for message in self.aws.slack.messages if run_id in message["raw"]]
+
+    def password_parameter_exists(self, name: str) -> bool:
+        assert self.aws is not None
+        try:
+            self.aws.client("ssm").get_parameter(Name=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ParameterNotFound":
+                return False
+            raise
+        return True
+
+    def report_or_none(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.report(key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def dead_letter_queue_of(self, logical_id: str) -> str:
+        """The logical id of the queue's dead-letter queue (from its RedrivePolicy)."""
+        assert self.aws is not None
+        policy = json.loads(self.aws.stack.queues[logical_id].attributes["RedrivePolicy"])
+        target = self.aws.stack.queue_by_arn(policy["deadLetterTargetArn"])
+        assert target is not None
+        return target.logical_id
+
+    def dead_letters(self) -> dict[str, list[str]]:
+        """The body of every message in every dead-letter queue of the stack, by logical id.
+
+        Nothing consumes a dead-letter queue locally, so each message is received once (then
+        hidden for an hour) and remembered: receiving with no visibility timeout would return
+        the same first ten messages again and again.
+        """
+        assert self.aws is not None
+        sqs = self.aws.client("sqs")
+        with self._dead_letters_lock:
+            for logical_id, queue in self.aws.stack.queues.items():
+                if not logical_id.endswith("DeadLetterQueue"):
+                    continue
+                seen = self._dead_letters.setdefault(logical_id, {})
+                while True:
+                    messages = sqs.receive_message(
+                        QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=3600
+                    ).get("Messages", [])
+                    if not messages:
+                        break
+                    for message in messages:
+                        seen[message["MessageId"]] = message["Body"]
+            return {queue: list(seen.values()) for queue, seen in self._dead_letters.items()}
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return None
+    if state in ("Z", "X"):
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def _all_cmdlines() -> list[tuple[int, str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmdline = _cmdline(int(entry))
+            if cmdline:
+                found.append((int(entry), cmdline))
+    return found

@@ -65,18 +65,30 @@ class EventFaults:
     ``drop``: a predicate over the envelope; True drops the event (it is still logged).
     ``drop_sources``: shorthand, drops every event whose ``source`` is listed.
     ``duplicate``: deliver every event N times to every matched rule (at-least-once delivery).
-    ``delay``: seconds to hold an event back before delivering it (reordering).
+    ``copies``: per event, how many times to deliver it (wins over ``duplicate``).
+    ``delay``: seconds to hold an event back before delivering it.
+    ``reorder``: a key per event (None: not reordered). Events with the same key are delivered
+    swapped in pairs: each is held until the next one with its key arrives, which is delivered
+    first (or until ``reorder_hold_seconds`` pass, then it is delivered alone).
     """
 
     drop: Callable[[dict[str, Any]], bool] | None = None
     drop_sources: set[str] = field(default_factory=set)
     duplicate: int = 1
     delay: Callable[[dict[str, Any]], float] | None = None
+    copies: Callable[[dict[str, Any]], int] | None = None
+    reorder: Callable[[dict[str, Any]], str | None] | None = None
+    reorder_hold_seconds: float = 20.0
 
     def drops(self, envelope: dict[str, Any]) -> bool:
         if envelope.get("source") in self.drop_sources:
             return True
         return bool(self.drop is not None and self.drop(envelope))
+
+    def copies_of(self, envelope: dict[str, Any]) -> int:
+        if self.copies is not None:
+            return max(1, int(self.copies(envelope)))
+        return self.duplicate
 
 
 @dataclass
@@ -215,6 +227,8 @@ class Delivery:
         self._pending_async = 0
         self._busy_pollers = 0
         self._events_log: list[tuple[str, dict[str, Any]]] = []
+        self._delivered: list[tuple[str, dict[str, Any]]] = []
+        self._held: dict[str, tuple[str, dict[str, Any]]] = {}  # reorder key -> held event
         self._dropped: list[tuple[str, dict[str, Any]]] = []
         self._undelivered: list[UndeliveredInvocation] = []
         self._destinations_log: list[tuple[Destination, dict[str, Any]]] = []
@@ -272,6 +286,12 @@ class Delivery:
     def dropped_events(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
             return list(self._dropped)
+
+    @property
+    def delivered_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """(bus, envelope) in the order events reached their rules (after delays; once each)."""
+        with self._lock:
+            return list(self._delivered)
 
     @property
     def undelivered(self) -> list[UndeliveredInvocation]:
@@ -394,11 +414,37 @@ class Delivery:
                 self._dropped.append((bus, envelope))
             log.info("fault: dropped %s %s", envelope.get("source"), envelope.get("detail-type"))
             return
+        key = self.faults.reorder(envelope) if self.faults.reorder is not None else None
+        if key is not None:
+            self._reorder(key, bus, envelope)
+            return
         delay = self.faults.delay(envelope) if self.faults.delay is not None else 0.0
         if delay and delay > 0:
             self._scheduler.schedule(delay, lambda: self._route(bus, envelope))
         else:
             self._route(bus, envelope)
+
+    def _reorder(self, key: str, bus: str, envelope: dict[str, Any]) -> None:
+        """Hold this event until the next one with the same key, and deliver that one first."""
+        with self._lock:
+            held = self._held.pop(key, None)
+            if held is None:
+                self._held[key] = (bus, envelope)
+        if held is None:
+
+            def release() -> None:
+                with self._lock:
+                    still_held = self._held.get(key)
+                    if still_held is None or still_held[1] is not envelope:
+                        return
+                    del self._held[key]
+                self._route(bus, envelope)
+
+            self._scheduler.schedule(self.faults.reorder_hold_seconds, release)
+            return
+        log.info("fault: delivering %s before %s", envelope.get("id"), held[1].get("id"))
+        self._route(bus, envelope)
+        self._route(*held)
 
     def matching_rules(self, bus: str, envelope: dict[str, Any]) -> list[Any]:
         return [
@@ -412,8 +458,11 @@ class Delivery:
     def _route(self, bus: str, envelope: dict[str, Any]) -> None:
         if self._stop.is_set():
             return
+        with self._lock:
+            self._delivered.append((bus, envelope))
+        copies = self.faults.copies_of(envelope)
         for rule in self.matching_rules(bus, envelope):
-            for _ in range(self.faults.duplicate):
+            for _ in range(copies):
                 for target in rule.targets:
                     self._deliver_to_target(target, envelope)
 

@@ -61,6 +61,7 @@ def local_client(service: str, *, endpoint_url: str, region: str = "us-east-1") 
         retries={"max_attempts": 2, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
+        max_pool_connections=32,  # LocalAws shares one client per service between threads
     )
     return session.client(service, endpoint_url=endpoint_url, config=config)
 

@@ -10,9 +10,16 @@ runs moto's ``ThreadedMotoServer``) so that, for the instances it manages:
   (or, with ``RdsFaults.fail_restore``, ``incompatible-restore`` and RDS-EVENT-0031);
 - ``ModifyDBInstance(MasterUserPassword=...)`` answers ``resetting-master-credentials``, then
   runs ``ALTER ROLE`` on the real server, becomes ``available`` and emits RDS-EVENT-0016;
+  (with ``RdsFaults.wrong_password`` it applies a different password, so logins are refused;
+  with ``RdsFaults.hang_after_reset`` a session then holds an exclusive lock on every table, so
+  a client's reads of them wait - for as long as the instance lives);
 - ``DeleteDBInstance`` answers ``deleting``, then destroys the server, removes the instance from
   moto and emits RDS-EVENT-0003. A second delete while deleting fails like AWS
   (``InvalidDBInstanceState``); a delete of an unknown instance fails with ``DBInstanceNotFound``.
+
+Faults come from :attr:`LocalRds.faults`, or from :attr:`LocalRds.instance_faults` for one
+instance (by identifier), read when each restore or reset begins. ``RdsFaults.stuck_restore``
+keeps a restore ``creating`` until the instance is deleted.
 
 Source instances (:meth:`LocalRds.register_source_instance`) point at a server the caller owns;
 their automated snapshots (:meth:`LocalRds.create_automated_snapshot`) are real base backups.
@@ -53,6 +60,7 @@ _PENDING_ATTR = "_localcloud_no_endpoint"  # like AWS: no Endpoint until the res
 _PLACEHOLDER_PORT = 5432
 _THREAD_JOIN_SECONDS = 60.0
 FAILED_RESTORE_STATUS = "incompatible-restore"
+_LOCK_TIMEOUT_SECONDS = 60.0
 
 MSG_RESTORED = "Restored from snapshot {snapshot}"
 MSG_FAILED = (
@@ -65,10 +73,13 @@ MSG_SNAPSHOT = "Automated snapshot created"
 
 @dataclass
 class RdsFaults:
-    """Fault knobs, read at the time of each restore (so they may be changed while running)."""
+    """Fault knobs, read at the time of each restore or reset (so they may change while running)."""
 
     restore_delay_seconds: float = 0.0
     fail_restore: bool = False
+    stuck_restore: bool = False  # the restore never ends (until the instance is deleted)
+    wrong_password: bool = False  # the reset applies another password: logins are refused
+    hang_after_reset: bool = False  # after the reset, every table is locked: reads wait
 
 
 @dataclass
@@ -88,6 +99,8 @@ class _Instance:
     cancel: threading.Event = field(default_factory=threading.Event)
     # set when the current background job has done its work (before it emits its event)
     work_done: threading.Event = field(default_factory=threading.Event)
+    # sessions holding locks (RdsFaults.hang_after_reset), closed before the server goes
+    lockers: list[Any] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,6 +289,50 @@ def _validate_master_password(password: str) -> None:
         )
 
 
+def _lock_every_table(server: PostgresServer) -> list[Any]:
+    """Sessions that hold ACCESS EXCLUSIVE on every user table of every database, so any client
+    that reads a table waits (RdsFaults.hang_after_reset). The caller keeps them open."""
+    admin = server.admin_connect()
+    try:
+        databases = [
+            row[0]
+            for row in admin.run(
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate"
+            )
+        ]
+    finally:
+        admin.close()
+    sessions: list[Any] = []
+    try:
+        for database in databases:
+            # A lock may have to wait for autovacuum to yield: allow for a loaded machine.
+            conn = server.admin_connect(database, timeout=_LOCK_TIMEOUT_SECONDS)
+            sessions.append(conn)
+            tables = [
+                row[0]
+                for row in conn.run(
+                    "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+                    " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+                )
+            ]
+            if tables:
+                conn.run("BEGIN")
+                conn.run(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    except BaseException:
+        for conn in sessions:
+            with contextlib.suppress(Exception):
+                conn.close()
+        raise
+    return sessions
+
+
+def _release_lockers(record: _Instance) -> None:
+    lockers, record.lockers = record.lockers, []
+    for conn in lockers:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 # --------------------------------------------------------------------------------------------
 # the local RDS
 # --------------------------------------------------------------------------------------------
@@ -298,10 +355,15 @@ class LocalRds:
         self.region = region
         self.emit_event = emit_event
         self.faults = faults or RdsFaults()
+        # per instance identifier (lower case): wins over `faults`
+        self.instance_faults: dict[str, RdsFaults] = {}
         # guards our records and every call into moto's backend made by us or the patches
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
         self._snapshots: dict[str, _Snapshot] = {}
+        # every automated snapshot id ever given: never reused, even after forget_snapshot (a
+        # drill's run id derives from its snapshot's ARN)
+        self._snapshot_ids_used: set[str] = set()
         self._closed = False
         # Every master password a caller set, so tests can prove none of them leaked anywhere.
         self._passwords_set: list[str] = []
@@ -451,7 +513,12 @@ class LocalRds:
         candidates = [base, f"{base}-{now:%S}"]
         candidates += [f"{base}-{now:%S}-{n}" for n in range(2, 1000)]
         for candidate in candidates:
-            if candidate not in backend.database_snapshots and candidate not in self._snapshots:
+            if (
+                candidate not in backend.database_snapshots
+                and candidate not in self._snapshots
+                and candidate not in self._snapshot_ids_used
+            ):
+                self._snapshot_ids_used.add(candidate)
                 return candidate
         raise RuntimeError(f"no free automated snapshot id for {identifier}")  # pragma: no cover
 
@@ -463,6 +530,21 @@ class LocalRds:
                 and snapshot_id not in self._snapshots
             ):
                 del backend.database_snapshots[snapshot_id]
+
+    def forget_snapshot(self, snapshot_id: str) -> None:
+        """Delete a snapshot and its physical copy (a long local run would fill /dev/shm)."""
+        snapshot_id = snapshot_id.lower()
+        with self._lock:
+            snapshot = self._snapshots.pop(snapshot_id, None)
+            self.backend.database_snapshots.pop(snapshot_id, None)
+            shared = snapshot is not None and any(
+                other.data_dir == snapshot.data_dir for other in self._snapshots.values()
+            )
+        if snapshot is not None and snapshot.data_dir is not None and not shared:
+            shutil.rmtree(snapshot.data_dir, ignore_errors=True)
+
+    def faults_for(self, identifier: str) -> RdsFaults:
+        return self.instance_faults.get(identifier.lower(), self.faults)
 
     # -- servers --------------------------------------------------------------------------
 
@@ -476,6 +558,12 @@ class LocalRds:
             servers = [r.server for r in self._instances.values() if r.kind == "restored"]
         return [server for server in servers if server is not None and server.running]
 
+    def server_running(self, identifier: str) -> bool:
+        """True while the restored instance ``identifier`` has a running server."""
+        with self._lock:
+            record = self._instances.get(identifier.lower())
+        return record is not None and record.server is not None and record.server.running
+
     def shutdown(self) -> None:
         """Stop and remove every server this LocalRds started; background work is abandoned."""
         with self._lock:
@@ -486,6 +574,7 @@ class LocalRds:
         for record in records:
             record.work_done.wait(_THREAD_JOIN_SECONDS)
         for record in records:
+            _release_lockers(record)
             server = record.server
             if server is not None:
                 with contextlib.suppress(Exception):
@@ -562,7 +651,10 @@ class LocalRds:
     def _restore_worker(
         self, instance: DBInstance, record: _Instance, snapshot_id: str
     ) -> dict[str, Any] | None:
-        faults = self.faults
+        faults = self.faults_for(record.identifier)
+        if faults.stuck_restore:
+            record.cancel.wait()
+            return None  # stuck in "creating" until deleted (or shut down)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None  # deleted (or shut down) while "creating"
         snapshot = self._snapshots.get(snapshot_id)
@@ -657,6 +749,10 @@ class LocalRds:
         self, instance: DBInstance, record: _Instance, password: str
     ) -> dict[str, Any] | None:
         server = record.server
+        faults = self.faults_for(record.identifier)
+        if faults.wrong_password:
+            # Fault: what the server gets is not what the caller asked for.
+            password = "not-" + uuid.uuid4().hex
         ok = False
         try:
             assert server is not None
@@ -670,6 +766,10 @@ class LocalRds:
                 conn.run(statement)
             finally:
                 conn.close()
+            if faults.hang_after_reset and not record.lockers:
+                # Once per instance: a second reset (two triggers may both reset) would
+                # otherwise wait behind the first one's locks.
+                record.lockers.extend(_lock_every_table(server))
             ok = True
         except Exception:
             log.exception(
@@ -770,6 +870,7 @@ class LocalRds:
     ) -> dict[str, Any]:
         # a restore still copying/starting its server sees the cancel and stops; wait for it
         previous_done.wait(_THREAD_JOIN_SECONDS)
+        _release_lockers(record)
         server = record.server
         if server is not None:
             try:

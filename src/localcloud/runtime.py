@@ -225,12 +225,19 @@ class Runtime:
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._started_pids: list[int] = []
 
     # ------------------------------------------------------------------ public
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def started_pids(self) -> list[int]:
+        """The process id of every worker this runtime ever started (to prove none outlives it)."""
+        with self._lock:
+            return list(self._started_pids)
 
     def log_path(self, function: FunctionSpec | str) -> Path:
         spec = self._spec(function)
@@ -467,6 +474,8 @@ class Runtime:
             child.close()
         with _LIVE_LOCK:
             _LIVE.add(process)
+        with self._lock:
+            self._started_pids.append(process.pid)
         worker = _Worker(process, parent)
         try:
             message = worker.read_message(time.monotonic() + self.init_timeout)

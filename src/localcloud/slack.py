@@ -2,8 +2,13 @@
 
 It answers like Slack: ``200 ok`` for a valid message, ``400 invalid_payload`` for a body that is
 not JSON, ``400 no_text`` for a message with neither ``text`` nor ``blocks`` nor ``attachments``,
-``404 no_service`` outside ``/services/...``. Fault knobs make the next K requests answer a status
-(500, 429 with ``Retry-After``...) or hang for N seconds.
+``404 no_service`` outside ``/services/...``. Fault knobs make the next K requests (optionally only
+those whose body contains a given text, e.g. a run id) answer a status (500, 429 with
+``Retry-After``...) or hang for N seconds and then drop the connection unanswered.
+
+A request that was never answered is not a message: the client timed out, so (as this receiver
+models Slack) nothing was posted to the channel, and the sender must retry. Real Slack may, rarely,
+post a message whose answer was lost; the fault matrix deliberately assumes it did not.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ class _Fault:
     body: str = ""
     retry_after: int | None = None
     hang_seconds: float = 0.0
+    match: str | None = None  # only requests whose raw body contains this
+
+    def applies_to(self, record: dict[str, Any]) -> bool:
+        return self.match is None or self.match in record["raw"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,6 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.hang_seconds:
                 time.sleep(fault.hang_seconds)
+                if fault.status is None:
+                    # Never answered: the client has given up; drop the connection.
+                    self.close_connection = True
+                    return
             if fault.status is not None:
                 headers = {}
                 if fault.retry_after is not None:
@@ -171,18 +184,27 @@ class SlackReceiver:
     # ------------------------------------------------------------------ faults
 
     def fail_next(
-        self, count: int = 1, *, status: int = 500, retry_after: int | None = None, body: str = ""
+        self,
+        count: int = 1,
+        *,
+        status: int = 500,
+        retry_after: int | None = None,
+        body: str = "",
+        match: str | None = None,
     ) -> None:
-        """The next ``count`` requests answer ``status`` (e.g. 429 with ``Retry-After``)."""
+        """The next ``count`` requests (whose body contains ``match``, if given) answer ``status``
+        (e.g. 429 with ``Retry-After``)."""
         with self._lock:
             self._faults.extend(
-                _Fault(status=status, retry_after=retry_after, body=body) for _ in range(count)
+                _Fault(status=status, retry_after=retry_after, body=body, match=match)
+                for _ in range(count)
             )
 
-    def hang_next(self, count: int = 1, *, seconds: float = 30.0) -> None:
-        """The next ``count`` requests get no answer for ``seconds`` (then a normal one)."""
+    def hang_next(self, count: int = 1, *, seconds: float = 30.0, match: str | None = None) -> None:
+        """The next ``count`` requests (whose body contains ``match``, if given) get no answer for
+        ``seconds``, then the connection is closed unanswered; they are not messages."""
         with self._lock:
-            self._faults.extend(_Fault(hang_seconds=seconds) for _ in range(count))
+            self._faults.extend(_Fault(hang_seconds=seconds, match=match) for _ in range(count))
 
     # ------------------------------------------------------------------ internals
 
@@ -190,9 +212,11 @@ class SlackReceiver:
         """Record a request and take the fault (if any) that applies to it, atomically."""
         body = record["body"]
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.applies_to(record)), None)
+            if fault is not None:
+                self._faults.remove(fault)
             record["accepted"] = (
-                (fault is None or fault.status is None)
+                fault is None
                 and record["path"].startswith("/services/")
                 and body is not None
                 and bool(body.get("text") or body.get("blocks") or body.get("attachments"))

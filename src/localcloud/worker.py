@@ -35,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from localcloud import crash
+
 _CURRENT_REQUEST_ID: str | None = None
 
 
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     _isolate_imports()
     _setup_logging()
+    # Fault injection (crash-after-* faults): only when the local cloud armed a crash directory.
+    crash.install_from_environ()
     try:
         handler = _get_handler(os.environ["_HANDLER"])
     except _Fault as fault:

@@ -4,30 +4,14 @@ PostgreSQL per restored instance, Slack on loopback, and the faults the issue na
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from restoredrill.models import RunRecord, RunState, Verdict
 from restoredrill.report import report_key
 
 from localcloud.cloud import LocalCloud
-from localcloud.postgres import running_servers
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloud]:
-    fault = getattr(request, "param", None)
-    servers_before = set(map(id, running_servers()))
-    local = LocalCloud(fault=fault, patients=300)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-    # Nothing the drill or the local cloud started outlives it
-    assert [s for s in running_servers() if id(s) not in servers_before] == []
 
 
 def drill(cloud: LocalCloud) -> tuple[str, RunRecord]:

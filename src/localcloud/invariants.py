@@ -1,0 +1,134 @@
+"""The promises every drill keeps, whatever went wrong: checked the same way by the e2e fault
+matrix (``tests/e2e``) and by the soak (:mod:`localcloud.soak`).
+
+For one drill run (:func:`check_drill`):
+- ``finished``: the run reached FINISHED;
+- ``verdict``: with the verdict its fault calls for;
+- ``instance deleted``: RDS (moto) no longer lists the restored instance;
+- ``no server``: the instance's PostgreSQL server is not running;
+- ``secret deleted``: the run's SSM password parameter is gone;
+- ``report``: the report is in S3, with that verdict;
+- ``one Drill Finished``: exactly one Drill Finished event was published for the run;
+- ``one Slack message``: exactly one Slack message names the run (retries deduplicated);
+- ``poison in DLQ``: the poison messages sent with the run reached their dead-letter queues.
+
+For the cloud: :func:`check_dead_letters` (dead-letter queues hold the poison and nothing else)
+and, after it stopped, :func:`check_nothing_running` (no Lambda worker, no PostgreSQL left).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from restoredrill.models import Verdict
+from restoredrill.report import report_key
+
+if TYPE_CHECKING:
+    from localcloud.cloud import LocalCloud
+
+__all__ = [
+    "CLOUD_INVARIANTS",
+    "DRILL_INVARIANTS",
+    "Violation",
+    "check_dead_letters",
+    "check_drill",
+    "check_nothing_running",
+]
+
+DRILL_INVARIANTS = (
+    "finished",
+    "verdict",
+    "instance deleted",
+    "no server",
+    "secret deleted",
+    "report",
+    "one Drill Finished",
+    "one Slack message",
+    "poison in DLQ",
+)
+CLOUD_INVARIANTS = ("only poison in DLQs", "nothing running")
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.detail}"
+
+
+def _wait(condition: object, timeout: float) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def check_drill(
+    cloud: LocalCloud,
+    run_id: str,
+    expected: Verdict,
+    *,
+    slack_timeout: float = 30.0,
+    dead_letter_timeout: float = 60.0,
+) -> list[Violation]:
+    """Every promise for one run (waits for the Slack message and the poison to arrive)."""
+    assert cloud.aws is not None and cloud.rds is not None
+    found: list[Violation] = []
+    run = cloud.run(run_id)
+    if run is None:
+        return [Violation("finished", "the run was never created")]
+    if not run.is_finished:
+        found.append(Violation("finished", f"still {run.state.value} ({run.reason})"))
+    if run.verdict is not expected:
+        verdict = run.verdict.value if run.verdict else None
+        found.append(Violation("verdict", f"{verdict}, expected {expected.value} ({run.reason})"))
+    if cloud.instance_exists(run.instance_id):
+        found.append(Violation("instance deleted", f"{run.instance_id} still exists"))
+    if cloud.rds.server_running(run.instance_id):
+        found.append(Violation("no server", f"the server of {run.instance_id} still runs"))
+    if run.password_parameter and cloud.password_parameter_exists(run.password_parameter):
+        found.append(Violation("secret deleted", f"{run.password_parameter} still exists"))
+    report = cloud.report_or_none(report_key(run))
+    if report is None:
+        found.append(Violation("report", f"no report at {report_key(run)}"))
+    elif report.get("verdict") != expected.value:
+        found.append(Violation("report", f"the report says {report.get('verdict')}"))
+    finished_events = len(cloud.drill_finished_events(run_id))
+    if finished_events != 1:
+        found.append(Violation("one Drill Finished", f"{finished_events} events"))
+    if run.is_finished:
+        _wait(lambda: cloud.slack_messages_for(run_id), slack_timeout)
+    messages = len(cloud.slack_messages_for(run_id))
+    if messages != 1:
+        found.append(Violation("one Slack message", f"{messages} messages"))
+    poison = cloud.poison_sent(run_id)
+    if poison:
+
+        def missing() -> list[tuple[str, str]]:
+            letters = cloud.dead_letters()
+            return [(queue, body) for queue, body in poison if body not in letters.get(queue, [])]
+
+        _wait(lambda: not missing(), dead_letter_timeout)
+        for queue, body in missing():
+            found.append(Violation("poison in DLQ", f"{body!r} is not in {queue}"))
+    return found
+
+
+def check_dead_letters(cloud: LocalCloud) -> list[Violation]:
+    """Dead-letter queues hold the poison messages sent, and nothing a drill needed."""
+    poison = {body for _, body in cloud.poison_sent()}
+    return [
+        Violation("only poison in DLQs", f"{queue} holds {body[:200]!r}")
+        for queue, bodies in cloud.dead_letters().items()
+        for body in bodies
+        if body not in poison
+    ]
+
+
+def check_nothing_running(cloud: LocalCloud) -> list[Violation]:
+    """After :meth:`LocalCloud.stop`: no Lambda worker and no PostgreSQL of it is alive."""
+    return [Violation("nothing running", leftover) for leftover in cloud.leftovers()]
