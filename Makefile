@@ -14,7 +14,7 @@ FAULT ?=
 help:
 	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
 	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
-	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint"
+	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint, checkov"
 	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
 	@echo "make bench    check-suite benchmark against pg_amcheck and count(*)"
 	@echo "make build    sam build"
