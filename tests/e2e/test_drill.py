@@ -70,23 +70,27 @@ def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalC
     assert len(cloud.drill_finished_events()) == 1
 
 
-def test_the_drill_password_never_reaches_logs_reports_or_events(cloud: LocalCloud):
+def test_the_drill_password_never_reaches_logs_reports_events_or_queues(cloud: LocalCloud):
     # Given a drill that set a fresh master password on its restored instance
     _, run = drill(cloud)
     assert cloud.aws is not None and cloud.rds is not None
     passwords = cloud.rds.master_passwords_set()
     assert len(passwords) == 1 and len(passwords[0]) >= 32
-    # When everything the drill wrote is gathered: every function's log, the report, every event
+    # When everything the drill wrote is gathered: every function's log, the report, every event,
+    # every async destination record (they repeat the request payload) and the Slack message
+    records = [record for _, record in cloud.aws.destinations_log]
     haystack = "\n".join(
         [
             all_logs(cloud),
             json.dumps(cloud.report(report_key(run))),
             json.dumps([envelope for _, envelope in cloud.aws.events_log]),
+            json.dumps(records, default=str),
             json.dumps(cloud.aws.slack.messages),
         ]
     )
-    # Then the logs are really there, and the password is in none of it
+    # Then the logs and the check result's record are really there, and the password is in none
     assert "drill advanced" in haystack
+    assert any(r["requestPayload"].get("password_parameter") for r in records)
     assert passwords[0] not in haystack
 
 
