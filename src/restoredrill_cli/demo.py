@@ -110,6 +110,8 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         "expected_verdict": fault.verdict.value if fault else "PASSED",
     }
     started = time.monotonic()
+    # Only what this demo starts counts (a caller may run servers of its own).
+    servers_before = {id(server) for server in running_servers()}
     with LocalCloud(fault=args.fault, patients=args.patients) as cloud:
         source = cloud.create_source_database("clinic-db")
         rows = sum(source.row_counts.values())
@@ -125,7 +127,9 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         time.sleep(DUPLICATE_GRACE_SECONDS)
         messages = list(cloud.aws.slack.messages) if cloud.aws else messages
         summary.update(_summarise(cloud, run, run_id, messages))
-    summary["servers_left_running"] = len(running_servers())
+    summary["servers_left_running"] = sum(
+        1 for server in running_servers() if id(server) not in servers_before
+    )
     summary["processes_left_running"] = cloud.leftovers()
     summary["seconds"] = round(time.monotonic() - started, 2)
     if quiet:
