@@ -56,8 +56,7 @@ def parse_check_run(event: Any) -> CheckRunRequest:
     try:
         return CheckRunRequest.model_validate(event)
     except ValidationError as error:
-        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
-        raise InvalidEvent(f"malformed check run request: {fields}") from None
+        raise InvalidEvent.naming_fields("check run request", error) from None
 
 
 def run_check(

@@ -37,9 +37,7 @@ def parse_checker_request(event: Any) -> CheckerRequest:
     try:
         request = CheckerRequest.model_validate(event)
     except ValidationError as error:
-        # Name the bad fields only: the payload holds a password.
-        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
-        raise InvalidEvent(f"malformed checker request: {fields}") from None
+        raise InvalidEvent.naming_fields("checker request", error) from None
     if request.baseline:
         # The baseline is read here, not halfway through the suite: a malformed one is a
         # malformed request (and its errors would quote it).

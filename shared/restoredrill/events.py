@@ -30,6 +30,12 @@ _SNAPSHOT_PREFIXES = ("rds:", "awsbackup:")
 class InvalidEvent(Exception):
     """The event is malformed; the message says what is wrong (never the event's secrets)."""
 
+    @classmethod
+    def naming_fields(cls, what: str, error: ValidationError) -> InvalidEvent:
+        """Names the bad fields only: their values may be secrets (a password) or huge."""
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
+        return cls(f"malformed {what}: {fields}")
+
 
 def is_instance_identifier(value: str) -> bool:
     """A well-formed RDS DB instance identifier (1-63 letters, digits, single hyphens)."""
@@ -220,8 +226,7 @@ def parse_checker_record(body: str) -> CheckerOutcome:
     try:
         record = CheckerDestinationRecord.model_validate_json(body)
     except ValidationError as error:
-        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
-        raise InvalidEvent(f"malformed checker result record: {fields}") from None
+        raise InvalidEvent.naming_fields("checker result record", error) from None
     run_id = record.requestPayload.run_id
     response = record.responsePayload
     if record.requestContext.condition != "Success":

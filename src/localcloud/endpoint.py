@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from localcloud.delivery import BusNotFoundError, Delivery, PutEventsValidationError
 from localcloud.provision import Stack
 from localcloud.runtime import FUNCTION_ERROR, Runtime
+from localcloud.serving import ServingThread
 
 __all__ = ["LocalEndpoint"]
 
@@ -228,7 +228,7 @@ class LocalEndpoint:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port), _Handler)
         self._server.endpoint = self
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread(self._server, "localcloud-endpoint")
         self._stack: Stack | None = None
         self._runtime: Runtime | None = None
         self._delivery: Delivery | None = None
@@ -260,15 +260,7 @@ class LocalEndpoint:
         return self._delivery
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="localcloud-endpoint", daemon=True
-            )
-            self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()

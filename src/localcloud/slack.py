@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from localcloud.serving import ServingThread
+
 __all__ = ["SlackReceiver"]
 
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
@@ -127,23 +129,15 @@ class SlackReceiver:
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._faults: deque[_Fault] = deque()
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread(self._server, "localcloud-slack")
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="localcloud-slack", daemon=True
-            )
-            self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
 
     def __enter__(self) -> SlackReceiver:
         self.start()
