@@ -101,6 +101,7 @@ class RunRecord(BaseModel):
     verdict: Verdict | None = None
     reason: str | None = None
     password_parameter: str | None = None
+    restore_requested_at: datetime | None = None
     credentials_reset_at: datetime | None = None
     credentials_confirmed: bool = False
     checker_invoked_at: datetime | None = None

@@ -149,12 +149,31 @@ def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     now = seen.now
     if seen.instance is None:
-        return Step(Effect.RESTORE, transition(run, RunState.RESTORING, now), "restore requested")
-    return Step(record=transition(run, RunState.RESTORING, now), why="restore already under way")
+        # Claimed: a trigger that read the run before others moved it on must not restore a
+        # second instance after the first one is already gone.
+        claim = transition(run, RunState.RESTORING, now, effect_claimed_at=now)
+        return Step(
+            Effect.RESTORE, amend(claim, restore_requested_at=now), "restore requested", claim=claim
+        )
+    return Step(
+        record=transition(run, RunState.RESTORING, now, restore_requested_at=now),
+        why="restore already under way",
+    )
 
 
 def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     now, instance = seen.now, seen.instance
+    if instance is None and run.restore_requested_at is None:
+        # The restore was claimed but never confirmed: its trigger died before (or after) the call.
+        if _claim_is_live(run, now, rules):
+            return WAIT
+        claim = amend(run, effect_claimed_at=now)
+        return Step(
+            Effect.RESTORE,
+            amend(claim, restore_requested_at=now),
+            "the restore was never confirmed; restoring again",
+            claim=claim,
+        )
     if instance is None:
         started = run.phases[RunState.RESTORING].started_at
         if now - started < INSTANCE_VISIBILITY_GRACE:

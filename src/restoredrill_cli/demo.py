@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from restoredrill.models import RunRecord, RunState
-from restoredrill.report import PHASE_NAMES, report_key
+from restoredrill.report import PHASE_NAMES, failed_checks, report_key
 
 from localcloud.cloud import FAULTS, LocalCloud
 from localcloud.postgres import running_servers
@@ -166,11 +166,7 @@ def _summarise(
         "slack_messages": len(messages),
         "drill_finished_events": len(cloud.drill_finished_events()),
         "report": f"s3://{location['bucket']}/{location['key']}" if location else None,
-        "failed_checks": [
-            check["name"]
-            for check in ((report or {}).get("checks") or {}).get("checks", [])
-            if check.get("status") in ("fail", "error")
-        ],
+        "failed_checks": [check["name"] for check in failed_checks(run.checks)],
         "slack_text": messages[0]["body"].get("text") if messages else None,
     }
 
@@ -184,7 +180,8 @@ def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say:
     say(f"report:  {summary.get('report')}")
     say(f"restored instance deleted: {summary.get('instance_deleted')}")
     reaction = summary.get("available_to_next_step_seconds")
-    say(f"time from 'instance available' to the drill's next step: {reaction}s")
+    shown = "n/a (the instance never became available)" if reaction is None else f"{reaction}s"
+    say(f"time from 'instance available' to the drill's next step: {shown}")
     say(f"Slack messages received: {summary.get('slack_messages')}")
     if messages:
         say("--- Slack, as received " + "-" * 40)

@@ -307,3 +307,25 @@ def test_the_finish_is_reported_once_by_the_trigger_that_wrote_it():
         advance_drill(run.run_id, w.ctx)
     # Then the finish (metrics, the finished log line) is reported exactly once
     assert finished == [run.run_id]
+
+
+def test_a_stale_trigger_never_restores_a_second_instance():
+    # Given a drill whose restore failed and was torn down and finished within a second
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    stale = w.runs.runs[run.run_id].model_copy(
+        update={"state": RunState.REQUESTED, "version": 0, "phases": {}}
+    )
+    w.rds.set_status(run.instance_id, "incompatible-restore")
+    advance_drill(run.run_id, w.ctx)
+    del w.rds.instances[run.instance_id]
+    advance_drill(run.run_id, w.ctx)
+    assert w.runs.runs[run.run_id].is_finished
+    # When a slow trigger that read the run while it was still REQUESTED acts on that read
+    reads = iter([stale])
+    fresh_get = w.runs.get
+    w.runs.get = lambda run_id: next(reads, None) or fresh_get(run_id)  # type: ignore[method-assign]
+    advance_drill(run.run_id, w.ctx)
+    # Then it loses the claim and restores nothing: the only restore is the first one
+    assert w.rds.count("restore") == 1
+    assert run.instance_id not in w.rds.instances

@@ -70,15 +70,26 @@ def seen(
     return Observation(now=START + after, instance=instance, **extra)  # type: ignore[arg-type]
 
 
-def test_a_new_run_restores_and_moves_to_restoring():
+def test_a_new_run_claims_the_restore_then_records_it():
     # Given a requested run and no instance yet
     # When it is advanced
     step = decide(a_run(), seen(None), RULES)
-    # Then it restores, and the record says RESTORING with the restore phase open
+    # Then RESTORING is claimed before the restore, and the restore is confirmed after it
     assert step.effect is Effect.RESTORE
-    assert step.record is not None and step.record.state is RunState.RESTORING
+    assert step.claim is not None and step.claim.state is RunState.RESTORING
+    assert step.claim.version == 1 and step.claim.restore_requested_at is None
+    assert step.record is not None and step.record.restore_requested_at == START
     assert step.record.phases[RunState.RESTORING].ended_at is None
-    assert step.record.version == 1
+
+
+def test_an_unconfirmed_restore_is_claimed_again_only_after_the_lease():
+    # Given a trigger that claimed the restore and died before confirming it
+    claimed = decide(a_run(), seen(None), RULES).claim
+    assert claimed is not None
+    # Then while the claim lasts nobody restores; after it, one trigger restores again
+    assert decide(claimed, seen(None, timedelta(seconds=30)), RULES).is_wait
+    step = decide(claimed, seen(None, timedelta(seconds=91)), RULES)
+    assert step.effect is Effect.RESTORE and step.claim is not None
 
 
 def test_a_requested_run_whose_restore_already_happened_does_not_restore_again():
