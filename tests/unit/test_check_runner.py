@@ -1,6 +1,7 @@
 """The check runner: the password goes from the vault to the checker and nowhere else."""
 
 import json
+from pathlib import Path
 
 import pytest
 from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
@@ -90,3 +91,13 @@ def test_an_answer_for_another_run_is_a_failure():
     checker = Checker(answer={"run_id": "ffffffffffffffffffff", "result": {}})
     with pytest.raises(CheckerFailed, match="another run"):
         run_check(request(), Vault({PARAMETER: "pw-123456789"}), checker)
+
+
+def test_the_sample_event_is_a_valid_request_without_a_password():
+    # Given the sample in events/ (for `sam local invoke CheckRunnerFunction -e ...`)
+    path = Path(__file__).resolve().parents[2] / "events" / "check_runner" / "run-checks.json"
+    event = json.loads(path.read_text())
+    # Then it parses, and names the password parameter instead of carrying a password
+    parsed = parse_check_run(event)
+    assert parsed.password_parameter.endswith(parsed.run_id)
+    assert "password" not in event["target"]
