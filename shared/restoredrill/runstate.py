@@ -164,16 +164,7 @@ def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     now, instance = seen.now, seen.instance
     if instance is None and run.restore_requested_at is None:
-        # The restore was claimed but never confirmed: its trigger died before (or after) the call.
-        if _claim_is_live(run, now, rules):
-            return WAIT
-        claim = amend(run, effect_claimed_at=now)
-        return Step(
-            Effect.RESTORE,
-            amend(claim, restore_requested_at=now),
-            "the restore was never confirmed; restoring again",
-            claim=claim,
-        )
+        return _claim_again(run, now, rules, Effect.RESTORE, "restore_requested_at")
     if instance is None:
         started = run.phases[RunState.RESTORING].started_at
         if now - started < INSTANCE_VISIBILITY_GRACE:
@@ -224,15 +215,7 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         return trouble
     now, instance = seen.now, seen.instance
     if run.checker_invoked_at is None:
-        if _claim_is_live(run, now, rules):
-            return WAIT
-        claim = amend(run, effect_claimed_at=now)
-        return Step(
-            Effect.INVOKE_CHECKER,
-            amend(claim, checker_invoked_at=now),
-            "the checker invoke was never confirmed; invoking again",
-            claim=claim,
-        )
+        return _claim_again(run, now, rules, Effect.INVOKE_CHECKER, "checker_invoked_at")
     if now - run.checker_invoked_at > rules.checker_timeout + rules.checker_result_grace:
         return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
     return WAIT
@@ -274,6 +257,22 @@ def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         Effect.PUBLISH,
         transition(claim, RunState.FINISHED, seen.now),
         "report, forget the password, announce",
+        claim=claim,
+    )
+
+
+def _claim_again(
+    run: RunRecord, now: datetime, rules: Rules, effect: Effect, confirmed_by: str
+) -> Step:
+    """A claimed effect whose confirmation (`confirmed_by`) never came: its trigger died before
+    or after the call. Once the claim has expired, one trigger claims it again and repeats it."""
+    if _claim_is_live(run, now, rules):
+        return WAIT
+    claim = amend(run, effect_claimed_at=now)
+    return Step(
+        effect,
+        amend(claim, **{confirmed_by: now}),
+        f"{effect.value} was never confirmed; doing it again",
         claim=claim,
     )
 
