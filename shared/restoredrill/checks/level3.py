@@ -27,7 +27,7 @@ from restoredrill.checks.sql import (
     verify_heapam_batch_sql,
     verify_heapam_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement, split
+from restoredrill.checks.tasks import Budget, Outcome, Runner, Task, failed_statement, split
 from restoredrill.policy import DrillPolicy
 
 __all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
@@ -115,30 +115,31 @@ def amcheck_tasks(
     }
     tasks: list[Task] = []
     if "verify_heapam" in targets.functions:
-        for group in batched(targets.heaps, lambda t: t.size_bytes):
-            tasks.append(
-                Task(
-                    "heap",
-                    group,
-                    [t.key for t in group],
-                    float(sum(t.size_bytes for t in group)) * HEAP_COST + 8192,
-                    _run_heap,
-                    params,
-                )
-            )
+        tasks += _batched_tasks("heap", targets.heaps, HEAP_COST, _run_heap, params)
     factor = BTREE_COST * (4.0 if policy.amcheck.heapallindexed else 1.0)
-    for group in batched(targets.indexes, lambda t: t.size_bytes):
-        tasks.append(
-            Task(
-                "btree",
-                group,
-                [t.key for t in group],
-                float(sum(t.size_bytes for t in group)) * factor + 8192,
-                _run_btree,
-                params,
-            )
-        )
+    tasks += _batched_tasks("btree", targets.indexes, factor, _run_btree, params)
     return tasks
+
+
+def _batched_tasks(
+    kind: str,
+    relations: Sequence[AmcheckTarget],
+    cost_per_byte: float,
+    run: Runner,
+    params: dict[str, Any],
+) -> list[Task]:
+    """One task per batch of relations, its cost estimated from their size."""
+    return [
+        Task(
+            kind,
+            group,
+            [t.key for t in group],
+            float(sum(t.size_bytes for t in group)) * cost_per_byte + 8192,
+            run,
+            params,
+        )
+        for group in batched(relations, lambda t: t.size_bytes)
+    ]
 
 
 def _run_heap(
