@@ -51,8 +51,10 @@ def report_schema() -> dict[str, Any]:
 
 
 def report_key(run: RunRecord) -> str:
+    """``reports/<region>/<db>/<yyyy>/<mm>/<dd>/<run id>.json``: the region keeps databases of the
+    same name apart when every region's stack writes to one central bucket."""
     day = run.created_at.strftime("%Y/%m/%d")
-    return f"reports/{run.source_db}/{day}/{run.run_id}.json"
+    return f"reports/{run.snapshot.region}/{run.source_db}/{day}/{run.run_id}.json"
 
 
 def phase_timings(run: RunRecord) -> list[dict[str, Any]]:

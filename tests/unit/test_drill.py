@@ -79,7 +79,7 @@ def test_a_whole_drill_passes_reports_and_cleans_up():
     assert w.rds.count("restore") == 1 and w.rds.count("delete") == 1
     assert w.vault.params == {}
     ((key, report),) = w.reports.documents.items()
-    assert key == f"reports/clinic-db/2026/11/27/{run_id}.json"
+    assert key == f"reports/us-east-1/clinic-db/2026/11/27/{run_id}.json"
     assert report["verdict"] == "PASSED"
     assert report["timings"]["restore_seconds"] == 12 * 60
     assert [p["phase"] for p in report["timings"]["phases"]] == [

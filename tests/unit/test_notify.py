@@ -26,7 +26,7 @@ from tests.unit.test_report_schema import finished_drill
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REPORT_URI = (
-    "s3://restoredrill-reportbucket-1x2y3z/reports/clinic-db/2026/11/27/3f9a2c71d0b84e5fa613.json"
+    "s3://restoredrill-reportbucket-1x2y3z/reports/us-east-1/clinic-db/2026/11/27/3f9a2c71d0b84e5fa613.json"
 )
 
 
@@ -120,7 +120,7 @@ def test_a_passed_drill_from_the_domain_shows_the_rpo_it_measured():
     text, blocks = announced("passed with checks")
     # Then the larger age is the RPO shown
     assert "*Data freshness (RPO)*\n12m34s" in [f["text"] for f in blocks[1]["fields"]]
-    assert "PASSED" in text and "clinic-db" in text and "reports/clinic-db/2026/11/27/" in text
+    assert "PASSED" in text and "clinic-db" in text and "reports/us-east-1/clinic-db/2026/11/27/" in text
 
 
 # ------------------------------------------------------------------------------ failed
@@ -160,7 +160,7 @@ def test_a_failed_drill_names_each_failed_check_with_its_evidence_then_the_repor
     # And the fallback text keeps one line per failing check, as subscribers grep for
     assert "- check row_counts[clinic] fail: " in text
     assert "- check assertion[clinic/at least a million patients] fail: " in text
-    assert "FAILED" in text and "clinic-db" in text and "reports/clinic-db/" in text
+    assert "FAILED" in text and "clinic-db" in text and "reports/us-east-1/clinic-db/" in text
 
 
 def test_the_fallback_keeps_the_check_line_format():
