@@ -26,7 +26,8 @@ from tests.unit.test_report_schema import finished_drill
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REPORT_URI = (
-    "s3://restoredrill-reportbucket-1x2y3z/reports/us-east-1/clinic-db/2026/11/27/3f9a2c71d0b84e5fa613.json"
+    "s3://restoredrill-reportbucket-1x2y3z"
+    "/reports/us-east-1/clinic-db/2026/11/27/3f9a2c71d0b84e5fa613.json"
 )
 
 
