@@ -2,7 +2,7 @@
 
 :class:`S3WriteFaults` patches moto's S3 ``PutObject`` handler (in this process, where the local
 cloud runs moto's server) so that the next N writes of a key containing a given text (a drill's run
-id: reports are ``reports/<region>/<db>/<yyyy>/<mm>/<dd>/<run id>.json``) fail the way S3 fails when it
+id: reports are ``reports/<region>/<db>/.../<run id>.json``) fail the way S3 fails when it
 has a bad moment: HTTP 500 with an ``InternalError`` body, which boto3 retries by itself before it
 gives up (so N must exceed the client's attempts for the caller to see the failure).
 """

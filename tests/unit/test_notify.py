@@ -121,7 +121,8 @@ def test_a_passed_drill_from_the_domain_shows_the_rpo_it_measured():
     text, blocks = announced("passed with checks")
     # Then the larger age is the RPO shown
     assert "*Data freshness (RPO)*\n12m34s" in [f["text"] for f in blocks[1]["fields"]]
-    assert "PASSED" in text and "clinic-db" in text and "reports/us-east-1/clinic-db/2026/11/27/" in text
+    assert "PASSED" in text and "clinic-db" in text
+    assert "reports/us-east-1/clinic-db/2026/11/27/" in text
 
 
 # ------------------------------------------------------------------------------ failed
