@@ -35,7 +35,16 @@ from restoredrill.ports import (
     ReportStore,
     RunStore,
 )
-from restoredrill.report import build_report, finished_event_detail, report_key
+from restoredrill.report import (
+    HTML_CONTENT_TYPE,
+    REPORT_CONTENT_TYPE,
+    build_report,
+    finished_event_detail,
+    html_report_key,
+    report_bytes,
+    report_key,
+)
+from restoredrill.report_html import render_report_html
 from restoredrill.runstate import Effect, Observation, Rules, Step, decide, on_effect_rejected
 
 logger = Logger(child=True)
@@ -167,6 +176,11 @@ def advance_drill(
             instance=ctx.rds.describe_drill_instance(run.instance_id),
             checker_outcome=checker_outcome,
             credentials_reset_event=credentials_reset_event,
+            previous_report=(
+                ctx.runs.latest_report(run.source_db, excluding_run_id=run.run_id)
+                if run.state is RunState.REPORTING and run.chain is None
+                else None
+            ),
         )
         step = decide(run, seen, rules)
         if step.is_wait:
@@ -188,9 +202,10 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
             logger.info("another trigger claimed this step", extra=log)
             return None
         run = step.claim
+    facts: dict[str, Any] = {}
     if step.effect is not None:
         try:
-            _perform(step.effect, run, ctx)
+            facts = _perform(step.effect, run, ctx)
         except EffectRejected as rejected:
             logger.error(
                 "request refused",
@@ -203,17 +218,19 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
         return None
     if step.record is step.claim:
         return step.record  # written before the effect
-    if not ctx.runs.replace(step.record, expected_version=run.version):
+    record = step.record.model_copy(update=facts) if facts else step.record
+    if not ctx.runs.replace(record, expected_version=run.version):
         logger.info("lost the race for this transition", extra=log)
         return None
     effect = step.effect.value if step.effect else None
-    logger.info("drill advanced", extra={**log, "to": step.record.state.value, "effect": effect})
-    if step.record.is_finished:
-        ctx.on_finished(step.record)
-    return step.record
+    logger.info("drill advanced", extra={**log, "to": record.state.value, "effect": effect})
+    if record.is_finished:
+        ctx.on_finished(record)
+    return record
 
 
-def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> None:
+def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
+    """Carry out the effect; returns what it learned that the next record must hold."""
     if effect is Effect.RESTORE:
         ctx.rds.restore(run)
     elif effect is Effect.RESET_PASSWORD:
@@ -223,7 +240,8 @@ def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> None:
     elif effect is Effect.DELETE_INSTANCE:
         ctx.rds.delete_drill_instance(run.run_id, run.instance_id)
     elif effect is Effect.PUBLISH:
-        _publish(run, ctx)
+        return _publish(run, ctx)
+    return {}
 
 
 def _password_name(run: RunRecord) -> str:
@@ -278,12 +296,23 @@ def vcpus_of(instance_class: str) -> int:
     return 4 * int(multiple) if multiple.isdigit() else 2
 
 
-def _publish(run: RunRecord, ctx: DrillContext) -> None:
+def _publish(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
+    """The JSON report (the evidence), the HTML rendering of it beside it, then the password is
+    forgotten and Drill Finished announced. Every part is a pure function of the claimed run,
+    so a repeated publish writes the same bytes."""
     bucket = ctx.settings.report_bucket
     key = report_key(run)
-    ctx.reports.put(key, build_report(run, bucket=bucket, key=key))
+    document = build_report(run, bucket=bucket, key=key)
+    body = report_bytes(document)
+    digest = hashlib.sha256(body).hexdigest()
+    ctx.reports.put(key, body, REPORT_CONTENT_TYPE)
+    html = render_report_html(document, report_sha256=digest)
+    ctx.reports.put(html_report_key(key), html.encode("utf-8"), HTML_CONTENT_TYPE)
     ctx.vault.delete(_password_name(run))
-    ctx.events.drill_finished(finished_event_detail(run, bucket=bucket, key=key))
+    ctx.events.drill_finished(
+        finished_event_detail(run, bucket=bucket, key=key, report_sha256=digest)
+    )
+    return {"report_key": key, "report_sha256": digest}
 
 
 def poll_drill(run_id: str, ctx: DrillContext) -> RunRecord | None:

@@ -68,6 +68,25 @@ class SnapshotInfo(BaseModel):
     account_id: str | None = None
 
 
+class ReportLink(BaseModel):
+    """Where a published report is and the SHA-256 of its stored bytes: one link of the chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ReportChain(BaseModel):
+    """The run's place in its database's chain of reports, pinned once before the publish so
+    that a repeated publish writes the same bytes. ``previous`` is None for a first report."""
+
+    model_config = ConfigDict(frozen=True)
+
+    previous: ReportLink | None = None
+
+
 class CheckerOutcome(BaseModel):
     """The checker's answer as the Lambda async destination delivered it."""
 
@@ -107,7 +126,9 @@ class RunRecord(BaseModel):
     checker_invoked_at: datetime | None = None
     effect_claimed_at: datetime | None = None
     checks: dict[str, Any] | None = None
+    chain: ReportChain | None = None
     report_key: str | None = None
+    report_sha256: str | None = None
     finished_at: datetime | None = None
 
     @property

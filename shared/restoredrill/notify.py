@@ -55,6 +55,12 @@ class ReportLocation(BaseModel):
     bucket: str
     key: str
     uri: str
+    html_key: str | None = None
+    sha256: str | None = None
+
+    @property
+    def html_uri(self) -> str | None:
+        return f"s3://{self.bucket}/{self.html_key}" if self.html_key else None
 
 
 class DrillFinished(BaseModel):
@@ -150,6 +156,8 @@ def _fallback(finished: DrillFinished) -> str:
     if finished.rpo_seconds is not None:
         lines.append(f"Data freshness (RPO): {_duration(finished.rpo_seconds)}")
     lines.append(f"Report: {finished.report.uri}")
+    if finished.report.html_uri:
+        lines.append(f"Readable report: {finished.report.html_uri}")
     lines.append(f"Run: {finished.run_id}")
     # Slack reads this text as mrkdwn too: nothing in it may become a link or a mention
     return _escape("\n".join(lines))
@@ -212,7 +220,10 @@ def render(finished: DrillFinished) -> tuple[str, list[dict[str, Any]]]:
     unlisted = finished.failed_total - len(shown)
     if unlisted > 0:
         blocks.append(_section(f"… and {unlisted} more failed checks: see the report"))
-    blocks.append(_section(f"*Report:* {_code(finished.report.uri)}"))
+    report = f"*Report:* {_code(finished.report.uri)}"
+    if finished.report.html_uri:
+        report += f"\n*Readable:* {_code(finished.report.html_uri)}"
+    blocks.append(_section(report))
     blocks.append(_context(finished))
     # 6 + CHECK_SECTIONS_MAX blocks at most, well within MAX_BLOCKS
     return _fallback(finished), blocks[:MAX_BLOCKS]

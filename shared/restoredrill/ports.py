@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from restoredrill.models import InstanceView, RunRecord, SnapshotInfo, SourceDatabase
+from restoredrill.models import InstanceView, ReportLink, RunRecord, SnapshotInfo, SourceDatabase
 
 
 class EffectRejected(Exception):
@@ -32,6 +32,11 @@ class RunStore(Protocol):
 
     def last_passing(self, source_db: str) -> RunRecord | None:
         """The newest PASSED run of this database: what the next drill compares against."""
+        ...
+
+    def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
+        """The newest published report of this database (any verdict), other than the given
+        run's: the link the next report carries."""
         ...
 
 
@@ -72,8 +77,9 @@ class CheckerInvoker(Protocol):
 
 
 class ReportStore(Protocol):
-    def put(self, key: str, document: dict[str, Any]) -> str:
-        """Store the report; returns where it is (an s3:// URI)."""
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        """Store a report exactly as given (its SHA-256 is the chain's link); returns where it
+        is (an s3:// URI)."""
         ...
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from restoredrill.baseline import unpack_document
 from restoredrill.models import RunRecord, RunState
 
-REPORT_SCHEMA_VERSION = "1.1"
+REPORT_SCHEMA_VERSION = "1.2"
 REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"
 REPORT_SCHEMA_PATH = (
     Path(__file__).resolve().parent / "schemas" / f"drill-report-{REPORT_SCHEMA_VERSION}.json"
@@ -33,6 +33,9 @@ PHASE_NAMES = {
     RunState.TEARING_DOWN: "teardown",
 }
 NOT_PASSED = ("fail", "error")
+REPORT_CONTENT_TYPE = "application/json"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+CHAIN_ALGORITHM = "sha256"
 
 # The Drill Finished event: EventBridge takes at most 256 KB per entry; the detail stays far
 # below, whatever the checks found (the report holds everything).
@@ -54,7 +57,31 @@ def report_key(run: RunRecord) -> str:
     """``reports/<region>/<db>/<yyyy>/<mm>/<dd>/<run id>.json``: the region keeps databases of the
     same name apart when every region's stack writes to one central bucket."""
     day = run.created_at.strftime("%Y/%m/%d")
-    return f"reports/{run.snapshot.region}/{run.source_db}/{day}/{run.run_id}.json"
+    return f"{reports_prefix(region_of(run), run.source_db)}{day}/{run.run_id}.json"
+
+
+def reports_prefix(region: str, source_db: str) -> str:
+    """Where every report of one database is: the chain of that database."""
+    return f"reports/{region}/{source_db}/"
+
+
+def region_of(run: RunRecord) -> str:
+    snapshot = run.snapshot
+    if snapshot.region:
+        return snapshot.region
+    parts = snapshot.snapshot_arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else "unknown-region"
+
+
+def html_report_key(key: str) -> str:
+    """The HTML rendering is stored beside the JSON report, under the same name."""
+    return key.removesuffix(".json") + ".html"
+
+
+def report_bytes(document: dict[str, Any]) -> bytes:
+    """The report exactly as stored: its SHA-256 is what the next report of the database carries,
+    so the serialisation is fixed (sorted keys, two-space indent, ASCII)."""
+    return json.dumps(document, indent=2, sort_keys=True).encode("ascii")
 
 
 def phase_timings(run: RunRecord) -> list[dict[str, Any]]:
@@ -234,7 +261,15 @@ def build_report(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
         "policy": run.policy,
         "checks": suite,
         "check_summary": _check_summary(suite),
-        "location": {"bucket": bucket, "key": key},
+        "chain": {
+            "algorithm": CHAIN_ALGORITHM,
+            "previous": (
+                run.chain.previous.model_dump(mode="json")
+                if run.chain is not None and run.chain.previous is not None
+                else None
+            ),
+        },
+        "location": {"bucket": bucket, "key": key, "html_key": html_report_key(key)},
     }
 
 
@@ -383,7 +418,9 @@ def _failed_check_entry(check: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finished_event_detail(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
+def finished_event_detail(
+    run: RunRecord, *, bucket: str, key: str, report_sha256: str | None = None
+) -> dict[str, Any]:
     """The Drill Finished event's detail: what Slack (or any subscriber) needs without reading
     the report. At most :data:`EVENT_DETAIL_MAX_BYTES` of JSON: failed checks (failures first)
     are listed while they fit; ``failed_checks_total`` says how many there were."""
@@ -420,7 +457,13 @@ def finished_event_detail(run: RunRecord, *, bucket: str, key: str) -> dict[str,
         "rpo_check": rpo["check"] if rpo else None,
         "failed_checks": [],
         "failed_checks_total": len(not_passed),
-        "report": {"bucket": bucket, "key": key, "uri": f"s3://{bucket}/{key}"},
+        "report": {
+            "bucket": bucket,
+            "key": key,
+            "uri": f"s3://{bucket}/{key}",
+            "html_key": html_report_key(key),
+            "sha256": report_sha256,
+        },
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }

@@ -18,6 +18,8 @@ from restoredrill.models import (
     CheckerOutcome,
     InstanceView,
     PhaseTiming,
+    ReportChain,
+    ReportLink,
     RunRecord,
     RunState,
     Verdict,
@@ -61,6 +63,8 @@ class Observation:
     instance: InstanceView | None
     checker_outcome: CheckerOutcome | None = None
     credentials_reset_event: bool = False
+    # The newest published report of the same database (read only while reporting).
+    previous_report: ReportLink | None = None
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,10 @@ def _decide_tearing_down(run: RunRecord, seen: Observation, rules: Rules) -> Ste
 def _decide_reporting(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     if _claim_is_live(run, seen.now, rules):
         return WAIT
-    claim = amend(run, effect_claimed_at=seen.now)
+    # The chain link is pinned by the first claim: a publish repeated after a crash must write
+    # the same bytes, even if another report of this database was published in between.
+    chain = run.chain or ReportChain(previous=seen.previous_report)
+    claim = amend(run, effect_claimed_at=seen.now, chain=chain)
     return Step(
         Effect.PUBLISH,
         transition(claim, RunState.FINISHED, seen.now),

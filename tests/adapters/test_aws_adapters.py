@@ -1,10 +1,13 @@
 """The boto3 adapters against moto: conditional writes, ownership checks, secrets, delays."""
 
+import base64
+import hashlib
 import json
 from datetime import timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from restoredrill.adapters.aws import (
     DynamoRunStore,
     EventBridgeDrillEvents,
@@ -204,14 +207,82 @@ def test_polls_are_delayed_messages_capped_at_the_sqs_limit(aws):
     assert [json.loads(m["Body"]) for m in messages] == [{"run_id": RUN_ID}]  # the other is delayed
 
 
-def test_reports_are_json_in_the_bucket(aws):
+def test_reports_are_stored_byte_for_byte_with_their_sha256_checked_by_s3(aws):
+    # Given a report's bytes
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="reports")
-    uri = S3ReportStore(s3, "reports").put("reports/db/x.json", {"verdict": "PASSED"})
+    body = json.dumps({"verdict": "PASSED"}, indent=2).encode()
+    # When the store puts them
+    uri = S3ReportStore(s3, "reports").put("reports/db/x.json", body, "application/json")
+    # Then S3 holds exactly those bytes, with the SHA-256 it verified on receipt
     assert uri == "s3://reports/reports/db/x.json"
-    body = s3.get_object(Bucket="reports", Key="reports/db/x.json")
-    assert json.loads(body["Body"].read()) == {"verdict": "PASSED"}
-    assert body["ContentType"] == "application/json"
+    stored = s3.get_object(Bucket="reports", Key="reports/db/x.json", ChecksumMode="ENABLED")
+    assert stored["Body"].read() == body
+    assert stored["ContentType"] == "application/json"
+    expected = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert stored["ChecksumSHA256"] == expected
+
+
+def test_a_report_under_object_lock_cannot_be_deleted_or_overwritten_in_place(aws):
+    # Given a bucket with Object Lock in compliance mode, as the template makes it
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket="locked",
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 400}},
+        },
+    )
+    store = S3ReportStore(s3, "locked")
+    # When a report is stored, and then someone tries to delete it or write over it
+    store.put("reports/db/x.json", b'{"verdict": "FAILED"}', "application/json")
+    (original,) = s3.list_object_versions(Bucket="locked", Prefix="reports/")["Versions"]
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket="locked", Key="reports/db/x.json", VersionId=original["VersionId"])
+    s3.put_object(Bucket="locked", Key="reports/db/x.json", Body=b'{"verdict": "PASSED"}')
+    # Then the delete is refused, the original version is retained under compliance mode, and
+    # an overwrite only adds a newer version beside it
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    head = s3.head_object(Bucket="locked", Key="reports/db/x.json", VersionId=original["VersionId"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    first = s3.get_object(Bucket="locked", Key="reports/db/x.json", VersionId=original["VersionId"])
+    assert first["Body"].read() == b'{"verdict": "FAILED"}'
+    assert len(s3.list_object_versions(Bucket="locked", Prefix="reports/")["Versions"]) == 2
+
+
+def test_the_latest_report_of_a_database_is_the_newest_published_run(run_table):
+    # Given runs of two databases: published, unpublished and the asking run itself
+    store = DynamoRunStore(
+        boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
+    )
+
+    def finished(run_id: str, hours: int, db: str = "clinic-db", digest: str = "a") -> RunRecord:
+        run = a_run(run_id).model_copy(
+            update={"created_at": START + timedelta(hours=hours), "source_db": db}
+        )
+        store.create(run)
+        done = transition(run, RunState.FINISHED, run.created_at).model_copy(
+            update={
+                "verdict": Verdict.FAILED,
+                "report_key": f"reports/us-east-1/{db}/{run_id}.json",
+                "report_sha256": digest * 64,
+            }
+        )
+        store.replace(done, expected_version=0)
+        return done
+
+    finished("1" * 20, 1)
+    newest = finished("2" * 20, 2, digest="b")
+    finished("3" * 20, 3, db="other-db")
+    store.create(a_run("4" * 20).model_copy(update={"created_at": START + timedelta(hours=4)}))
+    asking = finished("5" * 20, 5, digest="c")
+    # When the newest published report other than the asking run's is looked up
+    link = store.latest_report("clinic-db", excluding_run_id=asking.run_id)
+    # Then it is the newest finished run of that database with a report, with its digest
+    assert link is not None
+    assert (link.run_id, link.key, link.sha256) == (newest.run_id, newest.report_key, "b" * 64)
+    assert store.latest_report("new-db", excluding_run_id=asking.run_id) is None
 
 
 def test_drill_finished_goes_to_the_bus(aws):

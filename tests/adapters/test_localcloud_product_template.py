@@ -177,3 +177,39 @@ def test_every_function_gets_the_globals_environment_fully_resolved(
     assert all(
         value == stack.outputs[key] for key, value in [("PollQueueUrl", start["POLL_QUEUE_URL"])]
     )
+
+
+def test_report_retention_days_makes_a_bucket_locked_in_compliance_mode(moto_url: str):
+    # Given the product template deployed with ReportRetentionDays=30
+    locked = provision(
+        TEMPLATE,
+        moto_url=moto_url,
+        stack_name="rd-locked",
+        parameter_overrides={**OVERRIDES, "ReportRetentionDays": "30"},
+        visibility_timeout_override=5,
+        project_root=ROOT,
+    )
+    s3 = local_client("s3", endpoint_url=moto_url)
+    bucket = locked.outputs["ReportBucketName"]
+    # When a report is written there (with the checksum Object Lock requires) and deleted
+    s3.put_object(Bucket=bucket, Key="reports/r.json", Body=b"{}", ChecksumAlgorithm="SHA256")
+    (version,) = s3.list_object_versions(Bucket=bucket, Prefix="reports/")["Versions"]
+    with pytest.raises(s3.exceptions.ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key="reports/r.json", VersionId=version["VersionId"])
+    # Then the bucket holds every report for 30 days in compliance mode, and says so
+    rule = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    retention = rule["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 30)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert locked.outputs["ReportRetentionDays"] == "30"
+
+
+def test_by_default_the_report_bucket_is_not_locked(stack: Stack, moto_url: str):
+    # Given the default deployment (ReportRetentionDays=0)
+    s3 = local_client("s3", endpoint_url=moto_url)
+    # When its bucket's Object Lock is asked for
+    with pytest.raises(s3.exceptions.ClientError) as answer:
+        s3.get_object_lock_configuration(Bucket=stack.outputs["ReportBucketName"])
+    # Then there is none
+    assert answer.value.response["Error"]["Code"] == "ObjectLockConfigurationNotFoundError"
+    assert stack.outputs["ReportRetentionDays"] == "0"

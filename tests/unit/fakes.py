@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from restoredrill.models import (
     RUN_ID_TAG,
     SOURCE_DB_TAG,
     InstanceView,
+    ReportLink,
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
@@ -92,6 +94,22 @@ class InMemoryRunStore:
             and run.verdict.value == "PASSED"
         ]
         return max(passed, key=lambda run: run.created_at, default=None)
+
+    def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
+        published = [
+            run
+            for run in self.runs.values()
+            if run.source_db == source_db
+            and run.run_id != excluding_run_id
+            and run.is_finished
+            and run.report_key
+            and run.report_sha256
+        ]
+        newest = max(published, key=lambda run: run.created_at, default=None)
+        if newest is None:
+            return None
+        assert newest.report_key is not None and newest.report_sha256 is not None
+        return ReportLink(run_id=newest.run_id, key=newest.report_key, sha256=newest.report_sha256)
 
 
 class FakeRds:
@@ -201,11 +219,20 @@ class FakeChecker(Recorder):
 
 
 class FakeReports:
-    def __init__(self) -> None:
-        self.documents: dict[str, dict[str, Any]] = {}
+    """Keeps every object as stored (bytes and content type); JSON reports also parsed."""
 
-    def put(self, key: str, document: dict[str, Any]) -> str:
-        self.documents[key] = document
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.fail_next = 0  # writes that fail the way an S3 outage does, after retries
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("S3 unreachable")
+        self.objects[key] = (body, content_type)
+        if content_type == "application/json":
+            self.documents[key] = json.loads(body)
         return f"s3://reports-bucket/{key}"
 
 

@@ -79,10 +79,10 @@ def test_one_run_failing_in_the_sweep_does_not_stop_the_others_or_the_orphan_rea
     del w.rds.instances[f"restoredrill-{failing}"]
     put = w.reports.put
 
-    def put_failing_for_one_run(key: str, document: dict[str, Any]) -> str:
+    def put_failing_for_one_run(key: str, body: bytes, content_type: str) -> str:
         if failing in key:
             raise RuntimeError("InternalError: We encountered an internal error")
-        return put(key, document)
+        return put(key, body, content_type)
 
     monkeypatch.setattr(w.reports, "put", put_failing_for_one_run)
     with pytest.raises(RuntimeError):

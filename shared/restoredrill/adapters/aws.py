@@ -16,6 +16,7 @@ from restoredrill.models import (
     RUN_ID_TAG,
     SOURCE_DB_TAG,
     InstanceView,
+    ReportLink,
     RunRecord,
     RunState,
     SnapshotInfo,
@@ -149,6 +150,27 @@ class DynamoRunStore:
         ):
             for item in page["Items"]:
                 return RunRecord.model_validate_json(str(item["record"]["S"]))
+        return None
+
+    def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=BY_SOURCE_DB_INDEX,
+            KeyConditionExpression="source_db = :db",
+            FilterExpression="#state = :finished",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":db": {"S": source_db},
+                ":finished": {"S": RunState.FINISHED.value},
+            },
+            ScanIndexForward=False,
+        ):
+            for item in page["Items"]:
+                run = RunRecord.model_validate_json(str(item["record"]["S"]))
+                if run.run_id == excluding_run_id or not (run.report_key and run.report_sha256):
+                    continue
+                return ReportLink(run_id=run.run_id, key=run.report_key, sha256=run.report_sha256)
         return None
 
     def active_runs(self) -> list[RunRecord]:
@@ -438,12 +460,15 @@ class S3ReportStore:
         self._s3 = client
         self._bucket = bucket
 
-    def put(self, key: str, document: dict[str, Any]) -> str:
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        # S3 verifies the SHA-256 on receipt and keeps it with the object (a bucket with Object
+        # Lock also requires an integrity checksum on every write).
         self._s3.put_object(
             Bucket=self._bucket,
             Key=key,
-            Body=json.dumps(document, indent=2, sort_keys=True).encode(),
-            ContentType="application/json",
+            Body=body,
+            ContentType=content_type,
+            ChecksumAlgorithm="SHA256",
         )
         return f"s3://{self._bucket}/{key}"
 

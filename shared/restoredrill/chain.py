@@ -1,0 +1,218 @@
+"""Tamper evidence: every report carries the SHA-256 of the previous report of the same database,
+so the reports of one database form a hash chain. Verifying it needs nothing but the stored bytes
+and, where they are still kept, the digests the run table recorded when each report was published.
+
+What the verification catches:
+- a report edited after it was published: its bytes no longer hash to what its successor
+  recorded (``tampered``), or to what the run table recorded (``anchor_mismatch``);
+- a report deleted: its successor points at nothing (``missing``), or the run table names it;
+- a report made up and slipped in: nothing links to it and it is not the newest (``unlinked``);
+- a report copied or moved to another key (``misplaced``), or one that is not JSON.
+Two drills of one database finishing at the same moment can both link to the same predecessor: a
+``fork`` is reported as a warning, because the digests still hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+FindingKind = Literal[
+    "tampered", "anchor_mismatch", "missing", "unlinked", "misplaced", "unreadable", "fork"
+]
+Severity = Literal["error", "warning"]
+WARNINGS: frozenset[str] = frozenset({"fork"})
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """One JSON report exactly as it is stored (its key and its bytes)."""
+
+    key: str
+    body: bytes
+
+
+class Finding(BaseModel):
+    kind: FindingKind
+    severity: Severity
+    key: str
+    message: str
+
+
+class ChainLink(BaseModel):
+    key: str
+    run_id: str | None
+    created_at: str | None
+    verdict: str | None
+    sha256: str
+    previous_key: str | None
+    chained: bool = Field(description="False for reports written before the chain (schema < 1.2)")
+
+
+class ChainVerification(BaseModel):
+    reports: int
+    links_checked: int
+    anchors_checked: int
+    head: str | None
+    links: list[ChainLink]
+    findings: list[Finding]
+
+    @property
+    def intact(self) -> bool:
+        return not any(finding.severity == "error" for finding in self.findings)
+
+
+def sha256_hex(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def verify_chain(
+    reports: Iterable[StoredReport], anchors: Mapping[str, str] | None = None
+) -> ChainVerification:
+    """Check the chain of one database's reports. ``anchors`` maps a report key to the SHA-256
+    the run table recorded when it was published (runs past the table's retention have none)."""
+    anchors = anchors or {}
+    stored = {report.key: report for report in reports}
+    digests = {key: sha256_hex(report.body) for key, report in stored.items()}
+    findings: list[Finding] = []
+    links: list[ChainLink] = []
+    for key in sorted(stored):
+        document = _parsed(stored[key].body)
+        if document is None:
+            findings.append(_finding("unreadable", key, "not a JSON report"))
+            continue
+        links.append(_link(key, document, digests[key]))
+        located = _dig(document, "location", "key")
+        if located is not None and located != key:
+            findings.append(
+                _finding("misplaced", key, f"the report says it was published as {located}")
+            )
+
+    links_checked = 0
+    successors: dict[str, list[str]] = {}
+    for link in links:
+        if link.previous_key is None:
+            continue
+        successors.setdefault(link.previous_key, []).append(link.key)
+        links_checked += 1
+        recorded = _recorded_previous_digest(stored[link.key].body)
+        if link.previous_key not in stored:
+            findings.append(
+                _finding(
+                    "missing",
+                    link.previous_key,
+                    f"{link.key} links to this report, which is not in the bucket",
+                )
+            )
+        elif digests[link.previous_key] != recorded:
+            findings.append(
+                _finding(
+                    "tampered",
+                    link.previous_key,
+                    f"its bytes hash to {digests[link.previous_key]}, but {link.key} recorded "
+                    f"{recorded} when it was published",
+                )
+            )
+
+    for predecessor, followers in sorted(successors.items()):
+        if len(followers) > 1:
+            findings.append(
+                _finding(
+                    "fork",
+                    predecessor,
+                    f"{len(followers)} reports link to it ({', '.join(sorted(followers))}): "
+                    "drills of this database finished at the same time",
+                )
+            )
+
+    head = _newest(links)
+    forked = {key for followers in successors.values() if len(followers) > 1 for key in followers}
+    for link in links:
+        if link.key in successors or link.key == head or link.key in forked or not link.chained:
+            continue
+        findings.append(
+            _finding(
+                "unlinked",
+                link.key,
+                "no later report links to it and it is not the newest: a report after it was "
+                "removed, or this one was added afterwards",
+            )
+        )
+
+    anchors_checked = 0
+    for key, recorded in sorted(anchors.items()):
+        anchors_checked += 1
+        if key not in stored:
+            findings.append(
+                _finding("missing", key, "the run table records this report; it is not stored")
+            )
+        elif digests[key] != recorded:
+            findings.append(
+                _finding(
+                    "anchor_mismatch",
+                    key,
+                    f"its bytes hash to {digests[key]}, but the run table recorded {recorded} "
+                    "when it was published",
+                )
+            )
+    findings.sort(key=lambda finding: (finding.severity != "error", finding.key, finding.kind))
+    return ChainVerification(
+        reports=len(stored),
+        links_checked=links_checked,
+        anchors_checked=anchors_checked,
+        head=head,
+        links=sorted(links, key=lambda link: (link.created_at or "", link.key)),
+        findings=findings,
+    )
+
+
+def _finding(kind: FindingKind, key: str, message: str) -> Finding:
+    severity: Severity = "warning" if kind in WARNINGS else "error"
+    return Finding(kind=kind, severity=severity, key=key, message=message)
+
+
+def _parsed(body: bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _dig(document: Mapping[str, Any], *path: str) -> str | None:
+    value: Any = document
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value if isinstance(value, str) else None
+
+
+def _link(key: str, document: dict[str, Any], digest: str) -> ChainLink:
+    chain = document.get("chain")
+    return ChainLink(
+        key=key,
+        run_id=_dig(document, "run", "run_id"),
+        created_at=_dig(document, "run", "created_at"),
+        verdict=_dig(document, "verdict"),
+        sha256=digest,
+        previous_key=_dig(document, "chain", "previous", "key"),
+        chained=isinstance(chain, Mapping),
+    )
+
+
+def _recorded_previous_digest(body: bytes) -> str | None:
+    document = _parsed(body)
+    return _dig(document, "chain", "previous", "sha256") if document is not None else None
+
+
+def _newest(links: list[ChainLink]) -> str | None:
+    chained = [link for link in links if link.chained]
+    if not chained:
+        return None
+    return max(chained, key=lambda link: (link.created_at or "", link.key)).key
