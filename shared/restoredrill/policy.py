@@ -389,6 +389,9 @@ class DrillPolicy(_Strict):
     statement_timeout: Duration = 300.0
     parallelism: int | None = Field(default=None, ge=1, le=64)
     instance_class: str | None = Field(default=None, pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    # Coverage in the compliance summary: a database whose last drill finished longer ago than
+    # this is called out as overdue. Daily snapshots plus slack for the backup window moving.
+    max_hours_between_drills: float = Field(default=36.0, gt=0, le=24 * 366)
 
     @model_validator(mode="after")
     def _unique_names(self) -> DrillPolicy:
