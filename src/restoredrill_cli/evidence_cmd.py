@@ -1,0 +1,250 @@
+"""`restoredrill verify-chain DB` and `restoredrill report`: the evidence, as an auditor reads it.
+
+verify-chain recomputes the SHA-256 of every stored report of one database and follows the links
+each report carries to its predecessor, then compares the digests the run table recorded at
+publish time. report builds the compliance summary of every opted-in database of one or more
+stacks (regions) from their stored reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from restoredrill.chain import ChainVerification, StoredReport, verify_chain
+from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
+from restoredrill.report import reports_prefix
+
+from restoredrill_cli import compliance
+from restoredrill_cli.stack import StackClient
+from restoredrill_cli.target import (
+    CliError,
+    Target,
+    add_target_arguments,
+    guarded,
+    resolve_target,
+    resolve_targets,
+)
+
+EXIT_BROKEN = 1
+# Every run of a database the run table still holds (its TTL bounds them): the digests recorded.
+ANCHOR_RUNS_MAX = 10_000
+DEFAULT_WINDOW_DAYS = 30
+DEFAULT_POLICY_FILE = Path("policy/drill-policy.yaml")
+# Reports from before the window are read back only until the last passing one is found.
+BEFORE_WINDOW_REPORTS_MAX = 60
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = subparsers.add_parser(
+        "verify-chain",
+        help="check that no stored report of a database was edited, removed or added",
+        description="Recomputes the SHA-256 of every stored report of DB (in the stack's "
+        "region), follows the link each report carries to the previous one, and compares the "
+        "digests the run table recorded when each report was published. Exit 0 when the chain "
+        "is intact, 1 when it is broken, 2 when it could not be read.",
+    )
+    verify.add_argument("db", metavar="DB", help="the source database's DB instance identifier")
+    verify.add_argument("--json", action="store_true", help="print the verification as JSON")
+    add_target_arguments(verify)
+    verify.set_defaults(func=guarded(run_verify_chain))
+
+    report = subparsers.add_parser(
+        "report",
+        help="compliance summary of every opted-in database (html, md or json)",
+        description="For every opted-in database of the stacks named (repeat --config-env for "
+        "several regions): drills run since DATE, pass rate, last drill and last passing drill, "
+        "RTO and RPO trends, and coverage: databases not drilled within the policy's "
+        "max_hours_between_drills, or never, are called out.",
+    )
+    report.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help=f"start of the window, YYYY-MM-DD or an ISO time (default: {DEFAULT_WINDOW_DAYS} "
+        "days ago)",
+    )
+    report.add_argument("--format", choices=("html", "md", "json"), default="md")
+    report.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here, not stdout")
+    report.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help=f"drill policy for each database's max_hours_between_drills (default "
+        f"{DEFAULT_POLICY_FILE} when present; a database's newest report's policy wins)",
+    )
+    add_target_arguments(report)
+    report.set_defaults(func=guarded(run_report))
+
+
+# ------------------------------------------------------------------------------ verify-chain
+
+
+def chain_of(stack: StackClient, db: str) -> ChainVerification:
+    """Verify the chain of ``db``'s reports in the stack's region, with the run table's digests."""
+    prefix = reports_prefix(stack.target.region, db)
+    keys = [key for key in stack.report_keys(prefix) if key.endswith(".json")]
+    reports = [StoredReport(key, stack.report_bytes(key)) for key in keys]
+    anchors = {
+        run.report_key: run.report_sha256
+        for run in stack.runs_of(db, ANCHOR_RUNS_MAX)
+        if run.report_key and run.report_sha256 and run.report_key.startswith(prefix)
+    }
+    return verify_chain(reports, anchors)
+
+
+def run_verify_chain(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    target = resolve_target(args)
+    verification = chain_of(StackClient(target), args.db)
+    if verification.reports == 0 and not verification.findings:
+        raise CliError(
+            f"no reports of {args.db} under s3://{target.report_bucket}/"
+            f"{reports_prefix(target.region, args.db)}"
+        )
+    if args.json:
+        document = verification.model_dump(mode="json") | {"intact": verification.intact}
+        print(json.dumps(document, indent=2), file=out)
+    else:
+        _print_chain(verification, target, args.db, out)
+    return 0 if verification.intact else EXIT_BROKEN
+
+
+def _print_chain(verification: ChainVerification, target: Target, db: str, out: TextIO) -> None:
+    where = f"s3://{target.report_bucket}/{reports_prefix(target.region, db)}"
+    print(f"chain of {db} ({target.region}): {where}", file=out)
+    for link in verification.links:
+        previous = link.previous_key.rsplit("/", 1)[-1] if link.previous_key else "-"
+        print(
+            f"  {link.created_at or '?':<32} {link.run_id or '?':<20} "
+            f"{link.verdict or '?':<9} sha256 {link.sha256[:16]}  after {previous}",
+            file=out,
+        )
+    for finding in verification.findings:
+        print(
+            f"{finding.severity.upper()}: {finding.kind}: {finding.key}: {finding.message}",
+            file=out,
+        )
+    summary = (
+        f"{verification.reports} reports, {verification.links_checked} links and "
+        f"{verification.anchors_checked} run-table digests checked"
+    )
+    if verification.intact:
+        print(f"chain intact: {summary}", file=out)
+    else:
+        errors = sum(1 for finding in verification.findings if finding.severity == "error")
+        print(f"CHAIN BROKEN: {errors} problem(s); {summary}", file=out)
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def _since(text: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (YYYY-MM-DD or an ISO time)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _policy(path: Path | None) -> PolicyDocument | None:
+    if path is None and not DEFAULT_POLICY_FILE.exists():
+        return None
+    try:
+        return load_policy_file(path or DEFAULT_POLICY_FILE)
+    except PolicyError as error:
+        raise CliError(f"invalid drill policy:\n{error}") from None
+
+
+def _key_day(key: str) -> date | None:
+    """The day in ``reports/<region>/<db>/<yyyy>/<mm>/<dd>/<run>.json``."""
+    parts = key.split("/")
+    try:
+        return date(int(parts[-4]), int(parts[-3]), int(parts[-2]))
+    except (IndexError, ValueError):
+        return None
+
+
+def reports_for_summary(stack: StackClient, since: datetime) -> list[dict[str, Any]]:
+    """The stack's region's reports from the window, plus, per database, the newest ones before
+    it back to the last passing one (so an old pass still shows as the last passing drill)."""
+    region_prefix = f"reports/{stack.target.region}/"
+    by_db: dict[str, list[str]] = defaultdict(list)
+    for key in stack.report_keys(region_prefix):
+        if key.endswith(".json"):
+            by_db[key[len(region_prefix) :].split("/", 1)[0]].append(key)
+    documents: list[dict[str, Any]] = []
+    for keys in by_db.values():
+        keys.sort(key=lambda key: (_key_day(key) or date.min, key))
+        inside = [key for key in keys if (_key_day(key) or date.min) >= since.date()]
+        before = [key for key in keys if key not in set(inside)]
+        documents += [_document(stack, key) for key in inside]
+        for key in reversed(before[-BEFORE_WINDOW_REPORTS_MAX:]):
+            document = _document(stack, key)
+            documents.append(document)
+            if document.get("verdict") == "PASSED":
+                break
+    return documents
+
+
+def _document(stack: StackClient, key: str) -> dict[str, Any]:
+    body = stack.report_bytes(key)
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = None
+    # Whatever it holds, it goes to the summary, which lists what it cannot read, and where.
+    if not isinstance(document, dict):
+        return {"location": {"key": key}, "unreadable": "not a JSON object"}
+    document.setdefault("location", {"key": key})
+    return document
+
+
+def opted_in(stack: StackClient, policy: PolicyDocument | None) -> list[compliance.OptedInDatabase]:
+    databases = []
+    for found in stack.opted_in_databases():
+        database = compliance.OptedInDatabase(
+            region=found.region or stack.target.region,
+            account_id=found.account_id,
+            db_instance_identifier=found.db_id,
+            engine_version=found.engine_version,
+        )
+        if policy is not None:
+            hours = policy.for_database(found.db_id).max_hours_between_drills
+            database = compliance.OptedInDatabase.model_validate(
+                database.model_dump() | {"max_hours_between_drills": hours}
+            )
+        databases.append(database)
+    return databases
+
+
+def run_report(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    now = datetime.now(UTC)
+    since = args.since or now - timedelta(days=DEFAULT_WINDOW_DAYS)
+    if since >= now:
+        raise CliError(f"--since {since.isoformat()} is not in the past")
+    policy = _policy(args.policy)
+    reports: list[dict[str, Any]] = []
+    databases: list[compliance.OptedInDatabase] = []
+    for target in resolve_targets(args):
+        stack = StackClient(target)
+        reports += reports_for_summary(stack, since)
+        databases += opted_in(stack, policy)
+    summary = compliance.build_summary(reports, databases, since=since, now=now)
+    rendered = compliance.render_summary(summary, args.format)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(rendered, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        (out or sys.stdout).write(rendered)
+    return 0
