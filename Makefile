@@ -9,7 +9,7 @@ CHECKOV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
-.PHONY: help venv tools postgres demo test test-unit test-adapters test-db test-e2e lint format build bench soak clean
+.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build bench soak screenshots clean
 
 help:
 	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint, checkov"
 	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
 	@echo "make bench    check-suite benchmark against pg_amcheck and count(*)"
+	@echo "make screenshots  a PASSED and a FAILED drill's HTML report, as PNGs in docs/screenshots"
 	@echo "make build    sam build"
 
 $(BIN)/.installed: pyproject.toml
@@ -46,10 +47,13 @@ tools: $(TOOLS)/.installed $(CHECKOV)/.installed
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 demo: venv postgres
 	$(BIN)/restoredrill demo $(if $(FAULT),--fault $(FAULT))
 
-test: venv postgres
+test: venv postgres chromium
 	$(BIN)/pytest
 
 test-unit: venv
@@ -61,7 +65,7 @@ test-adapters: venv
 test-db: venv postgres
 	$(BIN)/pytest tests/db
 
-test-e2e: venv postgres
+test-e2e: venv postgres chromium
 	$(BIN)/pytest tests/e2e
 
 lint: venv tools
@@ -85,6 +89,10 @@ bench: venv postgres
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).
 soak: venv postgres
 	$(BIN)/python -m localcloud.soak --drills $(or $(DRILLS),200) --seed $(or $(SEED),1)
+
+# Drills through the local cloud, their HTML reports rendered by headless Chromium.
+screenshots: venv postgres chromium
+	$(BIN)/python -m localcloud.screenshots
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench
