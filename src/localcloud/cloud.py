@@ -545,6 +545,32 @@ class LocalCloud:
     def run_id_for_snapshot_event(event: dict[str, Any]) -> str:
         return run_id_for(f"snapshot:{event['detail']['SourceArn']}")
 
+    def target_description(self) -> dict[str, Any]:
+        """This cloud as a stack for the operator commands (`restoredrill run ... --local`, see
+        restoredrill_cli.target): the moto server, the local endpoint that answers EventBridge
+        and Lambda, the stack's outputs (the real physical names) and parameter values, as
+        DescribeStacks would give them, and this process's id (a state file whose process is
+        gone is stale)."""
+        assert self.aws is not None
+        parameters = {
+            name: ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            for name, value in self.aws.stack.template.parameters.items()
+        }
+        return {
+            "name": "local",
+            "stack_name": self.aws.stack_name,
+            "region": self.aws.region,
+            "account_id": self.aws.account_id,
+            "endpoint_url": self.aws.moto_url,
+            "service_endpoints": {
+                "events": self.aws.endpoint_url,
+                "lambda": self.aws.endpoint_url,
+            },
+            "outputs": dict(self.aws.stack.outputs),
+            "parameters": parameters,
+            "pid": os.getpid(),
+        }
+
     # -- looking at the outcome ----------------------------------------------------------
 
     def run(self, run_id: str) -> RunRecord | None:

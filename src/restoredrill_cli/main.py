@@ -14,10 +14,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `restoredrill --help` stays fast and each command loads only its own.
-    from restoredrill_cli import check_cmd, demo
+    from restoredrill_cli import check_cmd, demo, evidence_cmd, local_cmd, operate
 
     demo.register(subparsers)
     check_cmd.register(subparsers)
+    operate.register(subparsers)
+    local_cmd.register(subparsers)
+    evidence_cmd.register(subparsers)
     return parser
 
 
