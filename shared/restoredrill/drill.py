@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import secrets
 import string
 from collections.abc import Callable
@@ -306,13 +307,26 @@ def _publish(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     body = report_bytes(document)
     digest = hashlib.sha256(body).hexdigest()
     ctx.reports.put(key, body, REPORT_CONTENT_TYPE)
-    html = render_report_html(document, report_sha256=digest)
-    ctx.reports.put(html_report_key(key), html.encode("utf-8"), HTML_CONTENT_TYPE)
+    ctx.reports.put(html_report_key(key), _html_page(document, digest), HTML_CONTENT_TYPE)
     ctx.vault.delete(_password_name(run))
     ctx.events.drill_finished(
         finished_event_detail(run, bucket=bucket, key=key, report_sha256=digest)
     )
     return {"report_key": key, "report_sha256": digest}
+
+
+def _html_page(document: dict[str, Any], digest: str) -> bytes:
+    """The readable page; should rendering ever fail, the report as escaped text instead: the
+    page is a convenience, and must never hold back the evidence or the teardown's end."""
+    try:
+        return render_report_html(document, report_sha256=digest).encode("utf-8")
+    except Exception:
+        logger.exception("HTML report not rendered; storing the plain page")
+        text = html.escape(report_bytes(document).decode("ascii"))
+        return (
+            f"<!doctype html><meta charset=utf-8><title>drill report</title>"
+            f"<p>SHA-256 of the JSON report: {digest}</p><pre>{text}</pre>"
+        ).encode()
 
 
 def poll_drill(run_id: str, ctx: DrillContext) -> RunRecord | None:

@@ -258,3 +258,21 @@ def test_every_chained_report_validates_against_the_schema():
     for document in w.reports.documents.values():
         assert list(validator.iter_errors(document)) == []
         assert document["location"]["html_key"].endswith(".html")
+
+
+def test_a_report_the_page_cannot_render_still_publishes_evidence_and_a_plain_page(monkeypatch):
+    # Given an HTML renderer that fails on this report
+    def broken(report: dict[str, Any], *, report_sha256: str | None = None) -> str:
+        raise KeyError("level")
+
+    monkeypatch.setattr("restoredrill.drill.render_report_html", broken)
+    w = world()
+    # When a drill finishes
+    run = drill(w, 25)
+    # Then the JSON report, the run's end and the announcement are not held back, and the page
+    # beside it is the report as escaped text with its fingerprint
+    page, content_type = w.reports.objects[html_report_key(report_key(run))]
+    assert run.is_finished and report_key(run) in w.reports.documents
+    assert content_type.startswith("text/html") and len(w.events.items) == 1
+    assert run.report_sha256 is not None and run.report_sha256.encode() in page
+    assert b"&quot;verdict&quot;: &quot;PASSED&quot;" in page
