@@ -1,4 +1,5 @@
-"""`make screenshots`: the HTML drill report of a PASSED and of a FAILED drill, as PNGs.
+"""`make screenshots`: the HTML drill report of a PASSED and of a FAILED drill, and the compliance
+summary, as PNGs.
 
     python -m localcloud.screenshots [--out-dir docs/screenshots]
 
@@ -6,7 +7,9 @@ Both drills run through the local cloud, one after the other on the same source 
 first passes and leaves its row counts as the baseline; then a third of the prescriptions are
 deleted, and the next automated snapshot's drill fails on ``row_counts``. Each drill's HTML
 report is read from S3, where the publish step stored it beside the JSON report, and rendered
-full page, 1200 pixels wide, by headless Chromium (:mod:`localcloud.browser`).
+full page, 1200 pixels wide, by headless Chromium (:mod:`localcloud.browser`). A third drill
+times out (its restore never finishes) and a second database is opted in but never drilled, and
+`restoredrill report --format html` renders the compliance summary of the four outcomes.
 """
 
 from __future__ import annotations
@@ -77,16 +80,34 @@ def passed_then_failed(cloud: LocalCloud) -> tuple[RunRecord, RunRecord]:
     return passed, failed
 
 
+def compliance_summary_html(cloud: LocalCloud, work_dir: Path) -> str:
+    """`restoredrill report --format html` over this cloud, as an operator would run it."""
+    from restoredrill_cli.main import main as restoredrill
+    from restoredrill_cli.target import write_state_file
+
+    state_file = work_dir / "local.json"
+    page = work_dir / "summary.html"
+    write_state_file(state_file, cloud.target_description())
+    code = restoredrill(["report", "--format", "html", "-o", str(page), "--local", str(state_file)])
+    if code != 0:
+        raise ScreenshotError(f"restoredrill report exited {code}")
+    return page.read_text(encoding="utf-8")
+
+
 def take_screenshots(out_dir: Path) -> list[Path]:
     with LocalCloud() as cloud:
         runs = passed_then_failed(cloud)
-        pages = {run.verdict: read_html_report(cloud, run) for run in runs}
+        pages = {f"drill-report-{run.verdict}": read_html_report(cloud, run) for run in runs}
+        timed_out = cloud.wait_for_run(cloud.start_drill(SOURCE_DB, "restore-stuck"), timeout=120)
+        if timed_out is None or timed_out.verdict is not Verdict.TIMED_OUT:
+            raise ScreenshotError(f"the stuck restore did not time out: {timed_out}")
+        cloud.create_source_database("billing-db")
+        pages["compliance-summary"] = compliance_summary_html(cloud, cloud.work_dir)
     written = []
     with HeadlessChromium(width=SCREENSHOT_WIDTH) as browser:
-        for verdict, html in pages.items():
-            assert verdict is not None
+        for name, html in pages.items():
             browser.load(html)
-            path = out_dir / f"drill-report-{verdict.value.lower()}.png"
+            path = out_dir / f"{name.lower()}.png"
             written.append(browser.screenshot(path, full_page=True))
     return written
 
