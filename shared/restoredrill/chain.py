@@ -10,23 +10,36 @@ What the verification catches:
 - a report copied or moved to another key (``misplaced``), or one that is not JSON.
 Two drills of one database finishing at the same moment can both link to the same predecessor: a
 ``fork`` is reported as a warning, because the digests still hold.
+
+With the bucket's version history (it is versioned; with Object Lock no version can be removed
+before its retention ends), an edited report's original bytes are found among its older versions,
+and a report that was overwritten and put back is reported as ``rewritten`` (a warning: the
+digests hold, but someone wrote over the evidence). A repeated publish writes identical bytes, so
+versions with equal digests are never reported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 FindingKind = Literal[
-    "tampered", "anchor_mismatch", "missing", "unlinked", "misplaced", "unreadable", "fork"
+    "tampered",
+    "anchor_mismatch",
+    "missing",
+    "unlinked",
+    "misplaced",
+    "unreadable",
+    "fork",
+    "rewritten",
 ]
 Severity = Literal["error", "warning"]
-WARNINGS: frozenset[str] = frozenset({"fork"})
+WARNINGS: frozenset[str] = frozenset({"fork", "rewritten"})
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,23 @@ class StoredReport:
     body: bytes
 
 
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a report object in the bucket's history, with the digest of its bytes."""
+
+    version_id: str
+    written_at: str
+    sha256: str
+
+
 class Finding(BaseModel):
     kind: FindingKind
     severity: Severity
     key: str
     message: str
+    original_version: str | None = Field(
+        default=None, description="the stored version that still holds the recorded bytes"
+    )
 
 
 class ChainLink(BaseModel):
@@ -72,11 +97,15 @@ def sha256_hex(body: bytes) -> str:
 
 
 def verify_chain(
-    reports: Iterable[StoredReport], anchors: Mapping[str, str] | None = None
+    reports: Iterable[StoredReport],
+    anchors: Mapping[str, str] | None = None,
+    history: Mapping[str, Sequence[StoredVersion]] | None = None,
 ) -> ChainVerification:
     """Check the chain of one database's reports. ``anchors`` maps a report key to the SHA-256
-    the run table recorded when it was published (runs past the table's retention have none)."""
+    the run table recorded when it was published (runs past the table's retention have none);
+    ``history`` maps a key to its stored versions, for the keys that have more than one."""
     anchors = anchors or {}
+    history = history or {}
     stored = {report.key: report for report in reports}
     digests = {key: sha256_hex(report.body) for key, report in stored.items()}
     findings: list[Finding] = []
@@ -160,6 +189,7 @@ def verify_chain(
                     "when it was published",
                 )
             )
+    findings = _with_history(findings, digests, history, _recorded_digests(stored, anchors))
     findings.sort(key=lambda finding: (finding.severity != "error", finding.key, finding.kind))
     return ChainVerification(
         reports=len(stored),
@@ -169,6 +199,68 @@ def verify_chain(
         links=sorted(links, key=lambda link: (link.created_at or "", link.key)),
         findings=findings,
     )
+
+
+def _recorded_digests(
+    stored: Mapping[str, StoredReport], anchors: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """Every digest recorded for a key: by the report after it, and by the run table."""
+    recorded: dict[str, set[str]] = {key: {digest} for key, digest in anchors.items()}
+    for report in stored.values():
+        document = _parsed(report.body)
+        if document is None:
+            continue
+        key = _dig(document, "chain", "previous", "key")
+        digest = _dig(document, "chain", "previous", "sha256")
+        if key is not None and digest is not None:
+            recorded.setdefault(key, set()).add(digest)
+    return recorded
+
+
+def _with_history(
+    findings: list[Finding],
+    digests: Mapping[str, str],
+    history: Mapping[str, Sequence[StoredVersion]],
+    recorded: Mapping[str, set[str]],
+) -> list[Finding]:
+    """Name the version that still holds an edited report's original bytes; report a report
+    whose history holds other bytes than the ones recorded, though its current bytes match."""
+    result = []
+    for finding in findings:
+        if finding.kind in ("tampered", "anchor_mismatch"):
+            original = next(
+                (
+                    version
+                    for version in history.get(finding.key, ())
+                    if version.sha256 in recorded.get(finding.key, set())
+                ),
+                None,
+            )
+            if original is not None:
+                finding = finding.model_copy(
+                    update={
+                        "message": f"{finding.message}; the original bytes are still stored as "
+                        f"version {original.version_id} (written {original.written_at})",
+                        "original_version": original.version_id,
+                    }
+                )
+        result.append(finding)
+    for key, versions in sorted(history.items()):
+        expected = recorded.get(key, set())
+        if key not in digests or digests[key] not in expected:
+            continue
+        others = [version for version in versions if version.sha256 not in expected]
+        if others:
+            written = ", ".join(f"{v.version_id} ({v.written_at})" for v in others)
+            result.append(
+                _finding(
+                    "rewritten",
+                    key,
+                    f"the current bytes are the recorded ones, but other bytes were written over "
+                    f"this report and later replaced: version(s) {written}",
+                )
+            )
+    return result
 
 
 def _finding(kind: FindingKind, key: str, message: str) -> Finding:

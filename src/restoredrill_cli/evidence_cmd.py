@@ -95,7 +95,7 @@ def chain_of(stack: StackClient, db: str) -> ChainVerification:
         for run in stack.runs_of(db, ANCHOR_RUNS_MAX)
         if run.report_key and run.report_sha256 and run.report_key.startswith(prefix)
     }
-    return verify_chain(reports, anchors)
+    return verify_chain(reports, anchors, stack.report_history(prefix))
 
 
 def run_verify_chain(args: argparse.Namespace, out: TextIO | None = None) -> int:

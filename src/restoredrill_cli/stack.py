@@ -29,6 +29,7 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 from restoredrill.adapters.aws import BY_SOURCE_DB_INDEX, DynamoRunStore, RdsAdapter
+from restoredrill.chain import StoredVersion, sha256_hex
 from restoredrill.drill import run_id_for
 from restoredrill.events import DrillRequestedDetail, InvalidEvent, parse_drill_requested
 from restoredrill.models import OWNER_TAG, RunRecord
@@ -428,6 +429,37 @@ class StackClient:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 keys.extend(str(item["Key"]) for item in page.get("Contents", []))
         return keys
+
+    def report_history(self, prefix: str) -> dict[str, list[StoredVersion]]:
+        """Every version of each key under ``prefix`` that has more than one, oldest first, with
+        the digest of its bytes (the bucket is versioned: an overwrite keeps the original)."""
+        bucket = self.target.report_bucket
+        found: dict[str, list[tuple[str, str]]] = {}
+        with aws_errors(f"cannot list the versions under s3://{bucket}/{prefix}"):
+            s3 = self._client("s3")
+            paginator = s3.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    found.setdefault(str(version["Key"]), []).append(
+                        (str(version["LastModified"].isoformat()), str(version["VersionId"]))
+                    )
+            history: dict[str, list[StoredVersion]] = {}
+            for key, versions in found.items():
+                if len(versions) < 2:
+                    continue
+                history[key] = [
+                    StoredVersion(
+                        version_id=version_id,
+                        written_at=written_at,
+                        sha256=sha256_hex(
+                            s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)[
+                                "Body"
+                            ].read()
+                        ),
+                    )
+                    for written_at, version_id in sorted(versions)
+                ]
+        return history
 
     def report_bytes(self, key: str) -> bytes:
         bucket = self.target.report_bucket

@@ -160,9 +160,23 @@ def test_an_untouched_chain_verifies_and_a_tampered_report_breaks_it(stack, caps
     finally:
         s3.put_object(Bucket=bucket, Key=key, Body=original)
     # Then verify-chain fails, naming the report: its successor and the run table both recorded
-    # other bytes
+    # other bytes, and the bucket's first version of it still holds them
+    (first_version,) = [
+        version
+        for version in s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+        if s3.get_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])["Body"].read()
+        == original
+        and version["VersionId"] != s3.head_object(Bucket=bucket, Key=key)["VersionId"]
+    ]
     assert code == 1
     assert "CHAIN BROKEN" in out and key in out
-    found = {(finding["kind"], finding["key"]) for finding in as_json["findings"]}
-    assert found == {("tampered", key), ("anchor_mismatch", key)}
+    found = {(f["kind"], f["key"], f["original_version"]) for f in as_json["findings"]}
+    assert found == {
+        ("tampered", key, first_version["VersionId"]),
+        ("anchor_mismatch", key, first_version["VersionId"]),
+    }
     assert as_json["intact"] is False
+    # And once the original bytes are put back the chain holds again, with a warning that the
+    # report was written over in between
+    code, out = cli(stack, capsys, "verify-chain", "clinic-db")
+    assert code == 0 and "WARNING: rewritten" in out and key in out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from restoredrill.chain import StoredReport, verify_chain
+from restoredrill.chain import StoredReport, StoredVersion, sha256_hex, verify_chain
 from restoredrill.drill import advance_drill, poll_drill, start_drill
 from restoredrill.models import DrillRequest, RunRecord, RunState
 from restoredrill.report import html_report_key, report_key, report_schema
@@ -276,3 +276,47 @@ def test_a_report_the_page_cannot_render_still_publishes_evidence_and_a_plain_pa
     assert content_type.startswith("text/html") and len(w.events.items) == 1
     assert run.report_sha256 is not None and run.report_sha256.encode() in page
     assert b"&quot;verdict&quot;: &quot;PASSED&quot;" in page
+
+
+def versions_of(*bodies: bytes) -> list[StoredVersion]:
+    return [
+        StoredVersion(f"v{number}", f"2026-11-27T0{number}:00:00Z", sha256_hex(body))
+        for number, body in enumerate(bodies, start=1)
+    ]
+
+
+def test_the_version_still_holding_an_edited_reports_original_bytes_is_named():
+    # Given the FAILED report overwritten as PASSED in a versioned bucket
+    w, runs = three_drills()
+    reports = stored(w)
+    key = report_key(runs[1])
+    original = reports[key].body
+    reports[key] = StoredReport(key, edited(original, verdict="PASSED"))
+    # When the chain is verified with the key's version history
+    verification = verify_chain(
+        reports.values(), anchors(w), {key: versions_of(original, reports[key].body)}
+    )
+    # Then both findings point at the version that still holds what was recorded
+    assert {(f.kind, f.original_version) for f in verification.findings} == {
+        ("tampered", "v1"),
+        ("anchor_mismatch", "v1"),
+    }
+    assert "still stored as version v1" in verification.findings[0].message
+
+
+def test_a_report_written_over_and_put_back_is_a_warning_and_a_repeated_publish_is_nothing():
+    # Given one report overwritten then restored, and another written twice with the same bytes
+    w, runs = three_drills()
+    reports = stored(w)
+    restored_key, repeated_key = report_key(runs[1]), report_key(runs[2])
+    body = reports[restored_key].body
+    history = {
+        restored_key: versions_of(body, edited(body, verdict="PASSED"), body),
+        repeated_key: versions_of(reports[repeated_key].body, reports[repeated_key].body),
+    }
+    # When the chain is verified with that history
+    verification = verify_chain(reports.values(), anchors(w), history)
+    # Then the chain holds, with a warning naming the version that held other bytes
+    assert verification.intact
+    assert kinds(verification) == [("rewritten", restored_key)]
+    assert "v2" in verification.findings[0].message
