@@ -16,6 +16,10 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_checker_request(event)
     logger.append_keys(run_id=request.run_id)
-    answer = run_checker(request, ca_bundle_file=os.environ.get("RDS_CA_BUNDLE_FILE"))
+    answer = run_checker(
+        request,
+        ca_bundle_file=os.environ.get("RDS_CA_BUNDLE_FILE"),
+        seconds_left=context.get_remaining_time_in_millis() / 1000,
+    )
     logger.info("checks done", extra={"verdict": answer["result"]["verdict"]})
     return answer

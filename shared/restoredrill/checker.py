@@ -21,6 +21,10 @@ from restoredrill.checks import ConnectionTarget, run_check_suite
 from restoredrill.events import RUN_ID_PATTERN, InvalidEvent
 from restoredrill.policy import DrillPolicy
 
+# Packing the result (compressed when large) and returning it, after the suite's budget ends.
+RESULT_HANDOVER_SECONDS = 15.0
+MIN_BUDGET_SECONDS = 1.0
+
 
 class CheckerRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -57,10 +61,29 @@ def with_ca_bundle(target: ConnectionTarget, bundle_file: str | None) -> Connect
     return target.model_copy(update={"ssl": ssl})
 
 
-def run_checker(request: CheckerRequest, *, ca_bundle_file: str | None = None) -> dict[str, Any]:
+def policy_within(policy: DrillPolicy, seconds_left: float | None) -> DrillPolicy:
+    """The policy with its time budget cut to what the function has left, less the time to hand
+    the result back: a budget longer than the function's timeout would have the function killed
+    mid-suite and every result lost, where a cut budget reports the checks it could not reach as
+    skipped."""
+    if seconds_left is None:
+        return policy
+    available = max(seconds_left - RESULT_HANDOVER_SECONDS, MIN_BUDGET_SECONDS)
+    if policy.time_budget <= available:
+        return policy
+    return policy.model_copy(update={"time_budget": available})
+
+
+def run_checker(
+    request: CheckerRequest,
+    *,
+    ca_bundle_file: str | None = None,
+    seconds_left: float | None = None,
+) -> dict[str, Any]:
+    """``seconds_left``: how long the function may still run (its context's remaining time)."""
     result = run_check_suite(
         with_ca_bundle(request.target, ca_bundle_file),
-        request.policy,
+        policy_within(request.policy, seconds_left),
         baseline=Baseline.from_payload(request.baseline) if request.baseline else None,
         snapshot_time=request.snapshot_time,
         vcpus=request.vcpus,
