@@ -212,7 +212,9 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
                 "request refused",
                 extra={**log, "effect": step.effect.value, "error": str(rejected)},
             )
-            step = on_effect_rejected(run, step.effect, str(rejected), ctx.clock())
+            step = on_effect_rejected(
+                run, step.effect, str(rejected), ctx.clock(), code=rejected.code
+            )
             if step.effect is not None:
                 _perform(step.effect, run, ctx)
     if step.record is None:

@@ -40,6 +40,17 @@ ENVIRONMENT_FAULT_STATUSES = frozenset(
     }
 )
 GONE_STATUSES = frozenset({"deleting"})
+# Error codes with which RestoreDBInstanceFromDBSnapshot refuses the snapshot itself: the backup
+# under test is missing or unusable. Matched by code, never by text: an AccessDenied message
+# names the snapshot too.
+SNAPSHOT_FAULT_CODES = frozenset(
+    {
+        "DBSnapshotNotFound",
+        "DBSnapshotNotFoundFault",
+        "InvalidDBSnapshotState",
+        "InvalidDBSnapshotStateFault",
+    }
+)
 
 # RDS may not list an instance for a short while after the restore call returns.
 INSTANCE_VISIBILITY_GRACE = timedelta(minutes=10)
@@ -357,10 +368,14 @@ def _to_reporting(run: RunRecord, now: datetime) -> RunRecord:
     return transition(run, RunState.REPORTING, now, finished_at=now)
 
 
-def on_effect_rejected(run: RunRecord, effect: Effect, reason: str, now: datetime) -> Step:
-    """AWS refused an effect for good (not a throttle or outage): end the drill and say why."""
+def on_effect_rejected(
+    run: RunRecord, effect: Effect, reason: str, now: datetime, *, code: str | None = None
+) -> Step:
+    """AWS refused an effect for good (not a throttle or outage): end the drill and say why.
+    A restore refused because of the snapshot itself (``code``) fails the backup; any other
+    refusal (permissions, quotas, a KMS key, the subnet group) is the drill's own ERROR."""
     if effect is Effect.RESTORE:
-        verdict = Verdict.FAILED if "snapshot" in reason.lower() else Verdict.ERROR
+        verdict = Verdict.FAILED if code in SNAPSHOT_FAULT_CODES else Verdict.ERROR
         return _finish_without_instance(run, now, verdict, f"restore refused: {reason}")
     if effect in (Effect.RESET_PASSWORD, Effect.INVOKE_CHECKER):
         record = transition(

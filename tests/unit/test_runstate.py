@@ -282,9 +282,29 @@ def test_an_instance_without_our_tags_is_never_touched(tags):
 
 
 def test_a_refused_restore_of_a_missing_snapshot_fails_the_backup():
-    step = on_effect_rejected(a_run(), Effect.RESTORE, "DBSnapshotNotFound: snapshot gone", START)
+    step = on_effect_rejected(
+        a_run(),
+        Effect.RESTORE,
+        "DBSnapshotNotFound: snapshot gone",
+        START,
+        code="DBSnapshotNotFound",
+    )
     assert step.record is not None and step.record.verdict is Verdict.FAILED
     assert step.record.state is RunState.REPORTING
+
+
+def test_a_restore_refused_for_permissions_is_the_drills_error_even_if_it_names_the_snapshot():
+    # Given IAM refusing the restore (its message names the snapshot ARN)
+    reason = (
+        "AccessDenied: User: arn:aws:sts::123456789012:assumed-role/advance is not authorized "
+        "to perform: rds:RestoreDBInstanceFromDBSnapshot on resource: "
+        "arn:aws:rds:us-east-1:123456789012:snapshot:rds:clinic-db-2026-11-27-03-10"
+    )
+    # When the refusal is decided on
+    step = on_effect_rejected(a_run(), Effect.RESTORE, reason, START, code="AccessDenied")
+    # Then the backup is not blamed: the drill itself broke
+    assert step.record is not None and step.record.verdict is Verdict.ERROR
+    assert "not authorized" in (step.record.reason or "")
 
 
 def test_a_refused_password_reset_tears_down_in_error():
