@@ -78,6 +78,9 @@ def _tags(tag_list: list[Any] | None) -> dict[str, str]:
     return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tag_list or []}
 
 
+QUERY_PAGE_SIZE = 25
+
+
 class DynamoRunStore:
     def __init__(self, client: DynamoDBClient, table_name: str, retention_days: int) -> None:
         self._client = client
@@ -147,6 +150,9 @@ class DynamoRunStore:
             FilterExpression="verdict = :passed",
             ExpressionAttributeValues={":db": {"S": source_db}, ":passed": {"S": "PASSED"}},
             ScanIndexForward=False,
+            # Newest first, a few at a time: the answer is nearly always among the newest runs,
+            # and a filter is applied after the read, so a full page would read up to 1 MB.
+            PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
         ):
             for item in page["Items"]:
                 return RunRecord.model_validate_json(str(item["record"]["S"]))
@@ -165,6 +171,9 @@ class DynamoRunStore:
                 ":finished": {"S": RunState.FINISHED.value},
             },
             ScanIndexForward=False,
+            # Newest first, a few at a time: the answer is nearly always among the newest runs,
+            # and a filter is applied after the read, so a full page would read up to 1 MB.
+            PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
         ):
             for item in page["Items"]:
                 run = RunRecord.model_validate_json(str(item["record"]["S"]))
