@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from restoredrill.models import (
     RunState,
     SnapshotInfo,
     SourceDatabase,
+    Verdict,
 )
 from restoredrill.ports import EffectRejected
 
@@ -141,44 +143,30 @@ class DynamoRunStore:
             raise
         return True
 
-    def last_passing(self, source_db: str) -> RunRecord | None:
+    def _newest_of(self, source_db: str, attribute: str, value: str) -> Iterator[RunRecord]:
+        """The database's runs whose ``attribute`` is ``value``, newest first."""
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self._table,
             IndexName=BY_SOURCE_DB_INDEX,
             KeyConditionExpression="source_db = :db",
-            FilterExpression="verdict = :passed",
-            ExpressionAttributeValues={":db": {"S": source_db}, ":passed": {"S": "PASSED"}},
+            FilterExpression="#attribute = :value",
+            ExpressionAttributeNames={"#attribute": attribute},
+            ExpressionAttributeValues={":db": {"S": source_db}, ":value": {"S": value}},
             ScanIndexForward=False,
-            # Newest first, a few at a time: the answer is nearly always among the newest runs,
-            # and a filter is applied after the read, so a full page would read up to 1 MB.
+            # A few at a time: the answer is nearly always among the newest runs, and a filter
+            # is applied after the read, so a full page would read up to 1 MB.
             PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
         ):
             for item in page["Items"]:
-                return RunRecord.model_validate_json(str(item["record"]["S"]))
-        return None
+                yield RunRecord.model_validate_json(str(item["record"]["S"]))
+
+    def last_passing(self, source_db: str) -> RunRecord | None:
+        return next(self._newest_of(source_db, "verdict", Verdict.PASSED.value), None)
 
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
-            IndexName=BY_SOURCE_DB_INDEX,
-            KeyConditionExpression="source_db = :db",
-            FilterExpression="#state = :finished",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":db": {"S": source_db},
-                ":finished": {"S": RunState.FINISHED.value},
-            },
-            ScanIndexForward=False,
-            # Newest first, a few at a time: the answer is nearly always among the newest runs,
-            # and a filter is applied after the read, so a full page would read up to 1 MB.
-            PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
-        ):
-            for item in page["Items"]:
-                run = RunRecord.model_validate_json(str(item["record"]["S"]))
-                if run.run_id == excluding_run_id or not (run.report_key and run.report_sha256):
-                    continue
+        for run in self._newest_of(source_db, "state", RunState.FINISHED.value):
+            if run.run_id != excluding_run_id and run.report_key and run.report_sha256:
                 return ReportLink(run_id=run.run_id, key=run.report_key, sha256=run.report_sha256)
         return None
 
