@@ -28,4 +28,3 @@ def test_with_the_bundle_the_certificate_and_host_are_verified(tmp_path):
     # Then it verifies the certificate chain and the host name against that bundle
     assert target.ssl == "verify-full"
     assert target.ca_bundle_pem == bundle.read_text()
-
