@@ -8,16 +8,19 @@ import sys
 import textwrap
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
 from restoredrill.models import RunRecord, RunState
-from restoredrill.report import PHASE_NAMES, failed_checks, report_key
+from restoredrill.report import PHASE_NAMES, failed_checks, html_report_key, report_key
 
 from localcloud.cloud import FAULTS, LocalCloud
 from localcloud.postgres import running_servers
 
 # After the verdict, how long to keep listening for a second (duplicate) Slack message.
 DUPLICATE_GRACE_SECONDS = 3.0
+DEFAULT_SAVE_DIR = Path(".restoredrill/demo")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +43,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
     parser.add_argument("--patients", type=int, default=2000, help="size of the demo data")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the drill")
+    parser.add_argument(
+        "--save-dir",
+        type=Path,
+        default=DEFAULT_SAVE_DIR,
+        metavar="DIR",
+        help=f"keep a copy of the drill's JSON and HTML reports here (default {DEFAULT_SAVE_DIR}; "
+        "the local cloud's bucket goes away with it)",
+    )
     parser.set_defaults(func=run_demo)
 
 
@@ -127,6 +138,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         time.sleep(DUPLICATE_GRACE_SECONDS)
         messages = list(cloud.aws.slack.messages) if cloud.aws else messages
         summary.update(_summarise(cloud, run, run_id, messages))
+        summary["saved"] = _save_reports(cloud, run, args.save_dir)
     summary["servers_left_running"] = sum(
         1 for server in running_servers() if id(server) not in servers_before
     )
@@ -171,6 +183,26 @@ def _summarise(
     }
 
 
+def _save_reports(cloud: LocalCloud, run: RunRecord | None, save_dir: Path) -> list[str]:
+    """Copies of the run's JSON report and HTML page, as stored, to open after the demo."""
+    if run is None or not run.is_finished or cloud.aws is None:
+        return []
+    s3 = cloud.aws.client("s3")
+    bucket = cloud.aws.output("ReportBucketName")
+    key = report_key(run)
+    saved = []
+    save_dir.mkdir(parents=True, exist_ok=True)
+    for stored in (key, html_report_key(key)):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=stored)["Body"].read()
+        except ClientError:
+            continue
+        path = save_dir / stored.rsplit("/", 1)[-1]
+        path.write_bytes(body)
+        saved.append(str(path))
+    return saved
+
+
 def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say: Any) -> None:
     say("")
     say(
@@ -178,6 +210,8 @@ def _print_summary(summary: dict[str, Any], messages: list[dict[str, Any]], say:
         + (f"  ({summary['reason']})" if summary.get("reason") else "")
     )
     say(f"report:  {summary.get('report')}")
+    for path in summary.get("saved", []):
+        say(f"  saved: {path}")
     say(f"restored instance deleted: {summary.get('instance_deleted')}")
     reaction = summary.get("available_to_next_step_seconds")
     shown = "n/a (the instance never became available)" if reaction is None else f"{reaction}s"

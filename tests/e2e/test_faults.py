@@ -263,11 +263,10 @@ def test_the_demo_lists_every_fault_with_its_expected_verdict(capsys):
         assert f" {fault.name} {fault.summary} " in f"{text} "
 
 
-def test_the_demo_ends_a_stuck_restore_at_its_deadline_and_exits_nonzero():
+def test_the_demo_ends_a_stuck_restore_at_its_deadline_and_exits_nonzero(tmp_path):
     # Given the demo with a restore that never finishes (a 0.3-minute deadline for this fault)
-    args = build_parser().parse_args(
-        ["demo", "--fault", "restore-stuck", "--json", "--patients", "300", "--timeout", "120"]
-    )
+    demo = ["demo", "--fault", "restore-stuck", "--json", "--patients", "300", "--timeout", "120"]
+    args = build_parser().parse_args([*demo, "--save-dir", str(tmp_path)])
     # When it runs
     out = io.StringIO()
     code = run_demo(args, out)
@@ -280,3 +279,8 @@ def test_the_demo_ends_a_stuck_restore_at_its_deadline_and_exits_nonzero():
     assert summary["drill_finished_events"] == 1 and summary["servers_left_running"] == 0
     assert summary["processes_left_running"] == []
     assert summary["report"].endswith(f"{summary['run_id']}.json")
+    # And the report and its page are kept on this machine, as stored
+    run_id = summary["run_id"]
+    assert summary["saved"] == [str(tmp_path / f"{run_id}.json"), str(tmp_path / f"{run_id}.html")]
+    assert json.loads((tmp_path / f"{run_id}.json").read_text())["verdict"] == "TIMED_OUT"
+    assert "TIMED_OUT" in (tmp_path / f"{run_id}.html").read_text()
