@@ -108,10 +108,11 @@ def verify_chain(
     history = history or {}
     stored = {report.key: report for report in reports}
     digests = {key: sha256_hex(report.body) for key, report in stored.items()}
+    documents = {key: _parsed(report.body) for key, report in stored.items()}
     findings: list[Finding] = []
     links: list[ChainLink] = []
     for key in sorted(stored):
-        document = _parsed(stored[key].body)
+        document = documents[key]
         if document is None:
             findings.append(_finding("unreadable", key, "not a JSON report"))
             continue
@@ -129,7 +130,7 @@ def verify_chain(
             continue
         successors.setdefault(link.previous_key, []).append(link.key)
         links_checked += 1
-        recorded = _recorded_previous_digest(stored[link.key].body)
+        recorded = _dig(documents[link.key] or {}, "chain", "previous", "sha256")
         if link.previous_key not in stored:
             findings.append(
                 _finding(
@@ -189,7 +190,7 @@ def verify_chain(
                     "when it was published",
                 )
             )
-    findings = _with_history(findings, digests, history, _recorded_digests(stored, anchors))
+    findings = _with_history(findings, digests, history, _recorded_digests(documents, anchors))
     findings.sort(key=lambda finding: (finding.severity != "error", finding.key, finding.kind))
     return ChainVerification(
         reports=len(stored),
@@ -202,12 +203,11 @@ def verify_chain(
 
 
 def _recorded_digests(
-    stored: Mapping[str, StoredReport], anchors: Mapping[str, str]
+    documents: Mapping[str, dict[str, Any] | None], anchors: Mapping[str, str]
 ) -> dict[str, set[str]]:
     """Every digest recorded for a key: by the report after it, and by the run table."""
     recorded: dict[str, set[str]] = {key: {digest} for key, digest in anchors.items()}
-    for report in stored.values():
-        document = _parsed(report.body)
+    for document in documents.values():
         if document is None:
             continue
         key = _dig(document, "chain", "previous", "key")
@@ -296,11 +296,6 @@ def _link(key: str, document: dict[str, Any], digest: str) -> ChainLink:
         previous_key=_dig(document, "chain", "previous", "key"),
         chained=isinstance(chain, Mapping),
     )
-
-
-def _recorded_previous_digest(body: bytes) -> str | None:
-    document = _parsed(body)
-    return _dig(document, "chain", "previous", "sha256") if document is not None else None
 
 
 def _newest(links: list[ChainLink]) -> str | None:
