@@ -36,10 +36,11 @@ FindingKind = Literal[
     "misplaced",
     "unreadable",
     "fork",
+    "second_chain",
     "rewritten",
 ]
 Severity = Literal["error", "warning"]
-WARNINGS: frozenset[str] = frozenset({"fork", "rewritten"})
+WARNINGS: frozenset[str] = frozenset({"fork", "second_chain", "rewritten"})
 
 
 @dataclass(frozen=True)
@@ -160,17 +161,39 @@ def verify_chain(
                 )
             )
 
-    head = _newest(links)
-    forked = {key for followers in successors.values() if len(followers) > 1 for key in followers}
+    depth = _depths(links)
+    head = _head(links, successors, depth)
+    # Branches of a fork end in leaves of their own but start where the chain starts; a report
+    # on a chain of its own (started afresh, or cut off by a missing report) is not connected.
+    # Two first drills publishing at once both start a chain; that is told apart from a report
+    # slipped in afterwards by the run table, which recorded every report on a real one.
+    roots = _roots(links)
+    previous = {link.key: link.previous_key for link in links}
+    head_root = roots.get(head) if head is not None else None
     for link in links:
-        if link.key in successors or link.key == head or link.key in forked or not link.chained:
+        if not link.chained or link.key in successors or link.key == head:
+            continue
+        root = roots.get(link.key)
+        if root == head_root:
+            continue
+        segment = _walk_back(link.key, previous)
+        if head_root in stored and root in stored and all(key in anchors for key in segment):
+            findings.append(
+                _finding(
+                    "second_chain",
+                    link.key,
+                    f"its chain starts at {root}, beside the one the newest report is on: drills "
+                    "of this database published their first reports at the same time (the run "
+                    "table recorded every report on it)",
+                )
+            )
             continue
         findings.append(
             _finding(
                 "unlinked",
                 link.key,
-                "no later report links to it and it is not the newest: a report after it was "
-                "removed, or this one was added afterwards",
+                "nothing links it to the chain's newest report: a report after it was removed, "
+                "or this one was added afterwards",
             )
         )
 
@@ -197,7 +220,7 @@ def verify_chain(
         links_checked=links_checked,
         anchors_checked=anchors_checked,
         head=head,
-        links=sorted(links, key=lambda link: (link.created_at or "", link.key)),
+        links=sorted(links, key=lambda link: (depth.get(link.key, 0), link.created_at or "")),
         findings=findings,
     )
 
@@ -298,8 +321,53 @@ def _link(key: str, document: dict[str, Any], digest: str) -> ChainLink:
     )
 
 
-def _newest(links: list[ChainLink]) -> str | None:
-    chained = [link for link in links if link.chained]
-    if not chained:
+def _depths(links: list[ChainLink]) -> dict[str, int]:
+    """How many stored reports each chained report stands on, itself included."""
+    previous = {link.key: link.previous_key for link in links if link.chained}
+    depth: dict[str, int] = {}
+    for key in previous:
+        path = []
+        cursor: str | None = key
+        # Walk back to a known depth or the chain's start; a (forged) cycle stops the walk.
+        while cursor in previous and cursor not in depth and cursor not in path:
+            path.append(cursor)
+            cursor = previous[cursor]
+        known = depth.get(cursor, 0) if cursor is not None else 0
+        for number, walked in enumerate(reversed(path), start=1):
+            depth[walked] = known + number
+    return depth
+
+
+def _walk_back(key: str, previous: Mapping[str, str | None]) -> list[str]:
+    """``key`` and every stored report before it, as far as the links go."""
+    walked: list[str] = []
+    cursor: str | None = key
+    while cursor is not None and cursor in previous and cursor not in walked:
+        walked.append(cursor)
+        cursor = previous[cursor]
+    return walked
+
+
+def _roots(links: list[ChainLink]) -> dict[str, str]:
+    """Where each chained report's chain starts: its first report, or the key of a missing
+    report the walk back reached."""
+    previous = {link.key: link.previous_key for link in links if link.chained}
+    roots: dict[str, str] = {}
+    for key in previous:
+        cursor, seen = key, set()
+        while previous.get(cursor) is not None and cursor not in seen:
+            seen.add(cursor)
+            cursor = str(previous[cursor])
+        roots[key] = cursor
+    return roots
+
+
+def _head(
+    links: list[ChainLink], successors: Mapping[str, list[str]], depth: Mapping[str, int]
+) -> str | None:
+    """The end of the chain: of the reports nothing links to, the one on the longest chain (the
+    newest on a tie). Chain order is publish order, which the times in a report do not give."""
+    leaves = [link for link in links if link.chained and link.key not in successors]
+    if not leaves:
         return None
-    return max(chained, key=lambda link: (link.created_at or "", link.key)).key
+    return max(leaves, key=lambda link: (depth.get(link.key, 0), link.created_at or "")).key

@@ -136,6 +136,12 @@ class RunRecord(BaseModel):
         return self.state is RunState.FINISHED
 
     @property
+    def published_at(self) -> datetime | None:
+        """When its report was published: the run became FINISHED right after."""
+        finished = self.phases.get(RunState.FINISHED)
+        return finished.started_at if finished is not None else None
+
+    @property
     def restore_seconds(self) -> float | None:
         """The measured RTO: from the restore request until the instance was seen available.
         None when the restore never became available: a failed restore has no RTO."""

@@ -3,6 +3,7 @@ unit tests implement them in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from restoredrill.models import InstanceView, ReportLink, RunRecord, SnapshotInfo, SourceDatabase
@@ -89,3 +90,14 @@ class DrillEvents(Protocol):
 
 class ChatNotifier(Protocol):
     def post(self, text: str, blocks: list[dict[str, Any]]) -> None: ...
+
+
+def latest_published(runs: Iterable[RunRecord]) -> ReportLink | None:
+    """The link to the report published last among ``runs``: the chain follows publish order,
+    which is not creation order when a drill created earlier finishes later."""
+    published = [run for run in runs if run.report_key and run.report_sha256 and run.published_at]
+    if not published:
+        return None
+    last = max(published, key=lambda run: (run.published_at, run.created_at))
+    assert last.report_key is not None and last.report_sha256 is not None
+    return ReportLink(run_id=last.run_id, key=last.report_key, sha256=last.report_sha256)

@@ -610,10 +610,16 @@ class LocalCloud:
 
     def all_runs(self) -> list[RunRecord]:
         assert self.aws is not None
-        items = self.aws.client("dynamodb").scan(TableName=self.aws.physical_id("RunTable"))
+        pages = (
+            self.aws.client("dynamodb")
+            .get_paginator("scan")
+            .paginate(TableName=self.aws.physical_id("RunTable"))
+        )
+        # A scan answers at most 1 MB a page: a soak's runs (with their check results) span many.
         return [
             RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
-            for item in items["Items"]
+            for page in pages
+            for item in page["Items"]
         ]
 
     def wait_for_run(

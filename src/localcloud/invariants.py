@@ -12,8 +12,11 @@ For one drill run (:func:`check_drill`):
 - ``one Slack message``: exactly one Slack message names the run (retries deduplicated);
 - ``poison in DLQ``: the poison messages sent with the run reached their dead-letter queues.
 
-For the cloud: :func:`check_dead_letters` (dead-letter queues hold the poison and nothing else)
-and, after it stopped, :func:`check_nothing_running` (no Lambda worker, no PostgreSQL left).
+For the cloud: :func:`check_dead_letters` (dead-letter queues hold the poison and nothing else),
+:func:`check_report_chains` (every database's reports form an intact chain whose digests match
+the run table, and a publish repeated after a crash wrote the same bytes: no report object has
+versions with other bytes) and, after it stopped, :func:`check_nothing_running` (no Lambda
+worker, no PostgreSQL left).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from restoredrill.chain import StoredReport, StoredVersion, sha256_hex, verify_chain
 from restoredrill.models import Verdict
-from restoredrill.report import report_key
+from restoredrill.report import report_key, reports_prefix
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -35,6 +39,7 @@ __all__ = [
     "check_dead_letters",
     "check_drill",
     "check_nothing_running",
+    "check_report_chains",
 ]
 
 DRILL_INVARIANTS = (
@@ -48,7 +53,7 @@ DRILL_INVARIANTS = (
     "one Slack message",
     "poison in DLQ",
 )
-CLOUD_INVARIANTS = ("only poison in DLQs", "nothing running")
+CLOUD_INVARIANTS = ("only poison in DLQs", "reports chained", "nothing running")
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,49 @@ def check_dead_letters(cloud: LocalCloud) -> list[Violation]:
 def check_nothing_running(cloud: LocalCloud) -> list[Violation]:
     """After :meth:`LocalCloud.stop`: no Lambda worker and no PostgreSQL of it is alive."""
     return [Violation("nothing running", leftover) for leftover in cloud.leftovers()]
+
+
+def check_report_chains(cloud: LocalCloud) -> list[Violation]:
+    """Each database's stored reports verify as a chain, with the run table's digests and the
+    bucket's version history. Drills of one database finishing together may fork the chain or
+    start a second one (warnings); a rewritten report means a repeated publish wrote other
+    bytes, which must never happen."""
+    assert cloud.aws is not None
+    s3 = cloud.aws.client("s3")
+    bucket = cloud.aws.output("ReportBucketName")
+    runs = cloud.all_runs()
+    found = []
+    for source_db in sorted({run.source_db for run in runs}):
+        prefix = reports_prefix(cloud.aws.region, source_db)
+        versions: dict[str, list[StoredVersion]] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                if not str(version["Key"]).endswith(".json"):
+                    continue
+                body = s3.get_object(
+                    Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"]
+                )["Body"].read()
+                versions.setdefault(str(version["Key"]), []).append(
+                    StoredVersion(
+                        str(version["VersionId"]),
+                        version["LastModified"].isoformat(),
+                        sha256_hex(body),
+                    )
+                )
+        reports = [
+            StoredReport(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            for key in versions
+        ]
+        anchors = {
+            run.report_key: run.report_sha256
+            for run in runs
+            if run.source_db == source_db and run.report_key and run.report_sha256
+        }
+        history = {key: stored for key, stored in versions.items() if len(stored) > 1}
+        verification = verify_chain(reports, anchors, history)
+        found += [
+            Violation("reports chained", f"{finding.kind} {finding.key}: {finding.message}")
+            for finding in verification.findings
+            if finding.severity == "error" or finding.kind == "rewritten"
+        ]
+    return found

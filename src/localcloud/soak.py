@@ -39,6 +39,7 @@ from localcloud.invariants import (
     check_dead_letters,
     check_drill,
     check_nothing_running,
+    check_report_chains,
 )
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -285,6 +286,7 @@ class Soak:
             if messages != 1 and "one Slack message" not in known:
                 drill.violations.append(Violation("one Slack message", f"{messages} at the end"))
         self.cloud_violations += check_dead_letters(cloud)
+        self.cloud_violations += check_report_chains(cloud)
 
     # ------------------------------------------------------------------------------- report
 
@@ -335,7 +337,7 @@ class Soak:
             "",
             "invariant violations by kind: "
             + (", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())) or "none"),
-            "cloud invariants (only poison in DLQs, nothing running after stop): "
+            "cloud invariants (only poison in DLQs, reports chained, nothing running after stop): "
             + ("; ".join(map(str, self.cloud_violations)) or "kept"),
             f"CPU time: {cpu_total:.1f}s in all = {cpu_total / count:.2f}s per drill "
             f"({(cpu_total - cpu_setup) / count:.2f}s per drill without the "

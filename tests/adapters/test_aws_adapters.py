@@ -251,18 +251,21 @@ def test_a_report_under_object_lock_cannot_be_deleted_or_overwritten_in_place(aw
     assert len(s3.list_object_versions(Bucket="locked", Prefix="reports/")["Versions"]) == 2
 
 
-def test_the_latest_report_of_a_database_is_the_newest_published_run(run_table):
-    # Given runs of two databases: published, unpublished and the asking run itself
+def test_the_latest_report_of_a_database_is_the_one_published_last(run_table):
+    # Given runs of two databases: published in another order than they were created, one not
+    # yet published, and the asking run itself
     store = DynamoRunStore(
         boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
     )
 
-    def finished(run_id: str, hours: int, db: str = "clinic-db", digest: str = "a") -> RunRecord:
+    def published(
+        run_id: str, created: int, published: int, db: str = "clinic-db", digest: str = "a"
+    ) -> RunRecord:
         run = a_run(run_id).model_copy(
-            update={"created_at": START + timedelta(hours=hours), "source_db": db}
+            update={"created_at": START + timedelta(hours=created), "source_db": db}
         )
         store.create(run)
-        done = transition(run, RunState.FINISHED, run.created_at).model_copy(
+        done = transition(run, RunState.FINISHED, START + timedelta(hours=published)).model_copy(
             update={
                 "verdict": Verdict.FAILED,
                 "report_key": f"reports/us-east-1/{db}/{run_id}.json",
@@ -272,16 +275,16 @@ def test_the_latest_report_of_a_database_is_the_newest_published_run(run_table):
         store.replace(done, expected_version=0)
         return done
 
-    finished("1" * 20, 1)
-    newest = finished("2" * 20, 2, digest="b")
-    finished("3" * 20, 3, db="other-db")
+    slow = published("1" * 20, created=1, published=9, digest="b")
+    published("2" * 20, created=2, published=3)
+    published("3" * 20, created=3, published=10, db="other-db")
     store.create(a_run("4" * 20).model_copy(update={"created_at": START + timedelta(hours=4)}))
-    asking = finished("5" * 20, 5, digest="c")
-    # When the newest published report other than the asking run's is looked up
+    asking = published("5" * 20, created=5, published=11, digest="c")
+    # When the report the next one must link to is looked up
     link = store.latest_report("clinic-db", excluding_run_id=asking.run_id)
-    # Then it is the newest finished run of that database with a report, with its digest
+    # Then it is the report of that database published last, created earlier or not
     assert link is not None
-    assert (link.run_id, link.key, link.sha256) == (newest.run_id, newest.report_key, "b" * 64)
+    assert (link.run_id, link.key, link.sha256) == (slow.run_id, slow.report_key, "b" * 64)
     assert store.latest_report("new-db", excluding_run_id=asking.run_id) is None
 
 

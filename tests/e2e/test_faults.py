@@ -17,7 +17,7 @@ from restoredrill.report import expanded_checks, report_key
 
 from localcloud import crash
 from localcloud.cloud import FAULTS, LocalCloud, run_id_of_event
-from localcloud.invariants import check_dead_letters, check_nothing_running
+from localcloud.invariants import check_dead_letters, check_nothing_running, check_report_chains
 from localcloud.postgres import running_servers
 from restoredrill_cli.demo import run_demo
 from restoredrill_cli.main import build_parser, main
@@ -239,6 +239,18 @@ def test_dead_letter_queues_hold_the_poison_and_nothing_a_drill_needed(matrix: M
     assert check_dead_letters(matrix.cloud) == []
     letters = matrix.cloud.dead_letters()
     assert sorted(len(bodies) for bodies in letters.values() if bodies) == [1, 1]
+
+
+def test_the_reports_of_the_matrix_form_one_intact_chain(matrix: Matrix):
+    # Given seventeen drills of one database, finishing in whatever order their faults allow,
+    # some publishing twice after a crash or an S3 outage
+    runs = matrix.cloud.all_runs()
+    # When their stored reports are verified as a chain, with the run table and every version
+    violations = check_report_chains(matrix.cloud)
+    # Then every digest holds and every repeated publish wrote the same bytes (forks, from
+    # drills finishing together, are allowed)
+    assert [str(violation) for violation in violations] == []
+    assert sum(1 for run in runs if run.report_sha256) == len(FAULTS)
 
 
 def test_after_the_matrix_nothing_is_left_running(matrix: Matrix):

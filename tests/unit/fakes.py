@@ -19,7 +19,7 @@ from restoredrill.models import (
     SnapshotInfo,
     SourceDatabase,
 )
-from restoredrill.ports import EffectRejected
+from restoredrill.ports import EffectRejected, latest_published
 
 STACK = "restoredrill-test"
 START = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -96,20 +96,11 @@ class InMemoryRunStore:
         return max(passed, key=lambda run: run.created_at, default=None)
 
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
-        published = [
+        return latest_published(
             run
             for run in self.runs.values()
-            if run.source_db == source_db
-            and run.run_id != excluding_run_id
-            and run.is_finished
-            and run.report_key
-            and run.report_sha256
-        ]
-        newest = max(published, key=lambda run: run.created_at, default=None)
-        if newest is None:
-            return None
-        assert newest.report_key is not None and newest.report_sha256 is not None
-        return ReportLink(run_id=newest.run_id, key=newest.report_key, sha256=newest.report_sha256)
+            if run.source_db == source_db and run.run_id != excluding_run_id
+        )
 
 
 class FakeRds:

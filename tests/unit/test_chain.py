@@ -19,14 +19,18 @@ from tests.unit.test_report_schema import failing_suite, outcome_of, passing_sui
 OPTED_IN = {"restoredrill:drill": "enabled"}
 
 
-def drill(w: World, day: int, *, passes: bool = True) -> RunRecord:
-    """One whole drill of clinic-db from that day's automated snapshot."""
+def started(w: World, day: int) -> str:
     snapshot = f"rds:clinic-db-2026-11-{day:02d}-03-10"
     w.rds.add_source("clinic-db", OPTED_IN, snapshot)
     request = DrillRequest(
         snapshot_id=snapshot, idempotency_key=f"snapshot:{snapshot}", trigger="test"
     )
-    run_id = start_drill(request, w.ctx).run_id
+    return start_drill(request, w.ctx).run_id
+
+
+def drill(w: World, day: int, *, passes: bool = True) -> RunRecord:
+    """One whole drill of clinic-db from that day's automated snapshot."""
+    run_id = started(w, day)
     instance_id = w.runs.runs[run_id].instance_id
     w.clock.advance(minutes=12)
     w.rds.set_status(instance_id, "available", address="10.0.0.9", port=5432)
@@ -206,14 +210,7 @@ def test_two_drills_finishing_together_fork_the_chain_with_a_warning_only():
     # first one's publish fails once (an S3 outage) right after its claim pinned its link
     w = world()
     first = drill(w, 25)
-    runs = []
-    for day in (26, 27):
-        snapshot = f"rds:clinic-db-2026-11-{day}-03-10"
-        w.rds.add_source("clinic-db", OPTED_IN, snapshot)
-        request = DrillRequest(
-            snapshot_id=snapshot, idempotency_key=f"snapshot:{snapshot}", trigger="test"
-        )
-        runs.append(start_drill(request, w.ctx).run_id)
+    runs = [started(w, day) for day in (26, 27)]
     w.clock.advance(hours=5)  # past the deadline: both are torn down
     for run_id in runs:
         poll_drill(run_id, w.ctx)
@@ -320,3 +317,103 @@ def test_a_report_written_over_and_put_back_is_a_warning_and_a_repeated_publish_
     assert verification.intact
     assert kinds(verification) == [("rewritten", restored_key)]
     assert "v2" in verification.findings[0].message
+
+
+def finish(w: World, run_id: str) -> RunRecord:
+    """Past its deadline: torn down, reported, published."""
+    poll_drill(run_id, w.ctx)
+    del w.rds.instances[w.runs.runs[run_id].instance_id]
+    poll_drill(run_id, w.ctx)
+    run = w.runs.runs[run_id]
+    assert run.is_finished
+    return run
+
+
+def test_the_chain_follows_publish_order_when_a_drill_created_earlier_finishes_later():
+    # Given a slow drill started first and a quick one started after it, which publishes first
+    w = world()
+    slow = started(w, 24)
+    w.clock.advance(minutes=1)
+    quick = drill(w, 25)
+    w.clock.advance(hours=5)
+    late = finish(w, slow)
+    # When the next drill publishes
+    w.clock.advance(hours=1)
+    following = drill(w, 26)
+    # Then each report links to the one published just before it, not to the newest created:
+    # one line, no fork, and the last published report ends it
+    links = {
+        run.run_id: w.reports.documents[report_key(run)]["chain"]["previous"]
+        for run in (quick, late, following)
+    }
+    assert links[late.run_id]["run_id"] == quick.run_id
+    assert links[following.run_id]["run_id"] == late.run_id
+    verification = verify_chain(stored(w).values(), anchors(w))
+    assert verification.findings == []
+    assert verification.head == report_key(following)
+    assert [link.run_id for link in verification.links] == [
+        quick.run_id,
+        late.run_id,
+        following.run_id,
+    ]
+
+
+def linked(key: str, previous: StoredReport | None, created: str) -> StoredReport:
+    """A minimal chained report: what verify_chain reads of one."""
+    document = {
+        "run": {"run_id": key[-25:-5], "created_at": created},
+        "verdict": "PASSED",
+        "chain": {
+            "algorithm": "sha256",
+            "previous": None
+            if previous is None
+            else {"run_id": "0" * 20, "key": previous.key, "sha256": sha256_hex(previous.body)},
+        },
+        "location": {"key": key},
+    }
+    return StoredReport(key, json.dumps(document, sort_keys=True).encode())
+
+
+def test_both_branches_of_a_fork_may_go_on_and_only_the_fork_is_reported():
+    # Given P, then X and Y both linking to P (they finished together), then Z after X and W
+    # after Y (their publishes interleaved the same way)
+    prefix = "reports/us-east-1/clinic-db/2026/11/"
+    p = linked(f"{prefix}01/{'1' * 20}.json", None, "2026-11-01")
+    x = linked(f"{prefix}02/{'2' * 20}.json", p, "2026-11-02")
+    y = linked(f"{prefix}02/{'3' * 20}.json", p, "2026-11-02")
+    z = linked(f"{prefix}03/{'4' * 20}.json", x, "2026-11-03")
+    w = linked(f"{prefix}03/{'5' * 20}.json", y, "2026-11-03")
+    # When the chain is verified
+    verification = verify_chain([p, x, y, z, w])
+    # Then the fork is the only finding: both branches start where the chain starts
+    assert kinds(verification) == [("fork", p.key)]
+    assert verification.intact
+    # And a report starting a chain of its own beside them is not connected
+    alone = linked(f"{prefix}03/{'6' * 20}.json", None, "2026-11-03")
+    assert ("unlinked", alone.key) in kinds(verify_chain([p, x, y, z, w, alone]))
+
+
+def test_two_first_drills_publishing_at_once_start_two_chains_with_a_warning_only():
+    # Given a database's first two drills, the first one's publish failing once after its claim
+    # pinned "no previous report", so that the second also publishes as a first report
+    w = world()
+    first, second = started(w, 25), started(w, 26)
+    w.clock.advance(hours=5)
+    for run_id in (first, second):
+        poll_drill(run_id, w.ctx)
+        del w.rds.instances[w.runs.runs[run_id].instance_id]
+    w.reports.fail_next = 1
+    with pytest.raises(ConnectionError):
+        poll_drill(first, w.ctx)
+    poll_drill(second, w.ctx)
+    w.clock.advance(minutes=5)
+    poll_drill(first, w.ctx)
+    # When the chain is verified with the run table, and without it (past its retention)
+    with_table = verify_chain(stored(w).values(), anchors(w))
+    without_table = verify_chain(stored(w).values())
+    # Then both start a chain; the run table recorded both, so it is a warning, not a break
+    previous = [document["chain"]["previous"] for document in w.reports.documents.values()]
+    assert previous == [None, None]
+    assert [finding.kind for finding in with_table.findings] == ["second_chain"]
+    assert with_table.intact
+    assert [finding.kind for finding in without_table.findings] == ["unlinked"]

@@ -24,7 +24,7 @@ from restoredrill.models import (
     SourceDatabase,
     Verdict,
 )
-from restoredrill.ports import EffectRejected
+from restoredrill.ports import EffectRejected, latest_published
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,6 +81,9 @@ def _tags(tag_list: list[Any] | None) -> dict[str, str]:
 
 
 QUERY_PAGE_SIZE = 25
+# The newest-created runs among which the last published one is looked for: a drill created
+# earlier can finish later (a slow restore), but not dozens of drills later.
+LATEST_REPORT_WINDOW = 25
 
 
 class DynamoRunStore:
@@ -165,10 +168,13 @@ class DynamoRunStore:
         return next(self._newest_of(source_db, "verdict", Verdict.PASSED.value), None)
 
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
+        published = []
         for run in self._newest_of(source_db, "state", RunState.FINISHED.value):
             if run.run_id != excluding_run_id and run.report_key and run.report_sha256:
-                return ReportLink(run_id=run.run_id, key=run.report_key, sha256=run.report_sha256)
-        return None
+                published.append(run)
+                if len(published) == LATEST_REPORT_WINDOW:
+                    break
+        return latest_published(published)
 
     def active_runs(self) -> list[RunRecord]:
         paginator = self._client.get_paginator("query")
