@@ -175,20 +175,20 @@ def test_run_records_are_read_newest_first_per_database_and_overall(stack: Targe
     assert client.run("f" * 20) is None
 
 
+def instance(name: str, engine: str, tags: dict[str, str]) -> None:
+    """An RDS DB instance in moto, with these tags."""
+    boto3.client("rds", region_name=REGION).create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t4g.micro",
+        Engine=engine,
+        MasterUsername="admin1",
+        MasterUserPassword="password-1234",
+        AllocatedStorage=20,
+        Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+    )
+
+
 def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(stack: Target):
-    rds = boto3.client("rds", region_name=REGION)
-
-    def instance(name: str, engine: str, tags: dict[str, str]) -> None:
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBInstanceClass="db.t4g.micro",
-            Engine=engine,
-            MasterUsername="admin1",
-            MasterUserPassword="password-1234",
-            AllocatedStorage=20,
-            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
-        )
-
     instance("clinic-db", "postgres", {"restoredrill:drill": "yes"})
     instance("orders-db", "postgres", {"restoredrill:drill": "enabled"})  # not this stack's value
     instance("legacy-db", "mysql", {"restoredrill:drill": "yes"})
@@ -224,15 +224,7 @@ def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target):
         ("orders-db", "postgres", "enabled"),
         ("legacy-db", "mysql", "yes"),
     ):
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBInstanceClass="db.t4g.micro",
-            Engine=engine,
-            MasterUsername="admin1",
-            MasterUserPassword="password-1234",
-            AllocatedStorage=20,
-            Tags=[{"Key": "restoredrill:drill", "Value": value}],
-        )
+        instance(name, engine, {"restoredrill:drill": value})
     rds.create_db_snapshot(DBInstanceIdentifier="clinic-db", DBSnapshotIdentifier="manual-1")
     client = StackClient(stack)
     # When each request is checked before it is published, Then each refusal says why
