@@ -329,3 +329,15 @@ def test_the_rate_limit_handler_waits_what_retry_after_says_within_its_bound():
     assert retry_after_seconds({"RETRY-AFTER": "3"}) == 3
     assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
     assert retry_after_seconds({"Retry-After": "-4"}) is None
+
+
+def test_the_message_links_the_readable_page_beside_the_report():
+    # Given a finished drill whose event names the HTML page stored beside the JSON report
+    finished_drill_event = finished()
+    html_uri = REPORT_URI.removesuffix(".json") + ".html"
+    # When the message is rendered
+    text, blocks = render(finished_drill_event)
+    # Then the page is linked next to the report, in the blocks and in the fallback text
+    (report_section,) = [b for b in blocks if b["type"] == "section" and REPORT_URI in str(b)]
+    assert html_uri in report_section["text"]["text"]
+    assert f"Readable report: {html_uri}" in text
