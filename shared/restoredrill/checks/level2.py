@@ -29,7 +29,7 @@ from restoredrill.checks.sql import (
     fingerprint_sql,
     freshness_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement
+from restoredrill.checks.tasks import Budget, Outcome, Runner, Task, failed_statement
 from restoredrill.policy import Assertion, DrillPolicy, FreshnessRule, RowCountPolicy
 
 __all__ = [
@@ -70,6 +70,28 @@ def batched(items: Sequence[Any], size_of: Callable[[Any], int]) -> list[list[An
     return groups
 
 
+def batched_tasks(
+    kind: str,
+    items: Sequence[Any],
+    size_of: Callable[[Any], int],
+    cost_per_byte: float,
+    run: Runner,
+    params: dict[str, Any],
+) -> list[Task]:
+    """One task per batch of items (see :func:`batched`), its cost estimated from their size."""
+    return [
+        Task(
+            kind,
+            group,
+            [item.key for item in group],
+            float(sum(size_of(item) for item in group)) * cost_per_byte + 8192,
+            run,
+            params,
+        )
+        for group in batched(items, size_of)
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # row counts and content fingerprints
 # --------------------------------------------------------------------------------------------
@@ -92,17 +114,7 @@ def count_tasks(
             )
             for r in relations
         ]
-    return [
-        Task(
-            "count",
-            group,
-            [r.key for r in group],
-            float(sum(r.heap_bytes for r in group)) + 8192,
-            _run_count,
-            params,
-        )
-        for group in batched(relations, lambda r: r.heap_bytes)
-    ]
+    return batched_tasks("count", relations, lambda r: r.heap_bytes, 1.0, _run_count, params)
 
 
 def _run_count(

@@ -19,7 +19,7 @@ from restoredrill.checks.catalog import (
 )
 from restoredrill.checks.connection import CheckConnection, classify_error
 from restoredrill.checks.level0 import capped
-from restoredrill.checks.level2 import batched
+from restoredrill.checks.level2 import batched_tasks
 from restoredrill.checks.models import CheckResult, CheckStatus, worst_status
 from restoredrill.checks.sql import (
     bt_index_check_sql,
@@ -27,7 +27,7 @@ from restoredrill.checks.sql import (
     verify_heapam_batch_sql,
     verify_heapam_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Runner, Task, failed_statement, split
+from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement, split
 from restoredrill.policy import DrillPolicy
 
 __all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
@@ -115,31 +115,14 @@ def amcheck_tasks(
     }
     tasks: list[Task] = []
     if "verify_heapam" in targets.functions:
-        tasks += _batched_tasks("heap", targets.heaps, HEAP_COST, _run_heap, params)
+        tasks += batched_tasks("heap", targets.heaps, _size, HEAP_COST, _run_heap, params)
     factor = BTREE_COST * (4.0 if policy.amcheck.heapallindexed else 1.0)
-    tasks += _batched_tasks("btree", targets.indexes, factor, _run_btree, params)
+    tasks += batched_tasks("btree", targets.indexes, _size, factor, _run_btree, params)
     return tasks
 
 
-def _batched_tasks(
-    kind: str,
-    relations: Sequence[AmcheckTarget],
-    cost_per_byte: float,
-    run: Runner,
-    params: dict[str, Any],
-) -> list[Task]:
-    """One task per batch of relations, its cost estimated from their size."""
-    return [
-        Task(
-            kind,
-            group,
-            [t.key for t in group],
-            float(sum(t.size_bytes for t in group)) * cost_per_byte + 8192,
-            run,
-            params,
-        )
-        for group in batched(relations, lambda t: t.size_bytes)
-    ]
+def _size(target: AmcheckTarget) -> int:
+    return target.size_bytes
 
 
 def _run_heap(
