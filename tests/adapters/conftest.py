@@ -6,31 +6,16 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
+
+from localcloud.template import load_yaml
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 REGION = "us-east-1"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads template.yaml; intrinsic functions become plain values (unused by these tests)."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 def template_resource(logical_id: str) -> dict[str, Any]:
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-    return template["Resources"][logical_id]["Properties"]
+    return load_yaml(TEMPLATE)["Resources"][logical_id]["Properties"]
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ from restoredrill import wiring
 from restoredrill.baseline import pack_document
 from restoredrill.events import InvalidEvent
 
-from tests.adapters.conftest import REGION, TEMPLATE, _CfnLoader, template_resource
+from localcloud.template import load_yaml
+from tests.adapters.conftest import REGION, TEMPLATE, template_resource
 from tests.unit.test_hostile_parsing import (
     RDS_NAME,
     RUN_ID,
@@ -276,9 +277,7 @@ def slack() -> Iterator[SlackStub]:
 
 
 def template_environment_names() -> list[str]:
-    import yaml
-
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader
+    template = load_yaml(TEMPLATE)
     return list(template["Globals"]["Function"]["Environment"]["Variables"])
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import botocore.session
 import pytest
-import yaml
 from restoredrill.adapters.aws import RdsAdapter
 from restoredrill.models import INSTANCE_PREFIX, OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG, Verdict
+
+from localcloud.template import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -64,34 +65,9 @@ ASYNC_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule", "Schedule
 # ----------------------------------------------------------------------------- reading
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation's short tags into their long forms."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix in ("Ref", "Condition"):
-        return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        return {"Fn::GetAtt": value.split(".", 1)}
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-
-
 @pytest.fixture(scope="module")
 def t() -> dict[str, Any]:
-    return load_template()
+    return load_yaml(TEMPLATE)
 
 
 def as_list(value: Any) -> list[Any]:
