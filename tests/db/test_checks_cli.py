@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from localcloud.postgres import PostgresServer
+from tests.db.checker import ensure_checker, run_sql
 
 CHECKER = "rd_cli_checker"
 PASSWORD = "Cli-Pass-51c!x"
@@ -21,21 +22,16 @@ PASSWORD = "Cli-Pass-51c!x"
 @pytest.fixture
 def app_db(pg_server: PostgresServer) -> Iterator[str]:
     name = f"cli_{uuid.uuid4().hex[:8]}"
-    admin = pg_server.admin_connect()
-    try:
-        if not admin.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=CHECKER):
-            admin.run(f"CREATE ROLE {CHECKER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        admin.run(f"CREATE DATABASE {name}")
-    finally:
-        admin.close()
-    connection = pg_server.admin_connect(name)
-    connection.run("CREATE TABLE items (id int PRIMARY KEY, at timestamptz DEFAULT now())")
-    connection.run("INSERT INTO items (id) SELECT generate_series(1, 1000)")
-    connection.close()
+    ensure_checker(pg_server, CHECKER, PASSWORD)
+    run_sql(pg_server, "postgres", f"CREATE DATABASE {name}")
+    run_sql(
+        pg_server,
+        name,
+        "CREATE TABLE items (id int PRIMARY KEY, at timestamptz DEFAULT now())",
+        "INSERT INTO items (id) SELECT generate_series(1, 1000)",
+    )
     yield name
-    admin = pg_server.admin_connect()
-    admin.run(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.close()
+    run_sql(pg_server, "postgres", f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def restoredrill(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,48 +11,34 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from restoredrill.checks import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
-    ConnectionTarget,
     SuiteVerdict,
     run_check_suite,
 )
 from restoredrill.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer, postgres_bin_dir
+from tests.db.checker import CHECKER, PASSWORD, checker_target, run_sql
 
-CHECKER = "rd_checker"
-PASSWORD = "Checker-Pass-7f3a!"
 DB = "victim"
 BLCKSZ = 8192
 PAGE_HEADER = 24  # SizeOfPageHeaderData: the line pointer array starts here
 POLICY = DrillPolicy(include_databases=[DB])
 
 
-def sql(server: PostgresServer, database: str, *statements: str) -> list[list[object]]:
-    connection = server.admin_connect(database)
-    try:
-        rows: list[list[object]] = []
-        for statement in statements:
-            rows = connection.run(statement)
-        return rows
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def victim(fresh_pg_server: PostgresServer) -> PostgresServer:
     """A fresh cluster (checksums on) with a database of ordinary tables and indexes."""
-    sql(
+    run_sql(
         fresh_pg_server,
         "postgres",
         f"CREATE ROLE {CHECKER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
         f"CREATE DATABASE {DB}",
     )
-    sql(
+    run_sql(
         fresh_pg_server,
         DB,
         "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance bigint)",
@@ -66,14 +52,8 @@ def victim(fresh_pg_server: PostgresServer) -> PostgresServer:
     return fresh_pg_server
 
 
-def target(server: PostgresServer) -> ConnectionTarget:
-    return ConnectionTarget(
-        host=server.host, port=server.port, user=CHECKER, password=SecretStr(PASSWORD), database=DB
-    )
-
-
 def relation_file(server: PostgresServer, relation: str) -> Path:
-    [[path]] = sql(server, DB, f"SELECT pg_relation_filepath('{relation}')")
+    [[path]] = run_sql(server, DB, f"SELECT pg_relation_filepath('{relation}')")
     return Path(server.data_dir) / str(path)
 
 
@@ -115,7 +95,7 @@ def failing(result: CheckSuiteResult) -> set[str]:
 
 
 def assert_clean(server: PostgresServer) -> None:
-    result = run_check_suite(target(server), POLICY)
+    result = run_check_suite(checker_target(server, DB), POLICY)
     bad = [c.display_name for c in result.checks if c.status is not CheckStatus.PASS]
     assert result.verdict is SuiteVerdict.PASSED and bad == []
 
@@ -129,7 +109,7 @@ def test_a_heap_page_overwritten_with_garbage_fails_amcheck_heap(victim: Postgre
     noise = random.Random(3).randbytes(BLCKSZ)
     edit_page(heap, 1, lambda page: page.__setitem__(slice(0, BLCKSZ), noise))
     victim.start()
-    result = run_check_suite(target(victim), POLICY)
+    result = run_check_suite(checker_target(victim, DB), POLICY)
     # Then amcheck_heap fails, naming the table and quoting the checksum failure
     heap_check = check(result, "amcheck_heap")
     assert heap_check.status is CheckStatus.FAIL
@@ -163,7 +143,7 @@ def test_a_misaligned_line_pointer_with_a_valid_checksum_fails_amcheck_heap(
     pg_checksums(victim, "--enable")
     pg_checksums(victim, "--check")  # the checksums are valid: only amcheck can tell
     victim.start()
-    result = run_check_suite(target(victim), POLICY)
+    result = run_check_suite(checker_target(victim, DB), POLICY)
     # Then amcheck_heap fails on `audit`, block 0, offset 5, with amcheck's own words
     heap_check = check(result, "amcheck_heap")
     assert heap_check.status is CheckStatus.FAIL
@@ -179,12 +159,12 @@ def test_two_keys_swapped_in_a_btree_leaf_with_a_valid_checksum_fail_amcheck_btr
     victim: PostgresServer,
 ) -> None:
     # Given a clean database, and block 1 of accounts_pkey being a leaf page with many keys
-    sql(victim, DB, "CREATE EXTENSION pageinspect")
-    [[kind, live]] = sql(
+    run_sql(victim, DB, "CREATE EXTENSION pageinspect")
+    [[kind, live]] = run_sql(
         victim, DB, "SELECT type, live_items FROM bt_page_stats('accounts_pkey', 1)"
     )
     assert kind == "l" and int(str(live)) > 10
-    sql(victim, DB, "DROP EXTENSION pageinspect", "CHECKPOINT")
+    run_sql(victim, DB, "DROP EXTENSION pageinspect", "CHECKPOINT")
     assert_clean(victim)
     index = relation_file(victim, "accounts_pkey")
     # When, server stopped and checksums off, the line pointers of two neighbouring keys are
@@ -200,7 +180,7 @@ def test_two_keys_swapped_in_a_btree_leaf_with_a_valid_checksum_fail_amcheck_btr
     edit_page(index, 1, swap)
     pg_checksums(victim, "--enable")
     victim.start()
-    result = run_check_suite(target(victim), POLICY)
+    result = run_check_suite(checker_target(victim, DB), POLICY)
     # Then amcheck_btree fails on accounts_pkey with the index_corrupted error, nothing else does
     btree = check(result, "amcheck_btree")
     assert btree.status is CheckStatus.FAIL

@@ -9,51 +9,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
 from restoredrill.checks import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
-    ConnectionTarget,
     SuiteVerdict,
     run_check_suite,
 )
 from restoredrill.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer
-
-CHECKER = "rd_checker"
-PASSWORD = "Checker-Pass-7f3a!"
-
-
-def ensure_checker(server: PostgresServer) -> None:
-    admin = server.admin_connect()
-    try:
-        exists = admin.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=CHECKER)
-        if not exists:
-            admin.run(f"CREATE ROLE {CHECKER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-    finally:
-        admin.close()
-
-
-def target_for(server: PostgresServer, database: str) -> ConnectionTarget:
-    return ConnectionTarget(
-        host=server.host,
-        port=server.port,
-        user=CHECKER,
-        password=SecretStr(PASSWORD),
-        database=database,
-    )
-
-
-def run_sql(server: PostgresServer, database: str, *statements: str) -> None:
-    connection = server.admin_connect(database)
-    try:
-        for statement in statements:
-            connection.run(statement)
-    finally:
-        connection.close()
-
+from tests.db.checker import PASSWORD, checker_target, ensure_checker, run_sql
 
 SHOP = [
     "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE)",
@@ -130,7 +96,7 @@ def not_passing(result: CheckSuiteResult) -> list[str]:
 
 def test_a_clean_database_passes_every_check_twice(pg_server: PostgresServer, shop: str) -> None:
     # Given a clean shop database and a policy using every level and feature
-    target, policy = target_for(pg_server, shop), shop_policy(shop)
+    target, policy = checker_target(pg_server, shop), shop_policy(shop)
     # When the suite runs once (no baseline) and again with the first run's baseline
     first = run_check_suite(target, policy, vcpus=2)
     second = run_check_suite(target, policy, baseline=first.baseline, vcpus=2)
@@ -175,7 +141,7 @@ def test_a_clean_database_passes_every_check_twice(pg_server: PostgresServer, sh
 
 def test_the_result_is_json_without_the_password(pg_server: PostgresServer, shop: str) -> None:
     # Given a run of the suite
-    result = run_check_suite(target_for(pg_server, shop), shop_policy(shop))
+    result = run_check_suite(checker_target(pg_server, shop), shop_policy(shop))
     # When dumped as the drill report would / Then it is JSON and never contains the password
     text = json.dumps(result.model_dump(mode="json"))
     assert PASSWORD not in text
@@ -186,7 +152,7 @@ def test_rows_deleted_since_the_last_drill_fail_row_counts(
     pg_server: PostgresServer, shop: str
 ) -> None:
     # Given a baseline from a passing run
-    target, policy = target_for(pg_server, shop), shop_policy(shop, content_fingerprint=False)
+    target, policy = checker_target(pg_server, shop), shop_policy(shop, content_fingerprint=False)
     baseline = run_check_suite(target, policy).baseline
     # When a tenth of the orders disappear and the suite runs again
     run_sql(pg_server, shop, "DELETE FROM orders WHERE id % 10 = 0")
@@ -204,7 +170,7 @@ def test_rows_deleted_since_the_last_drill_fail_row_counts(
 
 def test_a_dropped_table_fails_the_schema_fingerprint(pg_server: PostgresServer, shop: str) -> None:
     # Given a baseline from a passing run
-    target, policy = target_for(pg_server, shop), shop_policy(shop, content_fingerprint=False)
+    target, policy = checker_target(pg_server, shop), shop_policy(shop, content_fingerprint=False)
     baseline = run_check_suite(target, policy).baseline
     # When a table (and so its index) is dropped
     run_sql(pg_server, shop, "DROP TABLE events")
@@ -232,7 +198,7 @@ def test_data_older_than_the_freshness_limit_fails_with_the_measured_rpo(
     snapshot_time = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     # When the suite runs against it with a one-hour limit
     result = run_check_suite(
-        target_for(pg_server, shop), shop_policy(shop), snapshot_time=snapshot_time
+        checker_target(pg_server, shop), shop_policy(shop), snapshot_time=snapshot_time
     )
     # Then the orders freshness check fails with an RPO of three hours
     check = by_name(result, "freshness", "orders")
@@ -248,7 +214,7 @@ def test_a_fresh_timestamp_without_time_zone_passes(pg_server: PostgresServer, s
     snapshot_time = datetime.now(UTC) + timedelta(minutes=30)
     # When checked against a two-hour limit
     result = run_check_suite(
-        target_for(pg_server, shop), shop_policy(shop), snapshot_time=snapshot_time
+        checker_target(pg_server, shop), shop_policy(shop), snapshot_time=snapshot_time
     )
     # Then it passes with an RPO between 1h30 and 2h
     check = by_name(result, "freshness", "public.events.at")
@@ -267,7 +233,7 @@ def test_a_failing_user_assertion_fails_with_its_value(
         "DELETE FROM customers WHERE id <= 10",
     )
     # When the suite runs
-    result = run_check_suite(target_for(pg_server, shop), shop_policy(shop))
+    result = run_check_suite(checker_target(pg_server, shop), shop_policy(shop))
     # Then the orphan assertion fails with the value it saw, the other one passes
     orphans = by_name(result, "assertion", "no orphan orders")
     assert orphans.status is CheckStatus.FAIL
@@ -296,7 +262,7 @@ def test_assertions_run_read_only_and_report_bad_sql_as_errors(
         ],
     )
     # When the suite runs
-    result = run_check_suite(target_for(pg_server, shop), policy)
+    result = run_check_suite(checker_target(pg_server, shop), policy)
     # Then each is an error (the drill could not check it), never a silent pass
     for name in ("writes", "deletes", "two values", "typo"):
         assert by_name(result, "assertion", name).status is CheckStatus.ERROR, name
@@ -313,7 +279,7 @@ def test_a_changed_must_match_table_fails_its_content_fingerprint(
     pg_server: PostgresServer, shop: str
 ) -> None:
     # Given a baseline with fingerprints and customers declared as never changing
-    target = target_for(pg_server, shop)
+    target = checker_target(pg_server, shop)
     policy = shop_policy(
         shop, content_fingerprint={"enabled": True, "must_match": [{"table": "customers"}]}
     )

@@ -10,14 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
-from restoredrill.checks import CheckStatus, ConnectionTarget, SuiteVerdict, run_check_suite
+from restoredrill.checks import CheckStatus, SuiteVerdict, run_check_suite
 from restoredrill.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer
-
-CHECKER = "rd_checker"
-PASSWORD = "Checker-Pass-7f3a!"
+from tests.db.checker import checker_target, ensure_checker, run_sql
 
 LONG_ASCII = "L" * 63  # NAMEDATALEN - 1
 LONG_UNICODE = "é" * 31 + "x"  # 63 bytes in UTF-8
@@ -63,24 +60,13 @@ DDL = [
 @pytest.fixture
 def hostile(pg_server: PostgresServer) -> Iterator[str]:
     """A database named like an injection, full of hostile names (dropped afterwards)."""
-    admin = pg_server.admin_connect()
-    try:
-        if not admin.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=CHECKER):
-            admin.run(f"CREATE ROLE {CHECKER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        name = f'host"ile; db {uuid.uuid4().hex[:6]}'
-        admin.run('CREATE DATABASE "' + name.replace('"', '""') + '"')
-    finally:
-        admin.close()
-    connection = pg_server.admin_connect(name)
-    try:
-        for statement in DDL:
-            connection.run(statement)
-    finally:
-        connection.close()
+    ensure_checker(pg_server)
+    name = f'host"ile; db {uuid.uuid4().hex[:6]}'
+    quoted = '"' + name.replace('"', '""') + '"'
+    run_sql(pg_server, "postgres", f"CREATE DATABASE {quoted}")
+    run_sql(pg_server, name, *DDL)
     yield name
-    admin = pg_server.admin_connect()
-    admin.run('DROP DATABASE "' + name.replace('"', '""') + '" WITH (FORCE)')
-    admin.close()
+    run_sql(pg_server, "postgres", f"DROP DATABASE {quoted} WITH (FORCE)")
 
 
 def q(schema: str, table: str) -> str:
@@ -92,13 +78,7 @@ def test_hostile_names_pass_every_check_with_every_object_checked(
     pg_server: PostgresServer, hostile: str
 ) -> None:
     # Given the hostile database, and a policy naming its hostile table and column
-    target = ConnectionTarget(
-        host=pg_server.host,
-        port=pg_server.port,
-        user=CHECKER,
-        password=SecretStr(PASSWORD),
-        database=hostile,
-    )
+    target = checker_target(pg_server, hostile)
     policy = DrillPolicy.model_validate(
         {
             "include_databases": [hostile],

@@ -14,35 +14,18 @@ from restoredrill.checks import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
-    ConnectionTarget,
     SuiteVerdict,
     run_check_suite,
 )
 from restoredrill.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer, free_port
-
-CHECKER = "rd_checker"
-PASSWORD = "Checker-Pass-7f3a!"
-
-
-def run_sql(server: PostgresServer, database: str, *statements: str) -> None:
-    connection = server.admin_connect(database)
-    try:
-        for statement in statements:
-            connection.run(statement)
-    finally:
-        connection.close()
+from tests.db.checker import PASSWORD, checker_target, ensure_checker, run_sql
 
 
 @pytest.fixture
 def two_dbs(pg_server: PostgresServer) -> Iterator[tuple[str, str]]:
-    admin = pg_server.admin_connect()
-    try:
-        if not admin.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=CHECKER):
-            admin.run(f"CREATE ROLE {CHECKER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-    finally:
-        admin.close()
+    ensure_checker(pg_server)
     suffix = uuid.uuid4().hex[:8]
     names = (f"alpha_{suffix}", f"beta_{suffix}")
     for index, name in enumerate(names):
@@ -56,18 +39,6 @@ def two_dbs(pg_server: PostgresServer) -> Iterator[tuple[str, str]]:
     yield names
     for name in names:
         run_sql(pg_server, "postgres", f"DROP DATABASE {name} WITH (FORCE)")
-
-
-def target(server: PostgresServer, database: str, **changes: object) -> ConnectionTarget:
-    fields: dict[str, object] = {
-        "host": server.host,
-        "port": server.port,
-        "user": CHECKER,
-        "password": SecretStr(PASSWORD),
-        "database": database,
-    }
-    fields.update(changes)
-    return ConnectionTarget.model_validate(fields)
 
 
 def only(result: CheckSuiteResult, name: str, database: str | None = None) -> CheckResult:
@@ -85,7 +56,7 @@ def test_a_refused_login_is_an_error_verdict_with_the_servers_message_and_no_pas
     wrong = "Wrong-Pass-99-xyz"
     # When the suite runs
     result = run_check_suite(
-        target(pg_server, two_dbs[0], password=SecretStr(wrong)), DrillPolicy()
+        checker_target(pg_server, two_dbs[0], password=SecretStr(wrong)), DrillPolicy()
     )
     # Then the verdict is ERROR with a single level-0 connect check quoting the server
     assert result.verdict is SuiteVerdict.ERROR
@@ -102,7 +73,7 @@ def test_a_refused_login_is_an_error_verdict_with_the_servers_message_and_no_pas
 def test_nothing_listening_is_an_error_verdict(pg_server: PostgresServer) -> None:
     # Given a port nobody listens on / When the suite runs / Then ERROR, saying it could not connect
     result = run_check_suite(
-        target(pg_server, "postgres", port=free_port(), connect_timeout_s=3), DrillPolicy()
+        checker_target(pg_server, "postgres", port=free_port(), connect_timeout_s=3), DrillPolicy()
     )
     assert result.verdict is SuiteVerdict.ERROR
     assert result.checks[0].name == "connect" and "could not" in result.checks[0].message
@@ -110,7 +81,9 @@ def test_nothing_listening_is_an_error_verdict(pg_server: PostgresServer) -> Non
 
 def test_verify_full_refuses_a_certificate_it_cannot_verify(pg_server: PostgresServer) -> None:
     # Given the local server's self-signed certificate and sslmode verify-full
-    result = run_check_suite(target(pg_server, "postgres", ssl="verify-full"), DrillPolicy(level=0))
+    result = run_check_suite(
+        checker_target(pg_server, "postgres", ssl="verify-full"), DrillPolicy(level=0)
+    )
     # Then the connection is refused by the client: ERROR, certificate named as the reason
     assert result.verdict is SuiteVerdict.ERROR
     assert "certificate" in result.checks[0].message.lower()
@@ -123,7 +96,7 @@ def test_every_database_of_the_instance_is_checked(
     alpha, beta = two_dbs
     policy = DrillPolicy(include_databases=[alpha, beta], level=2)
     # When the suite connects to one of them
-    result = run_check_suite(target(pg_server, alpha), policy)
+    result = run_check_suite(checker_target(pg_server, alpha), policy)
     # Then both are catalogued and counted, each on its own
     assert result.verdict is SuiteVerdict.PASSED
     assert {c.database for c in result.checks if c.name == "catalog"} == {alpha, beta}
@@ -132,7 +105,7 @@ def test_every_database_of_the_instance_is_checked(
     assert set(only(result, "databases").evidence["checked"]) == {alpha, beta}
     # And a database named in the policy but absent fails the databases check
     missing = DrillPolicy(include_databases=[alpha, "nope"], level=1)
-    failed = run_check_suite(target(pg_server, alpha), missing)
+    failed = run_check_suite(checker_target(pg_server, alpha), missing)
     assert only(failed, "databases").status is CheckStatus.FAIL
     assert "nope" in only(failed, "databases").message
 
@@ -153,7 +126,7 @@ def test_a_statement_past_its_timeout_is_an_error_not_a_pass(
     )
     started = time.monotonic()
     # When the suite runs
-    result = run_check_suite(target(pg_server, two_dbs[0]), policy)
+    result = run_check_suite(checker_target(pg_server, two_dbs[0]), policy)
     # Then the assertion errors with the timeout, quickly, and the verdict says it could not check
     slow = only(result, "assertion")
     assert slow.status is CheckStatus.ERROR and "statement timeout" in slow.message
@@ -184,7 +157,7 @@ def test_the_time_budget_cuts_checks_short_as_skipped_not_lost(
     )
     started = time.monotonic()
     # When the suite runs
-    result = run_check_suite(target(pg_server, alpha), policy)
+    result = run_check_suite(checker_target(pg_server, alpha), policy)
     elapsed = time.monotonic() - started
     # Then it stops at the budget, the cut statement and everything after it are skipped
     assert elapsed < 5
@@ -206,7 +179,7 @@ def test_without_permission_to_install_amcheck_level_3_is_skipped_with_a_reason(
     # Given a database without amcheck, and a run not allowed to install it
     policy = DrillPolicy(include_databases=[two_dbs[1]])
     # When the suite runs
-    result = run_check_suite(target(pg_server, two_dbs[1]), policy, install_amcheck=False)
+    result = run_check_suite(checker_target(pg_server, two_dbs[1]), policy, install_amcheck=False)
     # Then both amcheck checks are skipped, saying how to enable them, and nothing was installed
     for name in ("amcheck_heap", "amcheck_btree"):
         check = only(result, name)
@@ -215,14 +188,14 @@ def test_without_permission_to_install_amcheck_level_3_is_skipped_with_a_reason(
     assert connection.run("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'") == [[0]]
     connection.close()
     # And once installed by the drill (install_amcheck=True), level 3 runs
-    installed = run_check_suite(target(pg_server, two_dbs[1]), policy)
+    installed = run_check_suite(checker_target(pg_server, two_dbs[1]), policy)
     assert only(installed, "amcheck_btree").status is CheckStatus.PASS
     assert only(installed, "amcheck_btree").evidence["amcheck_installed_by_restoredrill"] is True
 
 
 def test_the_server_version_and_recovery_state_are_reported(pg_server: PostgresServer) -> None:
     # Given the session server / When level 0 runs
-    result = run_check_suite(target(pg_server, "postgres"), DrillPolicy(level=0))
+    result = run_check_suite(checker_target(pg_server, "postgres"), DrillPolicy(level=0))
     # Then the version is the server's and it is out of recovery; no level 1 check ran
     assert result.verdict is SuiteVerdict.PASSED
     assert result.server_version and result.server_version[0].isdigit()
