@@ -161,19 +161,18 @@ def verify_chain(
                 )
             )
 
-    depth = _depths(links)
-    head = _head(links, successors, depth)
+    places = _places(links)
+    head = _head(links, successors, places)
     # Branches of a fork end in leaves of their own but start where the chain starts; a report
     # on a chain of its own (started afresh, or cut off by a missing report) is not connected.
     # Two first drills publishing at once both start a chain; that is told apart from a report
     # slipped in afterwards by the run table, which recorded every report on a real one.
-    roots = _roots(links)
     previous = {link.key: link.previous_key for link in links}
-    head_root = roots.get(head) if head is not None else None
+    head_root = places[head].root if head is not None else None
     for link in links:
         if not link.chained or link.key in successors or link.key == head:
             continue
-        root = roots.get(link.key)
+        root = places[link.key].root
         if root == head_root:
             continue
         segment = _walk_back(link.key, previous)
@@ -220,7 +219,13 @@ def verify_chain(
         links_checked=links_checked,
         anchors_checked=anchors_checked,
         head=head,
-        links=sorted(links, key=lambda link: (depth.get(link.key, 0), link.created_at or "")),
+        links=sorted(
+            links,
+            key=lambda link: (
+                places[link.key].depth if link.key in places else 0,
+                link.created_at or "",
+            ),
+        ),
         findings=findings,
     )
 
@@ -321,21 +326,31 @@ def _link(key: str, document: dict[str, Any], digest: str) -> ChainLink:
     )
 
 
-def _depths(links: list[ChainLink]) -> dict[str, int]:
-    """How many stored reports each chained report stands on, itself included."""
+@dataclass(frozen=True)
+class _Place:
+    depth: int  # stored reports this one stands on, itself included
+    root: str  # where its chain starts: its first report, or a missing report's key
+
+
+def _places(links: list[ChainLink]) -> dict[str, _Place]:
+    """Each chained report's place, walking every link back once (known places end a walk)."""
     previous = {link.key: link.previous_key for link in links if link.chained}
-    depth: dict[str, int] = {}
+    places: dict[str, _Place] = {}
     for key in previous:
-        path = []
+        path: list[str] = []
         cursor: str | None = key
-        # Walk back to a known depth or the chain's start; a (forged) cycle stops the walk.
-        while cursor in previous and cursor not in depth and cursor not in path:
+        while cursor in previous and cursor not in places and cursor not in path:
             path.append(cursor)
             cursor = previous[cursor]
-        known = depth.get(cursor, 0) if cursor is not None else 0
+        if cursor in places:
+            below = places[cursor]
+        elif cursor is None or cursor in path:
+            below = _Place(0, path[-1])  # the chain's first report (or a forged cycle)
+        else:
+            below = _Place(0, cursor)  # a report the chain names that is not stored as chained
         for number, walked in enumerate(reversed(path), start=1):
-            depth[walked] = known + number
-    return depth
+            places[walked] = _Place(below.depth + number, below.root)
+    return places
 
 
 def _walk_back(key: str, previous: Mapping[str, str | None]) -> list[str]:
@@ -348,26 +363,12 @@ def _walk_back(key: str, previous: Mapping[str, str | None]) -> list[str]:
     return walked
 
 
-def _roots(links: list[ChainLink]) -> dict[str, str]:
-    """Where each chained report's chain starts: its first report, or the key of a missing
-    report the walk back reached."""
-    previous = {link.key: link.previous_key for link in links if link.chained}
-    roots: dict[str, str] = {}
-    for key in previous:
-        cursor, seen = key, set()
-        while previous.get(cursor) is not None and cursor not in seen:
-            seen.add(cursor)
-            cursor = str(previous[cursor])
-        roots[key] = cursor
-    return roots
-
-
 def _head(
-    links: list[ChainLink], successors: Mapping[str, list[str]], depth: Mapping[str, int]
+    links: list[ChainLink], successors: Mapping[str, list[str]], places: Mapping[str, _Place]
 ) -> str | None:
     """The end of the chain: of the reports nothing links to, the one on the longest chain (the
     newest on a tie). Chain order is publish order, which the times in a report do not give."""
     leaves = [link for link in links if link.chained and link.key not in successors]
     if not leaves:
         return None
-    return max(leaves, key=lambda link: (depth.get(link.key, 0), link.created_at or "")).key
+    return max(leaves, key=lambda link: (places[link.key].depth, link.created_at or "")).key
