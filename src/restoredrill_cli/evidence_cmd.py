@@ -184,9 +184,10 @@ def reports_for_summary(stack: StackClient, since: datetime) -> list[dict[str, A
             by_db[key[len(region_prefix) :].split("/", 1)[0]].append(key)
     documents: list[dict[str, Any]] = []
     for keys in by_db.values():
-        keys.sort(key=lambda key: (_key_day(key) or date.min, key))
-        inside = [key for key in keys if (_key_day(key) or date.min) >= since.date()]
-        before = [key for key in keys if key not in set(inside)]
+        days = {key: _key_day(key) or date.min for key in keys}
+        keys.sort(key=lambda key: (days[key], key))
+        before = [key for key in keys if days[key] < since.date()]
+        inside = keys[len(before) :]
         documents += [_document(stack, key) for key in inside]
         for key in reversed(before[-BEFORE_WINDOW_REPORTS_MAX:]):
             document = _document(stack, key)
