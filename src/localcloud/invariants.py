@@ -25,9 +25,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from restoredrill.chain import StoredReport, StoredVersion, sha256_hex, verify_chain
 from restoredrill.models import Verdict
-from restoredrill.report import report_key, reports_prefix
+from restoredrill.report import report_key
+
+from restoredrill_cli.evidence_cmd import chain_of
+from restoredrill_cli.stack import StackClient
+from restoredrill_cli.target import target_from_description
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -144,42 +147,15 @@ def check_report_chains(cloud: LocalCloud) -> list[Violation]:
     bucket's version history. Drills of one database finishing together may fork the chain or
     start a second one (warnings); a rewritten report means a repeated publish wrote other
     bytes, which must never happen."""
-    assert cloud.aws is not None
-    s3 = cloud.aws.client("s3")
-    bucket = cloud.aws.output("ReportBucketName")
-    runs = cloud.all_runs()
+    # Verified the way an auditor does, with `restoredrill verify-chain`'s own code.
+    stack = StackClient(
+        target_from_description(cloud.target_description(), source="the local cloud")
+    )
     found = []
-    for source_db in sorted({run.source_db for run in runs}):
-        prefix = reports_prefix(cloud.aws.region, source_db)
-        versions: dict[str, list[StoredVersion]] = {}
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-            for version in page.get("Versions", []):
-                if not str(version["Key"]).endswith(".json"):
-                    continue
-                body = s3.get_object(
-                    Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"]
-                )["Body"].read()
-                versions.setdefault(str(version["Key"]), []).append(
-                    StoredVersion(
-                        str(version["VersionId"]),
-                        version["LastModified"].isoformat(),
-                        sha256_hex(body),
-                    )
-                )
-        reports = [
-            StoredReport(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            for key in versions
-        ]
-        anchors = {
-            run.report_key: run.report_sha256
-            for run in runs
-            if run.source_db == source_db and run.report_key and run.report_sha256
-        }
-        history = {key: stored for key, stored in versions.items() if len(stored) > 1}
-        verification = verify_chain(reports, anchors, history)
+    for source_db in sorted({run.source_db for run in cloud.all_runs()}):
         found += [
             Violation("reports chained", f"{finding.kind} {finding.key}: {finding.message}")
-            for finding in verification.findings
+            for finding in chain_of(stack, source_db).findings
             if finding.severity == "error" or finding.kind == "rewritten"
         ]
     return found
