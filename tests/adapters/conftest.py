@@ -42,3 +42,18 @@ def run_table(aws: None) -> str:
         BillingMode=props["BillingMode"],
     )
     return "runs"
+
+
+def rds_instance(
+    name: str, engine: str = "postgres", tags: dict[str, str] | None = None, region: str = REGION
+) -> None:
+    """An RDS DB instance in moto, with these tags."""
+    boto3.client("rds", region_name=region).create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t4g.micro",
+        Engine=engine,
+        MasterUsername="admin1",
+        MasterUserPassword="password-1234",
+        AllocatedStorage=20,
+        Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+    )

@@ -15,10 +15,11 @@ from restoredrill.models import PhaseTiming, RunRecord, RunState, SnapshotInfo, 
 from restoredrill.report import build_report, report_bytes, report_key
 
 from restoredrill_cli.main import main
+from tests.adapters.conftest import rds_instance
 
 CENTRAL_BUCKET = "acme-drill-reports"
 REGIONS = {"prod": "us-east-1", "prod-dr": "us-west-2"}
-OPT_IN = [{"Key": "restoredrill:drill", "Value": "enabled"}]
+OPT_IN = {"restoredrill:drill": "enabled"}
 
 
 def stack_template(region: str) -> str:
@@ -78,18 +79,9 @@ def two_regions(aws: None, tmp_path: Path) -> Path:
         boto3.client("cloudformation", region_name=region).create_stack(
             StackName="restoredrill-prod", TemplateBody=stack_template(region)
         )
-        rds = boto3.client("rds", region_name=region)
         databases = ["orders-db"] + (["ledger-db"] if region == "us-west-2" else [])
         for db in databases:
-            rds.create_db_instance(
-                DBInstanceIdentifier=db,
-                Engine="postgres",
-                DBInstanceClass="db.t4g.micro",
-                MasterUsername="postgres",
-                MasterUserPassword="not-a-secret-1",
-                AllocatedStorage=20,
-                Tags=OPT_IN,
-            )
+            rds_instance(db, tags=OPT_IN, region=region)
     reports = [
         published("orders-db", "us-east-1", 50, Verdict.PASSED),
         published("orders-db", "us-east-1", 26, Verdict.PASSED),

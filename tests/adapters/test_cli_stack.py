@@ -18,7 +18,7 @@ from restoredrill_cli.main import build_parser
 from restoredrill_cli.stack import StackClient, StackError
 from restoredrill_cli.target import Target, TargetError, resolve_target
 
-from .conftest import REGION
+from .conftest import REGION, rds_instance
 
 BUS = "restoredrill-drills"
 BUCKET = "restoredrill-reports"
@@ -175,24 +175,12 @@ def test_run_records_are_read_newest_first_per_database_and_overall(stack: Targe
     assert client.run("f" * 20) is None
 
 
-def instance(name: str, engine: str, tags: dict[str, str]) -> None:
-    """An RDS DB instance in moto, with these tags."""
-    boto3.client("rds", region_name=REGION).create_db_instance(
-        DBInstanceIdentifier=name,
-        DBInstanceClass="db.t4g.micro",
-        Engine=engine,
-        MasterUsername="admin1",
-        MasterUserPassword="password-1234",
-        AllocatedStorage=20,
-        Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
-    )
-
-
 def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(stack: Target):
-    instance("clinic-db", "postgres", {"restoredrill:drill": "yes"})
-    instance("orders-db", "postgres", {"restoredrill:drill": "enabled"})  # not this stack's value
-    instance("legacy-db", "mysql", {"restoredrill:drill": "yes"})
-    instance("restoredrill-" + "a" * 20, "postgres", {"restoredrill:drill": "yes", OWNER_TAG: "x"})
+    opted_in = {"restoredrill:drill": "yes"}
+    rds_instance("clinic-db", "postgres", opted_in)
+    rds_instance("orders-db", "postgres", {"restoredrill:drill": "enabled"})  # not this stack's
+    rds_instance("legacy-db", "mysql", opted_in)
+    rds_instance("restoredrill-" + "a" * 20, "postgres", {**opted_in, OWNER_TAG: "x"})
     found = StackClient(stack).opted_in_databases()
     assert [(db.db_id, db.account_id, db.region) for db in found] == [
         ("clinic-db", "123456789012", REGION)
@@ -224,7 +212,7 @@ def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target):
         ("orders-db", "postgres", "enabled"),
         ("legacy-db", "mysql", "yes"),
     ):
-        instance(name, engine, {"restoredrill:drill": value})
+        rds_instance(name, engine, {"restoredrill:drill": value})
     rds.create_db_snapshot(DBInstanceIdentifier="clinic-db", DBSnapshotIdentifier="manual-1")
     client = StackClient(stack)
     # When each request is checked before it is published, Then each refusal says why
