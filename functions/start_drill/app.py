@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from restoredrill.drill import DrillRejected, start_drill
 from restoredrill.events import (
@@ -34,7 +33,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Retrying cannot make this event a drill: say why and let it go.
         logger.warning("no drill started", extra={"reason": str(rejected)})
         return {"status": "rejected", "reason": str(rejected)}
-    logger.append_keys(run_id=run.run_id)
-    metrics.add_metric(name="DrillsStarted", unit=MetricUnit.Count, value=1)
-    logger.info("drill started", extra={"state": run.state.value, "source_db": run.source_db})
+    # "drill started" and DrillsStarted come from the drill's creation (telemetry.record_started),
+    # once per drill: a repeated event or request lands here too.
     return {"status": "started", "run_id": run.run_id, "state": run.state.value}

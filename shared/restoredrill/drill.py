@@ -15,6 +15,8 @@ from aws_lambda_powertools import Logger
 
 from restoredrill.baseline import find_baseline, unpack_document
 from restoredrill.config import ConfigError, DrillSettings
+from restoredrill.eligibility import DrillRejected as DrillRejected
+from restoredrill.eligibility import eligible_snapshot
 from restoredrill.models import (
     INSTANCE_PREFIX,
     RUN_ID_TAG,
@@ -55,10 +57,6 @@ MAX_STEPS_PER_ADVANCE = 8
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
-class DrillRejected(Exception):
-    """A request that can never become a drill (not opted in, not PostgreSQL, no snapshot)."""
-
-
 @dataclass
 class DrillContext:
     settings: DrillSettings
@@ -70,6 +68,7 @@ class DrillContext:
     reports: ReportStore
     events: DrillEvents
     policies: PolicyDocument | PolicyError = field(default_factory=PolicyDocument)
+    on_started: Callable[[RunRecord], None] = field(default=lambda run: None)
     on_finished: Callable[[RunRecord], None] = field(default=lambda run: None)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -97,28 +96,14 @@ def new_password() -> str:
 def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
     settings = ctx.settings
-    snapshot_id = request.snapshot_id
-    if snapshot_id is None:
-        if request.source_db is None:
-            raise DrillRejected("a drill needs a database or a snapshot")
-        snapshot_id = ctx.rds.latest_automated_snapshot(request.source_db)
-        if snapshot_id is None:
-            raise DrillRejected(f"database {request.source_db} has no automated snapshot")
-
-    described = ctx.rds.describe_snapshot(snapshot_id)
-    if described is None:
-        raise DrillRejected(f"snapshot {snapshot_id} does not exist")
-    snapshot, source_db = described
-    if not snapshot.engine.startswith("postgres"):
-        raise DrillRejected(f"snapshot {snapshot_id} is {snapshot.engine}, not PostgreSQL")
-
-    source = ctx.rds.describe_source(source_db)
-    tags = source.tags if source is not None else request.event_tags
-    if tags.get(settings.opt_in_tag_key) != settings.opt_in_tag_value:
-        raise DrillRejected(
-            f"database {source_db} is not opted in "
-            f"(tag {settings.opt_in_tag_key}={settings.opt_in_tag_value})"
-        )
+    eligible = eligible_snapshot(
+        ctx.rds,
+        source_db=request.source_db,
+        snapshot_id=request.snapshot_id,
+        opt_in_tag=(settings.opt_in_tag_key, settings.opt_in_tag_value),
+        event_tags=request.event_tags,
+    )
+    snapshot, source_db = eligible.snapshot, eligible.source_db
 
     if isinstance(ctx.policies, PolicyError):
         # Raised, not rejected: the event is retried, then kept in the dead-letter queue (and
@@ -126,7 +111,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         raise ConfigError(f"invalid drill policy, no drill started:\n{ctx.policies}")
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
-    run_id = run_id_for(request.idempotency_key)
+    run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
     run = RunRecord(
         run_id=run_id,
         source_db=source_db,
@@ -142,7 +127,8 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         phases={RunState.REQUESTED: PhaseTiming(started_at=now)},
     )
     if ctx.runs.create(run):
-        logger.info("drill created", extra={"run_id": run_id, "source_db": source_db})
+        # Once per drill: a repeated event or request finds the run below and counts nothing.
+        ctx.on_started(run)
     else:
         existing = ctx.runs.get(run_id)
         assert existing is not None

@@ -13,7 +13,13 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
-from restoredrill.models import INSTANCE_PREFIX, CheckerOutcome, DrillRequest, Verdict
+from restoredrill.models import (
+    INSTANCE_PREFIX,
+    CheckerOutcome,
+    DrillRequest,
+    RequestedDrill,
+    Verdict,
+)
 
 AUTOMATED_SNAPSHOT_CREATED = "RDS-EVENT-0091"
 CREDENTIALS_RESET = "RDS-EVENT-0016"
@@ -155,32 +161,44 @@ def resource_id_from_arn(arn: str | None) -> str | None:
 
 
 def parse_snapshot_event(event: Any) -> DrillRequest | None:
-    """A drill request for an automated-snapshot-created event; None for any other RDS event."""
+    """A drill request for an automated-snapshot-created event; None for any other RDS event.
+
+    The request names the snapshot only: StartDrill keys the run by the snapshot's ARN as RDS
+    describes it, so the same snapshot named by ARN in one event and by id in another is one
+    drill, and no malformed field can fold another snapshot into an existing run.
+    """
     parsed: RdsEvent = _validate(RdsEvent, event, "RDS snapshot event")
     detail = parsed.detail
     if detail.EventID != AUTOMATED_SNAPSHOT_CREATED:
         return None
-    snapshot_id = resource_id_from_arn(detail.SourceArn) or detail.SourceIdentifier
+    if detail.SourceArn is not None:
+        arn = _SNAPSHOT_ARN.fullmatch(detail.SourceArn)
+        if arn is None:
+            raise InvalidEvent(
+                "malformed RDS snapshot event: SourceArn is not an RDS DB snapshot ARN"
+            )
+        snapshot_id = arn.group(1)
+    else:
+        snapshot_id = detail.SourceIdentifier or ""
     if not snapshot_id:
         raise InvalidEvent("malformed RDS snapshot event: no SourceArn or SourceIdentifier")
     if not is_snapshot_identifier(snapshot_id):
         raise InvalidEvent("malformed RDS snapshot event: not an RDS DB snapshot identifier")
     return DrillRequest(
         snapshot_id=snapshot_id,
-        idempotency_key=f"snapshot:{detail.SourceArn or snapshot_id}",
         trigger=f"{AUTOMATED_SNAPSHOT_CREATED} automated snapshot created",
         event_tags=detail.Tags or {},
     )
 
 
-def parse_drill_requested(event: Any) -> DrillRequest:
+def parse_drill_requested(event: Any) -> RequestedDrill:
     parsed: DrillRequestedEvent = _validate(DrillRequestedEvent, event, "Drill Requested event")
     detail = parsed.detail
     if detail.db_instance_identifier is None and detail.snapshot_id is None:
         raise InvalidEvent(
             "malformed Drill Requested event: give db_instance_identifier or snapshot_id"
         )
-    return DrillRequest(
+    return RequestedDrill(
         source_db=detail.db_instance_identifier,
         snapshot_id=detail.snapshot_id,
         idempotency_key=f"request:{detail.request_id or parsed.id}",

@@ -12,6 +12,9 @@ OWNER_TAG = "restoredrill:owner"
 RUN_ID_TAG = "restoredrill:run-id"
 SOURCE_DB_TAG = "restoredrill:source-db"
 INSTANCE_PREFIX = "restoredrill-"
+# The port every drill instance is restored on: the only one the drill and checker security groups
+# open (template.yaml). Without it RDS restores on the source instance's port.
+DRILL_PORT = 5432
 
 
 class RunState(StrEnum):
@@ -184,7 +187,16 @@ class DrillRequest(BaseModel):
 
     source_db: str | None = None
     snapshot_id: str | None = None
-    idempotency_key: str
+    # None: one drill per snapshot, keyed by the ARN RDS describes the snapshot with (events may
+    # name the same snapshot by ARN or by id).
+    idempotency_key: str | None = None
     trigger: str
     requested_by: str | None = None
     event_tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RequestedDrill(DrillRequest):
+    """A Drill Requested: one drill per request, keyed by its request id, so whoever published it
+    knows the run id before StartDrill runs."""
+
+    idempotency_key: str

@@ -1,7 +1,8 @@
-"""What a finished drill tells CloudWatch: one count by verdict and the phase durations.
+"""What a drill tells CloudWatch: a count when it starts; when it finishes, a count by verdict and
+the phase durations.
 
-Called once per run, by whichever trigger wrote FINISHED (never by a duplicate that found the run
-already finished), so the counts the alarms watch are exact.
+Each is called once per run: by the trigger that created it, by whichever trigger wrote FINISHED
+(never by a duplicate that found the run already there), so the counts the alarms watch are exact.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ PHASE_METRICS = {
     RunState.CHECKING: "CheckSeconds",
     RunState.TEARING_DOWN: "TeardownSeconds",
 }
+
+
+def record_started(run: RunRecord) -> None:
+    """Called once per run, by the trigger that created it (a repeated event or request finds the
+    run and calls nothing)."""
+    Metrics().add_metric(name="DrillsStarted", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "drill started",
+        extra={"run_id": run.run_id, "source_db": run.source_db, "trigger": run.trigger},
+    )
 
 
 def record_finished(run: RunRecord) -> None:

@@ -7,9 +7,11 @@ environment and clear the caches instead of reloading modules.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -37,7 +39,10 @@ from restoredrill.config import CheckRunnerSettings, DrillSettings, NotifySettin
 from restoredrill.drill import DrillContext
 from restoredrill.notify import DrillFinished, announce
 from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
-from restoredrill.telemetry import record_finished
+from restoredrill.telemetry import record_finished, record_started
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
 
 logger = Logger(child=True)
 
@@ -45,6 +50,24 @@ AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30
 )
 ANNOUNCEMENT_TTL_SECONDS = 7 * 24 * 3600
+# The check runner waits for the checker's answer past the checker's own timeout by this much.
+CHECKER_READ_MARGIN_SECONDS = 30
+# The check runner's connection carries nothing while the checker runs (up to 840 s), and some AWS
+# network paths drop a flow idle for 350 s. botocore's tcp_keepalive sets SO_KEEPALIVE only, and
+# the kernel then waits tcp_keepalive_time (7200 s on Linux by default) before its first probe:
+# these set the probes' timing on the socket itself, well inside 350 s.
+KEEPALIVE_IDLE_SECONDS = 60
+KEEPALIVE_INTERVAL_SECONDS = 20
+KEEPALIVE_PROBE_COUNT = 5
+KEEPALIVE_TIMING = tuple(
+    (socket.IPPROTO_TCP, getattr(socket, name), value)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_SECONDS),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_SECONDS),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBE_COUNT),
+    )
+    if hasattr(socket, name)
+)
 
 
 @cache
@@ -72,6 +95,7 @@ def drill_context() -> DrillContext:
         reports=S3ReportStore(client("s3"), settings.report_bucket),
         events=EventBridgeDrillEvents(client("events"), settings.drill_bus_name),
         policies=_policy_document(settings.drill_policy_file),
+        on_started=record_started,
         on_finished=record_finished,
     )
 
@@ -97,19 +121,38 @@ def _policy_document(path: str | None) -> PolicyDocument | PolicyError:
 def check_runner_adapters() -> tuple[SsmPasswordVault, LambdaSyncChecker]:
     settings = CheckRunnerSettings.from_environ(os.environ)
     session = boto3.session.Session()
-    # One attempt only (a retried invoke would run the checks twice), and a read timeout that
-    # outlasts the checker's own timeout.
-    lambda_config = Config(
-        retries={"mode": "standard", "max_attempts": 1},
-        connect_timeout=5,
-        read_timeout=settings.checker_timeout_seconds + 30,
-    )
     return (
         SsmPasswordVault(session.client("ssm", config=AWS_CONFIG)),
         LambdaSyncChecker(
-            session.client("lambda", config=lambda_config), settings.checker_function_name
+            checker_lambda_client(session, settings.checker_timeout_seconds),
+            settings.checker_function_name,
         ),
     )
+
+
+def checker_lambda_client(
+    session: boto3.session.Session, checker_timeout_seconds: int
+) -> LambdaClient:
+    """The client of the check runner's synchronous invoke: one attempt only (a retried invoke
+    would run the checks twice), a read timeout that outlasts the checker, and TCP keep-alive
+    probes that keep the silent connection open meanwhile."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=checker_timeout_seconds + CHECKER_READ_MARGIN_SECONDS,
+        tcp_keepalive=True,
+    )
+    client = session.client("lambda", config=config)
+    # botocore takes no socket options of its own; its HTTP session hands this list to every
+    # connection it opens, so the timing is added there (the adapter tests read it back from a
+    # real socket, should botocore ever change this).
+    http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    options = getattr(http_session, "_socket_options", None)
+    if isinstance(options, list):
+        options.extend(KEEPALIVE_TIMING)
+    else:
+        logger.warning("TCP keep-alive timing not set: the kernel's own applies to the invoke")
+    return client
 
 
 def announcer(context: LambdaContext | None = None) -> Callable[..., str]:

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from restoredrill.adapters.aws import BY_SOURCE_DB_INDEX, DynamoRunStore, RdsAdapter
 from restoredrill.chain import StoredVersion, sha256_hex
 from restoredrill.drill import run_id_for
+from restoredrill.eligibility import DrillRejected, eligible_snapshot
 from restoredrill.events import DrillRequestedDetail, InvalidEvent, parse_drill_requested
 from restoredrill.models import OWNER_TAG, RunRecord
 
@@ -278,37 +279,30 @@ class StackClient:
 
     def drill_problem(self, db: str, snapshot_id: str | None = None) -> str | None:
         """Why StartDrill would refuse to drill ``db`` (not found, not PostgreSQL, not opted in,
-        no snapshot), or None. None too when this caller may not describe RDS: the drill's own
-        functions may, so the request is worth sending."""
+        no snapshot, a snapshot of another database), by StartDrill's own rules; or None. None
+        too when this caller may not describe RDS: the drill's own functions may, so the request
+        is worth sending."""
         rds = RdsAdapter(
             self._client("rds"),
             stack_name=self.target.stack_name,
             db_subnet_group_name="",
             security_group_id="",
         )
-        key, value = self.target.opt_in_tag
         with aws_errors(f"cannot describe {db} in {self._where}"):
             try:
-                source = rds.describe_source(db)
-                if source is None:
-                    return f"no RDS DB instance {db} in {self.target.region}"
-                if not source.engine.startswith("postgres"):
-                    return f"{db} is {source.engine}, not PostgreSQL"
-                if source.tags.get(key) != value:
-                    return f"{db} is not opted in (tag {key}={value})"
-                if snapshot_id is None:
-                    if rds.latest_automated_snapshot(db) is None:
-                        return f"{db} has no available automated snapshot yet"
-                    return None
-                described = rds.describe_snapshot(snapshot_id)
+                eligible_snapshot(
+                    rds,
+                    source_db=db,
+                    snapshot_id=snapshot_id,
+                    opt_in_tag=self.target.opt_in_tag,
+                    region=self.target.region,
+                )
+            except DrillRejected as rejected:
+                return str(rejected)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in _ACCESS_DENIED:
                     return None
                 raise
-        if described is None:
-            return f"no snapshot {snapshot_id} in {self.target.region}"
-        if described[1] != db:
-            return f"snapshot {snapshot_id} is of {described[1]}, not {db}"
         return None
 
     def caller(self) -> str:

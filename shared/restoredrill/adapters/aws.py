@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+import botocore
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    MissingParametersError,
+    ParamValidationError,
+    ValidationError,
+)
 
 from restoredrill.check_runner import CheckerFailed
 from restoredrill.drill import new_password
 from restoredrill.models import (
+    DRILL_PORT,
     INSTANCE_PREFIX,
     OWNER_TAG,
     RUN_ID_TAG,
@@ -48,6 +57,20 @@ TRANSIENT_CODES = frozenset(
         "ProvisionedThroughputExceededException",
     }
 )
+# The oldest botocore that knows every parameter these adapters send: BackupRetentionPeriod of
+# RestoreDBInstanceFromDBSnapshot is in botocore's RDS service model from 1.42.46 on.
+# shared/requirements.txt ships at least this in the Lambda layer; pyproject.toml asks for it too.
+BOTOCORE_FLOOR = "1.42.46"
+# Errors botocore raises before sending anything, when this SDK cannot build the request (a
+# parameter it does not know, a value of the wrong type): no retry can ever succeed.
+INVALID_REQUEST_ERRORS = (ParamValidationError, ValidationError, MissingParametersError)
+# Where a line of botocore's validation report starts quoting the value (it may be a password)
+# or listing every valid parameter.
+_REPORT_VALUE = re.compile(r", (?:value|must be one of):")
+# Restores keep the snapshot's engine version even past its end of standard support (RDS bills
+# Extended Support for the drill's minutes then): the disabled value would make RDS upgrade the
+# restored instance, and the drill would test an upgrade instead of the backup as it is.
+ENGINE_LIFECYCLE_SUPPORT = "open-source-rds-extended-support"
 ACTIVE_INDEX = "active-by-deadline"
 ACTIVE_MARK = "1"
 BY_SOURCE_DB_INDEX = "by-source-db"
@@ -74,6 +97,23 @@ def _rejected_or_raise(error: ClientError) -> EffectRejected:
     if code in TRANSIENT_CODES or status >= 500:
         raise error
     return EffectRejected(code, str(error.response.get("Error", {}).get("Message", "")))
+
+
+def _invalid_request(operation: str, error: BotoCoreError) -> EffectRejected:
+    """The refusal of a request botocore would not send, naming the parameters but never their
+    values."""
+    report = error.kwargs.get("report") if isinstance(error, ParamValidationError) else None
+    if isinstance(report, str):
+        problems = [
+            _REPORT_VALUE.split(line, maxsplit=1)[0] for line in report.splitlines() if line.strip()
+        ]
+    else:
+        problems = [f"{type(error).__name__} for parameter {error.kwargs.get('param', '?')}"]
+    return EffectRejected(
+        type(error).__name__,
+        f"botocore {botocore.__version__} cannot send {operation}: {'; '.join(problems)} "
+        f"(restoredrill needs botocore >= {BOTOCORE_FLOOR}, which its Lambda layer ships)",
+    )
 
 
 def _tags(tag_list: list[Any] | None) -> dict[str, str]:
@@ -191,6 +231,21 @@ class DynamoRunStore:
         return runs
 
 
+def _class_not_offered(rejected: EffectRejected, run: RunRecord) -> EffectRejected:
+    """RDS's refusal of the instance class for this engine version (db.t4g.micro is not offered
+    for old versions), with what to set instead."""
+    engine = run.snapshot.engine
+    version = run.snapshot.engine_version or "<version>"
+    return EffectRejected(
+        rejected.code,
+        f"{rejected.message} {run.instance_class} is not offered for {engine} {version}: set "
+        f"instance_class for {run.source_db} in the drill policy (or the stack's "
+        f"DrillInstanceClass) to a class RDS offers for it, as listed by: aws rds "
+        f"describe-orderable-db-instance-options --engine {engine} --engine-version {version} "
+        f"--query 'OrderableDBInstanceOptions[].DBInstanceClass'",
+    )
+
+
 class RdsAdapter:
     def __init__(
         self,
@@ -300,6 +355,8 @@ class RdsAdapter:
                 VpcSecurityGroupIds=[self._security_group],
                 PubliclyAccessible=False,
                 MultiAZ=False,
+                Port=DRILL_PORT,
+                EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
                 AutoMinorVersionUpgrade=False,
                 DeletionProtection=False,
                 CopyTagsToSnapshot=False,
@@ -310,10 +367,17 @@ class RdsAdapter:
                     {"Key": SOURCE_DB_TAG, "Value": run.source_db},
                 ],
             )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("RestoreDBInstanceFromDBSnapshot", error) from None
         except ClientError as error:
             if _code(error) == "DBInstanceAlreadyExists":
                 return  # an earlier attempt got through; the next observation checks its tags
-            raise _rejected_or_raise(error) from None
+            rejected = _rejected_or_raise(error)
+            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in str(
+                rejected.message
+            ):
+                raise _class_not_offered(rejected, run) from None
+            raise rejected from None
 
     def set_master_password(self, run: RunRecord, password: str) -> None:
         if self._owned(run.run_id, run.instance_id) is None:
@@ -324,6 +388,8 @@ class RdsAdapter:
                 MasterUserPassword=password,
                 ApplyImmediately=True,
             )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("ModifyDBInstance", error) from None
         except ClientError as error:
             if _code(error) == "InvalidDBInstanceState":
                 # A concurrent trigger's reset is under way; it sets this run's one password.
@@ -344,6 +410,8 @@ class RdsAdapter:
                 SkipFinalSnapshot=True,
                 DeleteAutomatedBackups=True,
             )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("DeleteDBInstance", error) from None
         except ClientError as error:
             if _code(error) in ("DBInstanceNotFound", "InvalidDBInstanceState"):
                 return
@@ -377,6 +445,8 @@ class SsmPasswordVault:
                 Overwrite=False,
                 Description="restoredrill: master password of one drill's throwaway instance",
             )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("PutParameter", error) from None
         except ClientError as error:
             if _code(error) != "ParameterAlreadyExists":
                 raise _rejected_or_raise(error) from None
@@ -426,6 +496,8 @@ class LambdaCheckerInvoker:
                 InvocationType="Event",
                 Payload=json.dumps(payload).encode(),
             )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("Invoke", error) from None
         except ClientError as error:
             raise _rejected_or_raise(error) from None
         if response.get("StatusCode") != 202:

@@ -1,0 +1,84 @@
+"""Which snapshot a request may drill: the one set of rules StartDrill and the operator CLI share.
+
+StartDrill refuses a request with these rules; the CLI runs the same ones before it publishes
+Drill Requested, so an operator hears the refusal at once instead of finding no drill later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from restoredrill.models import SnapshotInfo
+from restoredrill.ports import RdsGateway
+
+POSTGRES_ENGINE_PREFIX = "postgres"
+
+
+class DrillRejected(Exception):
+    """A request that can never become a drill (not opted in, not PostgreSQL, no snapshot)."""
+
+
+@dataclass(frozen=True)
+class EligibleSnapshot:
+    snapshot: SnapshotInfo
+    source_db: str
+
+
+def eligible_snapshot(
+    rds: RdsGateway,
+    *,
+    source_db: str | None,
+    snapshot_id: str | None,
+    opt_in_tag: tuple[str, str],
+    event_tags: Mapping[str, str] | None = None,
+    region: str | None = None,
+) -> EligibleSnapshot:
+    """The snapshot to drill for a request naming a database, a snapshot, or both; raises
+    DrillRejected saying why there is none.
+
+    A named database must exist, be PostgreSQL and carry the opt-in tag, and a named snapshot
+    must be of that database. A snapshot named alone is drilled when its database is opted in;
+    when that database is gone, only the triggering event's tags (RDS copies the resource's
+    tags into its events) can show the opt-in.
+    """
+    where = f" in {region}" if region else ""
+    key, value = opt_in_tag
+    if source_db is not None:
+        source = rds.describe_source(source_db)
+        if source is None:
+            raise DrillRejected(f"no RDS DB instance {source_db}{where}")
+        if not source.engine.startswith(POSTGRES_ENGINE_PREFIX):
+            raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
+        if source.tags.get(key) != value:
+            raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")
+    if snapshot_id is None:
+        if source_db is None:
+            raise DrillRejected("a drill needs a database or a snapshot")
+        snapshot_id = rds.latest_automated_snapshot(source_db)
+        if snapshot_id is None:
+            raise DrillRejected(f"{source_db} has no available automated snapshot yet")
+
+    described = rds.describe_snapshot(snapshot_id)
+    if described is None:
+        raise DrillRejected(f"no snapshot {snapshot_id}{where}")
+    snapshot, snapshot_db = described
+    if source_db is not None and snapshot_db != source_db:
+        raise DrillRejected(f"snapshot {snapshot_id} is of {snapshot_db}, not {source_db}")
+    if not snapshot.engine.startswith(POSTGRES_ENGINE_PREFIX):
+        raise DrillRejected(f"snapshot {snapshot_id} is {snapshot.engine}, not PostgreSQL")
+    if not snapshot.snapshot_arn:
+        # The run id is derived from this ARN: without it every such snapshot would share one.
+        raise DrillRejected(f"RDS described snapshot {snapshot_id} without its ARN")
+
+    if source_db is None:
+        source = rds.describe_source(snapshot_db)
+        if source is not None:
+            if source.tags.get(key) != value:
+                raise DrillRejected(f"{snapshot_db} is not opted in (tag {key}={value})")
+        elif (event_tags or {}).get(key) != value:
+            raise DrillRejected(
+                f"{snapshot_db}, the database of snapshot {snapshot_id}, no longer exists, and "
+                f"nothing else shows its opt-in tag {key}={value}"
+            )
+    return EligibleSnapshot(snapshot=snapshot, source_db=snapshot_db)
