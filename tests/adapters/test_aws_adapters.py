@@ -123,6 +123,10 @@ def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds):
         "MultiAZ": False,
         "DeletionProtection": False,
         "BackupRetentionPeriod": 0,
+        # On the one port the security groups open, whatever port the source listens on
+        "Port": 5432,
+        # Keeping the snapshot's engine version, even past its end of standard support
+        "EngineLifecycleSupport": "open-source-rds-extended-support",
         "VpcSecurityGroupIds": ["sg-1"],
         "DBSubnetGroupName": "private",
     }.items():

@@ -5,14 +5,22 @@ from pathlib import Path
 
 import pytest
 from restoredrill.config import ConfigError
-from restoredrill.drill import DrillRejected, advance_drill, poll_drill, start_drill, sweep
-from restoredrill.events import parse_checker_record
+from restoredrill.drill import (
+    DrillRejected,
+    advance_drill,
+    poll_drill,
+    run_id_for,
+    start_drill,
+    sweep,
+)
+from restoredrill.events import parse_checker_record, parse_snapshot_event
 from restoredrill.models import (
     OWNER_TAG,
     RUN_ID_TAG,
     CheckerOutcome,
     DrillRequest,
     InstanceView,
+    RequestedDrill,
     RunState,
     Verdict,
 )
@@ -121,7 +129,7 @@ def test_a_database_that_is_not_opted_in_is_skipped_and_nothing_is_created():
 
 def test_a_missing_snapshot_is_rejected():
     w = world()
-    with pytest.raises(DrillRejected, match="does not exist"):
+    with pytest.raises(DrillRejected, match=f"no snapshot {SNAPSHOT}"):
         start_drill(snapshot_request(), w.ctx)
 
 
@@ -329,3 +337,53 @@ def test_a_stale_trigger_never_restores_a_second_instance():
     # Then it loses the claim and restores nothing: the only restore is the first one
     assert w.rds.count("restore") == 1
     assert run.instance_id not in w.rds.instances
+
+
+def snapshot_event() -> dict:
+    return json.loads((EVENTS / "start_drill" / "automated-snapshot-created.json").read_text())
+
+
+def test_the_arn_form_and_the_id_form_event_of_one_snapshot_are_one_drill():
+    # Given an opted-in database, and its snapshot's event once by ARN and once by id only
+    w = given_an_opted_in_database()
+    id_form = snapshot_event()
+    del id_form["detail"]["SourceArn"]
+    by_arn = parse_snapshot_event(snapshot_event())
+    by_id = parse_snapshot_event(id_form)
+    assert by_arn is not None and by_id is not None
+    # When StartDrill gets both
+    runs = [start_drill(by_arn, w.ctx), start_drill(by_id, w.ctx)]
+    # Then they are one drill, keyed by the snapshot's ARN as RDS describes it
+    arn = w.rds.snapshots[SNAPSHOT][0].snapshot_arn
+    assert {run.run_id for run in runs} == {run_id_for(f"snapshot:{arn}")}
+    assert len(w.runs.runs) == 1 and w.rds.count("restore") == 1
+
+
+def test_a_repeated_start_reports_the_drill_started_once():
+    # Given an opted-in database, and the start of its drills observed
+    w = given_an_opted_in_database()
+    started: list[str] = []
+    w.ctx.on_started = lambda run: started.append(run.run_id)
+    # When the same snapshot event arrives three times
+    request = parse_snapshot_event(snapshot_event())
+    assert request is not None
+    runs = [start_drill(request, w.ctx) for _ in range(3)]
+    # Then the start (the DrillsStarted metric, the "drill started" line) is reported once
+    assert started == [runs[0].run_id]
+
+
+def test_a_request_naming_one_database_and_anothers_snapshot_drills_nothing():
+    # Given two opted-in databases, each with its snapshot
+    w = given_an_opted_in_database()
+    w.rds.add_source("orders-db", OPTED_IN, "rds:orders-db-2026-11-27-03-10")
+    # When a Drill Requested names orders-db and clinic-db's snapshot
+    request = RequestedDrill(
+        source_db="orders-db",
+        snapshot_id=SNAPSHOT,
+        idempotency_key="request:mismatch",
+        trigger="Drill Requested",
+    )
+    # Then it is refused, saying whose snapshot it is, and nothing is created or restored
+    with pytest.raises(DrillRejected, match=f"snapshot {SNAPSHOT} is of clinic-db, not orders-db"):
+        start_drill(request, w.ctx)
+    assert w.runs.runs == {} and w.rds.calls == []

@@ -23,12 +23,40 @@ def sample(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def test_an_automated_snapshot_event_becomes_a_drill_request_keyed_by_the_snapshot():
+def test_an_automated_snapshot_event_becomes_a_drill_request_for_the_snapshot():
     request = parse_snapshot_event(sample("start_drill/automated-snapshot-created.json"))
     assert request is not None
     assert request.snapshot_id == "rds:clinic-db-2026-11-27-03-10"
-    assert request.idempotency_key.endswith(":snapshot:rds:clinic-db-2026-11-27-03-10")
+    # No key from the event: StartDrill keys the run by the ARN RDS describes the snapshot with
+    assert request.idempotency_key is None
     assert request.event_tags["restoredrill:drill"] == "enabled"
+
+
+@pytest.mark.parametrize(
+    "source_arn",
+    [
+        "garbage",
+        "arn:aws:rds:us-east-1:123456789012:db:clinic-db",
+        "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:rds:clinic-2026",
+        "arn:aws:s3:::bucket/rds:clinic-db-2026-11-27-03-10",
+        "",
+    ],
+)
+def test_a_snapshot_event_whose_source_arn_is_unreadable_is_rejected(source_arn):
+    # Given an automated-snapshot event whose SourceArn is there but names no DB snapshot (its
+    # SourceIdentifier still a good snapshot id)
+    event = sample("start_drill/automated-snapshot-created.json")
+    event["detail"]["SourceArn"] = source_arn
+    # When it is parsed, Then it is rejected instead of read from SourceIdentifier
+    with pytest.raises(InvalidEvent, match="SourceArn is not an RDS DB snapshot ARN"):
+        parse_snapshot_event(event)
+
+
+def test_a_snapshot_event_without_source_arn_names_the_snapshot_by_its_identifier():
+    event = sample("start_drill/automated-snapshot-created.json")
+    del event["detail"]["SourceArn"]
+    request = parse_snapshot_event(event)
+    assert request is not None and request.snapshot_id == "rds:clinic-db-2026-11-27-03-10"
 
 
 def test_a_manual_snapshot_event_is_not_a_drill():
