@@ -137,7 +137,8 @@ def checker_lambda_client(
     would run the checks twice), a read timeout that outlasts the checker, and TCP keep-alive
     probes that keep the silent connection open meanwhile."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": 1},
+        # total_max_attempts counts the first attempt; max_attempts would count retries only.
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=5,
         read_timeout=checker_timeout_seconds + CHECKER_READ_MARGIN_SECONDS,
         tcp_keepalive=True,
