@@ -97,3 +97,17 @@ screenshots: venv postgres chromium
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench
+
+# ---------------------------------------------------------------- lock
+# requirements.lock pins every dependency of pyproject.toml (all extras, every platform, Python
+# 3.11 and later) with hashes; shared/requirements.txt, from which `sam build` fills the Lambda
+# layer, is exported from it. Run after changing pyproject.toml's dependencies: the unit tests
+# (tests/unit/test_lock.py) fail while the three disagree.
+UV_VERSION ?= 0.13.9
+
+.PHONY: lock
+lock: venv
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" --quiet --output-file requirements.lock
+	$(BIN)/python scripts/export_layer_requirements.py
