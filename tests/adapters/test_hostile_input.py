@@ -482,6 +482,43 @@ def test_the_recorder_sees_a_genuine_drill_change_aws(world: World) -> None:
     } <= set(outcome.changes)
 
 
+def test_one_snapshot_in_repeated_and_id_form_events_starts_logs_and_counts_one_drill(
+    world: World,
+) -> None:
+    # Given an opted-in PostgreSQL database and its new automated snapshot
+    rds = boto3.client("rds", region_name=REGION)
+    rds.create_db_instance(
+        DBInstanceIdentifier="clinic-db",
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        MasterUsername="admin",
+        MasterUserPassword="not-the-drill-password",
+        AllocatedStorage=20,
+        Tags=[{"Key": "restoredrill:drill", "Value": "enabled"}],
+    )
+    snapshot = rds.describe_db_snapshots(DBInstanceIdentifier="clinic-db")["DBSnapshots"][0]
+    by_arn = sample("start_drill/automated-snapshot-created.json")
+    by_arn["detail"]["SourceArn"] = snapshot["DBSnapshotArn"]
+    by_arn["detail"]["SourceIdentifier"] = snapshot["DBSnapshotIdentifier"]
+    by_id = copy.deepcopy(by_arn)
+    del by_id["detail"]["SourceArn"]
+    # When StartDrill gets its event, the same event again, and the event naming it by id only
+    outcomes = [world.invoke("StartDrill", event) for event in (by_arn, by_arn, by_id)]
+    # Then all three name one drill, restored once
+    assert all(outcome.error is None for outcome in outcomes), outcomes[0].error_text
+    assert len({outcome.result["run_id"] for outcome in outcomes}) == 1
+    restores = [
+        change
+        for outcome in outcomes
+        for change in outcome.changes
+        if change == ("rds", "RestoreDBInstanceFromDBSnapshot")
+    ]
+    assert len(restores) == 1
+    # And only the first logged "drill started" and emitted DrillsStarted
+    assert ["drill started" in outcome.logs for outcome in outcomes] == [True, False, False]
+    assert ["DrillsStarted" in outcome.logs for outcome in outcomes] == [True, False, False]
+
+
 def test_the_recorder_answers_malformed_rds_identifiers_as_rds_does(world: World) -> None:
     # Given a malformed DB instance identifier
     rds = boto3.client("rds", region_name=REGION)
