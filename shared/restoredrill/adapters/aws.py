@@ -373,7 +373,7 @@ class RdsAdapter:
             if _code(error) == "DBInstanceAlreadyExists":
                 return  # an earlier attempt got through; the next observation checks its tags
             rejected = _rejected_or_raise(error)
-            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in str(
+            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
                 rejected.message
             ):
                 raise _class_not_offered(rejected, run) from None
