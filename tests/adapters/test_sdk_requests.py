@@ -65,7 +65,7 @@ def given_a_source_and_its_snapshot(name: str, port: int = 5432) -> RequestedDri
     )
 
 
-def test_a_database_on_5433_is_restored_on_the_port_the_security_groups_open(aws: None):
+def test_a_database_on_5433_is_restored_on_the_port_the_security_groups_open(aws: None) -> None:
     # Given a source database listening on 5433, and its snapshot
     request = given_a_source_and_its_snapshot("orders-db", port=5433)
     rds = boto3.client("rds", region_name=REGION)
@@ -104,7 +104,7 @@ def rds_of_an_old_sdk(tmp_path: Path) -> Any:
 
 def test_an_sdk_without_a_restore_parameter_ends_the_drill_in_error_naming_it(
     aws: None, rds_of_an_old_sdk: Any
-):
+) -> None:
     # Given an opted-in database and its snapshot, and a Lambda whose botocore is too old
     request = given_a_source_and_its_snapshot("clinic-db")
     w = world()
@@ -156,7 +156,7 @@ def lambda_endpoint() -> Iterator[str]:
 @pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="Linux socket options")
 def test_the_check_runners_invoke_socket_sends_keepalive_probes_long_before_350_s(
     lambda_endpoint: str, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     # Given the check runner's Lambda client, pointed at a loopback Invoke endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint)
     session = boto3.session.Session(
@@ -167,7 +167,8 @@ def test_the_check_runners_invoke_socket_sends_keepalive_probes_long_before_350_
     answer = client.invoke(FunctionName="checker", InvocationType="RequestResponse", Payload=b"{}")
     assert json.loads(answer["Payload"].read()) == {"verdict": "PASSED"}
     # Then the real socket it used probes an idle connection after 60 s, every 20 s
-    pool = client._endpoint.http_session._manager.connection_from_url(lambda_endpoint)
+    botocore_client: Any = client
+    pool = botocore_client._endpoint.http_session._manager.connection_from_url(lambda_endpoint)
     sockets = [conn.sock for conn in list(pool.pool.queue) if conn is not None and conn.sock]
     assert sockets, "the invoke's connection is not in the pool"
     sock = sockets[0]

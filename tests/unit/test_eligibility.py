@@ -42,13 +42,13 @@ def rejection(
     return str(rejected.value)
 
 
-def test_a_database_named_alone_drills_its_newest_automated_snapshot():
+def test_a_database_named_alone_drills_its_newest_automated_snapshot() -> None:
     rds = given_rds()
     eligible = eligible_snapshot(rds, source_db="clinic-db", snapshot_id=None, opt_in_tag=OPT_IN)
     assert (eligible.source_db, eligible.snapshot.snapshot_id) == ("clinic-db", CLINIC_SNAPSHOT)
 
 
-def test_a_database_named_with_its_own_snapshot_is_eligible():
+def test_a_database_named_with_its_own_snapshot_is_eligible() -> None:
     rds = given_rds()
     eligible = eligible_snapshot(
         rds, source_db="orders-db", snapshot_id=ORDERS_SNAPSHOT, opt_in_tag=OPT_IN
@@ -56,7 +56,7 @@ def test_a_database_named_with_its_own_snapshot_is_eligible():
     assert (eligible.source_db, eligible.snapshot.snapshot_id) == ("orders-db", ORDERS_SNAPSHOT)
 
 
-def test_an_unknown_database_is_refused_naming_the_region_when_known():
+def test_an_unknown_database_is_refused_naming_the_region_when_known() -> None:
     rds = given_rds()
     assert rejection(rds, source_db="absent-db") == "no RDS DB instance absent-db"
     assert (
@@ -65,7 +65,7 @@ def test_an_unknown_database_is_refused_naming_the_region_when_known():
     )
 
 
-def test_a_database_that_is_not_postgresql_is_refused():
+def test_a_database_that_is_not_postgresql_is_refused() -> None:
     rds = given_rds()
     rds.sources["legacy-db"] = SourceDatabase(
         instance_id="legacy-db", engine="mysql", tags=OPTED_IN
@@ -73,7 +73,7 @@ def test_a_database_that_is_not_postgresql_is_refused():
     assert rejection(rds, source_db="legacy-db") == "legacy-db is mysql, not PostgreSQL"
 
 
-def test_a_database_that_is_not_opted_in_is_refused_naming_the_tag():
+def test_a_database_that_is_not_opted_in_is_refused_naming_the_tag() -> None:
     rds = given_rds()
     rds.sources["clinic-db"] = SourceDatabase(
         instance_id="clinic-db", engine="postgres", tags={"restoredrill:drill": "disabled"}
@@ -83,20 +83,20 @@ def test_a_database_that_is_not_opted_in_is_refused_naming_the_tag():
     )
 
 
-def test_a_database_without_an_automated_snapshot_is_refused():
+def test_a_database_without_an_automated_snapshot_is_refused() -> None:
     rds = given_rds()
     rds.sources["new-db"] = SourceDatabase(instance_id="new-db", engine="postgres", tags=OPTED_IN)
     assert rejection(rds, source_db="new-db") == "new-db has no available automated snapshot yet"
 
 
-def test_an_unknown_snapshot_is_refused():
+def test_an_unknown_snapshot_is_refused() -> None:
     rds = given_rds()
     assert rejection(rds, snapshot_id="manual-2", region="us-east-1") == (
         "no snapshot manual-2 in us-east-1"
     )
 
 
-def test_a_database_named_with_another_databases_snapshot_is_refused():
+def test_a_database_named_with_another_databases_snapshot_is_refused() -> None:
     # Given two opted-in databases; When a request names orders-db and clinic-db's snapshot
     rds = given_rds()
     message = rejection(rds, source_db="orders-db", snapshot_id=CLINIC_SNAPSHOT)
@@ -104,7 +104,7 @@ def test_a_database_named_with_another_databases_snapshot_is_refused():
     assert message == f"snapshot {CLINIC_SNAPSHOT} is of clinic-db, not orders-db"
 
 
-def test_a_snapshot_named_alone_is_judged_by_its_own_databases_tags():
+def test_a_snapshot_named_alone_is_judged_by_its_own_databases_tags() -> None:
     # Given clinic-db opted out, while the event that names its snapshot claims the opt-in tag
     rds = given_rds()
     rds.sources["clinic-db"] = SourceDatabase(instance_id="clinic-db", engine="postgres", tags={})
@@ -114,7 +114,7 @@ def test_a_snapshot_named_alone_is_judged_by_its_own_databases_tags():
     )
 
 
-def test_a_snapshot_of_a_database_that_is_gone_needs_the_events_opt_in_tag():
+def test_a_snapshot_of_a_database_that_is_gone_needs_the_events_opt_in_tag() -> None:
     # Given clinic-db was deleted after its snapshot was taken
     rds = given_rds()
     del rds.sources["clinic-db"]
@@ -132,7 +132,7 @@ def test_a_snapshot_of_a_database_that_is_gone_needs_the_events_opt_in_tag():
     )
 
 
-def test_a_snapshot_that_is_not_postgresql_is_refused():
+def test_a_snapshot_that_is_not_postgresql_is_refused() -> None:
     rds = given_rds()
     info, db = rds.snapshots[CLINIC_SNAPSHOT]
     rds.snapshots[CLINIC_SNAPSHOT] = (info.model_copy(update={"engine": "mysql"}), db)
@@ -141,7 +141,7 @@ def test_a_snapshot_that_is_not_postgresql_is_refused():
     )
 
 
-def test_a_snapshot_described_without_its_arn_is_refused():
+def test_a_snapshot_described_without_its_arn_is_refused() -> None:
     # The run id is derived from the ARN: an empty one would give every such snapshot one run
     rds = given_rds()
     rds.snapshots["manual-1"] = (
@@ -156,5 +156,5 @@ def test_a_snapshot_described_without_its_arn_is_refused():
     assert "without its ARN" in rejection(rds, snapshot_id="manual-1")
 
 
-def test_a_request_naming_nothing_is_refused():
+def test_a_request_naming_nothing_is_refused() -> None:
     assert rejection(given_rds()) == "a drill needs a database or a snapshot"

@@ -36,14 +36,14 @@ def pyproject_requirements() -> list[Requirement]:
     return [Requirement(text) for text in listed]
 
 
-def test_the_layers_requirements_are_exported_from_the_lock():
+def test_the_layers_requirements_are_exported_from_the_lock() -> None:
     # The committed file is exactly what `make lock` would write from the committed lock
     assert LAYER_REQUIREMENTS.read_text() == layer_requirements(
         LOCK.read_text(), PYPROJECT.read_text()
     ), "shared/requirements.txt differs from requirements.lock: run `make lock`"
 
 
-def test_every_requirement_of_pyproject_is_pinned_in_the_lock_within_its_range():
+def test_every_requirement_of_pyproject_is_pinned_in_the_lock_within_its_range() -> None:
     pinned = pins(LOCK.read_text())
     stale = [
         str(requirement)
@@ -56,7 +56,7 @@ def test_every_requirement_of_pyproject_is_pinned_in_the_lock_within_its_range()
     assert stale == [], f"requirements.lock does not satisfy {stale}: run `make lock`"
 
 
-def test_the_layer_pins_and_hashes_every_package_it_installs():
+def test_the_layer_pins_and_hashes_every_package_it_installs() -> None:
     # pip installs a file with hashes in hash-checking mode: every line must be pinned and hashed
     entries = lock_entries(LAYER_REQUIREMENTS.read_text())
     assert entries
@@ -65,7 +65,7 @@ def test_the_layer_pins_and_hashes_every_package_it_installs():
         assert any("--hash=sha256:" in line for line in entry.lines[1:]), entry.name
 
 
-def test_the_layer_ships_an_sdk_that_knows_every_parameter_the_adapters_send():
+def test_the_layer_ships_an_sdk_that_knows_every_parameter_the_adapters_send() -> None:
     # Lambda's bundled SDK varies by runtime and Region: the layer brings its own, at least the
     # first botocore whose RDS model has BackupRetentionPeriod on the restore
     floor = Version(BOTOCORE_FLOOR)

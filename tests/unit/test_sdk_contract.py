@@ -60,7 +60,7 @@ def rds_adapter(rds: Any) -> RdsAdapter:
     )
 
 
-def test_the_restore_request_is_valid_for_the_installed_botocore_and_pins_port_and_engine():
+def test_the_restore_request_is_valid_for_the_installed_botocore_and_pins_port_and_engine() -> None:
     # Given the restore as the adapter sends it, checked by botocore against its RDS model
     rds = client("rds")
     expected = {
@@ -88,7 +88,7 @@ def test_the_restore_request_is_valid_for_the_installed_botocore_and_pins_port_a
     assert ENGINE_LIFECYCLE_SUPPORT == "open-source-rds-extended-support"
 
 
-def test_a_class_not_offered_for_the_engine_version_is_refused_with_what_to_set():
+def test_a_class_not_offered_for_the_engine_version_is_refused_with_what_to_set() -> None:
     # Given RDS refusing db.t4g.micro for PostgreSQL 11 (Graviton classes need newer versions)
     rds = client("rds")
     with Stubber(rds) as stub:
@@ -115,7 +115,7 @@ def test_a_class_not_offered_for_the_engine_version_is_refused_with_what_to_set(
     )
 
 
-def test_another_parameter_combination_refusal_is_passed_on_as_rds_said_it():
+def test_another_parameter_combination_refusal_is_passed_on_as_rds_said_it() -> None:
     rds = client("rds")
     with Stubber(rds) as stub:
         stub.add_client_error(
@@ -129,7 +129,7 @@ def test_another_parameter_combination_refusal_is_passed_on_as_rds_said_it():
     assert refused.value.message == "The snapshot is encrypted with a key this account cannot use."
 
 
-def test_a_request_botocore_will_not_send_names_the_parameter_but_never_its_value():
+def test_a_request_botocore_will_not_send_names_the_parameter_but_never_its_value() -> None:
     # Given botocore's report of a password of the wrong type and of a parameter it does not know
     report = (
         "Invalid type for parameter MasterUserPassword, value: Pw-never-shown-7f3a, "
@@ -151,7 +151,7 @@ def test_a_request_botocore_will_not_send_names_the_parameter_but_never_its_valu
     assert other.code == "ValidationError" and "secret" not in str(other)
 
 
-def test_the_vaults_request_refused_by_botocore_becomes_a_refusal_without_the_password():
+def test_the_vaults_request_refused_by_botocore_becomes_a_refusal_without_the_password() -> None:
     # Given an SSM client that cannot send the password (a stand-in for an SDK refusing it)
     ssm = client("ssm")
 
@@ -173,7 +173,7 @@ def test_the_vaults_request_refused_by_botocore_becomes_a_refusal_without_the_pa
 
 def test_the_check_runners_client_outlasts_the_checker_and_keeps_its_connection_alive(
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     # Given the check runner's environment, with the checker's timeout at 840 s
     monkeypatch.setenv("CHECKER_FUNCTION_NAME", "restoredrill-test-checker")
     monkeypatch.setenv("CHECKER_TIMEOUT_SECONDS", "840")
@@ -184,7 +184,7 @@ def test_the_check_runners_client_outlasts_the_checker_and_keeps_its_connection_
         _, checker = wiring.check_runner_adapters()
     finally:
         wiring.check_runner_adapters.cache_clear()
-    config = checker._lambda.meta.config
+    config: Any = checker._lambda.meta.config
     # Then the invoke waits past the checker's own timeout, is never retried (a retry would run
     # the checks twice), and its socket has TCP keep-alive on
     assert config.read_timeout > 840
@@ -192,7 +192,7 @@ def test_the_check_runners_client_outlasts_the_checker_and_keeps_its_connection_
     assert config.tcp_keepalive is True
 
 
-def test_the_restore_port_is_the_one_the_templates_security_groups_open():
+def test_the_restore_port_is_the_one_the_templates_security_groups_open() -> None:
     resources = load_yaml(TEMPLATE)["Resources"]
     egress = resources["CheckerSecurityGroup"]["Properties"]["SecurityGroupEgress"][0]
     ingress = resources["DrillSecurityGroupIngressFromChecker"]["Properties"]
