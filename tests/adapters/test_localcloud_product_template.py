@@ -211,12 +211,13 @@ def test_by_default_reports_are_not_locked_in_a_bucket_that_could_lock_them(
     s3 = local_client("s3", endpoint_url=moto_url)
     bucket = stack.outputs["ReportBucketName"]
     # When a report is written there and that version deleted
-    s3.put_object(Bucket=bucket, Key="reports/lock-probe.json", Body=b"{}", ChecksumAlgorithm="SHA256")
-    (version,) = s3.list_object_versions(Bucket=bucket, Prefix="reports/lock-probe")["Versions"]
-    s3.delete_object(Bucket=bucket, Key="reports/lock-probe.json", VersionId=version["VersionId"])
+    key = "reports/lock-probe.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"{}", ChecksumAlgorithm="SHA256")
+    (version,) = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
     # Then the version is gone (no default retention), while the bucket has Object Lock on, so
     # raising ReportRetentionDays later only sets a default retention on this same bucket
-    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix="reports/lock-probe")
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix=key)
     lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     assert lock == {"ObjectLockEnabled": "Enabled"}
     assert stack.outputs["ReportRetentionDays"] == "0"
