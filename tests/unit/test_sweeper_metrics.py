@@ -49,12 +49,16 @@ def load_sweeper(monkeypatch: pytest.MonkeyPatch, summary: SweepSummary) -> Modu
 
 def published_metrics(stdout: str) -> dict[str, Any]:
     """The one embedded-metric-format document the invocation printed."""
-    documents = [json.loads(line) for line in stdout.splitlines() if '"_aws"' in line]
+    documents: list[dict[str, Any]] = [
+        json.loads(line) for line in stdout.splitlines() if '"_aws"' in line
+    ]
     assert len(documents) == 1, stdout
     return documents[0]
 
 
-def test_the_sweeper_publishes_the_runs_it_could_not_advance(monkeypatch, capsys):
+def test_the_sweeper_publishes_the_runs_it_could_not_advance(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a sweep that timed out one run, deleted one orphan and could not advance two runs
     summary = SweepSummary(
         runs_advanced=5,
@@ -79,7 +83,9 @@ def test_the_sweeper_publishes_the_runs_it_could_not_advance(monkeypatch, capsys
     assert answer["runs_failed"] == 2 and answer["runs_timed_out"] == 1
 
 
-def test_a_clean_sweep_publishes_zero_failures(monkeypatch, capsys):
+def test_a_clean_sweep_publishes_zero_failures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a sweep that advanced every run
     sweeper = load_sweeper(
         monkeypatch,

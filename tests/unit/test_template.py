@@ -573,7 +573,9 @@ def test_kms_only_through_the_service_that_owns_the_data(t):
         assert t["Parameters"][parameter]["Default"] == ""
 
 
-def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buckets_reports(t):
+def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buckets_reports(
+    t: dict[str, Any],
+) -> None:
     # Given the optional key of a report bucket the operator brings (SSE-KMS)
     parameter = t["Parameters"]["ReportBucketKmsKeyArn"]
     assert parameter["Default"] == ""
@@ -618,7 +620,9 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
         ("", False),
     ],
 )
-def test_the_subnet_group_is_given_as_the_lowercase_name_rds_authorizes(t, name, accepted):
+def test_the_subnet_group_is_given_as_the_lowercase_name_rds_authorizes(
+    t: dict[str, Any], name: str, accepted: bool
+) -> None:
     # Given the restore permission, built from DBSubnetGroupName as given, while RDS stores the
     # name (and so authorizes the restore's subnet group ARN) in lowercase
     network = next(
@@ -634,7 +638,7 @@ def test_the_subnet_group_is_given_as_the_lowercase_name_rds_authorizes(t, name,
     assert allowed is accepted
 
 
-def test_no_function_is_traced_and_no_code_creates_a_tracer(t):
+def test_no_function_is_traced_and_no_code_creates_a_tracer(t: dict[str, Any]) -> None:
     # Given every function of the template
     assert functions(t)
     for logical_id in functions(t):
@@ -691,7 +695,9 @@ def test_the_report_bucket_is_private_encrypted_versioned_and_tls_only(t):
     assert "ReportBucket" in covered and "${ReportBucket.Arn}/*" in covered
 
 
-def test_object_lock_never_changes_and_only_the_default_retention_follows_the_parameter(t):
+def test_object_lock_never_changes_and_only_the_default_retention_follows_the_parameter(
+    t: dict[str, Any],
+) -> None:
     # Given the bucket the stack creates and its Object Lock settings
     bucket = t["Resources"]["ReportBucket"]["Properties"]
     # Then Object Lock is on whatever the parameters say: no update can ask S3 to turn it off
@@ -793,7 +799,9 @@ def test_every_dead_letter_queue_raises_an_alarm(t):
     assert dlqs <= watched, f"no alarm on {dlqs - watched}"
 
 
-def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_emitted(t):
+def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_emitted(
+    t: dict[str, Any],
+) -> None:
     # Given the metrics the functions emit (Powertools: namespace and service from Globals; the
     # sweeper's names are telemetry's, whose emission tests/unit/test_sweeper_metrics.py checks)
     variables = t["Globals"]["Function"]["Environment"]["Variables"]
@@ -871,7 +879,7 @@ def test_every_function_logs_to_a_group_of_its_own_with_the_retention_parameter(
 # ----------------------------------------------------------------------------- names
 
 
-def test_every_name_fits_its_limit_under_the_longest_stack_name(t):
+def test_every_name_fits_its_limit_under_the_longest_stack_name(t: dict[str, Any]) -> None:
     # Given every name the template builds from the stack's name, under a 128-character one
     found = list(names_under_the_stack_name(t))
     assert {where.split(".")[1] for where, _, _ in found} >= {
@@ -895,7 +903,7 @@ def test_every_name_fits_its_limit_under_the_longest_stack_name(t):
     assert parameter.count("/") <= SSM_LEVELS_LIMIT
 
 
-def test_each_function_finds_the_function_it_invokes_by_reference(t):
+def test_each_function_finds_the_function_it_invokes_by_reference(t: dict[str, Any]) -> None:
     # Given the functions that invoke another one: the drill functions the check runner (their
     # policy allows it), the check runner the checker
     drill_functions = [
