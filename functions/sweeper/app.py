@@ -3,9 +3,9 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from restoredrill.drill import sweep
+from restoredrill.telemetry import record_sweep
 from restoredrill.wiring import drill_context
 
 logger = Logger()
@@ -16,15 +16,18 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = sweep(drill_context())
-    metrics.add_metric(name="RunsTimedOut", unit=MetricUnit.Count, value=summary.runs_timed_out)
-    metrics.add_metric(
-        name="OrphansDeleted", unit=MetricUnit.Count, value=len(summary.orphans_deleted)
-    )
+    record_sweep(summary)
     logger.info(
-        "sweep done", extra={"advanced": summary.runs_advanced, "orphans": summary.orphans_deleted}
+        "sweep done",
+        extra={
+            "advanced": summary.runs_advanced,
+            "failed": summary.runs_failed,
+            "orphans": summary.orphans_deleted,
+        },
     )
     return {
         "runs_advanced": summary.runs_advanced,
         "runs_timed_out": summary.runs_timed_out,
+        "runs_failed": summary.runs_failed,
         "orphans_deleted": summary.orphans_deleted,
     }

@@ -1,18 +1,28 @@
 """What a drill tells CloudWatch: a count when it starts; when it finishes, a count by verdict and
-the phase durations.
+the phase durations; per sweep, what the sweeper did and what it could not do.
 
-Each is called once per run: by the trigger that created it, by whichever trigger wrote FINISHED
-(never by a duplicate that found the run already there), so the counts the alarms watch are exact.
+Each per-run count is recorded once: by the trigger that created the run, by whichever trigger
+wrote FINISHED (never by a duplicate that found the run already there), so the counts the alarms
+watch are exact. template.yaml's alarms watch the metric names below.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from restoredrill.models import RunRecord, RunState
 
+if TYPE_CHECKING:
+    from restoredrill.drill import SweepSummary
+
 logger = Logger(child=True)
+
+RUNS_TIMED_OUT = "RunsTimedOut"
+ORPHANS_DELETED = "OrphansDeleted"
+SWEEP_RUNS_FAILED = "SweepRunsFailed"
 
 PHASE_METRICS = {
     RunState.RESTORING: "RestoreSeconds",
@@ -52,3 +62,13 @@ def record_finished(run: RunRecord) -> None:
         "drill finished",
         extra={"run_id": run.run_id, "verdict": verdict, "reason": run.reason, **durations},
     )
+
+
+def record_sweep(summary: SweepSummary) -> None:
+    # Counted on every sweep, zeros included: a clean sweep is a data point too.
+    metrics = Metrics()
+    metrics.add_metric(name=RUNS_TIMED_OUT, unit=MetricUnit.Count, value=summary.runs_timed_out)
+    metrics.add_metric(
+        name=ORPHANS_DELETED, unit=MetricUnit.Count, value=len(summary.orphans_deleted)
+    )
+    metrics.add_metric(name=SWEEP_RUNS_FAILED, unit=MetricUnit.Count, value=summary.runs_failed)

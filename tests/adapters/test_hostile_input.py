@@ -944,7 +944,12 @@ def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(w
     outcome = world.invoke("Sweeper", event)
     # Then it sweeps normally: nothing to advance, no orphan of ours, nothing deleted
     assert outcome.error is None, outcome.error_text
-    assert outcome.result == {"runs_advanced": 0, "runs_timed_out": 0, "orphans_deleted": []}
+    assert outcome.result == {
+        "runs_advanced": 0,
+        "runs_timed_out": 0,
+        "runs_failed": 0,
+        "orphans_deleted": [],
+    }
     assert_nothing_changed(outcome)
 
 

@@ -204,12 +204,20 @@ def test_report_retention_days_makes_a_bucket_locked_in_compliance_mode(moto_url
     assert locked.outputs["ReportRetentionDays"] == "30"
 
 
-def test_by_default_the_report_bucket_is_not_locked(stack: Stack, moto_url: str):
+def test_by_default_reports_are_not_locked_in_a_bucket_that_could_lock_them(
+    stack: Stack, moto_url: str
+):
     # Given the default deployment (ReportRetentionDays=0)
     s3 = local_client("s3", endpoint_url=moto_url)
-    # When its bucket's Object Lock is asked for
-    with pytest.raises(s3.exceptions.ClientError) as answer:
-        s3.get_object_lock_configuration(Bucket=stack.outputs["ReportBucketName"])
-    # Then there is none
-    assert answer.value.response["Error"]["Code"] == "ObjectLockConfigurationNotFoundError"
+    bucket = stack.outputs["ReportBucketName"]
+    # When a report is written there and that version deleted
+    key = "reports/lock-probe.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"{}", ChecksumAlgorithm="SHA256")
+    (version,) = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+    # Then the version is gone (no default retention), while the bucket has Object Lock on, so
+    # raising ReportRetentionDays later only sets a default retention on this same bucket
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix=key)
+    lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert lock == {"ObjectLockEnabled": "Enabled"}
     assert stack.outputs["ReportRetentionDays"] == "0"

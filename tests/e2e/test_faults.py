@@ -158,7 +158,7 @@ def checker_hung(cloud: LocalCloud, run: RunRecord) -> None:
         and record["requestPayload"].get("run_id") == run.run_id
     ]
     assert [f["requestContext"]["functionArn"].split(":")[-2] for f in failures] == [
-        "restoredrill-local-check-runner"
+        cloud.aws.physical_id("CheckRunnerFunction")
     ]
     assert "Sandbox.Timedout" in failures[0]["responsePayload"]["errorMessage"]
 

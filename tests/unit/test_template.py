@@ -19,8 +19,9 @@ import botocore.session
 import pytest
 from restoredrill.adapters.aws import RdsAdapter
 from restoredrill.models import INSTANCE_PREFIX, OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG, Verdict
+from restoredrill.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
 
-from localcloud.template import load_yaml
+from localcloud.template import load_yaml, merge_globals
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -33,12 +34,14 @@ DRILL_TAG_KEYS = {OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG}
 # and both are made in their list forms (every instance; the snapshots of one instance).
 NO_RESOURCE_LEVEL = {"rds:DescribeDBInstances", "rds:DescribeDBSnapshots"}
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
-# restore (rds:AddTagsToResource) and the snapshot keys RDS uses for the restore (KMS).
-IMPLIED_BY_THE_RESTORE = {
+# restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data
+# key S3 asks for when a report goes to a bucket encrypted with SSE-KMS.
+IMPLIED_BY_AWS = {
     "rds:AddTagsToResource",
     "kms:CreateGrant",
     "kms:Decrypt",
     "kms:DescribeKey",
+    "kms:GenerateDataKey",
 }
 # boto3 method -> IAM action, where the two differ by more than the casing.
 IAM_ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
@@ -60,6 +63,34 @@ NOTIFY_CALLS = {
     "ssm:GetParameter",
 }
 ASYNC_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2"}
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# CloudFormation: a stack name has up to 128 characters (letters, digits, hyphens).
+LONGEST_STACK_NAME = "s" * 128
+# The limits AWS sets on the names this template may spell out, by resource type and property.
+NAME_LIMITS = {
+    ("AWS::Serverless::Function", "FunctionName"): 64,
+    ("AWS::Lambda::Function", "FunctionName"): 64,
+    ("AWS::Serverless::LayerVersion", "LayerName"): 140,
+    ("AWS::Lambda::LayerVersion", "LayerName"): 140,
+    ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+    ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
+    ("AWS::Events::EventBus", "Name"): 256,
+    ("AWS::Events::Rule", "Name"): 64,
+    ("AWS::SQS::Queue", "QueueName"): 80,
+    ("AWS::S3::Bucket", "BucketName"): 63,
+    ("AWS::DynamoDB::Table", "TableName"): 255,
+    ("AWS::IAM::Role", "RoleName"): 64,
+    ("AWS::IAM::ManagedPolicy", "ManagedPolicyName"): 128,
+    ("AWS::EC2::SecurityGroup", "GroupName"): 255,
+}
+SAM_EVENT_NAME_LIMITS = {"RuleName": 64, "Name": 64}
+TAG_VALUE_LIMIT = 256
+# SSM: a parameter's name, counted with its full ARN, has at most 1011 characters and 15 levels.
+SSM_NAME_WITH_ARN_LIMIT = 1011
+SSM_LEVELS_LIMIT = 15
+LONGEST_SSM_ARN_PREFIX = "arn:aws-iso-b:ssm:us-isob-east-1:123456789012:parameter"
+# Longer than any run id the drill makes (a 20-character digest today).
+RUN_ID_BOUND = 64
 
 
 # ----------------------------------------------------------------------------- reading
@@ -100,11 +131,13 @@ def functions(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def fn_prop(t: dict[str, Any], logical_id: str, name: str, default: Any = None) -> Any:
-    """A function property as SAM sees it: the function's own value, else Globals.Function's."""
+    """A function property as SAM sees it: Globals.Function's merged with the function's own
+    (maps merged, lists appended, else the function's)."""
     own = t["Resources"][logical_id].get("Properties") or {}
-    if name in own:
-        return own[name]
-    return (t.get("Globals") or {}).get("Function", {}).get(name, default)
+    global_ = (t.get("Globals") or {}).get("Function", {})
+    if name in own and name in global_:
+        return merge_globals(global_[name], own[name])
+    return own[name] if name in own else global_.get(name, default)
 
 
 def worst_case_number(t: dict[str, Any], value: Any) -> int:
@@ -210,6 +243,59 @@ def raises_on_any_occurrence(alarm: dict[str, Any]) -> bool:
         and float(alarm["Threshold"]) == 0
         and int(alarm["EvaluationPeriods"]) == 1
     )
+
+
+def with_longest_stack_name(node: Any) -> str | None:
+    """A name as deployed under the longest stack name; None when it does not use the stack name.
+
+    Anything else a name could refer to fails the test: its length would be unknown."""
+    if isinstance(node, dict) and "Fn::Sub" in node:
+        sub = node["Fn::Sub"]
+        template = sub if isinstance(sub, str) else sub[0]
+        if "${AWS::StackName}" not in template:
+            return None
+        resolved = template.replace("${AWS::StackName}", LONGEST_STACK_NAME)
+        assert "${" not in resolved, f"a name with a reference of unknown length: {template}"
+        return resolved
+    if isinstance(node, str):
+        return None
+    raise AssertionError(f"a name this test cannot measure: {node!r}")
+
+
+def names_under_the_stack_name(t: dict[str, Any]) -> Iterator[tuple[str, int, str]]:
+    """(where, limit, name) of every name in the template built from the stack's name."""
+    for logical_id, resource in t["Resources"].items():
+        props = resource.get("Properties") or {}
+        for key, value in props.items():
+            # A Ref or GetAtt names another resource or a parameter, not this one.
+            if not key.endswith("Name") or target(value) is not None:
+                continue
+            name = with_longest_stack_name(value)
+            if name is not None:
+                where = f"{logical_id}.{key}"
+                assert (resource["Type"], key) in NAME_LIMITS, f"{where}: no known limit"
+                yield where, NAME_LIMITS[(resource["Type"], key)], name
+        for tag in props.get("Tags") or []:
+            name = with_longest_stack_name(tag["Value"])
+            if name is not None:
+                yield f"{logical_id}.Tags.{tag['Key']}", TAG_VALUE_LIMIT, name
+        for event_id, event in (props.get("Events") or {}).items():
+            for key, limit in SAM_EVENT_NAME_LIMITS.items():
+                name = with_longest_stack_name((event.get("Properties") or {}).get(key, ""))
+                if name is not None:
+                    yield f"{logical_id}.Events.{event_id}.{key}", limit, name
+
+
+def handler_imports(source: Path) -> set[str]:
+    """Every module and every name a source file imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module or "")
+            found.update(alias.name for alias in node.names)
+    return found
 
 
 # ----------------------------------------------------------------------------- IAM
@@ -440,13 +526,28 @@ def test_kms_only_through_the_service_that_owns_the_data(t):
     assert found
     for where, statement in found:
         condition = statement.get("Condition", {})
-        via = text(condition.get("StringEquals", {}).get("kms:ViaService"))
-        # Then the key is used only through RDS (snapshots) or SSM (the webhook)
+        via = text(
+            condition.get("StringEquals", {}).get("kms:ViaService")
+            or condition.get("StringLike", {}).get("kms:ViaService")
+        )
+        # Then the key is used only through RDS (snapshots), SSM (the webhook) or S3 (reports)
         assert via in (
             "rds.${AWS::Region}.${AWS::URLSuffix}",
             "ssm.${AWS::Region}.${AWS::URLSuffix}",
+            "s3.*.${AWS::URLSuffix}",
         )
-        if via.startswith("rds."):
+        if via.startswith("s3."):
+            # And through S3 only the report bucket's key, for that bucket's reports
+            assert statement["Resource"] == {"Ref": "ReportBucketKmsKeyArn"}, where
+            assert actions(statement) == {"kms:GenerateDataKey"}, where
+            contexts = {
+                text(c) for c in condition["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
+            }
+            assert contexts == {
+                "arn:${AWS::Partition}:s3:::${ReportBucketName}/reports/*",
+                "arn:${AWS::Partition}:s3:::${ReportBucketName}",
+            }, where
+        elif via.startswith("rds."):
             # And only the snapshot keys the operator listed
             assert statement["Resource"] == {"Ref": "SnapshotKmsKeyArns"}, where
         else:
@@ -456,13 +557,103 @@ def test_kms_only_through_the_service_that_owns_the_data(t):
         if "kms:CreateGrant" in actions(statement):
             # And grants only for an AWS resource (the restored instance)
             assert condition.get("Bool", {}).get("kms:GrantIsForAWSResource") == "true", where
-    # And the snapshot keys are granted only when the operator gives some
+    # And the snapshot keys and the report key are granted only when the operator gives some
     drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    guards = {
+        "SnapshotKmsKeyArns": "HasSnapshotKmsKeys",
+        "ReportBucketKmsKeyArn": "HasReportBucketKmsKey",
+    }
     for item in drill:
-        if "Fn::If" in item and "kms" in repr(item):
-            assert item["Fn::If"][0] == "HasSnapshotKmsKeys"
+        if "kms" in repr(item):
+            assert "Fn::If" in item, item.get("Sid")
+            granted_on = item["Fn::If"][1]["Resource"]["Ref"]
+            assert item["Fn::If"][0] == guards[granted_on]
             assert item["Fn::If"][2] == {"Ref": "AWS::NoValue"}
-    assert t["Parameters"]["SnapshotKmsKeyArns"]["Default"] == ""
+    for parameter in guards:
+        assert t["Parameters"][parameter]["Default"] == ""
+
+
+def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buckets_reports(
+    t: dict[str, Any],
+) -> None:
+    # Given the optional key of a report bucket the operator brings (SSE-KMS)
+    parameter = t["Parameters"]["ReportBucketKmsKeyArn"]
+    assert parameter["Default"] == ""
+    assert t["Conditions"]["HasReportBucketKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReportBucketKmsKeyArn"}, ""]}]
+    }
+    # Then the policy of the functions that write reports carries a grant on it only when given
+    writers = {where for where, s in allows(t) if "s3:PutObject" in actions(s)}
+    assert writers == {"DrillControlPolicy"}
+    drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (guarded,) = [i for i in drill if "Fn::If" in i and i["Fn::If"][0] == "HasReportBucketKmsKey"]
+    granted, otherwise = guarded["Fn::If"][1:]
+    assert otherwise == NO_VALUE
+    # And the grant is what S3 needs to encrypt a single PutObject with that key, nothing more
+    assert actions(granted) == {"kms:GenerateDataKey"}
+    assert granted["Resource"] == {"Ref": "ReportBucketKmsKeyArn"}
+    # And the key is taken as an ARN (IAM matches key ARNs, not aliases)
+    pattern = parameter["AllowedPattern"]
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert re.fullmatch(pattern, key) and re.fullmatch(pattern, "")
+    assert not re.fullmatch(pattern, "arn:aws:kms:eu-west-1:123456789012:alias/reports")
+    # And it is refused for the bucket the stack creates (SSE-S3, no key to grant)
+    rule = t["Rules"]["ReportBucketKeyOnlyWithOwnBucket"]
+    assert rule["RuleCondition"] == t["Conditions"]["HasReportBucketKmsKey"]
+    assert [a["Assert"] for a in rule["Assertions"]] == [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReportBucketName"}, ""]}]}
+    ]
+    (created,) = t["Resources"]["ReportBucket"]["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert created["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [
+        ("restoredrill-private", True),
+        ("drill.subnets_2 private", True),
+        ("Restoredrill-Private", False),
+        ("PRIVATE-SUBNETS", False),
+        ("1-private", False),
+        ("", False),
+    ],
+)
+def test_the_subnet_group_is_given_as_the_lowercase_name_rds_authorizes(
+    t: dict[str, Any], name: str, accepted: bool
+) -> None:
+    # Given the restore permission, built from DBSubnetGroupName as given, while RDS stores the
+    # name (and so authorizes the restore's subnet group ARN) in lowercase
+    network = next(
+        s for s in granting(t, "rds:RestoreDBInstanceFromDBSnapshot") if "Condition" not in s
+    )
+    assert any(text(r).endswith(":subgrp:${DBSubnetGroupName}") for r in network["Resource"])
+    parameter = t["Parameters"]["DBSubnetGroupName"]
+    assert "Default" not in parameter
+    # When CloudFormation checks a name against the parameter's pattern
+    allowed = re.fullmatch(parameter["AllowedPattern"], name) is not None
+    # Then only a name that RDS stores unchanged is accepted: the ARN the policy names is the one
+    # RDS checks
+    assert allowed is accepted
+
+
+def test_no_function_is_traced_and_no_code_creates_a_tracer(t: dict[str, Any]) -> None:
+    # Given every function of the template
+    assert functions(t)
+    for logical_id in functions(t):
+        # Then none is traced (so no role gets X-Ray writes and no drill pays for traces)
+        assert fn_prop(t, logical_id, "Tracing") == "Disabled", logical_id
+    # And the checker says so itself, so that tracing turned on in Globals would not reach it
+    assert t["Resources"]["CheckerFunction"]["Properties"]["Tracing"] == "Disabled"
+    # And no handler or layer module creates a Powertools Tracer or uses the X-Ray SDK, which
+    # would record nothing with tracing off
+    sources = [*FUNCTIONS.glob("*/app.py"), *(ROOT / "shared" / "restoredrill").rglob("*.py")]
+    assert len(sources) > len(functions(t)) // 2
+    for source in sources:
+        imported = handler_imports(source)
+        assert "Tracer" not in imported, source
+        assert not any(name.startswith("aws_xray_sdk") for name in imported), source
 
 
 # ----------------------------------------------------------------------------- data at rest
@@ -502,6 +693,35 @@ def test_the_report_bucket_is_private_encrypted_versioned_and_tls_only(t):
         target(r) for r in as_list(deny["Resource"])
     }
     assert "ReportBucket" in covered and "${ReportBucket.Arn}/*" in covered
+
+
+def test_object_lock_never_changes_and_only_the_default_retention_follows_the_parameter(
+    t: dict[str, Any],
+) -> None:
+    # Given the bucket the stack creates and its Object Lock settings
+    bucket = t["Resources"]["ReportBucket"]["Properties"]
+    # Then Object Lock is on whatever the parameters say: no update can ask S3 to turn it off
+    # (it cannot), nor make CloudFormation replace the bucket for it
+    assert bucket["ObjectLockEnabled"] is True
+    lock = bucket["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    # And the default retention, in compliance mode, is there exactly while ReportRetentionDays
+    # is more than 0, so setting it back to 0 only stops locking new reports
+    condition, retention, otherwise = lock["Rule"]["Fn::If"]
+    assert condition == "LockReports" and otherwise == NO_VALUE
+    assert retention == {
+        "DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "ReportRetentionDays"}}
+    }
+    assert t["Conditions"]["LockReports"] == {
+        "Fn::And": [
+            {"Condition": "CreateReportBucket"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReportRetentionDays"}, 0]}]},
+        ]
+    }
+    # And nothing else of the bucket depends on a parameter or a condition
+    rest = {k: v for k, v in bucket.items() if k != "ObjectLockConfiguration"}
+    assert "Ref" not in repr(rest) and "Fn::If" not in repr(rest)
+    assert t["Parameters"]["ReportRetentionDays"]["Default"] == 0
 
 
 def test_queues_are_encrypted_and_every_working_queue_redrives_to_a_dlq(t):
@@ -579,14 +799,15 @@ def test_every_dead_letter_queue_raises_an_alarm(t):
     assert dlqs <= watched, f"no alarm on {dlqs - watched}"
 
 
-def test_orphans_errors_and_timeouts_raise_alarms_on_the_metrics_the_code_emits(t):
-    # Given the metrics the functions emit (Powertools: namespace and service from Globals)
+def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_emitted(
+    t: dict[str, Any],
+) -> None:
+    # Given the metrics the functions emit (Powertools: namespace and service from Globals; the
+    # sweeper's names are telemetry's, whose emission tests/unit/test_sweeper_metrics.py checks)
     variables = t["Globals"]["Function"]["Environment"]["Variables"]
     namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
     service = [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
-    sweeper = (FUNCTIONS / "sweeper" / "app.py").read_text()
     telemetry = (FUNCTIONS.parent / "shared" / "restoredrill" / "telemetry.py").read_text()
-    assert 'name="OrphansDeleted"' in sweeper and 'name="RunsTimedOut"' in sweeper
     assert 'name=f"DrillsFinished{verdict}"' in telemetry
     assert {"ERROR", "TIMED_OUT"} <= {v.value for v in Verdict}
     watched: dict[str, set[str]] = {}
@@ -598,11 +819,20 @@ def test_orphans_errors_and_timeouts_raise_alarms_on_the_metrics_the_code_emits(
                 and raises_on_any_occurrence(alarm)
             ):
                 watched.setdefault(metric["MetricName"], set()).add(logical_id)
-    # Then one orphan deleted, one drill in ERROR or one TIMED_OUT raises an alarm
-    for metric_name in ("OrphansDeleted", "DrillsFinishedERROR", "DrillsFinishedTIMED_OUT"):
+    # Then one orphan deleted, one drill in ERROR or TIMED_OUT, or one run the sweep could not
+    # advance raises an alarm
+    for metric_name in (
+        ORPHANS_DELETED,
+        "DrillsFinishedERROR",
+        "DrillsFinishedTIMED_OUT",
+        SWEEP_RUNS_FAILED,
+    ):
         assert watched.get(metric_name), f"no alarm on {metric_name}"
     # And a deadline the sweeper enforces counts as a timeout even if it finishes the run itself
-    assert watched["RunsTimedOut"] & watched["DrillsFinishedTIMED_OUT"]
+    assert watched[RUNS_TIMED_OUT] & watched["DrillsFinishedTIMED_OUT"]
+    # And the sweep failures have an alarm of their own, named as docs/operations.md says
+    (sweep_alarm,) = watched[SWEEP_RUNS_FAILED]
+    assert text(alarms(t)[sweep_alarm]["AlarmName"]) == "${AWS::StackName}-sweep-failures"
     for alarm in alarms(t).values():
         if "Metrics" in alarm:
             (returned,) = [m for m in alarm["Metrics"] if m.get("ReturnData", True)]
@@ -644,6 +874,55 @@ def test_every_function_logs_to_a_group_of_its_own_with_the_retention_parameter(
         assert props["RetentionInDays"] == {"Ref": "LogRetentionInDays"}, group
         assert text(props["LogGroupName"]).startswith("/aws/lambda/${AWS::StackName}/")
     assert int(t["Parameters"]["LogRetentionInDays"]["Default"]) == 90
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def test_every_name_fits_its_limit_under_the_longest_stack_name(t: dict[str, Any]) -> None:
+    # Given every name the template builds from the stack's name, under a 128-character one
+    found = list(names_under_the_stack_name(t))
+    assert {where.split(".")[1] for where, _, _ in found} >= {
+        "LayerName",
+        "LogGroupName",
+        "AlarmName",
+        "Name",
+    }
+    # Then each fits the limit AWS sets for it
+    too_long = {where: (len(name), limit) for where, limit, name in found if len(name) > limit}
+    assert not too_long, f"(length, limit) over the limit: {too_long}"
+    # And no function is named here: CloudFormation generates names of at most 64 characters
+    for logical_id in functions(t):
+        assert "FunctionName" not in t["Resources"][logical_id]["Properties"], logical_id
+    # And the longest run password parameter fits SSM's limits
+    prefix = text(
+        fn_prop(t, "StartDrillFunction", "Environment")["Variables"]["PASSWORD_PARAMETER_PREFIX"]
+    )
+    parameter = prefix.replace("${AWS::StackName}", LONGEST_STACK_NAME) + "/" + "r" * RUN_ID_BOUND
+    assert len(LONGEST_SSM_ARN_PREFIX + parameter) <= SSM_NAME_WITH_ARN_LIMIT
+    assert parameter.count("/") <= SSM_LEVELS_LIMIT
+
+
+def test_each_function_finds_the_function_it_invokes_by_reference(t: dict[str, Any]) -> None:
+    # Given the functions that invoke another one: the drill functions the check runner (their
+    # policy allows it), the check runner the checker
+    drill_functions = [
+        logical_id
+        for logical_id in functions(t)
+        if {"Ref": "DrillControlPolicy"} in (fn_prop(t, logical_id, "Policies") or [])
+    ]
+    assert len(drill_functions) == 5
+    invoked = {
+        **dict.fromkeys(drill_functions, ("CHECK_RUNNER_FUNCTION_NAME", "CheckRunnerFunction")),
+        "CheckRunnerFunction": ("CHECKER_FUNCTION_NAME", "CheckerFunction"),
+    }
+    for logical_id, (variable, callee) in invoked.items():
+        own = t["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+        # Then each gets the callee's generated name by Ref, in its own environment
+        assert own[variable] == {"Ref": callee}, logical_id
+    # And no function is handed a name it could not resolve (Globals apply to the callees too)
+    globals_ = t["Globals"]["Function"]["Environment"]["Variables"]
+    assert not {"CHECK_RUNNER_FUNCTION_NAME", "CHECKER_FUNCTION_NAME"} & set(globals_)
 
 
 # ----------------------------------------------------------------------------- network
@@ -767,7 +1046,7 @@ def test_the_drill_policy_allows_every_call_the_adapters_make_and_nothing_else(t
     # show in AWS)
     assert calls <= granted, f"not allowed: {calls - granted}"
     # And allows nothing the code does not call, except what AWS checks for the restore
-    assert granted - calls <= IMPLIED_BY_THE_RESTORE, f"unused: {granted - calls}"
+    assert granted - calls <= IMPLIED_BY_AWS, f"unused: {granted - calls}"
     for logical_id in (
         "StartDrillFunction",
         "AdvanceOnRdsEventFunction",
