@@ -97,3 +97,8 @@ screenshots: venv postgres chromium
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench
+
+# The drill report's JSON Schema, generated from its model (restoredrill.report_model), written
+# to schemas/drill-report/ and shared/restoredrill/schemas/; `make schemas CHECK=1` only checks.
+schemas: venv
+	$(BIN)/python scripts/generate-schemas.py $(if $(CHECK),--check)

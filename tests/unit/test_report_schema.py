@@ -361,25 +361,20 @@ def nullable_properties(node: Any, path: str = "") -> list[tuple[str, dict[str, 
         return found
     for name, prop in node.get("properties", {}).items():
         types = prop.get("type")
-        options = prop.get("oneOf", [])
+        options = prop.get("oneOf", []) + prop.get("anyOf", [])
         if (isinstance(types, list) and "null" in types) or {"type": "null"} in options:
             found.append((f"{path}/{name}", prop))
         found += nullable_properties(prop, f"{path}/{name}")
         for index, option in enumerate(options):
-            found += nullable_properties(option, f"{path}/{name}/oneOf/{index}")
+            found += nullable_properties(option, f"{path}/{name}/anyOf/{index}")
     for name, definition in node.get("$defs", {}).items():
         found += nullable_properties(definition, f"{path}/$defs/{name}")
     return found
 
 
 def test_every_nullable_field_says_when_it_is_null():
-    # Given the schema's properties that may be null (the check suite's own fields are the
-    # checker's, described in restoredrill.checks.models)
-    nullable = [
-        (path, prop)
-        for path, prop in nullable_properties(report_schema())
-        if not path.startswith("/$defs/suite")
-    ]
+    # Given the schema's properties that may be null, the check suite's and the baseline's too
+    nullable = nullable_properties(report_schema())
     assert len(nullable) > 15
     # Then each one's description says when it is null
     unexplained = [
@@ -484,7 +479,8 @@ def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(na
 def test_checks_that_travelled_compressed_are_reported_expanded():
     # Given a check result over the plain payload limit, so the run stores it gzip+base64
     w, run_id, report = finished_drill("compressed checks")
-    assert w.runs.runs[run_id].checks["encoding"] == PAYLOAD_ENCODING
+    stored = w.runs.runs[run_id].model_dump(mode="json")
+    assert stored["checks"]["encoding"] == PAYLOAD_ENCODING
     assert len(json.dumps(huge_suite().model_dump(mode="json"))) > PAYLOAD_PLAIN_LIMIT
     # Then the report holds every check and every bit of evidence, expanded
     catalog = report["checks"]["checks"][1]
@@ -492,7 +488,7 @@ def test_checks_that_travelled_compressed_are_reported_expanded():
     assert report["checks"]["verdict"] == "PASSED"
     # And a report that held the packed document instead would not validate
     packed = copy.deepcopy(report)
-    packed["checks"] = w.runs.runs[run_id].checks
+    packed["checks"] = stored["checks"]
     assert errors_of(packed) != []
 
 
@@ -552,21 +548,21 @@ def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
         freshness("b", "b.t", 95.0),
         freshness("c", "c.t", None),
         row_counts(),
-    ).to_payload()
+    )
     # When the RPO is measured
     rpo = measured_rpo(result)
     # Then it is the largest age measured, from the check that measured it
-    assert rpo is not None and rpo["seconds"] == 95.0 and rpo["check"] == "freshness[clinic/b]"
+    assert rpo is not None and rpo.seconds == 95.0 and rpo.check == "freshness[clinic/b]"
     # And an age after the snapshot counts as zero, not as a negative RPO
-    only_ahead = measured_rpo(suite(freshness("a", "a.t", -30.0)).to_payload())
-    assert only_ahead is not None and only_ahead["seconds"] == 0
+    only_ahead = measured_rpo(suite(freshness("a", "a.t", -30.0)))
+    assert only_ahead is not None and only_ahead.seconds == 0
 
 
 def test_no_freshness_rule_means_no_rpo():
     # Given check results without any freshness check, or whose freshness measured nothing
     # Then there is no RPO (not zero: nothing was measured)
-    assert measured_rpo(suite(connect_passed(), row_counts()).to_payload()) is None
-    assert measured_rpo(suite(freshness("c", "c.t", None)).to_payload()) is None
+    assert measured_rpo(suite(connect_passed(), row_counts())) is None
+    assert measured_rpo(suite(freshness("c", "c.t", None))) is None
     assert measured_rpo(None) is None
 
 
@@ -627,7 +623,7 @@ def test_the_event_stays_small_however_many_checks_failed():
     ]
     run = w.runs.runs[run_id].model_copy(
         update={
-            "checks": suite(*many).to_payload(),
+            "checks": suite(*many),
             "verdict": Verdict.FAILED,
             "reason": "failed checks: " + "z" * 50_000,
         }
