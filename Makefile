@@ -100,5 +100,6 @@ clean:
 
 # The drill report's JSON Schema, generated from its model (restoredrill.report_model), written
 # to schemas/drill-report/ and shared/restoredrill/schemas/; `make schemas CHECK=1` only checks.
+.PHONY: schemas
 schemas: venv
 	$(BIN)/python scripts/generate-schemas.py $(if $(CHECK),--check)

@@ -69,7 +69,9 @@ DESTINATION_RECORD_LIMIT = 262_144
 # The record's own fields around the two payloads: version, timestamp, requestContext (request
 # id, function ARN, condition, invoke count), responseContext. About 400 bytes; kept generous.
 RECORD_ENVELOPE_ALLOWANCE = 4_096
-CHECK_RUN_REQUEST_LIMIT = 65_536
+# Both halves carry a baseline of the same database (the last passing drill's, and this drill's
+# for the next one), so they share the record equally: 129,024 bytes each.
+CHECK_RUN_REQUEST_LIMIT = (DESTINATION_RECORD_LIMIT - RECORD_ENVELOPE_ALLOWANCE) // 2
 CHECKER_ANSWER_LIMIT = (
     DESTINATION_RECORD_LIMIT - RECORD_ENVELOPE_ALLOWANCE - CHECK_RUN_REQUEST_LIMIT
 )
@@ -77,6 +79,7 @@ CHECKER_ANSWER_LIMIT = (
 CHECK_RESULT_LIMIT = CHECKER_ANSWER_LIMIT - 256
 FAILED_NAMES_IN_SUMMARY = 20
 OMITTED_MESSAGE_MAX = 300
+EVIDENCE_ITEMS_KEPT = 20
 
 
 class PayloadTooLarge(Exception):
@@ -199,9 +202,10 @@ class CheckSuiteResult(BaseModel):
     def to_payload(self, max_bytes: int = CHECK_RESULT_LIMIT) -> dict[str, Any]:
         """The result as a JSON-able dict for a size-limited channel: as is when small, else
         gzip+base64 of its JSON with the verdict and the first failed checks readable beside it.
-        When even that is over ``max_bytes``, the biggest parts go first (the baseline, then the
-        evidence of passed checks, then all evidence, then the passed checks), and a ``warn``
-        check named ``result_size`` says what was left out. Read it back with
+        When even that is over ``max_bytes``, the biggest parts go first (the baseline and the
+        evidence of passed checks, then all but the first items of each evidence list, then all
+        evidence, then the passed checks), and a ``warn`` check named ``result_size`` says what
+        was left out. Read it back with
         :meth:`from_payload`."""
         for candidate in _shrinking(self, max_bytes):
             payload = pack_document(
@@ -243,23 +247,44 @@ def _size_note(result: CheckSuiteResult, max_bytes: int, omitted: list[str]) -> 
 
 def _shrinking(result: CheckSuiteResult, max_bytes: int) -> Iterator[CheckSuiteResult]:
     """``result``, then ever smaller forms of it, each with a note of what it lacks; the caller
-    stops at the first that fits."""
+    stops at the first that fits. Only a PASSED result's baseline is ever used (by the next
+    drill): it goes after the evidence of passed checks; any other result's goes first."""
     yield result
     omitted: list[str] = []
     checks = list(result.checks)
-    if result.baseline is not None:
-        omitted.append("the baseline (the next drill has none to compare with)")
-        yield _with(result, checks, omitted, max_bytes)
+    baseline_note = "the baseline (the next drill has none to compare with)"
+    keep_baseline = result.verdict is SuiteVerdict.PASSED and result.baseline is not None
+    if result.baseline is not None and not keep_baseline:
+        omitted.append(baseline_note)
+        yield _with(result, checks, omitted, max_bytes, baseline=None)
     omitted = [*omitted, "the evidence of passed checks"]
     checks = [c if c.status is not CheckStatus.PASS else _bare(c) for c in checks]
-    yield _with(result, checks, omitted, max_bytes)
+    if keep_baseline:
+        yield _with(result, checks, omitted, max_bytes, baseline=result.baseline)
+        omitted = [*omitted, baseline_note]
+    yield _with(result, checks, omitted, max_bytes, baseline=None)
+    omitted = [*omitted, f"all but the first {EVIDENCE_ITEMS_KEPT} items of each evidence list"]
+    checks = [_shortened(c) for c in checks]
+    yield _with(result, checks, omitted, max_bytes, baseline=None)
     omitted = [*omitted, "all evidence"]
     checks = [_bare(c) for c in checks]
-    yield _with(result, checks, omitted, max_bytes)
+    yield _with(result, checks, omitted, max_bytes, baseline=None)
     passed = sum(c.status is CheckStatus.PASS for c in checks)
     omitted = [*omitted, f"{passed} passed check(s)"]
     checks = [c for c in checks if c.status is not CheckStatus.PASS]
-    yield _with(result, checks, omitted, max_bytes)
+    yield _with(result, checks, omitted, max_bytes, baseline=None)
+
+
+def _shortened(check: CheckResult) -> CheckResult:
+    """Each list in the evidence cut to its first items; ``<name>_left_out`` counts the rest."""
+    evidence: dict[str, Any] = {}
+    for name, value in check.evidence.items():
+        if isinstance(value, list) and len(value) > EVIDENCE_ITEMS_KEPT:
+            evidence[name] = value[:EVIDENCE_ITEMS_KEPT]
+            evidence[f"{name}_left_out"] = len(value) - EVIDENCE_ITEMS_KEPT
+        else:
+            evidence[name] = value
+    return check.model_copy(update={"evidence": evidence})
 
 
 def _bare(check: CheckResult) -> CheckResult:
@@ -269,13 +294,18 @@ def _bare(check: CheckResult) -> CheckResult:
 
 
 def _with(
-    result: CheckSuiteResult, checks: list[CheckResult], omitted: list[str], max_bytes: int
+    result: CheckSuiteResult,
+    checks: list[CheckResult],
+    omitted: list[str],
+    max_bytes: int,
+    *,
+    baseline: Baseline | None,
 ) -> CheckSuiteResult:
     kept = [*checks, _size_note(result, max_bytes, omitted)]
     summary = {status.value: 0 for status in CheckStatus}
     for check in kept:
         summary[check.status.value] += 1
-    return result.model_copy(update={"baseline": None, "checks": kept, "summary": summary})
+    return result.model_copy(update={"baseline": baseline, "checks": kept, "summary": summary})
 
 
 def _clip(text: str, limit: int) -> str:
@@ -348,6 +378,9 @@ class CheckRunRequest(_CheckInputs):
         compressed) is left out, and ``baseline_omitted`` says so."""
         payload = self.model_dump(mode="json")
         if json_size(payload) <= max_bytes or self.baseline is None:
+            return payload
+        payload["baseline"] = pack_document(self.baseline.model_dump(mode="json"), 0)
+        if json_size(payload) <= max_bytes:
             return payload
         baseline_bytes = json_size(payload["baseline"])
         without = self.model_copy(

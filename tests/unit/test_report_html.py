@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import restoredrill
 from markupsafe import escape
+from pydantic import ValidationError
 from restoredrill.checks.models import CheckResult, CheckStatus
 from restoredrill.report import duration_text
 from restoredrill.report_html import TEMPLATE_DIR, TEMPLATE_NAME, render_report_html
@@ -401,6 +402,18 @@ def test_rendering_is_pure_the_same_page_every_time_and_the_report_untouched():
     # Then both pages are the same, and the report still holds its checks in the checker's order
     assert first == second
     assert report == before
+
+
+def test_a_document_that_is_not_a_current_report_is_refused_not_half_rendered():
+    # Given a report whose location was lost, and one that claims an older schema version
+    _, _, report = finished_drill("passed with checks")
+    without_location = {key: value for key, value in report.items() if key != "location"}
+    older = copy.deepcopy(report) | {"schema_version": "1.2"}
+    # Then the page's reader (the report's model) refuses each, naming what is wrong
+    with pytest.raises(ValidationError, match="location"):
+        render_report_html(without_location)
+    with pytest.raises(ValidationError, match="schema_version"):
+        render_report_html(older)
 
 
 def test_the_template_is_inside_the_package_the_layer_ships():
