@@ -202,11 +202,10 @@ class CheckSuiteResult(BaseModel):
     def to_payload(self, max_bytes: int = CHECK_RESULT_LIMIT) -> dict[str, Any]:
         """The result as a JSON-able dict for a size-limited channel: as is when small, else
         gzip+base64 of its JSON with the verdict and the first failed checks readable beside it.
-        When even that is over ``max_bytes``, the biggest parts go first (the baseline and the
-        evidence of passed checks, then all but the first items of each evidence list, then all
-        evidence, then the passed checks), and a ``warn`` check named ``result_size`` says what
-        was left out. Read it back with
-        :meth:`from_payload`."""
+        When even that is over ``max_bytes``, the biggest parts go first (the baseline or the
+        evidence of passed checks, then both, then all but the first items of each evidence
+        list, then all evidence, then the passed checks), and a ``warn`` check named
+        ``result_size`` says what was left out. Read it back with :meth:`from_payload`."""
         for candidate in _shrinking(self, max_bytes):
             payload = pack_document(
                 candidate.model_dump(mode="json"),
@@ -232,7 +231,7 @@ class CheckSuiteResult(BaseModel):
         return [check for check in self.checks if check.status is CheckStatus.ERROR]
 
 
-def _size_note(result: CheckSuiteResult, max_bytes: int, omitted: list[str]) -> CheckResult:
+def _size_note(max_bytes: int, omitted: list[str]) -> CheckResult:
     return CheckResult(
         name="result_size",
         level=0,
@@ -248,31 +247,33 @@ def _size_note(result: CheckSuiteResult, max_bytes: int, omitted: list[str]) -> 
 def _shrinking(result: CheckSuiteResult, max_bytes: int) -> Iterator[CheckSuiteResult]:
     """``result``, then ever smaller forms of it, each with a note of what it lacks; the caller
     stops at the first that fits. Only a PASSED result's baseline is ever used (by the next
-    drill): it goes after the evidence of passed checks; any other result's goes first."""
+    drill), so a PASSED result first tries giving up the evidence of its passed checks instead;
+    any other result gives up its baseline first."""
     yield result
-    omitted: list[str] = []
     checks = list(result.checks)
+    evidence_note = "the evidence of passed checks"
     baseline_note = "the baseline (the next drill has none to compare with)"
-    keep_baseline = result.verdict is SuiteVerdict.PASSED and result.baseline is not None
-    if result.baseline is not None and not keep_baseline:
-        omitted.append(baseline_note)
-        yield _with(result, checks, omitted, max_bytes, baseline=None)
-    omitted = [*omitted, "the evidence of passed checks"]
-    checks = [c if c.status is not CheckStatus.PASS else _bare(c) for c in checks]
-    if keep_baseline:
-        yield _with(result, checks, omitted, max_bytes, baseline=result.baseline)
-        omitted = [*omitted, baseline_note]
-    yield _with(result, checks, omitted, max_bytes, baseline=None)
+    without_passed_evidence = [c if c.status is not CheckStatus.PASS else _bare(c) for c in checks]
+    if result.baseline is not None:
+        if result.verdict is SuiteVerdict.PASSED:
+            yield _with(
+                result, without_passed_evidence, [evidence_note], max_bytes, result.baseline
+            )
+        yield _with(result, checks, [baseline_note], max_bytes, None)
+    omitted = [baseline_note] if result.baseline is not None else []
+    omitted = [*omitted, evidence_note]
+    checks = without_passed_evidence
+    yield _with(result, checks, omitted, max_bytes, None)
     omitted = [*omitted, f"all but the first {EVIDENCE_ITEMS_KEPT} items of each evidence list"]
     checks = [_shortened(c) for c in checks]
-    yield _with(result, checks, omitted, max_bytes, baseline=None)
+    yield _with(result, checks, omitted, max_bytes, None)
     omitted = [*omitted, "all evidence"]
     checks = [_bare(c) for c in checks]
-    yield _with(result, checks, omitted, max_bytes, baseline=None)
+    yield _with(result, checks, omitted, max_bytes, None)
     passed = sum(c.status is CheckStatus.PASS for c in checks)
     omitted = [*omitted, f"{passed} passed check(s)"]
     checks = [c for c in checks if c.status is not CheckStatus.PASS]
-    yield _with(result, checks, omitted, max_bytes, baseline=None)
+    yield _with(result, checks, omitted, max_bytes, None)
 
 
 def _shortened(check: CheckResult) -> CheckResult:
@@ -298,10 +299,9 @@ def _with(
     checks: list[CheckResult],
     omitted: list[str],
     max_bytes: int,
-    *,
     baseline: Baseline | None,
 ) -> CheckSuiteResult:
-    kept = [*checks, _size_note(result, max_bytes, omitted)]
+    kept = [*checks, _size_note(max_bytes, omitted)]
     summary = {status.value: 0 for status in CheckStatus}
     for check in kept:
         summary[check.status.value] += 1

@@ -6,6 +6,7 @@ queue of SQS's default 262,144-byte MaximumMessageSize) can carry, whatever the 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,24 @@ def test_a_result_that_fits_travels_whole_and_compressed():
     assert json_size(answer) <= CHECKER_ANSWER_LIMIT
     assert CheckerAnswer.model_validate(answer).result == result
     assert left_out(result) == []
+
+
+def test_a_passed_result_keeps_its_baseline_for_the_next_drill_before_passed_evidence():
+    # Given a passed result over 500 tables with one passed check whose evidence is large and
+    # does not compress (200,000 random hex digits)
+    result = realistic_suite(500)
+    noise = random.Random(1)
+    digests = [noise.randbytes(25_000).hex() for _ in range(4)]
+    noisy = result.checks[4].model_copy(update={"evidence": {"digests": digests}})
+    result = result.model_copy(update={"checks": [*result.checks[:4], noisy, *result.checks[5:]]})
+    # When it must fit its share
+    back = CheckerAnswer.model_validate(
+        CheckerAnswer(run_id=RUN_ID, result=result).model_dump(mode="json")
+    ).result
+    # Then the passed checks' evidence goes and the baseline the next drill needs stays
+    assert left_out(back) == ["the evidence of passed checks"]
+    assert back.baseline == result.baseline
+    assert back.checks[4].name == noisy.name and back.checks[4].evidence == {}
 
 
 def test_a_failed_result_gives_up_its_baseline_before_any_evidence():
