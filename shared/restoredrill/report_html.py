@@ -3,8 +3,10 @@
 A pure function of the JSON report (and of the SHA-256 of its stored bytes), so a repeated
 publish writes the same page. The page holds no script and fetches nothing: its styles are
 inline, the phase timeline is inline SVG, and its Content-Security-Policy forbids anything else,
-so it can be opened straight from S3 or an auditor's disk. Names that come from the restored
-databases (check objects, messages, evidence) are escaped by the template engine.
+so it can be opened straight from S3 or an auditor's disk. Its only links (navigation, not
+loads) are the S3 console's pages of the report and of itself, as the report names them. Names
+that come from the restored databases (check objects, messages, evidence) are escaped by the
+template engine.
 """
 
 from __future__ import annotations
