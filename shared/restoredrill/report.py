@@ -22,7 +22,6 @@ from restoredrill.messages import CheckResult, CheckSuiteResult
 from restoredrill.models import RunRecord, RunState
 from restoredrill.report_model import (
     REPORT_KIND,
-    REPORT_SCHEMA_ID,
     REPORT_SCHEMA_VERSION,
     CheckSummary,
     DrillFinished,
@@ -44,8 +43,7 @@ from restoredrill.report_model import (
     RpoMeasurement,
     s3_console_url,
 )
-
-__all__ = ["REPORT_SCHEMA_ID", "REPORT_SCHEMA_VERSION"]
+from restoredrill.report_model import REPORT_SCHEMA_ID as REPORT_SCHEMA_ID
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 PUBLISHED_SCHEMA_VERSIONS = ("1.1", "1.2", "1.3")
@@ -287,7 +285,7 @@ def drill_report(run: RunRecord, *, bucket: str, key: str) -> DrillReport:
         checks=suite,
         check_summary=_check_summary(suite),
         chain=ReportChain(
-            algorithm="sha256",
+            algorithm=CHAIN_ALGORITHM,
             previous=(
                 PreviousReport(run_id=previous.run_id, key=previous.key, sha256=previous.sha256)
                 if previous is not None
