@@ -111,3 +111,9 @@ lock: venv
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command "make lock" --quiet --output-file requirements.lock
 	$(BIN)/python scripts/export_layer_requirements.py
+
+# The drill report's JSON Schema, generated from its model (restoredrill.report_model), written
+# to schemas/drill-report/ and shared/restoredrill/schemas/; `make schemas CHECK=1` only checks.
+.PHONY: schemas
+schemas: venv
+	$(BIN)/python scripts/generate-schemas.py $(if $(CHECK),--check)

@@ -16,7 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -63,6 +63,8 @@ def unpack_document(payload: dict[str, Any]) -> dict[str, Any]:
 class TableShape(BaseModel):
     """The shape of one relation (table, partitioned table, view, materialized view...)."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     kind: str
     unlogged: bool = False
     columns: dict[str, str] = Field(default_factory=dict)  # name -> type ("integer not null")
@@ -73,28 +75,40 @@ class TableShape(BaseModel):
 class ContentFingerprint(BaseModel):
     """``count(*)`` and the sum of per-row hashes of a table, computed on the server."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     method: str
     rows: int
     hash: str
 
 
 class DatabaseBaseline(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     schema_fingerprint: str
     schemas: list[str] = Field(default_factory=list)
     extensions: dict[str, str] = Field(default_factory=dict)  # name -> version
     tables: dict[str, TableShape] = Field(default_factory=dict)
     row_counts: dict[str, int] = Field(default_factory=dict)
     content_fingerprints: dict[str, ContentFingerprint] = Field(default_factory=dict)
-    size_bytes: int | None = None
+    size_bytes: int | None = Field(
+        default=None, description="The database's size on disk; null when it was not measured."
+    )
 
 
 class Baseline(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     format: str = BASELINE_FORMAT
     taken_at: datetime
-    server_version: str | None = None
+    server_version: str | None = Field(
+        default=None, description="The server's version; null when it could not be read."
+    )
     level: int = 0
     database_names: list[str] = Field(default_factory=list)
-    roles: list[str] | None = None
+    roles: list[str] | None = Field(
+        default=None, description="The roles of the instance; null below level 1 (not read)."
+    )
     databases: dict[str, DatabaseBaseline] = Field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The check runner: the only code that hands the run's password to the checker.
 
 `advance` invokes the runner asynchronously with the run id and the *name* of the password
-parameter. The runner reads the password from SSM and invokes the in-VPC checker synchronously.
+parameter (:class:`~restoredrill.messages.CheckRunRequest`). The runner reads the password from
+SSM and invokes the in-VPC checker synchronously (:class:`~restoredrill.messages.CheckerRequest`).
 A Lambda async destination record carries the whole request payload; because the runner's
 request holds no password, neither does the record that brings the result back to `advance`
 (nor the results queue, nor its dead-letter queue). A synchronous invoke is recorded nowhere.
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from restoredrill.events import RUN_ID_PATTERN, InvalidEvent
+from restoredrill.events import InvalidEvent
+from restoredrill.messages import CheckerAnswer, CheckerRequest, CheckRunRequest
 
 
 class CheckerFailed(Exception):
@@ -30,28 +32,6 @@ class SyncChecker(Protocol):
         ...
 
 
-class TargetWithoutPassword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1, max_length=255)
-    port: int = Field(ge=1, le=65535)
-    user: str = Field(min_length=1, max_length=63)
-    database: str = Field(default="postgres", min_length=1, max_length=63)
-
-
-class CheckRunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
-    password_parameter: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
-    target: TargetWithoutPassword
-    policy: dict[str, Any] = Field(default_factory=dict)
-    baseline: dict[str, Any] | None = None
-    snapshot_time: str | None = None
-    vcpus: int | None = Field(default=None, ge=1, le=128)
-    deadline: str | None = None
-
-
 def parse_check_run(event: Any) -> CheckRunRequest:
     try:
         return CheckRunRequest.model_validate(event)
@@ -62,13 +42,17 @@ def parse_check_run(event: Any) -> CheckRunRequest:
 def run_check(
     request: CheckRunRequest, vault: PasswordReader, checker: SyncChecker
 ) -> dict[str, Any]:
-    """The checker's result for this run, as `advance` expects it from the destination."""
+    """The checker's answer for this run, as `advance` reads it from the destination record:
+    a :class:`CheckerAnswer`, within the size its way back allows."""
     password = vault.get(request.password_parameter)
     if password is None:
         raise CheckerFailed("the run's password is gone: the drill has moved on")
-    payload = request.model_dump(mode="json", exclude={"password_parameter"})
-    payload["target"]["password"] = password
-    answer = checker.check(payload)
-    if not isinstance(answer, dict) or answer.get("run_id") != request.run_id:
-        raise CheckerFailed("the checker answered for another run or not at all")
-    return {"run_id": request.run_id, "result": answer.get("result")}
+    reply = checker.check(CheckerRequest.for_run(request, password).to_payload())
+    try:
+        answer = CheckerAnswer.model_validate(reply)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
+        raise CheckerFailed(f"the checker's answer is malformed: {fields}") from None
+    if answer.run_id != request.run_id:
+        raise CheckerFailed("the checker answered for another run")
+    return answer.model_dump(mode="json")

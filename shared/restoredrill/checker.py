@@ -10,15 +10,15 @@ server's certificate and host name are verified too.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from restoredrill.baseline import Baseline
 from restoredrill.checks import ConnectionTarget, run_check_suite
-from restoredrill.events import RUN_ID_PATTERN, InvalidEvent
+from restoredrill.checks.models import summarize
+from restoredrill.events import InvalidEvent
+from restoredrill.messages import CheckerAnswer, CheckerRequest, CheckResult, CheckStatus
 from restoredrill.policy import DrillPolicy
 
 # Packing the result (compressed when large) and returning it, after the suite's budget ends.
@@ -26,30 +26,13 @@ RESULT_HANDOVER_SECONDS = 15.0
 MIN_BUDGET_SECONDS = 1.0
 
 
-class CheckerRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str = Field(pattern=RUN_ID_PATTERN.pattern)
-    target: ConnectionTarget
-    policy: DrillPolicy = Field(default_factory=DrillPolicy)
-    baseline: dict[str, Any] | None = None
-    snapshot_time: datetime | None = None
-    vcpus: int | None = Field(default=None, ge=1, le=128)
-
-
 def parse_checker_request(event: Any) -> CheckerRequest:
+    """The request, its baseline read too: a malformed baseline is a malformed request, found
+    here rather than halfway through the suite (and named, never quoted)."""
     try:
-        request = CheckerRequest.model_validate(event)
+        return CheckerRequest.model_validate(event)
     except ValidationError as error:
         raise InvalidEvent.naming_fields("checker request", error) from None
-    if request.baseline:
-        # The baseline is read here, not halfway through the suite: a malformed one is a
-        # malformed request (and its errors would quote it).
-        try:
-            Baseline.from_payload(request.baseline)
-        except Exception:  # any failure to read it: bad gzip, base64 or JSON, the wrong shape
-            raise InvalidEvent("malformed checker request: baseline") from None
-    return request
 
 
 def with_ca_bundle(target: ConnectionTarget, bundle_file: str | None) -> ConnectionTarget:
@@ -80,13 +63,23 @@ def run_checker(
     ca_bundle_file: str | None = None,
     seconds_left: float | None = None,
 ) -> dict[str, Any]:
-    """``seconds_left``: how long the function may still run (its context's remaining time)."""
+    """``seconds_left``: how long the function may still run (its context's remaining time).
+    The answer is a :class:`CheckerAnswer`, within the size its way back allows."""
     result = run_check_suite(
         with_ca_bundle(request.target, ca_bundle_file),
         policy_within(request.policy, seconds_left),
-        baseline=Baseline.from_payload(request.baseline) if request.baseline else None,
+        baseline=request.baseline,
         snapshot_time=request.snapshot_time,
         vcpus=request.vcpus,
     )
-    # The async destination carries at most 256 KB: a large result travels compressed.
-    return {"run_id": request.run_id, "result": result.to_payload()}
+    if request.baseline_omitted:
+        # Said where the report and Slack's readers look: among the checks.
+        note = CheckResult(
+            name="baseline",
+            level=1,
+            status=CheckStatus.WARN,
+            message=request.baseline_omitted,
+        )
+        checks = [*result.checks, note]
+        result = result.model_copy(update={"checks": checks, "summary": summarize(checks)})
+    return CheckerAnswer(run_id=request.run_id, result=result).model_dump(mode="json")

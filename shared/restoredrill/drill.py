@@ -13,10 +13,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from restoredrill.baseline import find_baseline, unpack_document
+from restoredrill.baseline import Baseline
 from restoredrill.config import ConfigError, DrillSettings
 from restoredrill.eligibility import DrillRejected as DrillRejected
 from restoredrill.eligibility import eligible_snapshot
+from restoredrill.messages import CheckerTarget, CheckRunRequest
 from restoredrill.models import (
     INSTANCE_PREFIX,
     RUN_ID_TAG,
@@ -244,34 +245,30 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
         raise EffectRejected("InstanceNotReady", f"{run.instance_id} has no endpoint")
     # The password itself never travels in this payload (the check runner reads it from the
     # vault): async invoke payloads come back inside destination records.
-    return {
-        "run_id": run.run_id,
-        "password_parameter": _password_name(run),
-        "target": {
-            "host": instance.address,
-            "port": instance.port or 5432,
-            "user": instance.master_username or run.snapshot.master_username,
-            "database": instance.db_name or "postgres",
-        },
-        "policy": run.policy,
-        "baseline": _baseline_for(run, ctx),
-        "snapshot_time": (
-            run.snapshot.snapshot_created_at.isoformat()
-            if run.snapshot.snapshot_created_at
-            else None
+    request = CheckRunRequest(
+        run_id=run.run_id,
+        password_parameter=_password_name(run),
+        target=CheckerTarget(
+            host=instance.address,
+            port=instance.port or 5432,
+            user=instance.master_username or run.snapshot.master_username,
+            database=instance.db_name or "postgres",
         ),
-        "vcpus": vcpus_of(run.instance_class),
-        "deadline": run.deadline.isoformat(),
-    }
+        policy=run.policy,
+        baseline=_baseline_for(run, ctx),
+        snapshot_time=run.snapshot.snapshot_created_at,
+        vcpus=vcpus_of(run.instance_class),
+        deadline=run.deadline,
+    )
+    return request.to_payload()
 
 
-def _baseline_for(run: RunRecord, ctx: DrillContext) -> dict[str, Any] | None:
+def _baseline_for(run: RunRecord, ctx: DrillContext) -> Baseline | None:
     """What the last passing drill of this database measured (only passing drills set it)."""
     previous = ctx.runs.last_passing(run.source_db)
-    if previous is None or previous.run_id == run.run_id or not previous.checks:
+    if previous is None or previous.run_id == run.run_id or previous.checks is None:
         return None
-    baseline = find_baseline(unpack_document(previous.checks))
-    return baseline.to_payload() if baseline is not None else None
+    return previous.checks.baseline
 
 
 def vcpus_of(instance_class: str) -> int:

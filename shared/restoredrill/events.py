@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
+from restoredrill.messages import CheckerAnswer
 from restoredrill.models import (
     INSTANCE_PREFIX,
     CheckerOutcome,
@@ -259,11 +260,18 @@ def parse_checker_record(body: str) -> CheckerOutcome:
         return CheckerOutcome(
             run_id=run_id, succeeded=False, error="the checker returned no result"
         )
-    result = response["result"]
     try:
-        verdict = Verdict(result.get("verdict"))
-    except ValueError:
+        answer = CheckerAnswer.model_validate(response)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
         return CheckerOutcome(
-            run_id=run_id, succeeded=False, error="the checker returned an unknown verdict"
+            run_id=run_id,
+            succeeded=False,
+            error=f"the checker returned a malformed result: {fields}",
         )
-    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=verdict, result=result)
+    if answer.run_id != run_id:
+        return CheckerOutcome(
+            run_id=run_id, succeeded=False, error="the checker answered for another run"
+        )
+    verdict = Verdict(answer.result.verdict.value)
+    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=verdict, result=answer.result)

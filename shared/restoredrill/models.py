@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from restoredrill.messages import TravellingCheckSuite
+
 OWNER_TAG = "restoredrill:owner"
 RUN_ID_TAG = "restoredrill:run-id"
 SOURCE_DB_TAG = "restoredrill:source-db"
@@ -98,7 +100,7 @@ class CheckerOutcome(BaseModel):
     run_id: str
     succeeded: bool  # the function returned (whatever the checks found)
     verdict: Verdict | None = None  # PASSED / FAILED / ERROR from the check suite
-    result: dict[str, Any] | None = None  # the check suite result, aggregates only
+    result: TravellingCheckSuite | None = None  # the check suite result, aggregates only
     error: str | None = None  # the function's error when it did not return
 
 
@@ -128,7 +130,8 @@ class RunRecord(BaseModel):
     credentials_confirmed: bool = False
     checker_invoked_at: datetime | None = None
     effect_claimed_at: datetime | None = None
-    checks: dict[str, Any] | None = None
+    # The checker's result; stored as it travelled (plain, or gzip+base64 when large).
+    checks: TravellingCheckSuite | None = None
     chain: ReportChain | None = None
     report_key: str | None = None
     report_sha256: str | None = None

@@ -3,19 +3,22 @@
 A Block Kit message (https://api.slack.com/reference/block-kit/blocks) plus the plain ``text``
 Slack shows in notifications and wherever blocks cannot be shown. A passed drill reads in one
 glance; a failed one names each failing check with its evidence and the reason, then where the
-report is. Slack's limits are respected whatever the event holds: at most 50 blocks, 3000
-characters of section text, 150 of header text, 10 fields of 2000; what does not fit ends in
-"… and N more".
+report is: a link to the S3 console's page of the report and of its HTML rendering, so that
+on-call gets from Slack to the evidence in one click (an event from an earlier version, without
+those pages, names the ``s3://`` URIs instead). Slack's limits are respected whatever the event
+holds: at most 50 blocks, 3000 characters of section text, 150 of header text, 10 fields of
+2000; what does not fit ends in "… and N more".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from restoredrill.ports import ChatNotifier
 from restoredrill.report import duration_text
+from restoredrill.report_model import DrillFinished, EventReportLocation, FailedCheck
+
+__all__ = ["DrillFinished", "announce", "render"]
 
 VERDICT_ICONS = {
     "PASSED": ":white_check_mark:",
@@ -37,55 +40,6 @@ FALLBACK_CHECKS_MAX = 25
 FALLBACK_MESSAGE_MAX = 300
 FALLBACK_NAME_MAX = 200
 FALLBACK_REASON_MAX = 1000
-
-
-class PhaseSeconds(BaseModel):
-    phase: str
-    seconds: float | None = None
-
-
-class FailedCheck(BaseModel):
-    name: str | None = None
-    status: str | None = None
-    message: str | None = None
-    evidence_summary: list[str] = Field(default_factory=list)
-
-
-class ReportLocation(BaseModel):
-    bucket: str
-    key: str
-    uri: str
-    html_key: str | None = None
-    sha256: str | None = None
-
-    @property
-    def html_uri(self) -> str | None:
-        return f"s3://{self.bucket}/{self.html_key}" if self.html_key else None
-
-
-class DrillFinished(BaseModel):
-    """The detail of a Drill Finished event."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str = Field(min_length=1)
-    verdict: str | None = None
-    reason: str | None = None
-    source_db: str
-    snapshot_id: str
-    phases: list[PhaseSeconds] = Field(default_factory=list)
-    restore_seconds: float | None = None
-    rpo_seconds: float | None = None
-    failed_checks: list[FailedCheck] = Field(default_factory=list)
-    failed_checks_total: int | None = None  # more than listed when the event had to be bounded
-    report: ReportLocation
-    region: str | None = None
-    trigger: str | None = None
-    requested_by: str | None = None
-
-    @property
-    def failed_total(self) -> int:
-        return max(self.failed_checks_total or 0, len(self.failed_checks))
 
 
 def _duration(seconds: float | None) -> str:
@@ -155,11 +109,17 @@ def _fallback(finished: DrillFinished) -> str:
     lines.append(f"Restore time (RTO): {_duration(finished.restore_seconds)}")
     if finished.rpo_seconds is not None:
         lines.append(f"Data freshness (RPO): {_duration(finished.rpo_seconds)}")
-    lines.append(f"Report: {finished.report.uri}")
-    if finished.report.html_uri:
-        lines.append(f"Readable report: {finished.report.html_uri}")
+    report = finished.report
+    if report.console_url:
+        lines.append(f"Report: {report.console_url} ({report.uri})")
+    else:
+        lines.append(f"Report: {report.uri}")
+    html_page = report.html_console_url or report.html_uri
+    if html_page:
+        lines.append(f"Readable report: {html_page}")
     lines.append(f"Run: {finished.run_id}")
-    # Slack reads this text as mrkdwn too: nothing in it may become a link or a mention
+    # Slack reads this text as mrkdwn too: nothing in it may become a mention; the console
+    # pages are plain https URLs, which Slack shows as links of their own.
     return _escape("\n".join(lines))
 
 
@@ -204,6 +164,29 @@ def _context(finished: DrillFinished) -> dict[str, Any]:
     }
 
 
+def _link(url: str, label: str) -> str:
+    """A mrkdwn link: Slack's three control characters escaped in the URL (a console URL's
+    query has ``&``), the label plain text."""
+    return f"<{_escape(url)}|{_escape(label)}>"
+
+
+def _report_links(report: EventReportLocation) -> str:
+    """The report and its HTML rendering as links to their S3 console pages; the ``s3://``
+    URI beside each, as code, for the CLI."""
+    if report.console_url is None:
+        text = f"*Report:* {_code(report.uri)}"
+        if report.html_uri:
+            text += f"\n*Readable:* {_code(report.html_uri)}"
+        return text
+    text = f"*Report:* {_link(report.console_url, 'JSON report in the S3 console')}"
+    if report.html_console_url:
+        text += (
+            f"\n*Readable report:* {_link(report.html_console_url, 'HTML page in the S3 console')}"
+        )
+    text += f"\n{_code(report.uri)}"
+    return text
+
+
 def render(finished: DrillFinished) -> tuple[str, list[dict[str, Any]]]:
     """The message: (fallback text, Block Kit blocks)."""
     verdict = finished.verdict or "UNKNOWN"
@@ -220,10 +203,7 @@ def render(finished: DrillFinished) -> tuple[str, list[dict[str, Any]]]:
     unlisted = finished.failed_total - len(shown)
     if unlisted > 0:
         blocks.append(_section(f"… and {unlisted} more failed checks: see the report"))
-    report = f"*Report:* {_code(finished.report.uri)}"
-    if finished.report.html_uri:
-        report += f"\n*Readable:* {_code(finished.report.html_uri)}"
-    blocks.append(_section(report))
+    blocks.append(_section(_report_links(finished.report)))
     blocks.append(_context(finished))
     # 6 + CHECK_SECTIONS_MAX blocks at most, well within MAX_BLOCKS
     return _fallback(finished), blocks[:MAX_BLOCKS]

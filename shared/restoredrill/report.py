@@ -3,11 +3,12 @@
 Both are pure functions of the run record, so a retried publish writes the same document again.
 Neither ever holds a password: the run record does not carry one.
 
-The report's shape is a JSON Schema (draft 2020-12) shipped in this package,
+Both are models (:mod:`restoredrill.report_model`): the report's JSON Schema (draft 2020-12) is
+generated from :class:`~restoredrill.report_model.DrillReport` and shipped in this package,
 ``restoredrill/schemas/drill-report-<version>.json`` (:data:`REPORT_SCHEMA_PATH`, read with
 :func:`report_schema`); its ``$id`` ends with :data:`REPORT_SCHEMA_VERSION`, which every report
 carries as ``schema_version``. The repository keeps the same file as
-``schemas/drill-report/<version>.json``.
+``schemas/drill-report/<version>.json``, beside the earlier versions that stored reports follow.
 """
 
 from __future__ import annotations
@@ -17,14 +18,36 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from restoredrill.baseline import unpack_document
+from restoredrill.messages import CheckResult, CheckSuiteResult
 from restoredrill.models import RunRecord, RunState
-
-REPORT_SCHEMA_VERSION = "1.2"
-REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"
-REPORT_SCHEMA_PATH = (
-    Path(__file__).resolve().parent / "schemas" / f"drill-report-{REPORT_SCHEMA_VERSION}.json"
+from restoredrill.report_model import (
+    REPORT_KIND,
+    REPORT_SCHEMA_VERSION,
+    CheckSummary,
+    DrillFinished,
+    DrillReport,
+    EventReportLocation,
+    FailedCheck,
+    FailedCheckSummary,
+    PhaseSeconds,
+    PreviousReport,
+    ReportChain,
+    ReportLocation,
+    ReportPhase,
+    ReportRecovery,
+    ReportRestoredInstance,
+    ReportRun,
+    ReportSnapshot,
+    ReportSource,
+    ReportTimings,
+    RpoMeasurement,
+    s3_console_url,
 )
+from restoredrill.report_model import REPORT_SCHEMA_ID as REPORT_SCHEMA_ID
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+PUBLISHED_SCHEMA_VERSIONS = ("1.1", "1.2", "1.3")
+REPORT_SCHEMA_PATH = SCHEMA_DIR / f"drill-report-{REPORT_SCHEMA_VERSION}.json"
 PHASE_NAMES = {
     RunState.REQUESTED: "request",
     RunState.RESTORING: "restore",
@@ -46,10 +69,18 @@ EVIDENCE_LINES_MAX = 5
 EVIDENCE_LINE_MAX_CHARS = 240
 
 
+def report_schema_path(version: str) -> Path:
+    return SCHEMA_DIR / f"drill-report-{version}.json"
+
+
 @cache
-def report_schema() -> dict[str, Any]:
-    """The JSON Schema every drill report validates against (see the module's docstring)."""
-    schema: dict[str, Any] = json.loads(REPORT_SCHEMA_PATH.read_text(encoding="utf-8"))
+def report_schema(version: str = REPORT_SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of one version of the report; by default the one every report written
+    now validates against (see the module's docstring). Reports already stored follow the
+    version they name in ``schema_version``."""
+    if version not in PUBLISHED_SCHEMA_VERSIONS:
+        raise ValueError(f"no drill report schema {version!r}")
+    schema: dict[str, Any] = json.loads(report_schema_path(version).read_text(encoding="utf-8"))
     return schema
 
 
@@ -84,193 +115,190 @@ def report_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True).encode("ascii")
 
 
-def phase_timings(run: RunRecord) -> list[dict[str, Any]]:
+def phase_timings(run: RunRecord) -> list[ReportPhase]:
     timings = []
     for state, name in PHASE_NAMES.items():
         phase = run.phases.get(state)
         if phase is None:
             continue
         timings.append(
-            {
-                "phase": name,
-                "started_at": phase.started_at.isoformat(),
-                "ended_at": phase.ended_at.isoformat() if phase.ended_at else None,
-                "seconds": _round(phase.duration_seconds),
-            }
+            ReportPhase(
+                phase=name,
+                started_at=phase.started_at,
+                ended_at=phase.ended_at,
+                seconds=_round(phase.duration_seconds),
+            )
         )
     return timings
 
 
-def expanded_checks(checks: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The check suite result in full, whether it travelled plain or compressed."""
-    return unpack_document(checks) if checks else None
-
-
-def display_name(check: dict[str, Any]) -> str:
+def display_name(check: dict[str, Any] | CheckResult) -> str:
     """A check named for people: ``row_counts[app]``, ``freshness[app/orders.created_at]``."""
+    if isinstance(check, CheckResult):
+        return check.display_name
     where = "/".join(str(part) for part in (check.get("database"), check.get("object")) if part)
     return f"{check.get('name')}[{where}]" if where else str(check.get("name"))
 
 
-def failed_checks(checks: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _not_passed(checks: CheckSuiteResult | None) -> list[CheckResult]:
+    return [c for c in (checks.checks if checks else []) if c.status.value in NOT_PASSED]
+
+
+def failed_checks(checks: CheckSuiteResult | None) -> list[dict[str, Any]]:
     """The checks that failed or could not run, named for people (``row_counts[app]``)."""
-    result = expanded_checks(checks) or {}
-    failed = []
-    for check in result.get("checks", []):
-        if not isinstance(check, dict) or check.get("status") not in NOT_PASSED:
-            continue
-        failed.append(
-            {
-                "name": display_name(check),
-                "status": check.get("status"),
-                "message": check.get("message"),
-            }
-        )
-    return failed
+    return [
+        {"name": check.display_name, "status": check.status.value, "message": check.message}
+        for check in _not_passed(checks)
+    ]
 
 
 # ------------------------------------------------------------------------------ measured RPO
 
 
-def freshness_results(checks: dict[str, Any] | None) -> list[dict[str, Any]]:
+def freshness_results(checks: CheckSuiteResult | None) -> list[CheckResult]:
     """The results of the ``freshness`` checks (one per rule) in the run's check suite."""
-    result = expanded_checks(checks) or {}
-    return [
-        check
-        for check in result.get("checks", [])
-        if isinstance(check, dict) and check.get("name") == "freshness"
-    ]
+    return [check for check in (checks.checks if checks else []) if check.name == "freshness"]
 
 
-def measured_rpo(checks: dict[str, Any] | None) -> dict[str, Any] | None:
+def measured_rpo(checks: CheckSuiteResult | None) -> RpoMeasurement | None:
     """The measured RPO: the largest age (``evidence.rpo_s``: how much older the newest row was
     than the snapshot) among the freshness checks, floored at 0, with the check that measured it.
     None when no freshness rule ran or none could measure an age (empty table, error, skipped)."""
-    worst: dict[str, Any] | None = None
+    worst: CheckResult | None = None
     worst_age = 0.0
     for check in freshness_results(checks):
-        evidence = check.get("evidence")
-        age = evidence.get("rpo_s") if isinstance(evidence, dict) else None
+        age = check.evidence.get("rpo_s")
         if isinstance(age, bool) or not isinstance(age, int | float):
             continue
         if worst is None or age > worst_age:
             worst, worst_age = check, float(age)
     if worst is None:
         return None
-    evidence = worst["evidence"]
-    return {
-        "seconds": _round(max(worst_age, 0.0)),
-        "check": display_name(worst),
-        "column": evidence.get("column"),
-        "newest": _text_or_none(evidence.get("newest")),
-        "reference": _text_or_none(evidence.get("reference")),
-        "reference_is": _text_or_none(evidence.get("reference_is")),
-    }
+    evidence = worst.evidence
+    return RpoMeasurement(
+        seconds=round(max(worst_age, 0.0), 3),
+        check=worst.display_name,
+        column=_text_or_none(evidence.get("column")),
+        newest=_text_or_none(evidence.get("newest")),
+        reference=_text_or_none(evidence.get("reference")),
+        reference_is=_text_or_none(evidence.get("reference_is")),
+    )
 
 
 # ------------------------------------------------------------------------------ the report
 
 
-def _normalised_suite(checks: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The expanded suite with every check carrying all its fields (defaults as the checker's
-    model has them), so that each check in the report has its evidence, even if empty."""
-    suite = expanded_checks(checks)
+def _check_summary(suite: CheckSuiteResult | None) -> CheckSummary | None:
     if suite is None:
         return None
-    normalised = []
-    for check in suite.get("checks", []):
-        if isinstance(check, dict):
-            check = {
-                "message": "",
-                "evidence": {},
-                "duration_ms": 0,
-                "database": None,
-                "object": None,
-            } | check
-        normalised.append(check)
-    return {**suite, "checks": normalised}
+    by_status: dict[Any, int] = {}
+    for check in suite.checks:
+        by_status[check.status] = by_status.get(check.status, 0) + 1
+    return CheckSummary(
+        total=len(suite.checks),
+        by_status=by_status,
+        failed=[
+            FailedCheckSummary(
+                name=check.display_name,
+                status=check.status.value,
+                message=check.message,
+            )
+            for check in _not_passed(suite)
+        ],
+    )
 
 
-def _check_summary(suite: dict[str, Any] | None) -> dict[str, Any] | None:
-    if suite is None:
-        return None
-    by_status: dict[str, int] = {}
-    for check in suite["checks"]:
-        status = str(check.get("status")) if isinstance(check, dict) else "invalid"
-        by_status[status] = by_status.get(status, 0) + 1
-    return {
-        "total": len(suite["checks"]),
-        "by_status": by_status,
-        "failed": failed_checks(suite),
-    }
+def partition_of(run: RunRecord) -> str:
+    """The AWS partition the snapshot is in (``aws``, ``aws-cn``, ``aws-us-gov``), from its ARN."""
+    parts = run.snapshot.snapshot_arn.split(":")
+    return parts[1] if len(parts) > 1 and parts[1] else "aws"
+
+
+def report_location(run: RunRecord, *, bucket: str, key: str) -> ReportLocation:
+    """Where the report and its HTML page are, with the S3 console's page of each in the
+    report's region (the region its key names)."""
+    html_key = html_report_key(key)
+    region, partition = region_of(run), partition_of(run)
+    return ReportLocation(
+        bucket=bucket,
+        key=key,
+        html_key=html_key,
+        console_url=s3_console_url(bucket, key, region, partition),
+        html_console_url=s3_console_url(bucket, html_key, region, partition),
+    )
+
+
+def drill_report(run: RunRecord, *, bucket: str, key: str) -> DrillReport:
+    """The report of a finished run (its verdict and finish time set)."""
+    snapshot = run.snapshot
+    suite = run.checks
+    rpo = measured_rpo(suite)
+    previous = run.chain.previous if run.chain is not None else None
+    return DrillReport(
+        schema_version=REPORT_SCHEMA_VERSION,
+        kind=REPORT_KIND,
+        run=ReportRun(
+            run_id=run.run_id,
+            trigger=run.trigger,
+            requested_by=run.requested_by,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            deadline=run.deadline,
+        ),
+        verdict=run.verdict,
+        reason=run.reason,
+        source=ReportSource(
+            db_instance_identifier=run.source_db,
+            engine=snapshot.engine,
+            engine_version=snapshot.engine_version,
+            region=snapshot.region,
+            account_id=snapshot.account_id,
+        ),
+        snapshot=ReportSnapshot(
+            snapshot_id=snapshot.snapshot_id,
+            snapshot_arn=snapshot.snapshot_arn,
+            snapshot_type=snapshot.snapshot_type,
+            created_at=snapshot.snapshot_created_at,
+            encrypted=snapshot.encrypted,
+            kms_key_id=snapshot.kms_key_id,
+            allocated_storage_gib=snapshot.allocated_storage_gib,
+        ),
+        restored_instance=ReportRestoredInstance(
+            db_instance_identifier=run.instance_id,
+            instance_class=run.instance_class,
+            deleted=run.state in (RunState.REPORTING, RunState.FINISHED),
+        ),
+        timings=ReportTimings(
+            phases=phase_timings(run),
+            restore_seconds=_round(run.restore_seconds),
+            total_seconds=_round(
+                (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
+            ),
+        ),
+        recovery=ReportRecovery(
+            rto_seconds=_round(run.restore_seconds),
+            rpo_seconds=rpo.seconds if rpo else None,
+            rpo_measured_by=rpo,
+            freshness_checks=len(freshness_results(suite)),
+        ),
+        policy=run.policy,
+        checks=suite,
+        check_summary=_check_summary(suite),
+        chain=ReportChain(
+            algorithm=CHAIN_ALGORITHM,
+            previous=(
+                PreviousReport(run_id=previous.run_id, key=previous.key, sha256=previous.sha256)
+                if previous is not None
+                else None
+            ),
+        ),
+        location=report_location(run, bucket=bucket, key=key),
+    )
 
 
 def build_report(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
-    snapshot = run.snapshot
-    suite = _normalised_suite(run.checks)
-    rpo = measured_rpo(suite)
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "kind": "restoredrill.drill-report",
-        "run": {
-            "run_id": run.run_id,
-            "trigger": run.trigger,
-            "requested_by": run.requested_by,
-            "created_at": run.created_at.isoformat(),
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "deadline": run.deadline.isoformat(),
-        },
-        "verdict": run.verdict.value if run.verdict else None,
-        "reason": run.reason,
-        "source": {
-            "db_instance_identifier": run.source_db,
-            "engine": snapshot.engine,
-            "engine_version": snapshot.engine_version,
-            "region": snapshot.region,
-            "account_id": snapshot.account_id,
-        },
-        "snapshot": {
-            "snapshot_id": snapshot.snapshot_id,
-            "snapshot_arn": snapshot.snapshot_arn,
-            "snapshot_type": snapshot.snapshot_type,
-            "created_at": (
-                snapshot.snapshot_created_at.isoformat() if snapshot.snapshot_created_at else None
-            ),
-            "encrypted": snapshot.encrypted,
-            "kms_key_id": snapshot.kms_key_id,
-            "allocated_storage_gib": snapshot.allocated_storage_gib,
-        },
-        "restored_instance": {
-            "db_instance_identifier": run.instance_id,
-            "instance_class": run.instance_class,
-            "deleted": run.state in (RunState.REPORTING, RunState.FINISHED),
-        },
-        "timings": {
-            "phases": phase_timings(run),
-            "restore_seconds": _round(run.restore_seconds),
-            "total_seconds": _round(
-                (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
-            ),
-        },
-        "recovery": {
-            "rto_seconds": _round(run.restore_seconds),
-            "rpo_seconds": rpo["seconds"] if rpo else None,
-            "rpo_measured_by": rpo,
-            "freshness_checks": len(freshness_results(suite)),
-        },
-        "policy": run.policy,
-        "checks": suite,
-        "check_summary": _check_summary(suite),
-        "chain": {
-            "algorithm": CHAIN_ALGORITHM,
-            "previous": (
-                run.chain.previous.model_dump(mode="json")
-                if run.chain is not None and run.chain.previous is not None
-                else None
-            ),
-        },
-        "location": {"bucket": bucket, "key": key, "html_key": html_report_key(key)},
-    }
+    """The report as the JSON document stored (see :func:`report_bytes`)."""
+    return drill_report(run, bucket=bucket, key=key).model_dump(mode="json")
 
 
 # ------------------------------------------------------------------------------ evidence, briefly
@@ -406,76 +434,78 @@ def duration_text(seconds: float | None) -> str:
 # ------------------------------------------------------------------------------ the event
 
 
-def _failed_check_entry(check: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": display_name(check),
-        "status": check.get("status"),
-        "message": _clip(str(check.get("message") or ""), EVENT_MESSAGE_MAX_CHARS) or None,
-        "check": _text_or_none(check.get("name")),
-        "database": _text_or_none(check.get("database")),
-        "object": _text_or_none(check.get("object")),
-        "evidence_summary": evidence_summary(check),
-    }
+def _failed_check_entry(check: CheckResult) -> FailedCheck:
+    return FailedCheck(
+        name=check.display_name,
+        status=check.status.value,
+        message=_clip(check.message, EVENT_MESSAGE_MAX_CHARS) or None,
+        check=check.name,
+        database=check.database,
+        object=check.object,
+        evidence_summary=evidence_summary(check.model_dump(mode="json")),
+    )
+
+
+def finished_event(
+    run: RunRecord, *, bucket: str, key: str, report_sha256: str | None = None
+) -> DrillFinished:
+    """The Drill Finished event's detail: what Slack (or any subscriber) needs without reading
+    the report. At most :data:`EVENT_DETAIL_MAX_BYTES` of JSON: failed checks (failures first)
+    are listed while they fit; ``failed_checks_total`` says how many there were."""
+    not_passed = sorted(_not_passed(run.checks), key=lambda c: NOT_PASSED.index(c.status.value))
+    rpo = measured_rpo(run.checks)
+    snapshot = run.snapshot
+    location = report_location(run, bucket=bucket, key=key)
+    detail = DrillFinished(
+        run_id=run.run_id,
+        verdict=run.verdict.value if run.verdict else None,
+        reason=_clip(run.reason, EVENT_REASON_MAX_CHARS) if run.reason else None,
+        source_db=run.source_db,
+        snapshot_id=snapshot.snapshot_id,
+        snapshot_created_at=(
+            snapshot.snapshot_created_at.isoformat() if snapshot.snapshot_created_at else None
+        ),
+        engine_version=snapshot.engine_version,
+        region=snapshot.region,
+        account_id=snapshot.account_id,
+        instance_id=run.instance_id,
+        trigger=run.trigger,
+        requested_by=run.requested_by,
+        phases=[PhaseSeconds(phase=t.phase, seconds=t.seconds) for t in phase_timings(run)],
+        restore_seconds=_round(run.restore_seconds),
+        rpo_seconds=rpo.seconds if rpo else None,
+        rpo_check=rpo.check if rpo else None,
+        failed_checks_total=len(not_passed),
+        report=EventReportLocation(
+            bucket=bucket,
+            key=key,
+            uri=f"s3://{bucket}/{key}",
+            html_key=location.html_key,
+            sha256=report_sha256,
+            console_url=location.console_url,
+            html_console_url=location.html_console_url,
+        ),
+        created_at=run.created_at.isoformat(),
+        finished_at=run.finished_at.isoformat() if run.finished_at else None,
+    )
+    size = _json_size(detail.model_dump(mode="json"))
+    for check in not_passed:
+        entry = _failed_check_entry(check)
+        entry_size = _json_size(entry.model_dump(mode="json")) + 2  # and its ", "
+        if size + entry_size > EVENT_DETAIL_MAX_BYTES:
+            break
+        detail.failed_checks.append(entry)
+        size += entry_size
+    return detail
 
 
 def finished_event_detail(
     run: RunRecord, *, bucket: str, key: str, report_sha256: str | None = None
 ) -> dict[str, Any]:
-    """The Drill Finished event's detail: what Slack (or any subscriber) needs without reading
-    the report. At most :data:`EVENT_DETAIL_MAX_BYTES` of JSON: failed checks (failures first)
-    are listed while they fit; ``failed_checks_total`` says how many there were."""
-    suite = expanded_checks(run.checks) or {}
-    not_passed = [
-        check
-        for check in suite.get("checks", [])
-        if isinstance(check, dict) and check.get("status") in NOT_PASSED
-    ]
-    not_passed.sort(key=lambda check: NOT_PASSED.index(check["status"]))
-    rpo = measured_rpo(run.checks)
-    snapshot = run.snapshot
-    detail: dict[str, Any] = {
-        "run_id": run.run_id,
-        "verdict": run.verdict.value if run.verdict else None,
-        "reason": _clip(run.reason, EVENT_REASON_MAX_CHARS) if run.reason else None,
-        "source_db": run.source_db,
-        "snapshot_id": snapshot.snapshot_id,
-        "snapshot_created_at": (
-            snapshot.snapshot_created_at.isoformat() if snapshot.snapshot_created_at else None
-        ),
-        "engine_version": snapshot.engine_version,
-        "region": snapshot.region,
-        "account_id": snapshot.account_id,
-        "instance_id": run.instance_id,
-        "trigger": run.trigger,
-        "requested_by": run.requested_by,
-        "phases": [
-            {"phase": timing["phase"], "seconds": timing["seconds"]}
-            for timing in phase_timings(run)
-        ],
-        "restore_seconds": _round(run.restore_seconds),
-        "rpo_seconds": rpo["seconds"] if rpo else None,
-        "rpo_check": rpo["check"] if rpo else None,
-        "failed_checks": [],
-        "failed_checks_total": len(not_passed),
-        "report": {
-            "bucket": bucket,
-            "key": key,
-            "uri": f"s3://{bucket}/{key}",
-            "html_key": html_report_key(key),
-            "sha256": report_sha256,
-        },
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
-    size = _json_size(detail)
-    for check in not_passed:
-        entry = _failed_check_entry(check)
-        entry_size = _json_size(entry) + 1  # and its comma
-        if size + entry_size > EVENT_DETAIL_MAX_BYTES:
-            break
-        detail["failed_checks"].append(entry)
-        size += entry_size
-    return detail
+    """:func:`finished_event`, as the JSON the event carries."""
+    return finished_event(run, bucket=bucket, key=key, report_sha256=report_sha256).model_dump(
+        mode="json"
+    )
 
 
 def _json_size(value: Any) -> int:

@@ -3,8 +3,10 @@
 A pure function of the JSON report (and of the SHA-256 of its stored bytes), so a repeated
 publish writes the same page. The page holds no script and fetches nothing: its styles are
 inline, the phase timeline is inline SVG, and its Content-Security-Policy forbids anything else,
-so it can be opened straight from S3 or an auditor's disk. Names that come from the restored
-databases (check objects, messages, evidence) are escaped by the template engine.
+so it can be opened straight from S3 or an auditor's disk. Its only links (navigation, not
+loads) are the S3 console's pages of the report and of itself, as the report names them. Names
+that come from the restored databases (check objects, messages, evidence) are escaped by the
+template engine.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from restoredrill.report import display_name, duration_text, evidence_summary
+from restoredrill.report_model import DrillReport
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "drill-report.html.j2"
@@ -107,13 +110,18 @@ def _template() -> Template:
     return _environment().get_template(TEMPLATE_NAME)
 
 
-def render_report_html(report: dict[str, Any], *, report_sha256: str | None = None) -> str:
-    """The HTML page of a drill report built by :func:`restoredrill.report.build_report`.
+def render_report_html(
+    document: dict[str, Any] | DrillReport, *, report_sha256: str | None = None
+) -> str:
+    """The HTML page of a drill report built by :func:`restoredrill.report.build_report`, read
+    through its model (:class:`~restoredrill.report_model.DrillReport`): a document that is not
+    a report of the current version is refused, not half-rendered.
 
     ``report_sha256`` is the SHA-256 of the JSON report's stored bytes: shown so that an auditor
-    can compare it with the object's. A report without ``chain`` (before schema 1.2) is shown as
-    not chained.
+    can compare it with the object's.
     """
+    model = document if isinstance(document, DrillReport) else DrillReport.model_validate(document)
+    report = model.model_dump(mode="json")
     verdict = report.get("verdict")
     suite = report.get("checks")
     recovery = report["recovery"]

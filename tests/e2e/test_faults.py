@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from restoredrill.messages import SuiteVerdict
 from restoredrill.models import RunRecord, RunState
-from restoredrill.report import expanded_checks, report_key
+from restoredrill.report import report_key
 
 from localcloud import crash
 from localcloud.cloud import FAULTS, LocalCloud, run_id_of_event
@@ -101,7 +102,7 @@ def crashed_after_checker_invoke(cloud: LocalCloud, run: RunRecord) -> None:
     crashed("checker-invoke")(cloud, run)
     # The invoke was never recorded, yet the checks' result was used
     assert run.checker_invoked_at is None
-    assert (expanded_checks(run.checks) or {}).get("verdict") == "PASSED"
+    assert run.checks is not None and run.checks.verdict is SuiteVerdict.PASSED
 
 
 def lost_events(cloud: LocalCloud, run: RunRecord) -> None:

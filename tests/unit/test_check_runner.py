@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
 from restoredrill.events import InvalidEvent
+from restoredrill.messages import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
 
 RUN_ID = "0123456789abcdef0123"
 PARAMETER = f"/restoredrill/test/runs/{RUN_ID}"
@@ -39,6 +40,16 @@ class Vault:
         return self.stored.get(name)
 
 
+def passed_result() -> dict:
+    return CheckSuiteResult(
+        verdict=SuiteVerdict.PASSED,
+        checks=[CheckResult(name="connect", level=0, status=CheckStatus.PASS)],
+        started_at="2026-11-27T03:12:00+00:00",
+        finished_at="2026-11-27T03:12:14+00:00",
+        duration_ms=14_000,
+    ).to_payload()
+
+
 class Checker:
     def __init__(self, answer=None):
         self.payloads = []
@@ -49,7 +60,7 @@ class Checker:
         return (
             self.answer
             if self.answer is not None
-            else {"run_id": payload["run_id"], "result": {"verdict": "PASSED"}}
+            else {"run_id": payload["run_id"], "result": passed_result()}
         )
 
 
@@ -60,17 +71,20 @@ def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_non
     answer = run_check(request(), Vault({PARAMETER: "s3cret-password-value"}), checker)
     # Then the checker got the connection with the password, the policy and the rest
     (payload,) = checker.payloads
-    assert payload["target"] == {
+    target = payload["target"]
+    assert {key: target[key] for key in ("host", "port", "user", "database", "password")} == {
         "host": "10.0.0.9",
         "port": 5432,
         "user": "clinic_admin",
         "database": "postgres",
         "password": "s3cret-password-value",
     }
-    assert payload["policy"] == {"level": 3} and payload["vcpus"] == 2
+    assert target["ssl"] == "require"
+    assert payload["policy"]["level"] == 3 and payload["vcpus"] == 2
     assert "password_parameter" not in payload
-    # And the answer (what the destination record carries back) holds no password
-    assert answer == {"run_id": RUN_ID, "result": {"verdict": "PASSED"}}
+    # And the answer (what the destination record carries back) is the checker's result, with
+    # no password
+    assert answer == {"run_id": RUN_ID, "result": passed_result()}
     assert "s3cret-password-value" not in json.dumps(answer)
 
 
@@ -88,9 +102,19 @@ def test_without_the_password_the_checker_is_not_invoked():
 
 
 def test_an_answer_for_another_run_is_a_failure():
-    checker = Checker(answer={"run_id": "ffffffffffffffffffff", "result": {}})
+    checker = Checker(answer={"run_id": "ffffffffffffffffffff", "result": passed_result()})
     with pytest.raises(CheckerFailed, match="another run"):
         run_check(request(), Vault({PARAMETER: "pw-123456789"}), checker)
+
+
+def test_a_malformed_answer_is_a_failure_that_names_the_fields_not_their_values():
+    # Given a checker whose result lacks the suite's verdict and checks
+    checker = Checker(answer={"run_id": RUN_ID, "result": {"verdict": "MAYBE-secret-ish"}})
+    # When the runner relays it
+    # Then it fails, naming what is wrong without quoting it
+    with pytest.raises(CheckerFailed, match=r"malformed: result\.verdict") as failure:
+        run_check(request(), Vault({PARAMETER: "pw-123456789"}), checker)
+    assert "MAYBE-secret-ish" not in str(failure.value)
 
 
 def test_the_sample_event_is_a_valid_request_without_a_password():

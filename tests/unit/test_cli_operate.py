@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from restoredrill.messages import CheckSuiteResult
 from restoredrill.models import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
 from rich.console import Console
 
@@ -28,6 +29,7 @@ from restoredrill_cli.operate import (
     status_tables,
 )
 from restoredrill_cli.target import guarded, write_state_file
+from tests.unit.check_suites import check, suite_of
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 RUN_ID = "0123456789abcdef0123"
@@ -95,21 +97,21 @@ PASSED_PATH = [
 ]
 
 
-def failed_checks_result(count: int) -> dict[str, Any]:
-    return {
-        "verdict": "FAILED",
-        "checks": [{"name": "connect", "status": "pass"}]
-        + [
-            {
-                "name": "row_counts",
-                "status": "fail",
-                "database": "clinic",
-                "object": f"clinic.table_{n}",
-                "message": f"{n} rows lost",
-            }
+def failed_checks_result(count: int) -> CheckSuiteResult:
+    return suite_of(
+        "FAILED",
+        check("connect", "pass"),
+        *(
+            check(
+                "row_counts",
+                "fail",
+                database="clinic",
+                object=f"clinic.table_{n}",
+                message=f"{n} rows lost",
+            )
             for n in range(count)
-        ],
-    }
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -27,6 +27,7 @@ from restoredrill.models import (
 from restoredrill.policy import PolicyError, parse_policy_text
 from restoredrill.ports import EffectRejected
 
+from tests.unit.check_suites import passed_suite
 from tests.unit.fakes import STACK, World, world
 
 OPTED_IN = {"restoredrill:drill": "enabled", "team": "clinic"}
@@ -47,8 +48,9 @@ def given_an_opted_in_database(tags: dict[str, str] | None = None) -> World:
 
 
 def passed(run_id: str) -> CheckerOutcome:
-    result = {"verdict": "PASSED", "checks": [{"name": "connect", "level": 0, "status": "pass"}]}
-    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=Verdict.PASSED, result=result)
+    return CheckerOutcome(
+        run_id=run_id, succeeded=True, verdict=Verdict.PASSED, result=passed_suite()
+    )
 
 
 def drive_to_checking(w: World) -> str:
@@ -250,7 +252,7 @@ def test_the_checker_result_record_sample_parses_into_an_outcome():
     sample = json.loads((EVENTS / "advance/checker-result.json").read_text())
     outcome = parse_checker_record(sample["Records"][0]["body"])
     assert outcome.succeeded and outcome.verdict is Verdict.PASSED
-    assert outcome.result is not None and outcome.result["checks"][0]["name"] == "connect"
+    assert outcome.result is not None and outcome.result.checks[0].name == "connect"
 
 
 def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():

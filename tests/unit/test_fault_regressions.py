@@ -14,6 +14,7 @@ from restoredrill.models import (
     Verdict,
 )
 
+from tests.unit.check_suites import passed_suite
 from tests.unit.fakes import STACK, World, world
 
 SNAPSHOT = "rds:clinic-db-2026-11-27-03-10"
@@ -28,8 +29,9 @@ def request(key: str) -> DrillRequest:
 
 
 def passed(run_id: str) -> CheckerOutcome:
-    result = {"verdict": "PASSED", "checks": [{"name": "connect", "level": 0, "status": "pass"}]}
-    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=Verdict.PASSED, result=result)
+    return CheckerOutcome(
+        run_id=run_id, succeeded=True, verdict=Verdict.PASSED, result=passed_suite()
+    )
 
 
 def a_world() -> World:

@@ -3,9 +3,12 @@ and the webhook client: retries on 429 as Slack asks, never leaks the webhook UR
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from restoredrill.adapters.slack import (
@@ -22,7 +25,12 @@ from restoredrill.notify import (
     render,
 )
 
-from tests.unit.test_report_schema import finished_drill
+from tests.unit.test_report_schema import (
+    DRILLS,
+    SNAPSHOT,
+    finished_drill,
+    given_an_opted_in_database,
+)
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REPORT_URI = (
@@ -75,6 +83,68 @@ def assert_within_block_kit_limits(blocks: list[dict[str, Any]]) -> None:
 
 
 # ------------------------------------------------------------------------------ passed
+
+
+# ------------------------------------------------------------------------------ report links
+
+REGION = "eu-central-1"
+
+
+def links_in(mrkdwn: str) -> dict[str, str]:
+    """The ``<url|label>`` links of a mrkdwn text, label -> URL as Slack resolves it."""
+    found = re.findall(r"<([^|>]+)\|([^>]+)>", mrkdwn)
+    return {label: html.unescape(url) for url, label in found}
+
+
+def a_drill_in(region: str, drill: str) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """A drill of a snapshot in ``region``, run through the domain: its report and message."""
+    w = given_an_opted_in_database()
+    info, source = w.rds.snapshots[SNAPSHOT]
+    arn = info.snapshot_arn.replace(":us-east-1:", f":{region}:")
+    w.rds.snapshots[SNAPSHOT] = (
+        info.model_copy(update={"region": region, "snapshot_arn": arn}),
+        source,
+    )
+    drive, _ = DRILLS[drill]
+    drive(w)
+    ((_, report),) = w.reports.documents.items()
+    (detail,) = w.events.items
+    text, blocks = render(DrillFinished.model_validate(detail))
+    return report, text, blocks
+
+
+@pytest.mark.parametrize("drill", ["passed with checks", "failed by checks"])
+def test_the_report_links_open_the_s3_console_page_of_each_object_in_its_region(drill):
+    # Given a drill of a snapshot in eu-central-1, announced on Slack
+    report, text, blocks = a_drill_in(REGION, drill)
+    location = report["location"]
+    (section,) = [t for b in blocks for t in texts_of(b) if t.startswith("*Report:*")]
+    links = links_in(section)
+    # Then the report and its HTML page are https links to their S3 console pages
+    assert list(links) == ["JSON report in the S3 console", "HTML page in the S3 console"]
+    for url, key in zip(links.values(), (location["key"], location["html_key"]), strict=True):
+        parsed = urlsplit(url)
+        query = parse_qs(parsed.query)
+        assert parsed.scheme == "https" and parsed.netloc == f"{REGION}.console.aws.amazon.com"
+        assert parsed.path == f"/s3/object/{location['bucket']}"
+        assert query == {"region": [REGION], "bucketType": ["general"], "prefix": [key]}
+        # And the key is URL-encoded in the link (its slashes too), never raw
+        assert "prefix=" + quote(key, safe="") in url and f"prefix={key}" not in url
+    # And they are the pages the report and the event name
+    assert list(links.values()) == [location["console_url"], location["html_console_url"]]
+    # And the s3:// URI stays beside them, as text for the CLI
+    assert f"`s3://{location['bucket']}/{location['key']}`" in section
+    # And the plain text has the same console pages (with & escaped, as Slack reads mrkdwn)
+    assert html.escape(location["console_url"], quote=False) in text
+    assert html.escape(location["html_console_url"], quote=False) in text
+
+
+def test_an_event_from_before_the_console_links_still_names_the_s3_uris():
+    # Given a Drill Finished event published before it carried console pages
+    text, blocks = render(finished())
+    # Then the message names the report's s3:// URIs as before, and links nowhere
+    assert any(REPORT_URI in t for b in blocks for t in texts_of(b))
+    assert REPORT_URI in text and "console.aws.amazon.com" not in text
 
 
 def test_a_passed_drill_reads_in_one_glance():

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import restoredrill
 from markupsafe import escape
+from pydantic import ValidationError
 from restoredrill.checks.models import CheckResult, CheckStatus
 from restoredrill.report import duration_text
 from restoredrill.report_html import TEMPLATE_DIR, TEMPLATE_NAME, render_report_html
@@ -313,14 +314,20 @@ def test_names_from_restored_databases_are_shown_escaped_never_as_markup():
 
 
 @pytest.mark.parametrize("name", list(DRILLS))
-def test_the_page_holds_no_script_and_refers_to_nothing_outside_itself(name):
+def test_the_page_holds_no_script_loads_nothing_and_links_only_to_its_console_pages(name):
     # Given any drill's rendered report
-    _, html, page = rendered(name, report_sha256=FINGERPRINT)
-    # Then it has no script and no reference to anything on the web
+    report, html, page = rendered(name, report_sha256=FINGERPRINT)
+    # Then it has no script and loads nothing from anywhere
     assert "<script" not in html.lower()
-    assert "http://" not in html and "https://" not in html
-    assert not any("src" in attrs or "href" in attrs for _, attrs in page.elements)
+    assert "http://" not in html
+    assert not any("src" in attrs for _, attrs in page.elements)
     assert "url(" not in html and "@import" not in html
+    # And its only links (navigation, not loads) are the S3 console's pages of the report and
+    # of this page, exactly as the report names them
+    location = report["location"]
+    links = [attrs["href"] for tag, attrs in page.elements if "href" in attrs]
+    assert tag_names_of_links(page) == {"a"}
+    assert links == [location["console_url"], location["html_console_url"]]
     # And its Content-Security-Policy forbids loading anything but its own inline styles
     policies = [
         attrs["content"]
@@ -328,6 +335,10 @@ def test_the_page_holds_no_script_and_refers_to_nothing_outside_itself(name):
         if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy"
     ]
     assert policies == [CSP]
+
+
+def tag_names_of_links(page: Page) -> set[str]:
+    return {tag for tag, attrs in page.elements if "href" in attrs}
 
 
 def test_the_page_prints_with_its_colours_and_without_split_rows():
@@ -363,14 +374,12 @@ def test_the_chain_names_the_previous_report_and_its_sha256():
     }
     linked = copy.deepcopy(report) | {"chain": {"algorithm": "sha256", "previous": previous}}
     first = copy.deepcopy(report) | {"chain": {"algorithm": "sha256", "previous": None}}
-    unchained = {field: value for field, value in report.items() if field != "chain"}
     # When each is rendered
     # Then the linked one names the previous run, its key and its SHA-256
     chain = Page(render_report_html(linked)).text("chain")
     assert previous["run_id"] in chain and previous["key"] in chain and PREVIOUS_SHA256 in chain
-    # And a first report says it has no previous one; a report without a chain says so
+    # And a first report says it has no previous one
     assert "first report of this database" in Page(render_report_html(first)).text("chain")
-    assert "not chained" in Page(render_report_html(unchained)).text("chain")
 
 
 def test_the_page_says_where_the_report_is_and_which_schema_it_follows():
@@ -393,6 +402,18 @@ def test_rendering_is_pure_the_same_page_every_time_and_the_report_untouched():
     # Then both pages are the same, and the report still holds its checks in the checker's order
     assert first == second
     assert report == before
+
+
+def test_a_document_that_is_not_a_current_report_is_refused_not_half_rendered():
+    # Given a report whose location was lost, and one that claims an older schema version
+    _, _, report = finished_drill("passed with checks")
+    without_location = {key: value for key, value in report.items() if key != "location"}
+    older = copy.deepcopy(report) | {"schema_version": "1.2"}
+    # Then the page's reader (the report's model) refuses each, naming what is wrong
+    with pytest.raises(ValidationError, match="location"):
+        render_report_html(without_location)
+    with pytest.raises(ValidationError, match="schema_version"):
+        render_report_html(older)
 
 
 def test_the_template_is_inside_the_package_the_layer_ships():

@@ -4,35 +4,55 @@ validates against it, whatever the verdict; the Drill Finished event stays small
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import restoredrill
 from jsonschema import Draft202012Validator
 from restoredrill.baseline import PAYLOAD_ENCODING, PAYLOAD_PLAIN_LIMIT
+from restoredrill.chain import StoredReport, sha256_hex, verify_chain
 from restoredrill.checks.models import CheckResult, CheckStatus, CheckSuiteResult, verdict_of
 from restoredrill.drill import advance_drill, poll_drill, start_drill
 from restoredrill.models import CheckerOutcome, DrillRequest, Verdict
 from restoredrill.ports import EffectRejected
 from restoredrill.report import (
     EVENT_DETAIL_MAX_BYTES,
+    PUBLISHED_SCHEMA_VERSIONS,
     REPORT_SCHEMA_ID,
     REPORT_SCHEMA_PATH,
     REPORT_SCHEMA_VERSION,
     build_report,
     finished_event_detail,
     measured_rpo,
+    report_bytes,
     report_key,
     report_schema,
+    report_schema_path,
 )
+from restoredrill.report_model import generated_report_schema, schema_text
 
 from tests.unit.fakes import World, world
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def script_module(path: Path) -> ModuleType:
+    """A script of scripts/ imported as a module (its name has a hyphen)."""
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+generate_schemas = script_module(ROOT / "scripts" / "generate-schemas.py")
 REPOSITORY_SCHEMA = ROOT / "schemas" / "drill-report" / f"{REPORT_SCHEMA_VERSION}.json"
 SNAPSHOT = "rds:clinic-db-2026-11-27-03-10"
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1f2e3d4c-5b6a-4789-8abc-def012345678"
@@ -331,13 +351,79 @@ def errors_of(report: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------ the schema file
 
 
-def test_the_schema_the_code_ships_is_the_repository_schema_byte_for_byte():
-    # Given the schema kept in the repository and the copy inside the Lambda layer's package
+@pytest.mark.parametrize("version", PUBLISHED_SCHEMA_VERSIONS)
+def test_the_schemas_the_code_ships_are_the_repository_schemas_byte_for_byte(version):
+    # Given a published version's schema kept in the repository and the copy inside the Lambda
+    # layer's package (every version stays: stored reports follow the one they name)
+    shipped = report_schema_path(version)
     # When both are read
-    shipped = REPORT_SCHEMA_PATH.read_bytes()
     # Then they are the same file: editing one without the other fails here
-    assert REPORT_SCHEMA_PATH.parent == Path(restoredrill.__file__).resolve().parent / "schemas"
-    assert shipped == REPOSITORY_SCHEMA.read_bytes()
+    assert shipped.parent == Path(restoredrill.__file__).resolve().parent / "schemas"
+    assert (
+        shipped.read_bytes() == (ROOT / "schemas" / "drill-report" / f"{version}.json").read_bytes()
+    )
+    assert report_schema(version)["$id"].endswith(f":{version}")
+
+
+def test_the_published_schema_is_the_one_generated_from_the_report_model():
+    # Given the report's model, and the current schema as checked in, in both places
+    generated = schema_text(generated_report_schema())
+    # Then the files are exactly what the model generates: changing the model without running
+    # `make schemas` (or editing a file by hand) fails here
+    assert REPORT_SCHEMA_PATH.read_text(encoding="utf-8") == generated
+    assert REPOSITORY_SCHEMA.read_text(encoding="utf-8") == generated
+    # And the generator's own check agrees
+    assert generate_schemas.main(["--check"]) == 0
+
+
+def test_the_generator_check_fails_when_a_published_file_drifts(tmp_path, monkeypatch):
+    # Given a copy of the published file with one description changed by hand
+    drifted = tmp_path / "1.3.json"
+    drifted.write_text(REPOSITORY_SCHEMA.read_text().replace("Measured RTO", "RTO"))
+    monkeypatch.setattr(generate_schemas, "TARGETS", (drifted,))
+    monkeypatch.setattr(generate_schemas, "ROOT", tmp_path)
+    # When the generator checks it
+    # Then it fails, and writes nothing
+    assert generate_schemas.main(["--check"]) == 1
+    assert "Measured RTO" not in drifted.read_text()
+
+
+def test_a_report_written_by_the_previous_version_still_validates_against_its_own_version():
+    # Given a report as version 1.2 of the code wrote it (tests/unit/data)
+    old = json.loads((DATA / "drill-report-1.2.json").read_text())
+    assert old["schema_version"] == "1.2"
+    # Then it validates against the schema it names, which is still shipped
+    validator_12 = Draft202012Validator(
+        report_schema(old["schema_version"]), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    assert list(validator_12.iter_errors(old)) == []
+    # And not against the current one, whose version it does not claim
+    assert errors_of(old) != []
+
+
+def test_verify_chain_follows_a_chain_from_a_previous_version_report_to_a_current_one():
+    # Given a 1.2 report stored as the previous version wrote it, and a current report of the
+    # next day linked to it by the SHA-256 of its stored bytes
+    old = json.loads((DATA / "drill-report-1.2.json").read_text())
+    old_bytes = report_bytes(old)
+    _, _, new = finished_drill("failed by checks")
+    new_run = "fedcba9876543210fedc"
+    new["run"]["run_id"] = new_run
+    new["location"]["key"] = f"reports/us-east-1/clinic-db/2026/11/28/{new_run}.json"
+    new["chain"]["previous"] = {
+        "run_id": old["run"]["run_id"],
+        "key": old["location"]["key"],
+        "sha256": sha256_hex(old_bytes),
+    }
+    stored = [
+        StoredReport(old["location"]["key"], old_bytes),
+        StoredReport(new["location"]["key"], report_bytes(new)),
+    ]
+    # When verify-chain checks them
+    verification = verify_chain(stored)
+    # Then the chain holds across the versions
+    assert verification.intact and verification.findings == []
+    assert verification.links_checked == 1 and verification.head == new["location"]["key"]
 
 
 def test_the_schema_is_draft_2020_12_and_its_id_and_version_move_together():
@@ -361,25 +447,20 @@ def nullable_properties(node: Any, path: str = "") -> list[tuple[str, dict[str, 
         return found
     for name, prop in node.get("properties", {}).items():
         types = prop.get("type")
-        options = prop.get("oneOf", [])
+        options = prop.get("oneOf", []) + prop.get("anyOf", [])
         if (isinstance(types, list) and "null" in types) or {"type": "null"} in options:
             found.append((f"{path}/{name}", prop))
         found += nullable_properties(prop, f"{path}/{name}")
         for index, option in enumerate(options):
-            found += nullable_properties(option, f"{path}/{name}/oneOf/{index}")
+            found += nullable_properties(option, f"{path}/{name}/anyOf/{index}")
     for name, definition in node.get("$defs", {}).items():
         found += nullable_properties(definition, f"{path}/$defs/{name}")
     return found
 
 
 def test_every_nullable_field_says_when_it_is_null():
-    # Given the schema's properties that may be null (the check suite's own fields are the
-    # checker's, described in restoredrill.checks.models)
-    nullable = [
-        (path, prop)
-        for path, prop in nullable_properties(report_schema())
-        if not path.startswith("/$defs/suite")
-    ]
+    # Given the schema's properties that may be null, the check suite's and the baseline's too
+    nullable = nullable_properties(report_schema())
     assert len(nullable) > 15
     # Then each one's description says when it is null
     unexplained = [
@@ -484,7 +565,8 @@ def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(na
 def test_checks_that_travelled_compressed_are_reported_expanded():
     # Given a check result over the plain payload limit, so the run stores it gzip+base64
     w, run_id, report = finished_drill("compressed checks")
-    assert w.runs.runs[run_id].checks["encoding"] == PAYLOAD_ENCODING
+    stored = w.runs.runs[run_id].model_dump(mode="json")
+    assert stored["checks"]["encoding"] == PAYLOAD_ENCODING
     assert len(json.dumps(huge_suite().model_dump(mode="json"))) > PAYLOAD_PLAIN_LIMIT
     # Then the report holds every check and every bit of evidence, expanded
     catalog = report["checks"]["checks"][1]
@@ -492,7 +574,7 @@ def test_checks_that_travelled_compressed_are_reported_expanded():
     assert report["checks"]["verdict"] == "PASSED"
     # And a report that held the packed document instead would not validate
     packed = copy.deepcopy(report)
-    packed["checks"] = w.runs.runs[run_id].checks
+    packed["checks"] = stored["checks"]
     assert errors_of(packed) != []
 
 
@@ -552,21 +634,21 @@ def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
         freshness("b", "b.t", 95.0),
         freshness("c", "c.t", None),
         row_counts(),
-    ).to_payload()
+    )
     # When the RPO is measured
     rpo = measured_rpo(result)
     # Then it is the largest age measured, from the check that measured it
-    assert rpo is not None and rpo["seconds"] == 95.0 and rpo["check"] == "freshness[clinic/b]"
+    assert rpo is not None and rpo.seconds == 95.0 and rpo.check == "freshness[clinic/b]"
     # And an age after the snapshot counts as zero, not as a negative RPO
-    only_ahead = measured_rpo(suite(freshness("a", "a.t", -30.0)).to_payload())
-    assert only_ahead is not None and only_ahead["seconds"] == 0
+    only_ahead = measured_rpo(suite(freshness("a", "a.t", -30.0)))
+    assert only_ahead is not None and only_ahead.seconds == 0
 
 
 def test_no_freshness_rule_means_no_rpo():
     # Given check results without any freshness check, or whose freshness measured nothing
     # Then there is no RPO (not zero: nothing was measured)
-    assert measured_rpo(suite(connect_passed(), row_counts()).to_payload()) is None
-    assert measured_rpo(suite(freshness("c", "c.t", None)).to_payload()) is None
+    assert measured_rpo(suite(connect_passed(), row_counts())) is None
+    assert measured_rpo(suite(freshness("c", "c.t", None))) is None
     assert measured_rpo(None) is None
 
 
@@ -606,6 +688,25 @@ def test_the_event_carries_failed_checks_with_evidence_summaries():
     assert detail["rpo_seconds"] == 200_000.0 and detail["failed_checks_total"] == 4
 
 
+def test_the_report_and_the_event_name_the_s3_console_pages_of_the_report_and_its_page():
+    # Given a finished drill of a us-east-1 snapshot: its report and its Drill Finished event
+    w, _, report = finished_drill("passed with checks")
+    (detail,) = w.events.items
+    location = report["location"]
+    # Then the report says where the console pages are, in the report's region, key encoded
+    prefix = "https://us-east-1.console.aws.amazon.com/s3/object/reports-bucket?region=us-east-1"
+    assert location["console_url"] == (
+        f"{prefix}&bucketType=general&prefix={location['key'].replace('/', '%2F')}"
+    )
+    assert location["html_console_url"] == (
+        f"{prefix}&bucketType=general&prefix={location['html_key'].replace('/', '%2F')}"
+    )
+    # And the event carries the same pages beside the s3:// URI
+    assert detail["report"]["console_url"] == location["console_url"]
+    assert detail["report"]["html_console_url"] == location["html_console_url"]
+    assert detail["report"]["uri"] == f"s3://reports-bucket/{location['key']}"
+
+
 def test_the_event_stays_small_however_many_checks_failed():
     # Given a run whose checks failed by the hundred, each with a long message and evidence
     w, run_id, _ = finished_drill("passed with checks")
@@ -627,7 +728,7 @@ def test_the_event_stays_small_however_many_checks_failed():
     ]
     run = w.runs.runs[run_id].model_copy(
         update={
-            "checks": suite(*many).to_payload(),
+            "checks": suite(*many),
             "verdict": Verdict.FAILED,
             "reason": "failed checks: " + "z" * 50_000,
         }

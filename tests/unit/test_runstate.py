@@ -23,6 +23,7 @@ from restoredrill.runstate import (
     transition,
 )
 
+from tests.unit.check_suites import check, passed_suite, suite_of
 from tests.unit.fakes import STACK, START
 
 RULES = Rules(
@@ -181,10 +182,7 @@ def test_an_early_credentials_event_is_remembered():
     ("verdict", "reason_part"), [(Verdict.PASSED, None), (Verdict.FAILED, "row_counts")]
 )
 def test_a_checker_result_sets_the_verdict_and_tears_down(verdict, reason_part):
-    result = {
-        "verdict": verdict.value,
-        "checks": [{"name": "row_counts", "status": "fail" if reason_part else "pass"}],
-    }
+    result = suite_of(verdict.value, check("row_counts", "fail" if reason_part else "pass"))
     outcome = CheckerOutcome(run_id=RUN_ID, succeeded=True, verdict=verdict, result=result)
     step = decide(
         a_run(RunState.CHECKING), seen(an_instance("available"), checker_outcome=outcome), RULES
@@ -210,7 +208,9 @@ def test_a_checker_that_crashed_gives_error():
 
 
 def test_a_stale_checker_result_after_teardown_changes_nothing():
-    outcome = CheckerOutcome(run_id=RUN_ID, succeeded=True, verdict=Verdict.FAILED, result={})
+    outcome = CheckerOutcome(
+        run_id=RUN_ID, succeeded=True, verdict=Verdict.FAILED, result=passed_suite()
+    )
     run = a_run(RunState.TEARING_DOWN, verdict=Verdict.PASSED)
     step = decide(run, seen(an_instance("deleting"), checker_outcome=outcome), RULES)
     assert step.is_wait
@@ -257,7 +257,9 @@ def test_reporting_publishes_and_finishes():
 
 
 def test_a_finished_run_does_nothing_whatever_arrives():
-    outcome = CheckerOutcome(run_id=RUN_ID, succeeded=True, verdict=Verdict.PASSED, result={})
+    outcome = CheckerOutcome(
+        run_id=RUN_ID, succeeded=True, verdict=Verdict.PASSED, result=passed_suite()
+    )
     run = a_run(RunState.FINISHED, verdict=Verdict.PASSED)
     assert decide(
         run, seen(an_instance("available"), timedelta(days=3), checker_outcome=outcome), RULES
