@@ -430,10 +430,10 @@ class Template:
             for name in [depends] if isinstance(depends, str) else depends:
                 if name not in self.resources:
                     problems.append(f"Resources.{logical_id}.DependsOn: unknown resource {name!r}")
-            condition = resource.get("Condition")
-            if condition is not None and condition not in self._condition_defs:
+            resource_condition = resource.get("Condition")
+            if resource_condition is not None and resource_condition not in self._condition_defs:
                 problems.append(
-                    f"Resources.{logical_id}.Condition: unknown condition {condition!r}"
+                    f"Resources.{logical_id}.Condition: unknown condition {resource_condition!r}"
                 )
         if problems:
             raise TemplateError("unresolved references:\n  " + "\n  ".join(problems))

@@ -520,7 +520,9 @@ def assert_turned_away(outcome: Outcome) -> None:
 
 @HOSTILE
 @given(event=all_events)
-def test_start_drill_turns_hostile_events_away_without_changing_anything(world, event):
+def test_start_drill_turns_hostile_events_away_without_changing_anything(
+    world: World, event
+) -> None:
     # Given any JSON value, mangled snapshot/Drill Requested events, or foreign events
     # When StartDrill is invoked with it (as EventBridge would)
     outcome = world.invoke("StartDrill", event)
@@ -531,7 +533,9 @@ def test_start_drill_turns_hostile_events_away_without_changing_anything(world, 
 
 @HOSTILE
 @given(event=st.one_of(drill_requests_with_bad_fields(), snapshot_events_with_bad_identifiers()))
-def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(world, event):
+def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(
+    world: World, event
+) -> None:
     # Given a Drill Requested event or snapshot event whose database or snapshot is hostile
     # text (huge, unicode, SQL, empty, the wrong type)
     # When StartDrill is invoked with it
@@ -552,8 +556,8 @@ def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(wo
     request_id=st.text(min_size=1, max_size=30),
 )
 def test_snapshots_of_databases_that_are_not_opted_in_start_nothing(
-    world, target, how, forged_tags, request_id
-):
+    world: World, target, how, forged_tags, request_id
+) -> None:
     # Given the newest automated snapshot of a PostgreSQL database that is not opted in, or of
     # an opted-in MySQL database, announced with tags that may claim an opt-in
     snapshot_id = world.snapshots[target]
@@ -583,7 +587,9 @@ def test_snapshots_of_databases_that_are_not_opted_in_start_nothing(
 
 @HOSTILE
 @given(event=rds_instance_events_for_others())
-def test_rds_events_about_other_instances_are_ignored_without_a_single_call(world, event):
+def test_rds_events_about_other_instances_are_ignored_without_a_single_call(
+    world: World, event
+) -> None:
     # Given an RDS instance event about an instance that is not ours (other names, rds:
     # prefixes, huge or unicode or SQL-ish identifiers) or about a snapshot or cluster that
     # merely carries one of our instance names
@@ -603,7 +609,9 @@ def test_rds_events_about_other_instances_are_ignored_without_a_single_call(worl
         mutated(sample("advance/rds-master-credentials-reset.json")),
     )
 )
-def test_advance_on_rds_event_never_raises_or_changes_anything_for_hostile_events(world, event):
+def test_advance_on_rds_event_never_raises_or_changes_anything_for_hostile_events(
+    world: World, event
+) -> None:
     # Given any JSON value or mangled RDS instance event (none names a live run)
     # When AdvanceOnRdsEvent is invoked with it
     outcome = world.invoke("AdvanceOnRdsEvent", event)
@@ -655,7 +663,7 @@ def assert_exactly_the_garbage_reported(
 
 @HOSTILE
 @given(bodies=st.lists(poll_bodies, min_size=1, max_size=10))
-def test_poll_batches_report_exactly_the_garbage_records(world, bodies):
+def test_poll_batches_report_exactly_the_garbage_records(world: World, bodies) -> None:
     # Given a poll batch mixing well-formed poll messages and garbage bodies
     event, ids = sqs_batch(bodies, "poll")
     good = [poll_body_is_valid(body) for body in bodies]
@@ -690,7 +698,7 @@ good_checker_bodies = st.builds(
         max_size=10,
     )
 )
-def test_checker_result_batches_report_exactly_the_garbage_records(world, records):
+def test_checker_result_batches_report_exactly_the_garbage_records(world: World, records) -> None:
     # Given a batch of destination records mixing good ones (whose requestPayload carries the
     # run's password, as Lambda delivers it) and records of the wrong shape
     bodies = [body for body, _ in records]
@@ -714,7 +722,9 @@ def test_checker_result_batches_report_exactly_the_garbage_records(world, record
     handler=st.sampled_from(["AdvanceOnPoll", "AdvanceOnCheckerResult"]),
     event=st.one_of(json_values, all_events),
 )
-def test_sqs_handlers_change_nothing_for_events_that_are_not_sqs_batches(world, handler, event):
+def test_sqs_handlers_change_nothing_for_events_that_are_not_sqs_batches(
+    world: World, handler, event
+) -> None:
     # Given something that is not an SQS batch at all (SQS never sends one; a misdirected
     # synchronous invoke might)
     # When an SQS handler is invoked with it
@@ -772,8 +782,8 @@ def checker_payload(port: int, *, packed: bool = False) -> dict[str, Any]:
 @HOSTILE
 @given(data=st.data())
 def test_checker_answers_malformed_requests_with_invalid_event_and_never_the_password(
-    world, closed_port, data
-):
+    world: World, closed_port: int, data
+) -> None:
     # Given a checker payload carrying the run's password, mangled (fields removed, retyped,
     # replaced by hostile text), or any JSON value at all
     event = data.draw(
@@ -801,7 +811,9 @@ def test_checker_answers_malformed_requests_with_invalid_event_and_never_the_pas
 
 @HOSTILE
 @given(event=st.one_of(json_values, all_events))
-def test_check_runner_refuses_malformed_requests_before_reading_any_password(world, event):
+def test_check_runner_refuses_malformed_requests_before_reading_any_password(
+    world: World, event
+) -> None:
     # Given anything but a well-formed check run request
     # When the check runner is invoked with it
     outcome = world.invoke("CheckRunner", event)
@@ -813,7 +825,7 @@ def test_check_runner_refuses_malformed_requests_before_reading_any_password(wor
 
 
 def test_a_well_formed_checker_request_never_returns_or_logs_the_password(
-    world, closed_port
+    world: World, closed_port: int
 ) -> None:
     # Given a valid checker request with the run's password, for an instance that refuses
     outcome = world.invoke("Checker", checker_payload(closed_port))
@@ -873,7 +885,7 @@ def malformed_drill_finished(draw: st.DrawFn) -> Any:
 
 @HOSTILE
 @given(event=malformed_drill_finished())
-def test_notify_never_announces_a_malformed_drill_finished(world, event):
+def test_notify_never_announces_a_malformed_drill_finished(world: World, event) -> None:
     # Given a Drill Finished event with a required field missing or of the wrong type, or any
     # other JSON value
     # When Notify is invoked with it
@@ -887,7 +899,7 @@ def test_notify_never_announces_a_malformed_drill_finished(world, event):
 
 @HOSTILE
 @given(event=malformed_drill_finished())
-def test_notify_turns_a_malformed_drill_finished_away_without_raising(world, event):
+def test_notify_turns_a_malformed_drill_finished_away_without_raising(world: World, event) -> None:
     # Given a malformed Drill Finished event
     # When Notify is invoked with it
     outcome = world.invoke("Notify", event)
@@ -900,7 +912,9 @@ def test_notify_turns_a_malformed_drill_finished_away_without_raising(world, eve
 
 @HOSTILE
 @given(event=st.one_of(json_values, all_events, st.just(sample("sweeper/scheduled.json"))))
-def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(world, event):
+def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(
+    world: World, event
+) -> None:
     # Given any input at all, and RDS holding another stack's drill instance, an untagged
     # instance named like ours, an instance tagged ours without our name, and production DBs
     # When the sweeper runs
@@ -920,7 +934,7 @@ def drill_finished(run_id: str = "3f9a2c71d0b84e5fa613") -> dict[str, Any]:
     return event
 
 
-def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(world) -> None:
+def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(world: World) -> None:
     # Given a Slack webhook (its URL a SecureString) that answers 500 to everything
     # When Notify announces a finished drill
     outcome = world.invoke("Notify", drill_finished())
@@ -934,7 +948,9 @@ def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(wor
     assert world.slack.url not in outcome.error_text + outcome.logs
 
 
-def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(world) -> None:
+def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(
+    world: World,
+) -> None:
     # Given Lambda's JSON log format (application log level INFO for every logger) and a
     # Slack that answers 500
     world.caplog.set_level(logging.INFO)
@@ -945,7 +961,7 @@ def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(
     assert WEBHOOK_SECRET not in outcome.logs
 
 
-def test_a_webhook_url_without_scheme_stays_out_of_logs(world) -> None:
+def test_a_webhook_url_without_scheme_stays_out_of_logs(world: World) -> None:
     # Given the webhook parameter holds the URL without its scheme (a copy-paste slip: urllib
     # then refuses it with "unknown url type: '<the url>'")
     boto3.client("ssm", region_name=REGION).put_parameter(
@@ -966,7 +982,9 @@ def test_a_webhook_url_without_scheme_stays_out_of_logs(world) -> None:
 # ------------------------------------------------------------------------------ bad policy
 
 
-def test_a_bad_policy_file_does_not_stop_the_sweeper(world, tmp_path, monkeypatch) -> None:
+def test_a_bad_policy_file_does_not_stop_the_sweeper(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a drill policy file that does not validate
     bad = tmp_path / "drill-policy.yaml"
     bad.write_text("version: 1\ndefaults:\n  level: eleven\n  no_such_key: true\n")

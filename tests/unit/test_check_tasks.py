@@ -54,8 +54,8 @@ def pool(tasks: list[Task], jobs: int = 2, budget: Budget | None = None, **kw: A
         tasks=tasks,
         jobs=jobs,
         budget=budget or Budget(60, 60),
-        first=kw.pop("first", FakeConnection("first")),  # type: ignore[arg-type]
-        opener=kw.pop("opener", opener),  # type: ignore[arg-type]
+        first=kw.pop("first", FakeConnection("first")),
+        opener=kw.pop("opener", opener),
         secrets=["pw"],
     )
 

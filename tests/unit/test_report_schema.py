@@ -331,7 +331,7 @@ def errors_of(report: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------ the schema file
 
 
-def test_the_schema_the_code_ships_is_the_repository_schema_byte_for_byte():
+def test_the_schema_the_code_ships_is_the_repository_schema_byte_for_byte() -> None:
     # Given the schema kept in the repository and the copy inside the Lambda layer's package
     # When both are read
     shipped = REPORT_SCHEMA_PATH.read_bytes()
@@ -340,7 +340,7 @@ def test_the_schema_the_code_ships_is_the_repository_schema_byte_for_byte():
     assert shipped == REPOSITORY_SCHEMA.read_bytes()
 
 
-def test_the_schema_is_draft_2020_12_and_its_id_and_version_move_together():
+def test_the_schema_is_draft_2020_12_and_its_id_and_version_move_together() -> None:
     # Given the schema the code loads
     schema = report_schema()
     # When it is checked against the draft 2020-12 meta-schema
@@ -372,7 +372,7 @@ def nullable_properties(node: Any, path: str = "") -> list[tuple[str, dict[str, 
     return found
 
 
-def test_every_nullable_field_says_when_it_is_null():
+def test_every_nullable_field_says_when_it_is_null() -> None:
     # Given the schema's properties that may be null (the check suite's own fields are the
     # checker's, described in restoredrill.checks.models)
     nullable = [
@@ -392,7 +392,7 @@ def test_every_nullable_field_says_when_it_is_null():
 
 
 @pytest.mark.parametrize("name", list(DRILLS))
-def test_every_report_the_drill_writes_validates(name):
+def test_every_report_the_drill_writes_validates(name: str) -> None:
     # Given a drill that ends this way, driven through the domain with in-memory adapters
     _, expected = DRILLS[name]
     # When it finishes and writes its report
@@ -406,7 +406,7 @@ def test_every_report_the_drill_writes_validates(name):
     assert PAYLOAD_ENCODING not in json.dumps(report)
 
 
-def test_a_passed_report_holds_everything_an_auditor_looks_for():
+def test_a_passed_report_holds_everything_an_auditor_looks_for() -> None:
     # Given a drill of an encrypted snapshot that passed with two freshness rules
     _, _, report = finished_drill("passed with checks")
     # Then the source, engine version, region and account are named
@@ -445,7 +445,7 @@ def test_a_passed_report_holds_everything_an_auditor_looks_for():
     assert report["check_summary"] == {"total": 4, "by_status": {"pass": 4}, "failed": []}
 
 
-def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence():
+def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence() -> None:
     # Given a drill whose row counts, freshness, assertion and btree check failed
     _, _, report = finished_drill("failed by checks")
     # Then the reason and the summary name every failed check
@@ -468,7 +468,7 @@ def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence():
     "name",
     ["failed restore, no checks", "refused restore, no checks", "timed out", "checker error"],
 )
-def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(name):
+def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(name: str) -> None:
     # Given a drill that never got results from the checker
     _, _, report = finished_drill(name)
     # Then checks, their summary and the RPO are null, and so is the RTO unless the restore
@@ -481,10 +481,11 @@ def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(na
     assert report["reason"]
 
 
-def test_checks_that_travelled_compressed_are_reported_expanded():
+def test_checks_that_travelled_compressed_are_reported_expanded() -> None:
     # Given a check result over the plain payload limit, so the run stores it gzip+base64
     w, run_id, report = finished_drill("compressed checks")
-    assert w.runs.runs[run_id].checks["encoding"] == PAYLOAD_ENCODING
+    stored_checks = w.runs.runs[run_id].checks
+    assert stored_checks is not None and stored_checks["encoding"] == PAYLOAD_ENCODING
     assert len(json.dumps(huge_suite().model_dump(mode="json"))) > PAYLOAD_PLAIN_LIMIT
     # Then the report holds every check and every bit of evidence, expanded
     catalog = report["checks"]["checks"][1]
@@ -524,7 +525,7 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
-def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage):
+def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage: str) -> None:
     # Given a valid PASSED report
     _, _, report = finished_drill("passed with checks")
     assert errors_of(report) == []
@@ -534,7 +535,7 @@ def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage):
     assert errors_of(bad) != []
 
 
-def test_a_failed_report_without_a_reason_does_not_validate():
+def test_a_failed_report_without_a_reason_does_not_validate() -> None:
     # Given a FAILED report
     _, _, report = finished_drill("failed restore, no checks")
     # When its reason is lost
@@ -545,7 +546,7 @@ def test_a_failed_report_without_a_reason_does_not_validate():
 # ------------------------------------------------------------------------------ measured RPO
 
 
-def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
+def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative() -> None:
     # Given freshness results: one ahead of the snapshot, one 95 s, one with no value at all
     result = suite(
         freshness("a", "a.t", -30.0),
@@ -562,7 +563,7 @@ def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
     assert only_ahead is not None and only_ahead["seconds"] == 0
 
 
-def test_no_freshness_rule_means_no_rpo():
+def test_no_freshness_rule_means_no_rpo() -> None:
     # Given check results without any freshness check, or whose freshness measured nothing
     # Then there is no RPO (not zero: nothing was measured)
     assert measured_rpo(suite(connect_passed(), row_counts()).to_payload()) is None
@@ -573,7 +574,7 @@ def test_no_freshness_rule_means_no_rpo():
 # ------------------------------------------------------------------------------ the event
 
 
-def test_the_event_carries_failed_checks_with_evidence_summaries():
+def test_the_event_carries_failed_checks_with_evidence_summaries() -> None:
     # Given a drill failed by row counts, freshness, an assertion and a btree index
     w, _, _ = finished_drill("failed by checks")
     (detail,) = w.events.items
@@ -606,7 +607,7 @@ def test_the_event_carries_failed_checks_with_evidence_summaries():
     assert detail["rpo_seconds"] == 200_000.0 and detail["failed_checks_total"] == 4
 
 
-def test_the_event_stays_small_however_many_checks_failed():
+def test_the_event_stays_small_however_many_checks_failed() -> None:
     # Given a run whose checks failed by the hundred, each with a long message and evidence
     w, run_id, _ = finished_drill("passed with checks")
     many = [
