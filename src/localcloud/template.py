@@ -71,8 +71,10 @@ def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) ->
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        raise TemplateError(f"!{tag_suffix}: unexpected YAML node {type(node).__name__}")
     if tag_suffix == "Ref":
         return {"Ref": value}
     if tag_suffix == "Condition":

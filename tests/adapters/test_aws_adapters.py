@@ -4,10 +4,12 @@ import base64
 import hashlib
 import json
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from mypy_boto3_rds import RDSClient
 from restoredrill.adapters.aws import (
     DynamoRunStore,
     EventBridgeDrillEvents,
@@ -81,7 +83,7 @@ def test_run_store_lists_unfinished_runs_from_the_sparse_index(run_table: str) -
 
 
 @pytest.fixture
-def rds(aws: None):
+def rds(aws: None) -> RDSClient:
     client = boto3.client("rds", region_name=REGION)
     client.create_db_instance(
         DBInstanceIdentifier="clinic-db",
@@ -100,14 +102,14 @@ def rds(aws: None):
     return client
 
 
-def adapter(client) -> RdsAdapter:
+def adapter(client: RDSClient) -> RdsAdapter:
     return RdsAdapter(
         client, stack_name=STACK, db_subnet_group_name="private", security_group_id="sg-1"
     )
 
 
-def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds) -> None:
-    sent: list[dict] = []
+def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds: RDSClient) -> None:
+    sent: list[dict[str, Any]] = []
     rds.meta.events.register(
         "provide-client-params.rds.RestoreDBInstanceFromDBSnapshot",
         lambda params, **_: sent.append(dict(params)),
@@ -137,12 +139,12 @@ def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds) -> Non
     )
 
 
-def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds) -> None:
+def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds: RDSClient) -> None:
     with pytest.raises(EffectRejected, match="DBSnapshotNotFound"):
         adapter(rds).restore(a_run(snapshot_id="gone"))
 
 
-def test_snapshot_and_source_are_described_for_the_report(rds) -> None:
+def test_snapshot_and_source_are_described_for_the_report(rds: RDSClient) -> None:
     gateway = adapter(rds)
     described = gateway.describe_snapshot("snap-1")
     assert described is not None
@@ -154,7 +156,7 @@ def test_snapshot_and_source_are_described_for_the_report(rds) -> None:
     assert source_db is not None and source_db.tags == {"restoredrill:drill": "enabled"}
 
 
-def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds) -> None:
+def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds: RDSClient) -> None:
     # Given a production instance whose name looks like a drill instance
     rds.create_db_instance(
         DBInstanceIdentifier=f"restoredrill-{RUN_ID}",
@@ -175,7 +177,7 @@ def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds) -> None:
     assert gateway.list_drill_instances() == []
 
 
-def test_delete_removes_our_instance_and_tolerates_repeats(rds) -> None:
+def test_delete_removes_our_instance_and_tolerates_repeats(rds: RDSClient) -> None:
     gateway = adapter(rds)
     run = a_run()
     gateway.restore(run)

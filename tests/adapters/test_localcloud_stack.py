@@ -69,10 +69,10 @@ def items(cloud: LocalAws, prefix: str) -> list[dict[str, str]]:
 
 def receive_all(
     cloud: LocalAws, logical_id: str, *, expect: int, timeout: float = 10
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     sqs = cloud.client("sqs")
     url = cloud.physical_id(logical_id)
-    got: list[dict] = []
+    got: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(got) < expect and time.monotonic() < deadline:
         response = sqs.receive_message(

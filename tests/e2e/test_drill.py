@@ -4,6 +4,7 @@ PostgreSQL per restored instance, Slack on loopback, and the faults the issue na
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from restoredrill.models import RunRecord, RunState, Verdict
@@ -177,7 +178,7 @@ def test_rows_lost_since_the_last_passing_drill_fail_the_next_one(cloud: LocalCl
 
 
 @pytest.fixture
-def failing_policy(tmp_path_factory: pytest.TempPathFactory):
+def failing_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("policy") / "drill-policy.yaml"
     path.write_text(
         "version: 1\n"
@@ -192,7 +193,7 @@ def failing_policy(tmp_path_factory: pytest.TempPathFactory):
     return path
 
 
-def test_a_failing_user_assertion_fails_the_drill_and_slack_names_it(failing_policy) -> None:
+def test_a_failing_user_assertion_fails_the_drill_and_slack_names_it(failing_policy: Path) -> None:
     # Given a deployed policy whose assertion the data does not meet
     with LocalCloud(patients=300, policy_file=failing_policy) as cloud:
         # When the drill runs

@@ -34,12 +34,14 @@ MATRIX_TIMEOUT_SECONDS = 300
 class Matrix:
     cloud: LocalCloud
     run_ids: dict[str, str] = field(default_factory=dict)  # fault name -> run id
-    runs: dict[str, RunRecord] = field(default_factory=dict)
+    runs: dict[str, RunRecord | None] = field(default_factory=dict)
     # Servers of other suites (the db tests' session server) that were running before
     servers_before: set[int] = field(default_factory=set)
 
     def run(self, fault: str) -> RunRecord:
-        return self.runs[fault]
+        run = self.runs[fault]
+        assert run is not None, f"the {fault} drill left no run record"
+        return run
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +63,15 @@ def matrix() -> Iterator[Matrix]:
                     found.runs[name] = run
             time.sleep(0.5)
         for name, run_id in found.run_ids.items():
-            found.runs.setdefault(name, cloud.run(run_id))  # type: ignore[arg-type]
+            found.runs.setdefault(name, cloud.run(run_id))
         yield found
     finally:
         cloud.stop()
 
 
-def events_of(cloud: LocalCloud, run: RunRecord, log: list[tuple[str, dict[str, Any]]]) -> list:
+def events_of(
+    cloud: LocalCloud, run: RunRecord, log: list[tuple[str, dict[str, Any]]]
+) -> list[str]:
     return [
         envelope["detail"].get("EventID")
         for _, envelope in log
@@ -257,7 +261,8 @@ def test_the_reports_of_the_matrix_form_one_intact_chain(matrix: Matrix) -> None
 def test_after_the_matrix_nothing_is_left_running(matrix: Matrix) -> None:
     # Given seventeen drills with faults, crashed and hung workers among them
     cloud = matrix.cloud
-    assert cloud.crashes_fired() and len(cloud.aws.runtime.started_pids) > 7  # type: ignore[union-attr]
+    assert cloud.aws is not None
+    assert cloud.crashes_fired() and len(cloud.aws.runtime.started_pids) > 7
     # When the local cloud stops
     cloud.stop()
     # Then no Lambda worker and no PostgreSQL of it is alive

@@ -137,7 +137,7 @@ def test_a_failed_drill_shows_the_failing_check_first_in_red(
 
 @pytest.mark.parametrize("which", ["passed", "failed"])
 def test_the_page_asks_for_nothing_but_itself(
-    drills: Drills, browser: HeadlessChromium, which
+    drills: Drills, browser: HeadlessChromium, which: str
 ) -> None:
     # Given a drill's HTML report
     html = getattr(drills, which).html

@@ -65,9 +65,18 @@ def an_instance(status: str, **changes: object) -> InstanceView:
 
 
 def seen(
-    instance: InstanceView | None, after: timedelta = timedelta(0), **extra: object
+    instance: InstanceView | None,
+    after: timedelta = timedelta(0),
+    *,
+    checker_outcome: CheckerOutcome | None = None,
+    credentials_reset_event: bool = False,
 ) -> Observation:
-    return Observation(now=START + after, instance=instance, **extra)  # type: ignore[arg-type]
+    return Observation(
+        now=START + after,
+        instance=instance,
+        checker_outcome=checker_outcome,
+        credentials_reset_event=credentials_reset_event,
+    )
 
 
 def test_a_new_run_claims_the_restore_then_records_it() -> None:
