@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from restoredrill.drill import advance_drill, poll_drill
@@ -54,7 +55,7 @@ def _checker_result(record: SQSRecord) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def on_poll(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def on_poll(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=_poll, processor=BatchProcessor(EventType.SQS), context=context
     )
@@ -62,7 +63,7 @@ def on_poll(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def on_checker_result(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def on_checker_result(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event,
         record_handler=_checker_result,

@@ -15,9 +15,9 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        finished: DrillFinished = parse(
-            event=event, model=DrillFinished, envelope=EventBridgeEnvelope
-        )
+        finished = parse(event=event, model=DrillFinished, envelope=EventBridgeEnvelope)
+        if not isinstance(finished, DrillFinished):
+            raise TypeError(f"the event's detail parsed to {type(finished).__name__}")
     except (ValidationError, TypeError, ValueError, AttributeError) as malformed:
         # Retrying cannot make a malformed event announceable: say why and let it go.
         reason = f"malformed Drill Finished event ({type(malformed).__name__})"

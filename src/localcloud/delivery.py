@@ -28,9 +28,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
 
 from localcloud.provision import (
     DEFAULT_BUS,
@@ -53,6 +54,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _pattern_matches(pattern: EventPattern, document: dict[str, Any]) -> bool:
+    # moto's matcher walks any JSON object (SQS filter criteria too); its annotation names only
+    # the EventBridge envelope.
+    return pattern.matches_event(cast(EventMessageType, document))
+
 
 MAX_PUT_EVENTS_ENTRIES = 10
 MAX_PUT_EVENTS_BYTES = 256 * 1024
@@ -452,7 +460,7 @@ class Delivery:
             for rule in self.stack.rules
             if rule.enabled
             and rule.bus_name == bus
-            and self._patterns[id(rule)].matches_event(envelope)
+            and _pattern_matches(self._patterns[id(rule)], envelope)
         ]
 
     def _route(self, bus: str, envelope: dict[str, Any]) -> None:
@@ -755,7 +763,7 @@ class Delivery:
         except ValueError:
             pass
         return any(
-            EventPattern.load(json.dumps(f)).matches_event(candidate) for f in source.filters
+            _pattern_matches(EventPattern.load(json.dumps(f)), candidate) for f in source.filters
         )
 
     def _delete(self, source: SqsEventSource, records: list[dict[str, Any]]) -> None:

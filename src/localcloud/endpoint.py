@@ -109,7 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = self.server.endpoint
         body = self._body()
         query = parse_qs(urlsplit(self.path).query)
-        qualifier = (query.get("Qualifier") or [None])[0]
+        qualifiers = query.get("Qualifier")
+        qualifier = qualifiers[0] if qualifiers else None
         spec = endpoint.stack.function(function_name)
         if spec is None or qualifier not in (None, "$LATEST"):
             arn = (
@@ -226,6 +227,7 @@ class LocalEndpoint:
     """A loopback HTTP server answering Lambda Invoke and EventBridge PutEvents."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
         self._server = _Server((host, port), _Handler)
         self._server.endpoint = self
         self._serving = ServingThread(self._server, "localcloud-endpoint")
@@ -235,8 +237,7 @@ class LocalEndpoint:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     def attach(self, stack: Stack, runtime: Runtime, delivery: Delivery) -> None:
         self._stack, self._runtime, self._delivery = stack, runtime, delivery

@@ -63,7 +63,8 @@ def local_client(service: str, *, endpoint_url: str, region: str = "us-east-1") 
         read_timeout=60,
         max_pool_connections=32,  # LocalAws shares one client per service between threads
     )
-    return session.client(service, endpoint_url=endpoint_url, config=config)
+    # The stubs type client() per literal service name; the local cloud names services at run time.
+    return session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
 
 
 DEFAULT_BUS = "default"

@@ -347,7 +347,7 @@ class LocalRds:
         state_dir: Path,
         account_id: str,
         region: str,
-        emit_event: Callable[[dict[str, Any]], None],
+        emit_event: Callable[[dict[str, Any]], object],
         faults: RdsFaults | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)

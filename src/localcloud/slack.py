@@ -124,6 +124,7 @@ class SlackReceiver:
     """Loopback webhook receiver; ``requests`` holds every POST, ``messages`` the valid ones."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
         self._server = _Server((host, port), _Handler)
         self._server.receiver = self
         self._lock = threading.Lock()
@@ -150,8 +151,7 @@ class SlackReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{WEBHOOK_PATH}"
+        return f"http://{self._host}:{self._server.server_port}{WEBHOOK_PATH}"
 
     @property
     def requests(self) -> list[dict[str, Any]]:

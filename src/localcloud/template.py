@@ -71,8 +71,10 @@ def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) ->
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        raise TemplateError(f"!{tag_suffix}: unexpected YAML node {type(node).__name__}")
     if tag_suffix == "Ref":
         return {"Ref": value}
     if tag_suffix == "Condition":
@@ -430,10 +432,10 @@ class Template:
             for name in [depends] if isinstance(depends, str) else depends:
                 if name not in self.resources:
                     problems.append(f"Resources.{logical_id}.DependsOn: unknown resource {name!r}")
-            condition = resource.get("Condition")
-            if condition is not None and condition not in self._condition_defs:
+            resource_condition = resource.get("Condition")
+            if resource_condition is not None and resource_condition not in self._condition_defs:
                 problems.append(
-                    f"Resources.{logical_id}.Condition: unknown condition {condition!r}"
+                    f"Resources.{logical_id}.Condition: unknown condition {resource_condition!r}"
                 )
         if problems:
             raise TemplateError("unresolved references:\n  " + "\n  ".join(problems))

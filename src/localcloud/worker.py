@@ -233,8 +233,10 @@ def _invoke(handler: Any, request: dict[str, Any], *, init_ms: float | None) -> 
             client_context = (
                 json.loads(request["client_context"]) if request.get("client_context") else None
             )
-        except ValueError as error:
-            raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {error}") from None
+        except ValueError as unreadable:
+            raise _Fault(
+                "Runtime.UnmarshalError", f"Unable to unmarshal input: {unreadable}"
+            ) from None
         context = LambdaContext(
             request_id,
             int(request["deadline_ms"]),

@@ -111,7 +111,11 @@ def _reaction_seconds(cloud: LocalCloud, run: RunRecord) -> float | None:
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     quiet = args.json
-    say = (lambda text: None) if quiet else (lambda text: print(text, file=out, flush=True))
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=out, flush=True)
+
     fault = FAULTS.get(args.fault) if args.fault else None
     say("restoredrill demo: one restore drill on this machine (moto + real PostgreSQL)")
     if fault:

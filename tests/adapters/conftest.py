@@ -15,7 +15,8 @@ REGION = "us-east-1"
 
 
 def template_resource(logical_id: str) -> dict[str, Any]:
-    return load_yaml(TEMPLATE)["Resources"][logical_id]["Properties"]
+    properties: dict[str, Any] = load_yaml(TEMPLATE)["Resources"][logical_id]["Properties"]
+    return properties
 
 
 @pytest.fixture

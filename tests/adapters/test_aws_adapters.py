@@ -4,10 +4,12 @@ import base64
 import hashlib
 import json
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from mypy_boto3_rds import RDSClient
 from restoredrill.adapters.aws import (
     DynamoRunStore,
     EventBridgeDrillEvents,
@@ -43,7 +45,7 @@ def a_run(run_id: str = RUN_ID, snapshot_id: str = "snap-1") -> RunRecord:
     )
 
 
-def test_run_store_creates_once_and_replaces_only_the_expected_version(run_table):
+def test_run_store_creates_once_and_replaces_only_the_expected_version(run_table: str) -> None:
     store = DynamoRunStore(
         boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
     )
@@ -61,7 +63,7 @@ def test_run_store_creates_once_and_replaces_only_the_expected_version(run_table
     assert stored == moved
 
 
-def test_run_store_lists_unfinished_runs_from_the_sparse_index(run_table):
+def test_run_store_lists_unfinished_runs_from_the_sparse_index(run_table: str) -> None:
     store = DynamoRunStore(
         boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
     )
@@ -81,7 +83,7 @@ def test_run_store_lists_unfinished_runs_from_the_sparse_index(run_table):
 
 
 @pytest.fixture
-def rds(aws):
+def rds(aws: None) -> RDSClient:
     client = boto3.client("rds", region_name=REGION)
     client.create_db_instance(
         DBInstanceIdentifier="clinic-db",
@@ -100,14 +102,14 @@ def rds(aws):
     return client
 
 
-def adapter(client) -> RdsAdapter:
+def adapter(client: RDSClient) -> RdsAdapter:
     return RdsAdapter(
         client, stack_name=STACK, db_subnet_group_name="private", security_group_id="sg-1"
     )
 
 
-def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds):
-    sent: list[dict] = []
+def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds: RDSClient) -> None:
+    sent: list[dict[str, Any]] = []
     rds.meta.events.register(
         "provide-client-params.rds.RestoreDBInstanceFromDBSnapshot",
         lambda params, **_: sent.append(dict(params)),
@@ -141,12 +143,12 @@ def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds):
     )
 
 
-def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds):
+def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds: RDSClient) -> None:
     with pytest.raises(EffectRejected, match="DBSnapshotNotFound"):
         adapter(rds).restore(a_run(snapshot_id="gone"))
 
 
-def test_snapshot_and_source_are_described_for_the_report(rds):
+def test_snapshot_and_source_are_described_for_the_report(rds: RDSClient) -> None:
     gateway = adapter(rds)
     described = gateway.describe_snapshot("snap-1")
     assert described is not None
@@ -158,7 +160,7 @@ def test_snapshot_and_source_are_described_for_the_report(rds):
     assert source_db is not None and source_db.tags == {"restoredrill:drill": "enabled"}
 
 
-def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds):
+def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds: RDSClient) -> None:
     # Given a production instance whose name looks like a drill instance
     rds.create_db_instance(
         DBInstanceIdentifier=f"restoredrill-{RUN_ID}",
@@ -179,7 +181,7 @@ def test_an_instance_without_our_tags_is_never_modified_or_deleted(rds):
     assert gateway.list_drill_instances() == []
 
 
-def test_delete_removes_our_instance_and_tolerates_repeats(rds):
+def test_delete_removes_our_instance_and_tolerates_repeats(rds: RDSClient) -> None:
     gateway = adapter(rds)
     run = a_run()
     gateway.restore(run)
@@ -189,7 +191,7 @@ def test_delete_removes_our_instance_and_tolerates_repeats(rds):
     assert gateway.describe_drill_instance(run.instance_id) is None
 
 
-def test_the_vault_creates_one_password_per_run_and_forgets_it(aws):
+def test_the_vault_creates_one_password_per_run_and_forgets_it(aws: None) -> None:
     vault = SsmPasswordVault(boto3.client("ssm", region_name=REGION))
     name = "/restoredrill/test/runs/" + RUN_ID
     first = vault.get_or_create(name)
@@ -202,7 +204,7 @@ def test_the_vault_creates_one_password_per_run_and_forgets_it(aws):
     assert vault.get_or_create(name) != first
 
 
-def test_polls_are_delayed_messages_capped_at_the_sqs_limit(aws):
+def test_polls_are_delayed_messages_capped_at_the_sqs_limit(aws: None) -> None:
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="poll")["QueueUrl"]
     SqsPollQueue(sqs, url).schedule(RUN_ID, 0)
@@ -211,7 +213,7 @@ def test_polls_are_delayed_messages_capped_at_the_sqs_limit(aws):
     assert [json.loads(m["Body"]) for m in messages] == [{"run_id": RUN_ID}]  # the other is delayed
 
 
-def test_reports_are_stored_byte_for_byte_with_their_sha256_checked_by_s3(aws):
+def test_reports_are_stored_byte_for_byte_with_their_sha256_checked_by_s3(aws: None) -> None:
     # Given a report's bytes
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="reports")
@@ -227,7 +229,7 @@ def test_reports_are_stored_byte_for_byte_with_their_sha256_checked_by_s3(aws):
     assert stored["ChecksumSHA256"] == expected
 
 
-def test_a_report_under_object_lock_cannot_be_deleted_or_overwritten_in_place(aws):
+def test_a_report_under_object_lock_cannot_be_deleted_or_overwritten_in_place(aws: None) -> None:
     # Given a bucket with Object Lock in compliance mode, as the template makes it
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
@@ -255,7 +257,7 @@ def test_a_report_under_object_lock_cannot_be_deleted_or_overwritten_in_place(aw
     assert len(s3.list_object_versions(Bucket="locked", Prefix="reports/")["Versions"]) == 2
 
 
-def test_the_latest_report_of_a_database_is_the_one_published_last(run_table):
+def test_the_latest_report_of_a_database_is_the_one_published_last(run_table: str) -> None:
     # Given runs of two databases: published in another order than they were created, one not
     # yet published, and the asking run itself
     store = DynamoRunStore(
@@ -292,7 +294,7 @@ def test_the_latest_report_of_a_database_is_the_one_published_last(run_table):
     assert store.latest_report("new-db", excluding_run_id=asking.run_id) is None
 
 
-def test_drill_finished_goes_to_the_bus(aws):
+def test_drill_finished_goes_to_the_bus(aws: None) -> None:
     events = boto3.client("events", region_name=REGION)
     events.create_event_bus(Name="drills")
     EventBridgeDrillEvents(events, "drills").drill_finished({"run_id": RUN_ID})

@@ -104,7 +104,7 @@ def two_regions(aws: None, tmp_path: Path) -> Path:
 
 def test_the_summary_covers_every_region_once_and_keeps_same_named_databases_apart(
     two_regions: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     # Given two regions' stacks sharing one central report bucket
     since = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
     # When the summary is asked of both environments
@@ -143,7 +143,7 @@ def test_the_summary_covers_every_region_once_and_keeps_same_named_databases_apa
 
 def test_a_bad_since_or_an_unknown_environment_is_one_clear_line(
     two_regions: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     # When the summary is asked with an environment samconfig.toml does not have
     code = main(["report", "--samconfig", str(two_regions), "--config-env", "staging"])
     # Then it exits 2 with one line naming the environment, and no traceback

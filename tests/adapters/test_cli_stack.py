@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -77,7 +78,7 @@ def a_run(run_id: str, db: str, created: datetime, *, finished: bool) -> RunReco
     )
 
 
-def test_a_deployed_stack_is_found_with_its_outputs_and_parameters(stack: Target):
+def test_a_deployed_stack_is_found_with_its_outputs_and_parameters(stack: Target) -> None:
     assert (stack.stack_name, stack.region, stack.account_id) == (
         "restoredrill",
         REGION,
@@ -88,13 +89,15 @@ def test_a_deployed_stack_is_found_with_its_outputs_and_parameters(stack: Target
     assert not stack.is_local
 
 
-def test_a_stack_that_does_not_exist_is_a_clear_error(aws: None):
+def test_a_stack_that_does_not_exist_is_a_clear_error(aws: None) -> None:
     args = build_parser().parse_args(["status", "--stack-name", "nope", "--region", REGION])
     with pytest.raises(TargetError, match=f"no stack nope in {REGION}: deploy it"):
         resolve_target(args)
 
 
-def test_no_credentials_is_a_clear_error(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path):
+def test_no_credentials_is_a_clear_error(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # Given no credentials anywhere boto3 looks
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -107,7 +110,7 @@ def test_no_credentials_is_a_clear_error(aws: None, monkeypatch: pytest.MonkeyPa
         resolve_target(args)
 
 
-def test_drill_requested_carries_the_run_id_startdrill_derives(stack: Target):
+def test_drill_requested_carries_the_run_id_startdrill_derives(stack: Target) -> None:
     # Given a queue that receives everything published on the stack's bus
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName="seen")["QueueUrl"]
@@ -137,13 +140,13 @@ def test_drill_requested_carries_the_run_id_startdrill_derives(stack: Target):
     assert {envelope["detail-type"] for envelope in envelopes} == {"Drill Requested"}
 
 
-def test_publishing_on_a_bus_that_is_gone_is_a_stack_error(stack: Target):
+def test_publishing_on_a_bus_that_is_gone_is_a_stack_error(stack: Target) -> None:
     boto3.client("events", region_name=REGION).delete_event_bus(Name=BUS)
     with pytest.raises(StackError, match=f"Drill Requested on {BUS}"):
         StackClient(stack).request_drill("clinic-db", None, None)
 
 
-def test_run_records_are_read_newest_first_per_database_and_overall(stack: Target):
+def test_run_records_are_read_newest_first_per_database_and_overall(stack: Target) -> None:
     # Given five runs of two databases, two of them still active
     store = DynamoRunStore(boto3.client("dynamodb", region_name=REGION), "runs", 30)
     plan = [
@@ -175,7 +178,7 @@ def test_run_records_are_read_newest_first_per_database_and_overall(stack: Targe
     assert client.run("f" * 20) is None
 
 
-def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(stack: Target):
+def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(stack: Target) -> None:
     opted_in = {"restoredrill:drill": "yes"}
     rds_instance("clinic-db", "postgres", opted_in)
     rds_instance("orders-db", "postgres", {"restoredrill:drill": "enabled"})  # not this stack's
@@ -189,7 +192,7 @@ def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(sta
     assert db_id == "clinic-db" and engine_version
 
 
-def test_report_keys_are_listed_past_one_page_and_read_back(stack: Target):
+def test_report_keys_are_listed_past_one_page_and_read_back(stack: Target) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     prefix = "reports/us-east-1/clinic-db/"
     for n in range(1003):
@@ -204,7 +207,7 @@ def test_report_keys_are_listed_past_one_page_and_read_back(stack: Target):
         client.report_bytes("missing.json")
 
 
-def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target):
+def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target) -> None:
     # Given an opted-in PostgreSQL with a manual snapshot, one not opted in, and a MySQL
     rds = boto3.client("rds", region_name=REGION)
     for name, engine, value in (

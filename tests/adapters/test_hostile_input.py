@@ -36,8 +36,8 @@ from typing import Any
 import boto3
 import botocore.client
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,7 +210,8 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
     """Records every AWS call any boto3 client makes, and answers malformed RDS identifiers the
     way RDS does."""
     recorded = AwsCalls()
-    real = botocore.client.BaseClient._make_api_call
+    # Every client's calls funnel through this private method, which the stubs leave out.
+    real = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
@@ -223,7 +224,13 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
                         "Code": "InvalidParameterValue",
                         "Message": f"The parameter {refused} is not a valid identifier.",
                     },
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                    "ResponseMetadata": {
+                        "HTTPStatusCode": 400,
+                        "RequestId": "hostile-input",
+                        "HostId": "",
+                        "HTTPHeaders": {},
+                        "RetryAttempts": 0,
+                    },
                 },
                 operation,
             )
@@ -404,8 +411,8 @@ def _create_world(slack_url: str) -> tuple[str, dict[str, str]]:
 def _reset_caches() -> None:
     wiring.drill_context.cache_clear()
     wiring._announcer.cache_clear()
-    parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    # The providers hold the cached SSM values (Powertools' clear_caches() does just this).
+    DEFAULT_PROVIDERS.clear()
 
 
 @pytest.fixture
@@ -557,7 +564,9 @@ def assert_turned_away(outcome: Outcome) -> None:
 
 @HOSTILE
 @given(event=all_events)
-def test_start_drill_turns_hostile_events_away_without_changing_anything(world, event):
+def test_start_drill_turns_hostile_events_away_without_changing_anything(
+    world: World, event: Any
+) -> None:
     # Given any JSON value, mangled snapshot/Drill Requested events, or foreign events
     # When StartDrill is invoked with it (as EventBridge would)
     outcome = world.invoke("StartDrill", event)
@@ -568,7 +577,9 @@ def test_start_drill_turns_hostile_events_away_without_changing_anything(world, 
 
 @HOSTILE
 @given(event=st.one_of(drill_requests_with_bad_fields(), snapshot_events_with_bad_identifiers()))
-def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(world, event):
+def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(
+    world: World, event: dict[str, Any]
+) -> None:
     # Given a Drill Requested event or snapshot event whose database or snapshot is hostile
     # text (huge, unicode, SQL, empty, the wrong type)
     # When StartDrill is invoked with it
@@ -589,8 +600,8 @@ def test_start_drill_rejects_requests_naming_malformed_databases_or_snapshots(wo
     request_id=st.text(min_size=1, max_size=30),
 )
 def test_snapshots_of_databases_that_are_not_opted_in_start_nothing(
-    world, target, how, forged_tags, request_id
-):
+    world: World, target: str, how: str, forged_tags: dict[str, str], request_id: str
+) -> None:
     # Given the newest automated snapshot of a PostgreSQL database that is not opted in, or of
     # an opted-in MySQL database, announced with tags that may claim an opt-in
     snapshot_id = world.snapshots[target]
@@ -620,7 +631,9 @@ def test_snapshots_of_databases_that_are_not_opted_in_start_nothing(
 
 @HOSTILE
 @given(event=rds_instance_events_for_others())
-def test_rds_events_about_other_instances_are_ignored_without_a_single_call(world, event):
+def test_rds_events_about_other_instances_are_ignored_without_a_single_call(
+    world: World, event: dict[str, Any]
+) -> None:
     # Given an RDS instance event about an instance that is not ours (other names, rds:
     # prefixes, huge or unicode or SQL-ish identifiers) or about a snapshot or cluster that
     # merely carries one of our instance names
@@ -640,7 +653,9 @@ def test_rds_events_about_other_instances_are_ignored_without_a_single_call(worl
         mutated(sample("advance/rds-master-credentials-reset.json")),
     )
 )
-def test_advance_on_rds_event_never_raises_or_changes_anything_for_hostile_events(world, event):
+def test_advance_on_rds_event_never_raises_or_changes_anything_for_hostile_events(
+    world: World, event: Any
+) -> None:
     # Given any JSON value or mangled RDS instance event (none names a live run)
     # When AdvanceOnRdsEvent is invoked with it
     outcome = world.invoke("AdvanceOnRdsEvent", event)
@@ -692,7 +707,7 @@ def assert_exactly_the_garbage_reported(
 
 @HOSTILE
 @given(bodies=st.lists(poll_bodies, min_size=1, max_size=10))
-def test_poll_batches_report_exactly_the_garbage_records(world, bodies):
+def test_poll_batches_report_exactly_the_garbage_records(world: World, bodies: list[str]) -> None:
     # Given a poll batch mixing well-formed poll messages and garbage bodies
     event, ids = sqs_batch(bodies, "poll")
     good = [poll_body_is_valid(body) for body in bodies]
@@ -727,7 +742,9 @@ good_checker_bodies = st.builds(
         max_size=10,
     )
 )
-def test_checker_result_batches_report_exactly_the_garbage_records(world, records):
+def test_checker_result_batches_report_exactly_the_garbage_records(
+    world: World, records: list[tuple[str, bool]]
+) -> None:
     # Given a batch of destination records mixing good ones (whose requestPayload carries the
     # run's password, as Lambda delivers it) and records of the wrong shape
     bodies = [body for body, _ in records]
@@ -751,7 +768,9 @@ def test_checker_result_batches_report_exactly_the_garbage_records(world, record
     handler=st.sampled_from(["AdvanceOnPoll", "AdvanceOnCheckerResult"]),
     event=st.one_of(json_values, all_events),
 )
-def test_sqs_handlers_change_nothing_for_events_that_are_not_sqs_batches(world, handler, event):
+def test_sqs_handlers_change_nothing_for_events_that_are_not_sqs_batches(
+    world: World, handler: str, event: Any
+) -> None:
     # Given something that is not an SQS batch at all (SQS never sends one; a misdirected
     # synchronous invoke might)
     # When an SQS handler is invoked with it
@@ -809,8 +828,8 @@ def checker_payload(port: int, *, packed: bool = False) -> dict[str, Any]:
 @HOSTILE
 @given(data=st.data())
 def test_checker_answers_malformed_requests_with_invalid_event_and_never_the_password(
-    world, closed_port, data
-):
+    world: World, closed_port: int, data: st.DataObject
+) -> None:
     # Given a checker payload carrying the run's password, mangled (fields removed, retyped,
     # replaced by hostile text), or any JSON value at all
     event = data.draw(
@@ -838,7 +857,9 @@ def test_checker_answers_malformed_requests_with_invalid_event_and_never_the_pas
 
 @HOSTILE
 @given(event=st.one_of(json_values, all_events))
-def test_check_runner_refuses_malformed_requests_before_reading_any_password(world, event):
+def test_check_runner_refuses_malformed_requests_before_reading_any_password(
+    world: World, event: Any
+) -> None:
     # Given anything but a well-formed check run request
     # When the check runner is invoked with it
     outcome = world.invoke("CheckRunner", event)
@@ -850,7 +871,7 @@ def test_check_runner_refuses_malformed_requests_before_reading_any_password(wor
 
 
 def test_a_well_formed_checker_request_never_returns_or_logs_the_password(
-    world, closed_port
+    world: World, closed_port: int
 ) -> None:
     # Given a valid checker request with the run's password, for an instance that refuses
     outcome = world.invoke("Checker", checker_payload(closed_port))
@@ -910,7 +931,7 @@ def malformed_drill_finished(draw: st.DrawFn) -> Any:
 
 @HOSTILE
 @given(event=malformed_drill_finished())
-def test_notify_never_announces_a_malformed_drill_finished(world, event):
+def test_notify_never_announces_a_malformed_drill_finished(world: World, event: Any) -> None:
     # Given a Drill Finished event with a required field missing or of the wrong type, or any
     # other JSON value
     # When Notify is invoked with it
@@ -924,7 +945,9 @@ def test_notify_never_announces_a_malformed_drill_finished(world, event):
 
 @HOSTILE
 @given(event=malformed_drill_finished())
-def test_notify_turns_a_malformed_drill_finished_away_without_raising(world, event):
+def test_notify_turns_a_malformed_drill_finished_away_without_raising(
+    world: World, event: Any
+) -> None:
     # Given a malformed Drill Finished event
     # When Notify is invoked with it
     outcome = world.invoke("Notify", event)
@@ -937,7 +960,9 @@ def test_notify_turns_a_malformed_drill_finished_away_without_raising(world, eve
 
 @HOSTILE
 @given(event=st.one_of(json_values, all_events, st.just(sample("sweeper/scheduled.json"))))
-def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(world, event):
+def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(
+    world: World, event: Any
+) -> None:
     # Given any input at all, and RDS holding another stack's drill instance, an untagged
     # instance named like ours, an instance tagged ours without our name, and production DBs
     # When the sweeper runs
@@ -962,7 +987,7 @@ def drill_finished(run_id: str = "3f9a2c71d0b84e5fa613") -> dict[str, Any]:
     return event
 
 
-def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(world) -> None:
+def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(world: World) -> None:
     # Given a Slack webhook (its URL a SecureString) that answers 500 to everything
     # When Notify announces a finished drill
     outcome = world.invoke("Notify", drill_finished())
@@ -976,7 +1001,9 @@ def test_the_webhook_url_stays_out_of_logs_and_errors_when_slack_answers_500(wor
     assert world.slack.url not in outcome.error_text + outcome.logs
 
 
-def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(world) -> None:
+def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(
+    world: World,
+) -> None:
     # Given Lambda's JSON log format (application log level INFO for every logger) and a
     # Slack that answers 500
     world.caplog.set_level(logging.INFO)
@@ -987,7 +1014,7 @@ def test_the_webhook_url_stays_out_of_logs_at_info_level_when_slack_answers_500(
     assert WEBHOOK_SECRET not in outcome.logs
 
 
-def test_a_webhook_url_without_scheme_stays_out_of_logs(world) -> None:
+def test_a_webhook_url_without_scheme_stays_out_of_logs(world: World) -> None:
     # Given the webhook parameter holds the URL without its scheme (a copy-paste slip: urllib
     # then refuses it with "unknown url type: '<the url>'")
     boto3.client("ssm", region_name=REGION).put_parameter(
@@ -1008,7 +1035,9 @@ def test_a_webhook_url_without_scheme_stays_out_of_logs(world) -> None:
 # ------------------------------------------------------------------------------ bad policy
 
 
-def test_a_bad_policy_file_does_not_stop_the_sweeper(world, tmp_path, monkeypatch) -> None:
+def test_a_bad_policy_file_does_not_stop_the_sweeper(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a drill policy file that does not validate
     bad = tmp_path / "drill-policy.yaml"
     bad.write_text("version: 1\ndefaults:\n  level: eleven\n  no_such_key: true\n")

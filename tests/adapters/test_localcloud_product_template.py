@@ -77,7 +77,7 @@ def _ref_target(node: Any) -> str:
 
 def test_every_queue_table_bucket_and_bus_of_the_template_exists_in_moto(
     stack: Stack, raw: dict[str, Any], moto_url: str
-):
+) -> None:
     sqs = local_client("sqs", endpoint_url=moto_url)
     # Queues: each one exists, redrive policies point at the right dead-letter queue
     for logical_id, resource in _resources(raw, "AWS::SQS::Queue").items():
@@ -113,7 +113,7 @@ def test_every_queue_table_bucket_and_bus_of_the_template_exists_in_moto(
 
 def test_rules_event_sources_schedules_and_destinations_match_the_template(
     stack: Stack, raw: dict[str, Any]
-):
+) -> None:
     # EventBridge rules: one per EventBridgeRule event, same pattern, on the declared bus
     rules = {rule.logical_id: rule for rule in stack.rules}
     for function, name, props in _events(raw, "EventBridgeRule"):
@@ -164,7 +164,7 @@ def test_rules_event_sources_schedules_and_destinations_match_the_template(
 
 def test_every_function_gets_the_globals_environment_fully_resolved(
     stack: Stack, raw: dict[str, Any]
-):
+) -> None:
     names = set(raw["Globals"]["Function"]["Environment"]["Variables"])
     for spec in stack.functions.values():
         assert names <= set(spec.environment)
@@ -179,7 +179,7 @@ def test_every_function_gets_the_globals_environment_fully_resolved(
     )
 
 
-def test_report_retention_days_makes_a_bucket_locked_in_compliance_mode(moto_url: str):
+def test_report_retention_days_makes_a_bucket_locked_in_compliance_mode(moto_url: str) -> None:
     # Given the product template deployed with ReportRetentionDays=30
     locked = provision(
         TEMPLATE,
@@ -206,7 +206,7 @@ def test_report_retention_days_makes_a_bucket_locked_in_compliance_mode(moto_url
 
 def test_by_default_reports_are_not_locked_in_a_bucket_that_could_lock_them(
     stack: Stack, moto_url: str
-):
+) -> None:
     # Given the default deployment (ReportRetentionDays=0)
     s3 = local_client("s3", endpoint_url=moto_url)
     bucket = stack.outputs["ReportBucketName"]

@@ -50,7 +50,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         local.close()
 
 
-def test_a_function_sees_only_its_code_and_layers(runtime: Runtime):
+def test_a_function_sees_only_its_code_and_layers(runtime: Runtime) -> None:
     # Given the product's layer package is installed in the venv (editable), as it is here
     # When a function whose template forgot the layer imports it
     result = runtime.invoke("WithoutLayer", "{}")
@@ -63,7 +63,7 @@ def test_a_function_sees_only_its_code_and_layers(runtime: Runtime):
     assert ok.json() == {"layer": "restoredrill", "amount": 12.5, "count": 3}
 
 
-def test_a_missing_handler_is_lambdas_error(runtime: Runtime):
+def test_a_missing_handler_is_lambdas_error(runtime: Runtime) -> None:
     result = runtime.invoke("Missing", "{}")
     assert result.function_error == "Unhandled"
     assert result.json()["errorType"] == "Runtime.HandlerNotFound"
@@ -71,7 +71,7 @@ def test_a_missing_handler_is_lambdas_error(runtime: Runtime):
 
 def test_crash_after_fault_keeps_the_side_effect_and_loses_the_result(
     runtime: Runtime, tmp_path: Path
-):
+) -> None:
     # Given the fault: the SideEffect function dies right after its handler returns
     marker = tmp_path / "marker"
     # When it is invoked with crash=True
@@ -83,7 +83,7 @@ def test_crash_after_fault_keeps_the_side_effect_and_loses_the_result(
     assert runtime.invoke("SideEffect", f'{{"path": "{marker}"}}').ok
 
 
-def test_close_ends_every_worker(runtime: Runtime):
+def test_close_ends_every_worker(runtime: Runtime) -> None:
     # Given warm workers for two functions
     assert runtime.invoke("WithLayer", "{}").ok
     assert runtime.invoke("SideEffect", f'{{"path": "{os.devnull}"}}').ok

@@ -29,7 +29,7 @@ def post(url: str, body: bytes, *, timeout: float = 5.0) -> tuple[int, str, dict
         return error.code, error.read().decode(), dict(error.headers)
 
 
-def test_a_message_is_recorded_and_answered_ok(slack: SlackReceiver):
+def test_a_message_is_recorded_and_answered_ok(slack: SlackReceiver) -> None:
     # Given the receiver's webhook URL (loopback, Slack-like path)
     assert slack.url.startswith("http://127.0.0.1:") and "/services/T000/B000/XXXX" in slack.url
     # When a message is posted
@@ -42,14 +42,14 @@ def test_a_message_is_recorded_and_answered_ok(slack: SlackReceiver):
     assert message["headers"]["Content-Type"] == "application/json"
 
 
-def test_invalid_payloads_are_refused_like_slack(slack: SlackReceiver):
+def test_invalid_payloads_are_refused_like_slack(slack: SlackReceiver) -> None:
     assert post(slack.url, b"not json")[:2] == (400, "invalid_payload")
     assert post(slack.url, b'{"username": "x"}')[:2] == (400, "no_text")
     # Refused requests are kept in `requests`, not in `messages`
     assert len(slack.requests) == 2 and slack.messages == []
 
 
-def test_fault_knobs_answer_a_status_then_recover(slack: SlackReceiver):
+def test_fault_knobs_answer_a_status_then_recover(slack: SlackReceiver) -> None:
     # Given the next two requests are rate limited
     slack.fail_next(2, status=429, retry_after=3)
     body = json.dumps({"text": "hi"}).encode()
@@ -61,7 +61,7 @@ def test_fault_knobs_answer_a_status_then_recover(slack: SlackReceiver):
     assert len(slack.messages) == 1 and len(slack.requests) == 3
 
 
-def test_a_hang_makes_the_client_time_out(slack: SlackReceiver):
+def test_a_hang_makes_the_client_time_out(slack: SlackReceiver) -> None:
     # Given the next request hangs for 2 s
     slack.hang_next(1, seconds=2)
     started = time.monotonic()

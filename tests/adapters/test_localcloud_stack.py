@@ -69,10 +69,10 @@ def items(cloud: LocalAws, prefix: str) -> list[dict[str, str]]:
 
 def receive_all(
     cloud: LocalAws, logical_id: str, *, expect: int, timeout: float = 10
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     sqs = cloud.client("sqs")
     url = cloud.physical_id(logical_id)
-    got: list[dict] = []
+    got: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(got) < expect and time.monotonic() < deadline:
         response = sqs.receive_message(
@@ -94,7 +94,9 @@ def key_shape(value: Any) -> Any:
 # ----------------------------------------------------------------------------------- provisioning
 
 
-def test_resources_are_created_in_moto_with_cloudformation_names_and_wiring(cloud: LocalAws):
+def test_resources_are_created_in_moto_with_cloudformation_names_and_wiring(
+    cloud: LocalAws,
+) -> None:
     # Given the fixture stack started
     sqs = cloud.client("sqs")
     # Then queues exist with CloudFormation-like physical names and the redrive policy is real
@@ -121,7 +123,9 @@ def test_resources_are_created_in_moto_with_cloudformation_names_and_wiring(clou
     assert cloud.output("BusArn") == f"arn:aws:events:us-east-1:123456789012:event-bus/{STACK}-bus"
 
 
-def test_functions_get_their_resolved_environment_and_a_lambda_like_context(cloud: LocalAws):
+def test_functions_get_their_resolved_environment_and_a_lambda_like_context(
+    cloud: LocalAws,
+) -> None:
     # When the caller function is invoked through boto3's Lambda client at the local endpoint
     response = cloud.client("lambda").invoke(
         FunctionName=cloud.physical_id("CallerFunction"), Payload=b'{"key": "ctx"}'
@@ -159,7 +163,7 @@ def test_functions_get_their_resolved_environment_and_a_lambda_like_context(clou
     assert '"message":"caller running"' in log and context["aws_request_id"] in log
 
 
-def test_the_parent_process_environment_is_untouched(cloud: LocalAws):
+def test_the_parent_process_environment_is_untouched(cloud: LocalAws) -> None:
     # Given the environment as it was before the local cloud started
     # Then starting it and running functions changed nothing in it
     now = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
@@ -169,7 +173,7 @@ def test_the_parent_process_environment_is_untouched(cloud: LocalAws):
 # ----------------------------------------------------------------------------------- EventBridge
 
 
-def test_put_events_reaches_only_the_rules_whose_pattern_matches(cloud: LocalAws):
+def test_put_events_reaches_only_the_rules_whose_pattern_matches(cloud: LocalAws) -> None:
     # Given the record function's rule: source fixture, "Thing Happened", detail.name prefix keep-
     token = uuid.uuid4().hex[:8]
     events = cloud.client("events")
@@ -214,7 +218,7 @@ def test_put_events_reaches_only_the_rules_whose_pattern_matches(cloud: LocalAws
     assert logged[ids[0]] == f"{STACK}-bus" and logged[ids[2]] == "default"
 
 
-def test_put_events_errors_have_aws_shapes(cloud: LocalAws):
+def test_put_events_errors_have_aws_shapes(cloud: LocalAws) -> None:
     events = cloud.client("events")
     # An unknown bus is a ClientError (stricter than AWS, which may accept it silently)
     with pytest.raises(ClientError) as error:
@@ -235,7 +239,7 @@ def test_put_events_errors_have_aws_shapes(cloud: LocalAws):
     assert codes == ["NotAuthorizedForSourceException", "MalformedDetail", None]
 
 
-def test_emitted_rds_events_match_prefix_patterns(cloud: LocalAws):
+def test_emitted_rds_events_match_prefix_patterns(cloud: LocalAws) -> None:
     # Given the default-bus rule: SourceIdentifier prefix "drill-" or "rds:drill-"
     def rds_event(identifier: str) -> dict[str, Any]:
         return {
@@ -265,7 +269,7 @@ def test_emitted_rds_events_match_prefix_patterns(cloud: LocalAws):
     assert items(cloud, f"event#{production['id']}") == []
 
 
-def test_event_faults_drop_by_predicate_and_duplicate_to_every_rule(cloud: LocalAws):
+def test_event_faults_drop_by_predicate_and_duplicate_to_every_rule(cloud: LocalAws) -> None:
     def rds_event(event_id: str, identifier: str) -> dict[str, Any]:
         return {
             "id": event_id,
@@ -300,7 +304,7 @@ def test_event_faults_drop_by_predicate_and_duplicate_to_every_rule(cloud: Local
 
 def test_a_partial_batch_failure_redelivers_only_the_failed_record_then_dead_letters_it(
     cloud: LocalAws,
-):
+) -> None:
     # Given the batch function (Powertools BatchProcessor, ReportBatchItemFailures) on WorkQueue
     # with maxReceiveCount 2; it fails every body containing "poison"
     token = uuid.uuid4().hex[:8]
@@ -323,7 +327,7 @@ def test_a_partial_batch_failure_redelivers_only_the_failed_record_then_dead_let
     assert [i["pk"] for i in items(cloud, f"sqs#{good_b}#")] == [f"sqs#{good_b}#1"]
 
 
-def test_the_sqs_event_has_lambdas_shape(cloud: LocalAws):
+def test_the_sqs_event_has_lambdas_shape(cloud: LocalAws) -> None:
     # Given a message with an attribute on the shape queue
     body = f"shape-{uuid.uuid4().hex[:8]}"
     cloud.client("sqs").send_message(
@@ -355,7 +359,7 @@ def test_the_sqs_event_has_lambdas_shape(cloud: LocalAws):
     }
 
 
-def test_sqs_delay_seconds_is_honoured(cloud: LocalAws):
+def test_sqs_delay_seconds_is_honoured(cloud: LocalAws) -> None:
     # Given a message sent with DelaySeconds=2
     body = f"shape-delayed-{uuid.uuid4().hex[:8]}"
     sent = time.monotonic()
@@ -370,7 +374,7 @@ def test_sqs_delay_seconds_is_honoured(cloud: LocalAws):
 # ----------------------------------------------------------------------------------- async invokes
 
 
-def test_async_invokes_go_to_their_destinations_in_aws_record_shapes(cloud: LocalAws):
+def test_async_invokes_go_to_their_destinations_in_aws_record_shapes(cloud: LocalAws) -> None:
     # Given AsyncFunction: MaximumRetryAttempts 1, OnSuccess ResultsQueue, OnFailure FailuresQueue
     ok_key, bad_key = f"ok-{uuid.uuid4().hex[:8]}", f"bad-{uuid.uuid4().hex[:8]}"
     lambda_client = cloud.client("lambda")
@@ -415,7 +419,7 @@ def test_async_invokes_go_to_their_destinations_in_aws_record_shapes(cloud: Loca
     assert {a["request_id"] for a in attempts} == {record["requestContext"]["requestId"]}
 
 
-def test_a_failed_async_invoke_without_destination_is_recorded_not_lost(cloud: LocalAws):
+def test_a_failed_async_invoke_without_destination_is_recorded_not_lost(cloud: LocalAws) -> None:
     # Given a function with no destination and no retries
     key = f"lost-{uuid.uuid4().hex[:8]}"
     cloud.client("lambda").invoke(
@@ -432,7 +436,7 @@ def test_a_failed_async_invoke_without_destination_is_recorded_not_lost(cloud: L
 
 def test_a_handler_can_call_put_events_and_invoke_through_boto3_and_its_environment(
     cloud: LocalAws,
-):
+) -> None:
     # Given the caller function, which uses plain boto3 clients (no endpoint_url in its code)
     token = uuid.uuid4().hex[:8]
     # When it puts an event on the bus and invokes AsyncFunction synchronously
@@ -452,7 +456,7 @@ def test_a_handler_can_call_put_events_and_invoke_through_boto3_and_its_environm
 
 def test_a_handler_past_its_timeout_is_killed_and_the_next_invoke_gets_a_fresh_worker(
     cloud: LocalAws,
-):
+) -> None:
     # Given SleepyFunction with Timeout 1
     started = time.monotonic()
     # When it sleeps 5 s
@@ -465,7 +469,7 @@ def test_a_handler_past_its_timeout_is_killed_and_the_next_invoke_gets_a_fresh_w
     assert cloud.invoke("SleepyFunction", {"seconds": 0}).ok
 
 
-def test_a_worker_that_exits_is_an_error_and_is_replaced(cloud: LocalAws):
+def test_a_worker_that_exits_is_an_error_and_is_replaced(cloud: LocalAws) -> None:
     # Given a warm CrashFunction worker
     before = cloud.invoke("CrashFunction", {}).json()["pid"]
     # When the handler calls os._exit(3)
@@ -478,7 +482,7 @@ def test_a_worker_that_exits_is_an_error_and_is_replaced(cloud: LocalAws):
     assert after.ok and after.json()["pid"] != before
 
 
-def test_function_errors_reach_boto3_like_lambdas(cloud: LocalAws):
+def test_function_errors_reach_boto3_like_lambdas(cloud: LocalAws) -> None:
     lambda_client = cloud.client("lambda")
     # A handler exception: 200 with X-Amz-Function-Error, the error document as payload
     response = lambda_client.invoke(
@@ -500,7 +504,7 @@ def test_function_errors_reach_boto3_like_lambdas(cloud: LocalAws):
     assert lambda_client.invoke(FunctionName=arn, InvocationType="DryRun")["StatusCode"] == 204
 
 
-def test_invocations_of_one_function_run_concurrently(cloud: LocalAws):
+def test_invocations_of_one_function_run_concurrently(cloud: LocalAws) -> None:
     # Given two warm-able workers per function
     results: list[Any] = []
 
@@ -523,7 +527,7 @@ def test_invocations_of_one_function_run_concurrently(cloud: LocalAws):
 # ----------------------------------------------------------------------------------- schedules
 
 
-def test_a_schedule_invokes_its_function_with_the_scheduled_event_shape(cloud: LocalAws):
+def test_a_schedule_invokes_its_function_with_the_scheduled_event_shape(cloud: LocalAws) -> None:
     # Given ScheduledFunction on rate(1 minute), scaled to 1 s locally
     def scheduled() -> list[dict[str, Any]]:
         return [

@@ -45,7 +45,7 @@ Resources:
 """
 
 
-def test_short_and_long_forms_resolve_like_cloudformation():
+def test_short_and_long_forms_resolve_like_cloudformation() -> None:
     # Given a template whose resources were "created" (bound to physical ids)
     t = template(BASE)
     t.bind("Queue", "https://q/url", {"Arn": "arn:aws:sqs:us-east-1:123456789012:q-1"})
@@ -87,7 +87,7 @@ def test_short_and_long_forms_resolve_like_cloudformation():
     }
 
 
-def test_parameter_overrides_win_over_defaults_and_are_validated():
+def test_parameter_overrides_win_over_defaults_and_are_validated() -> None:
     # Given overrides, like `sam deploy --parameter-overrides`
     t = template(BASE, Env="prod", Count="7", Subnets="subnet-9")
     # Then they replace the defaults, conditions follow, and list parameters are lists
@@ -104,7 +104,7 @@ def test_parameter_overrides_win_over_defaults_and_are_validated():
         template(BASE, Typo="x")
 
 
-def test_a_required_parameter_without_value_is_a_clear_error():
+def test_a_required_parameter_without_value_is_a_clear_error() -> None:
     # Given a parameter without Default
     text = "Parameters:\n  Needed: {Type: String}\n" + BASE.split("Parameters:\n", 1)[1]
     # When nobody gives it, Then the error names it
@@ -125,7 +125,7 @@ def test_a_required_parameter_without_value_is_a_clear_error():
         ("      Name: !ImportValue other-stack-output\n", "not supported locally"),
     ],
 )
-def test_a_wiring_mistake_fails_when_the_template_loads(snippet: str, message: str):
+def test_a_wiring_mistake_fails_when_the_template_loads(snippet: str, message: str) -> None:
     # Given a reference to something the template does not declare (or cannot be evaluated)
     text = BASE + "  Bus:\n    Type: AWS::Events::EventBus\n    Properties:\n" + snippet
     # When it loads, Then it fails, naming the culprit
@@ -133,7 +133,7 @@ def test_a_wiring_mistake_fails_when_the_template_loads(snippet: str, message: s
         template(text)
 
 
-def test_refs_to_resources_whose_condition_is_false_fail_only_in_taken_branches():
+def test_refs_to_resources_whose_condition_is_false_fail_only_in_taken_branches() -> None:
     # Given a resource that is not created (its condition is false)
     t = template(BASE)
     assert not t.resource_enabled("ProdOnly")
@@ -146,7 +146,7 @@ def test_refs_to_resources_whose_condition_is_false_fail_only_in_taken_branches(
     assert t.creation_order() == ["Queue"]
 
 
-def test_creation_order_follows_dependencies_and_refuses_cycles():
+def test_creation_order_follows_dependencies_and_refuses_cycles() -> None:
     # Given B needs A (GetAtt) and C needs B (Sub) and A DependsOn nothing
     t = template(
         """
@@ -176,7 +176,7 @@ Resources:
         cyclic.creation_order()
 
 
-def test_globals_merge_onto_functions_with_sam_rules():
+def test_globals_merge_onto_functions_with_sam_rules() -> None:
     # Given the fixture template: Globals set Timeout, Layers and environment variables
     t = Template.load(FIXTURE, stack_name="st", parameter_overrides={"Prefix": "p"})
     # When the caller function (own Environment, MemorySize) is merged
@@ -191,7 +191,7 @@ def test_globals_merge_onto_functions_with_sam_rules():
     assert t.function_properties_raw("SleepyFunction")["Timeout"] == 1
 
 
-def test_no_value_sentinel_is_a_singleton():
+def test_no_value_sentinel_is_a_singleton() -> None:
     assert NO_VALUE is type(NO_VALUE)()
 
 
@@ -204,17 +204,17 @@ def test_no_value_sentinel_is_a_singleton():
         ("rate(2 days)", 172800),
     ],
 )
-def test_schedule_rates_parse(expression: str, seconds: int):
+def test_schedule_rates_parse(expression: str, seconds: int) -> None:
     assert parse_rate(expression) == seconds
 
 
 @pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "every 5 minutes"])
-def test_schedule_expressions_eventbridge_refuses_are_refused(expression: str):
+def test_schedule_expressions_eventbridge_refuses_are_refused(expression: str) -> None:
     with pytest.raises(TemplateError):
         parse_rate(expression)
 
 
-def test_event_patterns_with_operators_eventbridge_does_not_know_are_refused():
+def test_event_patterns_with_operators_eventbridge_does_not_know_are_refused() -> None:
     # moto's matcher treats an unknown operator as a match: a typo would match everything
     validate_pattern({"detail": {"SourceIdentifier": [{"prefix": "restoredrill-"}]}}, where="p")
     with pytest.raises(TemplateError, match="unknown filter"):
@@ -232,7 +232,7 @@ def test_event_patterns_with_operators_eventbridge_does_not_know_are_refused():
 )
 def test_function_environments_lambda_would_refuse_are_refused(
     tmp_path: Path, variables: str, message: str
-):
+) -> None:
     # Given a function whose environment Lambda refuses (reserved key, over 4 KB)
     (tmp_path / "code").mkdir()
     path = tmp_path / "template.yaml"

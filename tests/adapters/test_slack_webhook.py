@@ -88,7 +88,9 @@ def assert_the_url_is_nowhere_in(error: BaseException, url: str) -> None:
     assert chain == [error]  # no underlying client error (which may quote it) rides along
 
 
-def test_a_rate_limited_post_is_retried_after_retry_after_and_delivered_once(webhook, caplog):
+def test_a_rate_limited_post_is_retried_after_retry_after_and_delivered_once(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given Slack answers the first post 429 with Retry-After: 1, then 200
     webhook.script = [(429, {"Retry-After": "1"}), (200, {})]
     text, blocks = render(finished())
@@ -113,7 +115,9 @@ def test_a_rate_limited_post_is_retried_after_retry_after_and_delivered_once(web
     assert SECRET_PATH not in caplog.text
 
 
-def test_a_rate_limit_that_never_lifts_fails_after_two_retries_without_the_url(webhook, caplog):
+def test_a_rate_limit_that_never_lifts_fails_after_two_retries_without_the_url(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given Slack answers every post 429 (Retry-After: 0)
     webhook.script = [(429, {"Retry-After": "0"})] * 5
     # When the notifier posts
@@ -128,7 +132,9 @@ def test_a_rate_limit_that_never_lifts_fails_after_two_retries_without_the_url(w
     assert SECRET_PATH not in caplog.text
 
 
-def test_a_retry_after_longer_than_the_function_can_wait_is_left_to_eventbridge(webhook):
+def test_a_retry_after_longer_than_the_function_can_wait_is_left_to_eventbridge(
+    webhook: Webhook,
+) -> None:
     # Given Slack asks to come back in an hour
     webhook.script = [(429, {"Retry-After": "3600"})]
     # When the notifier posts
@@ -142,7 +148,7 @@ def test_a_retry_after_longer_than_the_function_can_wait_is_left_to_eventbridge(
     assert_the_url_is_nowhere_in(raised.value, webhook.url)
 
 
-def test_an_unreachable_slack_fails_without_the_url(webhook):
+def test_an_unreachable_slack_fails_without_the_url(webhook: Webhook) -> None:
     # Given nothing listens at the webhook's address any more
     url = webhook.url
     webhook.server.shutdown()

@@ -8,6 +8,7 @@ import os
 import random
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,11 @@ def pg_checksums(server: PostgresServer, *args: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=120)
 
 
-def edit_page(path: Path, block: int, edit: object) -> None:
+def edit_page(path: Path, block: int, edit: Callable[[bytearray], object]) -> None:
     with path.open("r+b") as handle:
         handle.seek(block * BLCKSZ)
         page = bytearray(handle.read(BLCKSZ))
-        edit(page)  # type: ignore[operator]
+        edit(page)
         handle.seek(block * BLCKSZ)
         handle.write(page)
 

@@ -123,13 +123,14 @@ def test_a_clean_database_passes_every_check_twice(pg_server: PostgresServer, sh
     }
     assert "identical" in by_name(second, "schema_fingerprint").message
     # And the baseline holds the exact counts (the unlogged table's too) and fingerprints
-    counts = second.baseline.databases[shop].row_counts  # type: ignore[union-attr]
+    assert second.baseline is not None
+    counts = second.baseline.databases[shop].row_counts
     assert counts['"public"."orders"'] == 20000
     assert counts['"public"."customers"'] == 2000
     assert counts['"public"."order_totals"'] == 2000
     assert counts['"public"."cache"'] == 100
     assert '"public"."big_orders"' not in counts  # a view has no rows of its own
-    assert set(second.baseline.databases[shop].content_fingerprints) == set(counts)  # type: ignore[union-attr]
+    assert set(second.baseline.databases[shop].content_fingerprints) == set(counts)
     # And level 3 verified the shop's heaps and btree indexes (TOAST ones included)
     heap = by_name(second, "amcheck_heap")
     assert heap.evidence["checked"] >= 6 and heap.evidence["problems"] == []

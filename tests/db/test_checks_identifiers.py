@@ -120,7 +120,8 @@ def test_hostile_names_pass_every_check_with_every_object_checked(
         assert bad == [] and result.verdict is SuiteVerdict.PASSED
     assert "identical" in next(c for c in second.checks if c.name == "schema_fingerprint").message
     # And each hostile table was counted exactly (so each name reached the server intact)
-    database = second.baseline.databases[hostile]  # type: ignore[union-attr]
+    assert second.baseline is not None
+    database = second.baseline.databases[hostile]
     assert database.row_counts == {
         q("public", "canary"): 1,
         q(SCHEMA_A, TABLE_A): 3000,

@@ -100,7 +100,8 @@ def test_every_database_of_the_instance_is_checked(
     # Then both are catalogued and counted, each on its own
     assert result.verdict is SuiteVerdict.PASSED
     assert {c.database for c in result.checks if c.name == "catalog"} == {alpha, beta}
-    counts = {name: db.row_counts for name, db in result.baseline.databases.items()}  # type: ignore[union-attr]
+    assert result.baseline is not None
+    counts = {name: db.row_counts for name, db in result.baseline.databases.items()}
     assert counts == {alpha: {'"public"."t"': 100}, beta: {'"public"."t"': 200}}
     assert set(only(result, "databases").evidence["checked"]) == {alpha, beta}
     # And a database named in the policy but absent fails the databases check
@@ -201,4 +202,4 @@ def test_the_server_version_and_recovery_state_are_reported(pg_server: PostgresS
     assert result.server_version and result.server_version[0].isdigit()
     assert only(result, "not_in_recovery").evidence["pg_is_in_recovery"] is False
     assert {c.level for c in result.checks} == {0}
-    assert "postgres" in result.baseline.database_names  # type: ignore[union-attr]
+    assert result.baseline is not None and "postgres" in result.baseline.database_names

@@ -43,7 +43,7 @@ def state_file(cloud: LocalCloud, tmp_path: Path) -> Path:
 
 def test_run_wait_passes_and_status_and_history_show_the_drill(
     cloud: LocalCloud, state_file: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     local = ["--local", str(state_file)]
     # Given no drill yet: a database that does not exist is refused before anything is published
     assert main(["run", "orders-db", *local, "--wait"]) == 2
@@ -145,7 +145,7 @@ def local_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]
 
 def test_local_in_one_process_and_run_in_another_with_the_fault_armed(
     local_process: tuple[subprocess.Popen[str], Path], capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     process, state = local_process
     # Given `restoredrill local --fault fail-restore` running in its own process
     # When another process requests a drill of clinic-db and waits for it

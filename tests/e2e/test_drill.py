@@ -4,6 +4,7 @@ PostgreSQL per restored instance, Slack on loopback, and the faults the issue na
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from restoredrill.models import RunRecord, RunState, Verdict
@@ -38,7 +39,7 @@ def all_logs(cloud: LocalCloud) -> str:
     return "\n".join(path.read_text(errors="replace") for path in sorted(logs_dir.glob("*.log")))
 
 
-def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalCloud):
+def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalCloud) -> None:
     # Given an opted-in database with a new automated snapshot
     # When the snapshot event reaches the stack
     _, run = drill(cloud)
@@ -70,7 +71,7 @@ def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalC
     assert len(cloud.drill_finished_events()) == 1
 
 
-def test_the_drill_password_never_reaches_logs_reports_events_or_queues(cloud: LocalCloud):
+def test_the_drill_password_never_reaches_logs_reports_events_or_queues(cloud: LocalCloud) -> None:
     # Given a drill that set a fresh master password on its restored instance
     _, run = drill(cloud)
     assert cloud.aws is not None and cloud.rds is not None
@@ -95,7 +96,7 @@ def test_the_drill_password_never_reaches_logs_reports_events_or_queues(cloud: L
 
 
 @pytest.mark.parametrize("cloud", ["lose-rds-events"], indirect=True)
-def test_with_every_rds_event_lost_the_poll_fallback_finishes_the_drill(cloud: LocalCloud):
+def test_with_every_rds_event_lost_the_poll_fallback_finishes_the_drill(cloud: LocalCloud) -> None:
     _, run = drill(cloud)
     assert run.verdict is Verdict.PASSED, run.reason
     assert not run.credentials_confirmed  # no credentials event ever arrived
@@ -106,7 +107,7 @@ def test_with_every_rds_event_lost_the_poll_fallback_finishes_the_drill(cloud: L
 @pytest.mark.parametrize("cloud", ["duplicate-events"], indirect=True)
 def test_with_every_event_delivered_three_times_there_is_one_drill_and_one_message(
     cloud: LocalCloud,
-):
+) -> None:
     run_id, run = drill(cloud)
     assert run.verdict is Verdict.PASSED, run.reason
     assert [r.run_id for r in cloud.all_runs()] == [run_id]
@@ -117,7 +118,9 @@ def test_with_every_event_delivered_three_times_there_is_one_drill_and_one_messa
 
 
 @pytest.mark.parametrize("cloud", ["fail-restore"], indirect=True)
-def test_a_failed_restore_is_reported_failed_deleted_and_explained_on_slack(cloud: LocalCloud):
+def test_a_failed_restore_is_reported_failed_deleted_and_explained_on_slack(
+    cloud: LocalCloud,
+) -> None:
     _, run = drill(cloud)
     assert run.verdict is Verdict.FAILED
     assert "incompatible-restore" in (run.reason or "")
@@ -130,7 +133,7 @@ def test_a_failed_restore_is_reported_failed_deleted_and_explained_on_slack(clou
     assert "incompatible-restore" in messages[0]["body"]["text"]
 
 
-def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud):
+def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud) -> None:
     # Given a source database without the opt-in tag
     source = cloud.create_source_database("billing-db")
     assert cloud.aws is not None and source is not None
@@ -149,7 +152,7 @@ def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud):
     assert [i["DBInstanceIdentifier"] for i in instances] == ["billing-db"]
 
 
-def test_rows_lost_since_the_last_passing_drill_fail_the_next_one(cloud: LocalCloud):
+def test_rows_lost_since_the_last_passing_drill_fail_the_next_one(cloud: LocalCloud) -> None:
     # Given a database whose first drill passed (and so left a baseline)
     source = cloud.create_source_database("clinic-db")
     first = cloud.take_automated_snapshot("clinic-db")
@@ -175,7 +178,7 @@ def test_rows_lost_since_the_last_passing_drill_fail_the_next_one(cloud: LocalCl
 
 
 @pytest.fixture
-def failing_policy(tmp_path_factory: pytest.TempPathFactory):
+def failing_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("policy") / "drill-policy.yaml"
     path.write_text(
         "version: 1\n"
@@ -190,7 +193,7 @@ def failing_policy(tmp_path_factory: pytest.TempPathFactory):
     return path
 
 
-def test_a_failing_user_assertion_fails_the_drill_and_slack_names_it(failing_policy):
+def test_a_failing_user_assertion_fails_the_drill_and_slack_names_it(failing_policy: Path) -> None:
     # Given a deployed policy whose assertion the data does not meet
     with LocalCloud(patients=300, policy_file=failing_policy) as cloud:
         # When the drill runs

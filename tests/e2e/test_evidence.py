@@ -74,7 +74,9 @@ def since_yesterday() -> str:
     return (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
 
-def test_the_summary_shows_passed_failed_timed_out_and_never_drilled(stack, capsys):
+def test_the_summary_shows_passed_failed_timed_out_and_never_drilled(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given the stack's drills and its never-drilled database
     # When the compliance summary is asked for as JSON
     code, out = cli(stack, capsys, "report", "--since", since_yesterday(), "--format", "json")
@@ -99,7 +101,9 @@ def test_the_summary_shows_passed_failed_timed_out_and_never_drilled(stack, caps
     assert summary["totals"]["never_drilled"] == 1
 
 
-def test_the_markdown_summary_names_all_four_outcomes(stack, capsys):
+def test_the_markdown_summary_names_all_four_outcomes(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     # When the summary is asked for as markdown
     code, out = cli(stack, capsys, "report", "--since", since_yesterday(), "--format", "md")
     # Then a reader sees each outcome and the database that was never drilled
@@ -111,7 +115,9 @@ def test_the_markdown_summary_names_all_four_outcomes(stack, capsys):
     assert "## Never drilled\n\n- us-east-1 / billing-db" in out
 
 
-def test_the_html_summary_renders_in_chromium_with_the_gaps_called_out(stack, capsys, tmp_path):
+def test_the_html_summary_renders_in_chromium_with_the_gaps_called_out(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # Given the summary written as HTML
     page = tmp_path / "summary.html"
     code, _ = cli(
@@ -139,7 +145,9 @@ def test_the_html_summary_renders_in_chromium_with_the_gaps_called_out(stack, ca
     assert all(url.startswith("file://") for url in fetched)
 
 
-def test_an_untouched_chain_verifies_and_a_tampered_report_breaks_it(stack, capsys):
+def test_an_untouched_chain_verifies_and_a_tampered_report_breaks_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given the three reports of clinic-db as the drills stored them
     code, out = cli(stack, capsys, "verify-chain", "clinic-db")
     # Then the chain is intact: three reports, two links, three digests from the run table

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,12 +35,14 @@ MATRIX_TIMEOUT_SECONDS = 300
 class Matrix:
     cloud: LocalCloud
     run_ids: dict[str, str] = field(default_factory=dict)  # fault name -> run id
-    runs: dict[str, RunRecord] = field(default_factory=dict)
+    runs: dict[str, RunRecord | None] = field(default_factory=dict)
     # Servers of other suites (the db tests' session server) that were running before
     servers_before: set[int] = field(default_factory=set)
 
     def run(self, fault: str) -> RunRecord:
-        return self.runs[fault]
+        run = self.runs[fault]
+        assert run is not None, f"the {fault} drill left no run record"
+        return run
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +64,15 @@ def matrix() -> Iterator[Matrix]:
                     found.runs[name] = run
             time.sleep(0.5)
         for name, run_id in found.run_ids.items():
-            found.runs.setdefault(name, cloud.run(run_id))  # type: ignore[arg-type]
+            found.runs.setdefault(name, cloud.run(run_id))
         yield found
     finally:
         cloud.stop()
 
 
-def events_of(cloud: LocalCloud, run: RunRecord, log: list[tuple[str, dict[str, Any]]]) -> list:
+def events_of(
+    cloud: LocalCloud, run: RunRecord, log: list[tuple[str, dict[str, Any]]]
+) -> list[str]:
     return [
         envelope["detail"].get("EventID")
         for _, envelope in log
@@ -219,12 +224,12 @@ EVIDENCE: dict[str, Callable[[LocalCloud, RunRecord], None]] = {
 }
 
 
-def test_every_fault_of_the_matrix_is_tested():
+def test_every_fault_of_the_matrix_is_tested() -> None:
     assert sorted(EVIDENCE) == sorted(FAULTS)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_a_drill_keeps_every_promise_whatever_the_fault(matrix: Matrix, fault: str):
+def test_a_drill_keeps_every_promise_whatever_the_fault(matrix: Matrix, fault: str) -> None:
     # Given a drill started with this fault armed (alongside one drill per other fault)
     cloud, run = matrix.cloud, matrix.run(fault)
     assert run is not None, "the drill never started"
@@ -234,7 +239,7 @@ def test_a_drill_keeps_every_promise_whatever_the_fault(matrix: Matrix, fault: s
     EVIDENCE[fault](cloud, run)
 
 
-def test_dead_letter_queues_hold_the_poison_and_nothing_a_drill_needed(matrix: Matrix):
+def test_dead_letter_queues_hold_the_poison_and_nothing_a_drill_needed(matrix: Matrix) -> None:
     # Given every drill of the matrix finished
     # Then the dead-letter queues hold exactly the two poison messages
     assert check_dead_letters(matrix.cloud) == []
@@ -242,7 +247,7 @@ def test_dead_letter_queues_hold_the_poison_and_nothing_a_drill_needed(matrix: M
     assert sorted(len(bodies) for bodies in letters.values() if bodies) == [1, 1]
 
 
-def test_the_reports_of_the_matrix_form_one_intact_chain(matrix: Matrix):
+def test_the_reports_of_the_matrix_form_one_intact_chain(matrix: Matrix) -> None:
     # Given seventeen drills of one database, finishing in whatever order their faults allow,
     # some publishing twice after a crash or an S3 outage
     runs = matrix.cloud.all_runs()
@@ -254,10 +259,11 @@ def test_the_reports_of_the_matrix_form_one_intact_chain(matrix: Matrix):
     assert sum(1 for run in runs if run.report_sha256) == len(FAULTS)
 
 
-def test_after_the_matrix_nothing_is_left_running(matrix: Matrix):
+def test_after_the_matrix_nothing_is_left_running(matrix: Matrix) -> None:
     # Given seventeen drills with faults, crashed and hung workers among them
     cloud = matrix.cloud
-    assert cloud.crashes_fired() and len(cloud.aws.runtime.started_pids) > 7  # type: ignore[union-attr]
+    assert cloud.aws is not None
+    assert cloud.crashes_fired() and len(cloud.aws.runtime.started_pids) > 7
     # When the local cloud stops
     cloud.stop()
     # Then no Lambda worker and no PostgreSQL of it is alive
@@ -265,7 +271,9 @@ def test_after_the_matrix_nothing_is_left_running(matrix: Matrix):
     assert [s for s in running_servers() if id(s) not in matrix.servers_before] == []
 
 
-def test_the_demo_lists_every_fault_with_its_expected_verdict(capsys):
+def test_the_demo_lists_every_fault_with_its_expected_verdict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # Given the restoredrill command
     # When the demo's help is asked for
     with pytest.raises(SystemExit):
@@ -276,7 +284,7 @@ def test_the_demo_lists_every_fault_with_its_expected_verdict(capsys):
         assert f" {fault.name} {fault.summary} " in f"{text} "
 
 
-def test_the_demo_ends_a_stuck_restore_at_its_deadline_and_exits_nonzero(tmp_path):
+def test_the_demo_ends_a_stuck_restore_at_its_deadline_and_exits_nonzero(tmp_path: Path) -> None:
     # Given the demo with a restore that never finishes (a 0.3-minute deadline for this fault)
     demo = ["demo", "--fault", "restore-stuck", "--json", "--patients", "300", "--timeout", "120"]
     args = build_parser().parse_args([*demo, "--save-dir", str(tmp_path)])

@@ -79,7 +79,9 @@ def browser() -> Iterator[HeadlessChromium]:
         yield chromium
 
 
-def test_a_passed_drill_shows_its_verdict_database_phases_and_checks(drills, browser):
+def test_a_passed_drill_shows_its_verdict_database_phases_and_checks(
+    drills: Drills, browser: HeadlessChromium
+) -> None:
     # Given a drill that PASSED, whose HTML report the publish step stored in S3
     phases = drills.passed.report["timings"]["phases"]
     # When the page is opened in Chromium
@@ -105,7 +107,9 @@ def test_a_passed_drill_shows_its_verdict_database_phases_and_checks(drills, bro
     assert set(statuses) == {"pass"}
 
 
-def test_a_failed_drill_shows_the_failing_check_first_in_red(drills, browser):
+def test_a_failed_drill_shows_the_failing_check_first_in_red(
+    drills: Drills, browser: HeadlessChromium
+) -> None:
     # Given a drill that FAILED on row counts, and the PASSED one before it
     browser.load(drills.passed.html)
     passed_colour = browser.evaluate(
@@ -132,7 +136,9 @@ def test_a_failed_drill_shows_the_failing_check_first_in_red(drills, browser):
 
 
 @pytest.mark.parametrize("which", ["passed", "failed"])
-def test_the_page_asks_for_nothing_but_itself(drills, browser, which):
+def test_the_page_asks_for_nothing_but_itself(
+    drills: Drills, browser: HeadlessChromium, which: str
+) -> None:
     # Given a drill's HTML report
     html = getattr(drills, which).html
     # When Chromium opens it
@@ -142,8 +148,8 @@ def test_the_page_asks_for_nothing_but_itself(drills, browser, which):
 
 
 def test_the_page_shows_the_fingerprint_of_the_stored_json_and_links_the_previous_report(
-    drills, browser
-):
+    drills: Drills, browser: HeadlessChromium
+) -> None:
     # Given the FAILED drill, the second report of the clinic database
     # When its page is opened
     browser.load(drills.failed.html)
@@ -156,7 +162,7 @@ def test_the_page_shows_the_fingerprint_of_the_stored_json_and_links_the_previou
     assert hashlib.sha256(drills.passed.report_bytes).hexdigest() in chain
 
 
-def test_the_page_prints_to_pdf(drills, browser):
+def test_the_page_prints_to_pdf(drills: Drills, browser: HeadlessChromium) -> None:
     # Given the FAILED drill's page
     browser.load(drills.failed.html)
     # When Chromium prints it
@@ -166,7 +172,7 @@ def test_the_page_prints_to_pdf(drills, browser):
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
 
 
-def test_chromium_and_its_profile_are_gone_once_the_browser_is_closed(drills):
+def test_chromium_and_its_profile_are_gone_once_the_browser_is_closed(drills: Drills) -> None:
     # Given a browser that opened a report and is running its processes
     with HeadlessChromium() as chromium:
         chromium.load(drills.passed.html)

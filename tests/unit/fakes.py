@@ -247,14 +247,27 @@ class World:
 
 def world(**setting_overrides: Any) -> World:
     clock = Clock()
-    parts = {
-        "runs": InMemoryRunStore(),
-        "rds": FakeRds(),
-        "vault": FakeVault(),
-        "polls": FakePolls(),
-        "checker": FakeChecker(),
-        "reports": FakeReports(),
-        "events": FakeEvents(),
-    }
-    ctx = DrillContext(settings=settings(**setting_overrides), clock=clock, **parts)  # type: ignore[arg-type]
-    return World(ctx=ctx, clock=clock, **parts)  # type: ignore[arg-type]
+    runs, rds, vault = InMemoryRunStore(), FakeRds(), FakeVault()
+    polls, checker, reports, events = FakePolls(), FakeChecker(), FakeReports(), FakeEvents()
+    ctx = DrillContext(
+        settings=settings(**setting_overrides),
+        clock=clock,
+        runs=runs,
+        rds=rds,
+        vault=vault,
+        polls=polls,
+        checker=checker,
+        reports=reports,
+        events=events,
+    )
+    return World(
+        ctx=ctx,
+        clock=clock,
+        runs=runs,
+        rds=rds,
+        vault=vault,
+        polls=polls,
+        checker=checker,
+        reports=reports,
+        events=events,
+    )

@@ -80,7 +80,7 @@ def kinds(verification: Any) -> list[tuple[str, str]]:
     return [(finding.kind, finding.key) for finding in verification.findings]
 
 
-def test_each_report_carries_the_sha256_of_the_previous_report_of_its_database():
+def test_each_report_carries_the_sha256_of_the_previous_report_of_its_database() -> None:
     # Given three drills of one database, one after the other
     w, runs = three_drills()
     first, second, third = (w.reports.documents[report_key(run)] for run in runs)
@@ -103,7 +103,7 @@ def test_each_report_carries_the_sha256_of_the_previous_report_of_its_database()
     ]
 
 
-def test_the_html_report_is_stored_beside_the_json_and_shows_its_fingerprint():
+def test_the_html_report_is_stored_beside_the_json_and_shows_its_fingerprint() -> None:
     # Given a finished drill
     w, runs = three_drills()
     key = report_key(runs[2])
@@ -116,7 +116,7 @@ def test_the_html_report_is_stored_beside_the_json_and_shows_its_fingerprint():
     assert runs[1].report_sha256 is not None and runs[1].report_sha256.encode() in html
 
 
-def test_an_untouched_chain_verifies():
+def test_an_untouched_chain_verifies() -> None:
     # Given three drills' reports as stored, and the digests the run table recorded
     w, runs = three_drills()
     # When the chain is verified
@@ -128,7 +128,7 @@ def test_an_untouched_chain_verifies():
     assert [link.run_id for link in verification.links] == [run.run_id for run in runs]
 
 
-def test_an_edited_report_is_caught_by_the_digest_its_successor_recorded():
+def test_an_edited_report_is_caught_by_the_digest_its_successor_recorded() -> None:
     # Given the failed drill's report rewritten as PASSED after the fact (and no run table left)
     w, runs = three_drills()
     reports = stored(w)
@@ -143,7 +143,7 @@ def test_an_edited_report_is_caught_by_the_digest_its_successor_recorded():
     assert report_key(runs[2]) in verification.findings[0].message
 
 
-def test_an_edited_newest_report_is_caught_by_the_run_table():
+def test_an_edited_newest_report_is_caught_by_the_run_table() -> None:
     # Given the newest report edited (no later report links to it)
     w, runs = three_drills()
     reports = stored(w)
@@ -155,7 +155,7 @@ def test_an_edited_newest_report_is_caught_by_the_run_table():
     assert kinds(verification) == [("anchor_mismatch", key)]
 
 
-def test_a_deleted_report_leaves_its_successor_pointing_at_nothing():
+def test_a_deleted_report_leaves_its_successor_pointing_at_nothing() -> None:
     # Given the middle report deleted
     w, runs = three_drills()
     reports = stored(w)
@@ -170,7 +170,7 @@ def test_a_deleted_report_leaves_its_successor_pointing_at_nothing():
     assert kinds(with_table).count(("missing", gap)) == 2
 
 
-def test_a_report_slipped_in_afterwards_is_unlinked():
+def test_a_report_slipped_in_afterwards_is_unlinked() -> None:
     # Given a made-up report of a drill that never ran, placed among the real ones
     w, runs = three_drills()
     reports = stored(w)
@@ -190,7 +190,7 @@ def test_a_report_slipped_in_afterwards_is_unlinked():
     assert ("unlinked", fake_key) in kinds(verify_chain(reports.values()))
 
 
-def test_a_report_copied_to_another_key_or_not_json_is_reported():
+def test_a_report_copied_to_another_key_or_not_json_is_reported() -> None:
     # Given a report copied under another name, and garbage under a report's name
     w, runs = three_drills()
     reports = stored(w)
@@ -205,7 +205,7 @@ def test_a_report_copied_to_another_key_or_not_json_is_reported():
     assert ("unreadable", garbage_key) in found
 
 
-def test_two_drills_finishing_together_fork_the_chain_with_a_warning_only():
+def test_two_drills_finishing_together_fork_the_chain_with_a_warning_only() -> None:
     # Given two drills of one database that reach REPORTING before either has published: the
     # first one's publish fails once (an S3 outage) right after its claim pinned its link
     w = world()
@@ -229,7 +229,7 @@ def test_two_drills_finishing_together_fork_the_chain_with_a_warning_only():
     assert verification.intact
 
 
-def test_a_repeated_publish_writes_the_same_bytes_even_after_a_later_report():
+def test_a_repeated_publish_writes_the_same_bytes_even_after_a_later_report() -> None:
     # Given three drills, and the second one's publish repeated after the third was published
     # (a trigger that crashed after writing the report retries once its claim expired)
     w, runs = three_drills()
@@ -247,7 +247,7 @@ def test_a_repeated_publish_writes_the_same_bytes_even_after_a_later_report():
     assert w.runs.runs[runs[1].run_id].report_sha256 == runs[1].report_sha256
 
 
-def test_every_chained_report_validates_against_the_schema():
+def test_every_chained_report_validates_against_the_schema() -> None:
     # Given three chained reports
     w, _ = three_drills()
     validator = Draft202012Validator(report_schema())
@@ -257,7 +257,9 @@ def test_every_chained_report_validates_against_the_schema():
         assert document["location"]["html_key"].endswith(".html")
 
 
-def test_a_report_the_page_cannot_render_still_publishes_evidence_and_a_plain_page(monkeypatch):
+def test_a_report_the_page_cannot_render_still_publishes_evidence_and_a_plain_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given an HTML renderer that fails on this report
     def broken(report: dict[str, Any], *, report_sha256: str | None = None) -> str:
         raise KeyError("level")
@@ -282,7 +284,7 @@ def versions_of(*bodies: bytes) -> list[StoredVersion]:
     ]
 
 
-def test_the_version_still_holding_an_edited_reports_original_bytes_is_named():
+def test_the_version_still_holding_an_edited_reports_original_bytes_is_named() -> None:
     # Given the FAILED report overwritten as PASSED in a versioned bucket
     w, runs = three_drills()
     reports = stored(w)
@@ -301,7 +303,9 @@ def test_the_version_still_holding_an_edited_reports_original_bytes_is_named():
     assert "still stored as version v1" in verification.findings[0].message
 
 
-def test_a_report_written_over_and_put_back_is_a_warning_and_a_repeated_publish_is_nothing():
+def test_a_report_written_over_and_put_back_is_a_warning_and_a_repeated_publish_is_nothing() -> (
+    None
+):
     # Given one report overwritten then restored, and another written twice with the same bytes
     w, runs = three_drills()
     reports = stored(w)
@@ -329,7 +333,7 @@ def finish(w: World, run_id: str) -> RunRecord:
     return run
 
 
-def test_the_chain_follows_publish_order_when_a_drill_created_earlier_finishes_later():
+def test_the_chain_follows_publish_order_when_a_drill_created_earlier_finishes_later() -> None:
     # Given a slow drill started first and a quick one started after it, which publishes first
     w = world()
     slow = started(w, 24)
@@ -374,7 +378,7 @@ def linked(key: str, previous: StoredReport | None, created: str) -> StoredRepor
     return StoredReport(key, json.dumps(document, sort_keys=True).encode())
 
 
-def test_both_branches_of_a_fork_may_go_on_and_only_the_fork_is_reported():
+def test_both_branches_of_a_fork_may_go_on_and_only_the_fork_is_reported() -> None:
     # Given P, then X and Y both linking to P (they finished together), then Z after X and W
     # after Y (their publishes interleaved the same way)
     prefix = "reports/us-east-1/clinic-db/2026/11/"
@@ -393,7 +397,7 @@ def test_both_branches_of_a_fork_may_go_on_and_only_the_fork_is_reported():
     assert ("unlinked", alone.key) in kinds(verify_chain([p, x, y, z, w, alone]))
 
 
-def test_two_first_drills_publishing_at_once_start_two_chains_with_a_warning_only():
+def test_two_first_drills_publishing_at_once_start_two_chains_with_a_warning_only() -> None:
     # Given a database's first two drills, the first one's publish failing once after its claim
     # pinned "no previous report", so that the second also publishes as a first report
     w = world()

@@ -128,8 +128,8 @@ def test_absolute_drop_allowance_and_per_table_rules() -> None:
     policy = RowCountPolicy(
         max_drop_rows=100,
         tables=[
-            TableRowCountRule(schema="public", table="sessions", ignore=True),
-            TableRowCountRule(schema="public", table="outbox", max_drop_pct=100),
+            TableRowCountRule(schema_name="public", table="sessions", ignore=True),
+            TableRowCountRule(schema_name="public", table="outbox", max_drop_pct=100),
         ],
     )
     # Then a 50% drop of 80 rows passes (under the absolute allowance), 200 rows fails

@@ -2,18 +2,25 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
 from restoredrill.events import InvalidEvent
-from restoredrill.messages import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+from restoredrill.messages import (
+    CheckResult,
+    CheckRunRequest,
+    CheckStatus,
+    CheckSuiteResult,
+    SuiteVerdict,
+)
 
 RUN_ID = "0123456789abcdef0123"
 PARAMETER = f"/restoredrill/test/runs/{RUN_ID}"
 
 
-def request(**changes):
-    event = {
+def request(**changes: Any) -> CheckRunRequest:
+    event: dict[str, Any] = {
         "run_id": RUN_ID,
         "password_parameter": PARAMETER,
         "target": {
@@ -33,14 +40,14 @@ def request(**changes):
 
 
 class Vault:
-    def __init__(self, stored):
+    def __init__(self, stored: dict[str, str]) -> None:
         self.stored = stored
 
-    def get(self, name):
+    def get(self, name: str) -> str | None:
         return self.stored.get(name)
 
 
-def passed_result() -> dict:
+def passed_result() -> dict[str, Any]:
     return CheckSuiteResult(
         verdict=SuiteVerdict.PASSED,
         checks=[CheckResult(name="connect", level=0, status=CheckStatus.PASS)],
@@ -51,11 +58,11 @@ def passed_result() -> dict:
 
 
 class Checker:
-    def __init__(self, answer=None):
-        self.payloads = []
+    def __init__(self, answer: dict[str, Any] | None = None) -> None:
+        self.payloads: list[dict[str, Any]] = []
         self.answer = answer
 
-    def check(self, payload):
+    def check(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.payloads.append(payload)
         return (
             self.answer
@@ -64,7 +71,7 @@ class Checker:
         )
 
 
-def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_none():
+def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_none() -> None:
     # Given the run's password in the vault
     checker = Checker()
     # When the runner runs the checks
@@ -88,26 +95,26 @@ def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_non
     assert "s3cret-password-value" not in json.dumps(answer)
 
 
-def test_a_request_that_carries_a_password_is_refused():
+def test_a_request_that_carries_a_password_is_refused() -> None:
     # A request with a password in it would put the password into the destination record
     with pytest.raises(InvalidEvent, match=r"target\.password"):
         request(target={"host": "h", "port": 5432, "user": "u", "password": "leak"})
 
 
-def test_without_the_password_the_checker_is_not_invoked():
+def test_without_the_password_the_checker_is_not_invoked() -> None:
     checker = Checker()
     with pytest.raises(CheckerFailed, match=r"password is gone"):
         run_check(request(), Vault({}), checker)
     assert checker.payloads == []
 
 
-def test_an_answer_for_another_run_is_a_failure():
+def test_an_answer_for_another_run_is_a_failure() -> None:
     checker = Checker(answer={"run_id": "ffffffffffffffffffff", "result": passed_result()})
     with pytest.raises(CheckerFailed, match="another run"):
         run_check(request(), Vault({PARAMETER: "pw-123456789"}), checker)
 
 
-def test_a_malformed_answer_is_a_failure_that_names_the_fields_not_their_values():
+def test_a_malformed_answer_is_a_failure_that_names_the_fields_not_their_values() -> None:
     # Given a checker whose result lacks the suite's verdict and checks
     checker = Checker(answer={"run_id": RUN_ID, "result": {"verdict": "MAYBE-secret-ish"}})
     # When the runner relays it
@@ -117,7 +124,7 @@ def test_a_malformed_answer_is_a_failure_that_names_the_fields_not_their_values(
     assert "MAYBE-secret-ish" not in str(failure.value)
 
 
-def test_the_sample_event_is_a_valid_request_without_a_password():
+def test_the_sample_event_is_a_valid_request_without_a_password() -> None:
     # Given the sample in events/ (for `sam local invoke CheckRunnerFunction -e ...`)
     path = Path(__file__).resolve().parents[2] / "events" / "check_runner" / "run-checks.json"
     event = json.loads(path.read_text())

@@ -8,11 +8,14 @@ import time
 from typing import Any
 
 from pg8000.exceptions import DatabaseError, InterfaceError
+from restoredrill.checks.connection import CheckConnection
 from restoredrill.checks.models import CheckStatus
 from restoredrill.checks.tasks import Budget, Outcome, Task, TaskPool, failed_statement
 
 
-class FakeConnection:
+class FakeConnection(CheckConnection):
+    """A CheckConnection without a server (no pg8000 connection underneath)."""
+
     def __init__(self, name: str, timeout_ms: int = 60_000) -> None:
         self.name = name
         self.database = "app"
@@ -54,8 +57,8 @@ def pool(tasks: list[Task], jobs: int = 2, budget: Budget | None = None, **kw: A
         tasks=tasks,
         jobs=jobs,
         budget=budget or Budget(60, 60),
-        first=kw.pop("first", FakeConnection("first")),  # type: ignore[arg-type]
-        opener=kw.pop("opener", opener),  # type: ignore[arg-type]
+        first=kw.pop("first", FakeConnection("first")),
+        opener=kw.pop("opener", opener),
         secrets=["pw"],
     )
 
@@ -138,8 +141,10 @@ def test_a_statement_cancelled_by_the_budget_is_skipped_but_a_plain_timeout_is_a
     full = FakeConnection("c", timeout_ms=60_000)
     budget = Budget(600, 60)
     # Then it is skipped when the budget had cut the timeout, an error otherwise
-    assert failed_statement(task, cut, budget, cancel, [])[0].status is CheckStatus.SKIPPED  # type: ignore[arg-type, union-attr]
-    assert failed_statement(task, full, budget, cancel, [])[0].status is CheckStatus.ERROR  # type: ignore[arg-type, union-attr]
+    (when_cut,) = failed_statement(task, cut, budget, cancel, [])
+    (when_full,) = failed_statement(task, full, budget, cancel, [])
+    assert isinstance(when_cut, Outcome) and when_cut.status is CheckStatus.SKIPPED
+    assert isinstance(when_full, Outcome) and when_full.status is CheckStatus.ERROR
 
 
 def test_a_lost_connection_is_replaced_and_its_task_reported() -> None:

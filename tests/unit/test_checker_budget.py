@@ -4,7 +4,7 @@ from restoredrill.checker import RESULT_HANDOVER_SECONDS, policy_within
 from restoredrill.policy import DrillPolicy
 
 
-def test_a_time_budget_longer_than_the_function_has_left_is_cut_to_fit():
+def test_a_time_budget_longer_than_the_function_has_left_is_cut_to_fit() -> None:
     # Given a policy allowing 20 minutes of checks, in a checker with 14 minutes left
     policy = DrillPolicy.model_validate({"time_budget": "20m"})
     # When the checker sizes the suite's budget
@@ -15,7 +15,7 @@ def test_a_time_budget_longer_than_the_function_has_left_is_cut_to_fit():
     assert cut.model_dump(exclude={"time_budget"}) == policy.model_dump(exclude={"time_budget"})
 
 
-def test_a_budget_that_fits_or_an_unknown_remaining_time_is_kept():
+def test_a_budget_that_fits_or_an_unknown_remaining_time_is_kept() -> None:
     # Given a 10-minute budget
     policy = DrillPolicy.model_validate({"time_budget": "10m"})
     # Then it is kept with 14 minutes left, or when the remaining time is not known (the CLI)

@@ -44,7 +44,7 @@ def a_run(
     reached: list[tuple[RunState, float]],
     verdict: Verdict | None = None,
     reason: str | None = None,
-    checks: dict[str, Any] | None = None,
+    checks: CheckSuiteResult | None = None,
     created: datetime = T0,
     db: str = "clinic-db",
     version: int | None = None,
@@ -117,7 +117,7 @@ def failed_checks_result(count: int) -> CheckSuiteResult:
 # ---------------------------------------------------------------------------- rendering
 
 
-def test_status_in_plain_text_is_aligned_and_has_no_escapes():
+def test_status_in_plain_text_is_aligned_and_has_no_escapes() -> None:
     # Given a drill restoring for 90 s and one that passed with an 8.1 s restore
     now = T0 + timedelta(seconds=90)
     active = a_run(reached=[(RunState.REQUESTED, 0), (RunState.RESTORING, 0.5)])
@@ -136,7 +136,7 @@ def test_status_in_plain_text_is_aligned_and_has_no_escapes():
     assert ANSI not in text
 
 
-def test_status_on_a_terminal_is_a_rich_table_with_coloured_verdicts():
+def test_status_on_a_terminal_is_a_rich_table_with_coloured_verdicts() -> None:
     now = T0 + timedelta(seconds=90)
     done = a_run(OTHER_ID, reached=PASSED_PATH, verdict=Verdict.PASSED)
     failed = a_run(RUN_ID, reached=PASSED_PATH, verdict=Verdict.FAILED, reason="a check failed")
@@ -150,19 +150,19 @@ def test_status_on_a_terminal_is_a_rich_table_with_coloured_verdicts():
     assert "Active drills (0): none" in shown
 
 
-def test_no_drills_render_as_none_rather_than_empty_tables():
+def test_no_drills_render_as_none_rather_than_empty_tables() -> None:
     text = render_plain(status_tables([], [], now=T0))
     assert text == "Active drills (0): none\n\nRecently finished (0): none\n"
 
 
-def test_several_stacks_get_a_stack_column():
+def test_several_stacks_get_a_stack_column() -> None:
     run = a_run(reached=[(RunState.REQUESTED, 0)])
     (active, _) = status_tables([("prod", run), ("prod-dr", run)], [], now=T0, show_stack=True)
     assert active.headers[0] == "stack"
     assert [row[0] for row in active.rows] == ["prod", "prod-dr"]
 
 
-def test_history_shows_timings_failed_checks_and_the_report_key():
+def test_history_shows_timings_failed_checks_and_the_report_key() -> None:
     # Given a drill that failed five row counts, and one still checking
     failed = a_run(
         reached=PASSED_PATH,
@@ -191,7 +191,7 @@ def test_history_shows_timings_failed_checks_and_the_report_key():
     assert table.title == "Drills of clinic-db (2)"
 
 
-def test_progress_prints_every_state_once_even_those_between_two_reads():
+def test_progress_prints_every_state_once_even_those_between_two_reads() -> None:
     # Given the run read while requested, then only once it was already checking
     progress = ProgressLog()
     first = progress.lines(a_run(reached=PASSED_PATH[:1]))
@@ -311,7 +311,7 @@ def finished_versions(verdict: Verdict, **kwargs: Any) -> list[RunRecord | None]
     ]
 
 
-def test_run_wait_follows_a_passing_drill_to_its_report_and_exits_0(state_file: Path):
+def test_run_wait_follows_a_passing_drill_to_its_report_and_exits_0(state_file: Path) -> None:
     # Given a drill that StartDrill creates, then restores, checks and passes
     stack = FakeStack(finished_versions(Verdict.PASSED))
     # When `run clinic-db --wait` follows it
@@ -330,7 +330,7 @@ def test_run_wait_follows_a_passing_drill_to_its_report_and_exits_0(state_file: 
     assert ANSI not in out
 
 
-def test_run_wait_exits_1_with_the_reason_and_the_failed_checks(state_file: Path):
+def test_run_wait_exits_1_with_the_reason_and_the_failed_checks(state_file: Path) -> None:
     stack = FakeStack(
         finished_versions(Verdict.FAILED, reason="2 checks failed", checks=failed_checks_result(2))
     )
@@ -341,7 +341,9 @@ def test_run_wait_exits_1_with_the_reason_and_the_failed_checks(state_file: Path
     assert "failed checks (2):\n  - row_counts[clinic/clinic.table_0] fail: 0 rows lost\n" in out
 
 
-def test_run_wait_exits_2_when_no_drill_starts(state_file: Path, capsys):
+def test_run_wait_exits_2_when_no_drill_starts(
+    state_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a request StartDrill never turns into a run
     stack = FakeStack([None])
     # When `run --wait` waits for it
@@ -354,14 +356,18 @@ def test_run_wait_exits_2_when_no_drill_starts(state_file: Path, capsys):
     assert stack.reads == 31
 
 
-def test_run_wait_exits_2_when_the_drill_outlasts_the_timeout(state_file: Path, capsys):
+def test_run_wait_exits_2_when_the_drill_outlasts_the_timeout(
+    state_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = FakeStack([a_run(reached=PASSED_PATH[:2])])
     code, _ = run_cli(state_file, stack, "run", "clinic-db", "--wait", "--timeout", "60")
     assert code == 2
     assert "gave up waiting after 60.0s: drill" in capsys.readouterr().err
 
 
-def test_run_refuses_a_database_startdrill_would_refuse(state_file: Path, capsys):
+def test_run_refuses_a_database_startdrill_would_refuse(
+    state_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = FakeStack([None], problem="clinic-db is not opted in (tag restoredrill:drill=enabled)")
     code, out = run_cli(state_file, stack, "run", "clinic-db", "--wait")
     assert (code, out) == (2, "")
@@ -372,7 +378,7 @@ def test_run_refuses_a_database_startdrill_would_refuse(state_file: Path, capsys
     )
 
 
-def test_run_without_wait_prints_only_the_run_id_on_stdout(state_file: Path):
+def test_run_without_wait_prints_only_the_run_id_on_stdout(state_file: Path) -> None:
     stack = FakeStack([None])
     code, out = run_cli(
         state_file,
@@ -389,7 +395,7 @@ def test_run_without_wait_prints_only_the_run_id_on_stdout(state_file: Path):
     assert stack.reads == 0
 
 
-def test_run_wait_json_is_one_document_for_scripts(state_file: Path):
+def test_run_wait_json_is_one_document_for_scripts(state_file: Path) -> None:
     stack = FakeStack(finished_versions(Verdict.PASSED))
     code, out = run_cli(state_file, stack, "run", "clinic-db", "--wait", "--json")
     summary = json.loads(out)
@@ -403,7 +409,7 @@ def test_run_wait_json_is_one_document_for_scripts(state_file: Path):
     assert summary["report_uri"].startswith(f"s3://{BUCKET}/reports/us-east-1/clinic-db/")
 
 
-def test_run_wait_on_a_terminal_uses_rich_and_plain_turns_it_off(state_file: Path):
+def test_run_wait_on_a_terminal_uses_rich_and_plain_turns_it_off(state_file: Path) -> None:
     rich_out, plain_out = Terminal(), Terminal()
     run_cli(
         state_file,
@@ -433,7 +439,7 @@ def test_run_wait_on_a_terminal_uses_rich_and_plain_turns_it_off(state_file: Pat
 # ---------------------------------------------------------------------------- status, history
 
 
-def test_status_lists_active_and_recent_drills_from_the_stack(state_file: Path):
+def test_status_lists_active_and_recent_drills_from_the_stack(state_file: Path) -> None:
     active = a_run(OTHER_ID, reached=PASSED_PATH[:3])
     done = a_run(reached=PASSED_PATH, verdict=Verdict.TIMED_OUT)
     code, out = run_cli(state_file, FakeStack([active, done]), "status")
@@ -442,7 +448,7 @@ def test_status_lists_active_and_recent_drills_from_the_stack(state_file: Path):
     assert "Recently finished (1)" in out and "TIMED_OUT" in out
 
 
-def test_history_json_lists_the_databases_runs(state_file: Path):
+def test_history_json_lists_the_databases_runs(state_file: Path) -> None:
     done = a_run(reached=PASSED_PATH, verdict=Verdict.PASSED)
     other_db = a_run(OTHER_ID, reached=PASSED_PATH, verdict=Verdict.PASSED, db="orders-db")
     code, out = run_cli(state_file, FakeStack([done, other_db]), "history", "clinic-db", "--json")
@@ -453,7 +459,7 @@ def test_history_json_lists_the_databases_runs(state_file: Path):
     assert document["runs"][0]["restore_seconds"] == pytest.approx(8.1)
 
 
-def test_options_that_make_no_sense_are_refused_by_the_parser():
+def test_options_that_make_no_sense_are_refused_by_the_parser() -> None:
     parser = build_parser()
     for argv in (["run", "db", "--timeout", "0"], ["status", "--json", "--plain"]):
         with pytest.raises(SystemExit) as raised:
@@ -464,7 +470,7 @@ def test_options_that_make_no_sense_are_refused_by_the_parser():
 
 def test_run_wait_json_still_prints_a_document_when_the_wait_ends_without_a_verdict(
     state_file: Path,
-):
+) -> None:
     stack = FakeStack([a_run(reached=PASSED_PATH[:3])])
     code, out = run_cli(
         state_file, stack, "run", "clinic-db", "--wait", "--json", "--timeout", "30"

@@ -107,7 +107,7 @@ def args_for(*argv: str) -> Any:
     return build_parser().parse_args(["status", *argv])
 
 
-def test_the_repositorys_samconfig_names_each_environments_stack_and_region():
+def test_the_repositorys_samconfig_names_each_environments_stack_and_region() -> None:
     # Given the project's samconfig.toml
     config = tomllib.loads(SAMCONFIG.read_text())
     # When its environments are read
@@ -122,7 +122,9 @@ def test_the_repositorys_samconfig_names_each_environments_stack_and_region():
     )
 
 
-def test_two_config_envs_resolve_to_two_stacks_with_cloudformations_outputs_and_parameters():
+def test_two_config_envs_resolve_to_two_stacks_with_cloudformations_outputs_and_parameters() -> (
+    None
+):
     # Given prod (eu-west-1) and prod-dr (us-west-2) deployed, prod with a custom opt-in tag
     sessions = FakeSessions()
     sessions.add_stack("eu-west-1", "restoredrill-prod", parameters={"OptInTagKey": "backup:drill"})
@@ -144,7 +146,7 @@ def test_two_config_envs_resolve_to_two_stacks_with_cloudformations_outputs_and_
 
 def test_flags_name_a_stack_that_no_samconfig_describes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     # Given a stack deployed without samconfig.toml, and a directory without one
     sessions = FakeSessions()
     sessions.add_stack("ap-south-1", "drills-x")
@@ -162,7 +164,7 @@ def test_flags_name_a_stack_that_no_samconfig_describes(
     assert sessions.made == [(None, "ap-south-1")]
 
 
-def test_profile_and_region_flags_win_over_samconfig():
+def test_profile_and_region_flags_win_over_samconfig() -> None:
     sessions = FakeSessions()
     sessions.add_stack("eu-central-1", "restoredrill-prod")
     args = args_for(
@@ -180,7 +182,9 @@ def test_profile_and_region_flags_win_over_samconfig():
     assert sessions.made == [("ops", "eu-central-1")]
 
 
-def test_an_environment_without_a_region_takes_the_profiles_or_fails_clearly(tmp_path: Path):
+def test_an_environment_without_a_region_takes_the_profiles_or_fails_clearly(
+    tmp_path: Path,
+) -> None:
     # Given an environment with a stack name but no region
     config = tmp_path / "samconfig.toml"
     config.write_text('version = 0.1\n[staging.global.parameters]\nstack_name = "rd-staging"\n')
@@ -194,7 +198,7 @@ def test_an_environment_without_a_region_takes_the_profiles_or_fails_clearly(tmp
         resolve_targets(args, session_factory=FakeSessions())
 
 
-def test_an_unknown_environment_names_the_known_ones():
+def test_an_unknown_environment_names_the_known_ones() -> None:
     args = args_for("--samconfig", str(SAMCONFIG), "--config-env", "qa")
     with pytest.raises(TargetError) as raised:
         resolve_targets(args, session_factory=FakeSessions())
@@ -202,7 +206,7 @@ def test_an_unknown_environment_names_the_known_ones():
     assert "default, prod, prod-dr" in str(raised.value)
 
 
-def test_an_environment_without_a_stack_name_is_refused(tmp_path: Path):
+def test_an_environment_without_a_stack_name_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "samconfig.toml"
     config.write_text('version = 0.1\n[default.deploy.parameters]\nregion = "us-east-1"\n')
     with pytest.raises(TargetError, match="no stack_name"):
@@ -217,19 +221,21 @@ def test_an_environment_without_a_stack_name_is_refused(tmp_path: Path):
         ("CREATE_COMPLETE", {"DrillBusName": "b"}, "no output RunTableName, ReportBucketName"),
     ],
 )
-def test_a_stack_that_is_not_ready_or_not_restoredrill_is_refused(status, outputs, message):
+def test_a_stack_that_is_not_ready_or_not_restoredrill_is_refused(
+    status: str, outputs: dict[str, str], message: str
+) -> None:
     sessions = FakeSessions()
     sessions.add_stack("us-east-1", "restoredrill", status=status, outputs=outputs)
     with pytest.raises(TargetError, match=message):
         resolve_targets(args_for("--samconfig", str(SAMCONFIG)), session_factory=sessions)
 
 
-def test_a_missing_stack_says_so_with_its_region():
+def test_a_missing_stack_says_so_with_its_region() -> None:
     with pytest.raises(TargetError, match=r"no stack restoredrill in us-east-1"):
         resolve_targets(args_for("--samconfig", str(SAMCONFIG)), session_factory=FakeSessions())
 
 
-def test_parameter_overrides_in_every_form_samconfig_allows():
+def test_parameter_overrides_in_every_form_samconfig_allows() -> None:
     assert parse_parameter_overrides(
         'DBSubnetGroupName=private Tag="a b" ParameterKey=X,ParameterValue=1'
     ) == {"DBSubnetGroupName": "private", "Tag": "a b", "X": "1"}
@@ -238,12 +244,12 @@ def test_parameter_overrides_in_every_form_samconfig_allows():
         parse_parameter_overrides(["lonely"])
 
 
-def test_the_template_defaults_the_cli_falls_back_on_are_template_yamls():
+def test_the_template_defaults_the_cli_falls_back_on_are_template_yamls() -> None:
     declared = load_yaml(ROOT / "template.yaml")["Parameters"]
     assert {name: declared[name]["Default"] for name in TEMPLATE_DEFAULTS} == TEMPLATE_DEFAULTS
 
 
-def test_a_state_file_round_trips_and_a_stale_one_is_refused(tmp_path: Path):
+def test_a_state_file_round_trips_and_a_stale_one_is_refused(tmp_path: Path) -> None:
     # Given a local cloud's description written as a state file
     description = {
         "name": "local",
@@ -281,13 +287,15 @@ def _a_dead_pid() -> int:
     return int(child.stdout)
 
 
-def test_local_cannot_be_mixed_with_a_deployed_stacks_flags(tmp_path: Path):
+def test_local_cannot_be_mixed_with_a_deployed_stacks_flags(tmp_path: Path) -> None:
     args = args_for("--local", str(tmp_path / "local.json"), "--config-env", "prod")
     with pytest.raises(TargetError, match="--local talks to the local cloud only"):
         resolve_targets(args)
 
 
-def test_a_command_without_a_stack_exits_2_with_one_readable_line(tmp_path: Path, capsys):
+def test_a_command_without_a_stack_exits_2_with_one_readable_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given no samconfig.toml where one is looked for
     # When the status command runs
     code = main(["status", "--samconfig", str(tmp_path / "samconfig.toml")])
@@ -300,7 +308,9 @@ def test_a_command_without_a_stack_exits_2_with_one_readable_line(tmp_path: Path
     assert "Traceback" not in err
 
 
-def test_a_missing_state_file_exits_2_and_says_how_to_start_one(tmp_path: Path, capsys):
+def test_a_missing_state_file_exits_2_and_says_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["history", "clinic-db", "--local", str(tmp_path / "none.json")])
     err = capsys.readouterr().err
     assert code == 2
@@ -308,6 +318,6 @@ def test_a_missing_state_file_exits_2_and_says_how_to_start_one(tmp_path: Path, 
     assert err.count("\n") == 1
 
 
-def test_target_describes_itself_as_a_state_file_would():
+def test_target_describes_itself_as_a_state_file_would() -> None:
     target = Target(name="x", region="us-east-1", stack_name="s", outputs=OUTPUTS)
     assert json.loads(json.dumps(target.describe()))["outputs"] == OUTPUTS

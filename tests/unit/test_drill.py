@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from restoredrill.config import ConfigError
@@ -21,6 +22,7 @@ from restoredrill.models import (
     DrillRequest,
     InstanceView,
     RequestedDrill,
+    RunRecord,
     RunState,
     Verdict,
 )
@@ -63,7 +65,7 @@ def drive_to_checking(w: World) -> str:
     return run.run_id
 
 
-def test_a_whole_drill_passes_reports_and_cleans_up():
+def test_a_whole_drill_passes_reports_and_cleans_up() -> None:
     # Given an opted-in database with a new automated snapshot
     w = given_an_opted_in_database()
     # When the drill runs through every step
@@ -105,7 +107,7 @@ def test_a_whole_drill_passes_reports_and_cleans_up():
     assert password not in str(report) and password not in str(w.events.items)
 
 
-def test_the_restore_is_private_throwaway_and_tagged_as_ours():
+def test_the_restore_is_private_throwaway_and_tagged_as_ours() -> None:
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
     instance = w.rds.instances[run.instance_id]
@@ -113,7 +115,7 @@ def test_the_restore_is_private_throwaway_and_tagged_as_ours():
     assert run.instance_id.startswith("restoredrill-") and len(run.instance_id) <= 63
 
 
-def test_the_same_snapshot_event_three_times_makes_one_drill():
+def test_the_same_snapshot_event_three_times_makes_one_drill() -> None:
     w = given_an_opted_in_database()
     runs = [start_drill(snapshot_request(), w.ctx) for _ in range(3)]
     assert len({run.run_id for run in runs}) == 1
@@ -122,20 +124,20 @@ def test_the_same_snapshot_event_three_times_makes_one_drill():
     assert len(w.polls.items) == 1  # one poll chain, not three
 
 
-def test_a_database_that_is_not_opted_in_is_skipped_and_nothing_is_created():
+def test_a_database_that_is_not_opted_in_is_skipped_and_nothing_is_created() -> None:
     w = given_an_opted_in_database(tags={"team": "clinic", "restoredrill:drill": "disabled"})
     with pytest.raises(DrillRejected, match="not opted in"):
         start_drill(snapshot_request(), w.ctx)
     assert w.runs.runs == {} and w.rds.calls == []
 
 
-def test_a_missing_snapshot_is_rejected():
+def test_a_missing_snapshot_is_rejected() -> None:
     w = world()
     with pytest.raises(DrillRejected, match=f"no snapshot {SNAPSHOT}"):
         start_drill(snapshot_request(), w.ctx)
 
 
-def test_a_drill_request_without_snapshot_takes_the_newest_automated_one():
+def test_a_drill_request_without_snapshot_takes_the_newest_automated_one() -> None:
     w = given_an_opted_in_database()
     request = DrillRequest(
         source_db="clinic-db", idempotency_key="request:1", trigger="Drill Requested"
@@ -144,7 +146,7 @@ def test_a_drill_request_without_snapshot_takes_the_newest_automated_one():
     assert run.snapshot.snapshot_id == SNAPSHOT
 
 
-def test_a_refused_restore_finishes_the_drill_with_a_report():
+def test_a_refused_restore_finishes_the_drill_with_a_report() -> None:
     # Given RDS refuses the restore for good
     w = given_an_opted_in_database()
     w.rds.refuse_restore = EffectRejected("DBSnapshotNotFound", "snapshot gone")
@@ -159,7 +161,7 @@ def test_a_refused_restore_finishes_the_drill_with_a_report():
     assert len(w.reports.documents) == 1 and len(w.events.items) == 1
 
 
-def test_a_failed_restore_is_deleted_and_reported_failed():
+def test_a_failed_restore_is_deleted_and_reported_failed() -> None:
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
     w.rds.set_status(run.instance_id, "incompatible-restore")
@@ -171,7 +173,7 @@ def test_a_failed_restore_is_deleted_and_reported_failed():
     assert w.events.items[0]["reason"] == "restore ended in status incompatible-restore"
 
 
-def test_duplicate_checker_results_give_one_report_and_one_event():
+def test_duplicate_checker_results_give_one_report_and_one_event() -> None:
     w = given_an_opted_in_database()
     run_id = drive_to_checking(w)
     for _ in range(3):
@@ -184,7 +186,9 @@ def test_duplicate_checker_results_give_one_report_and_one_event():
     assert w.rds.count("delete") == 1
 
 
-def test_a_lost_race_on_the_record_leaves_the_winner_in_charge():
+def test_a_lost_race_on_the_record_leaves_the_winner_in_charge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given another trigger wrote the run between our read and our write
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
@@ -192,14 +196,14 @@ def test_a_lost_race_on_the_record_leaves_the_winner_in_charge():
     original_replace = w.runs.replace
     calls = {"n": 0}
 
-    def replace_after_a_rival(record, expected_version):
+    def replace_after_a_rival(record: RunRecord, expected_version: int) -> bool:
         calls["n"] += 1
         if calls["n"] == 1:
             rival = w.runs.runs[record.run_id].model_copy(update={"version": expected_version + 1})
             w.runs.runs[record.run_id] = rival
         return original_replace(record, expected_version)
 
-    w.runs.replace = replace_after_a_rival  # type: ignore[method-assign]
+    monkeypatch.setattr(w.runs, "replace", replace_after_a_rival)
     # When our advance loses the conditional write
     result = advance_drill(run.run_id, w.ctx)
     # Then it stops with the stored (rival's) record instead of overwriting it
@@ -207,7 +211,7 @@ def test_a_lost_race_on_the_record_leaves_the_winner_in_charge():
     assert result.state is RunState.RESTORING
 
 
-def test_the_poll_chain_continues_until_the_run_is_finished():
+def test_the_poll_chain_continues_until_the_run_is_finished() -> None:
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
     poll_drill(run.run_id, w.ctx)
@@ -220,7 +224,7 @@ def test_the_poll_chain_continues_until_the_run_is_finished():
     assert len(w.polls.items) == 3  # no poll after the finish
 
 
-def test_the_sweeper_times_out_stuck_runs_and_deletes_orphans_but_nothing_else():
+def test_the_sweeper_times_out_stuck_runs_and_deletes_orphans_but_nothing_else() -> None:
     # Given a run stuck in restore past its deadline, an orphaned drill instance,
     # and a production instance whose name looks like ours but carries no ownership tag
     w = given_an_opted_in_database()
@@ -247,7 +251,7 @@ def test_the_sweeper_times_out_stuck_runs_and_deletes_orphans_but_nothing_else()
     assert again.runs_timed_out == 0 and again.orphans_deleted == []
 
 
-def test_the_checker_result_record_sample_parses_into_an_outcome():
+def test_the_checker_result_record_sample_parses_into_an_outcome() -> None:
     # Given the sample destination record in events/ (what the checker's destination delivers)
     sample = json.loads((EVENTS / "advance/checker-result.json").read_text())
     outcome = parse_checker_record(sample["Records"][0]["body"])
@@ -255,7 +259,9 @@ def test_the_checker_result_record_sample_parses_into_an_outcome():
     assert outcome.result is not None and outcome.result.checks[0].name == "connect"
 
 
-def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
+def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a run ready to check, and a rival trigger that claims the step first
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
@@ -265,7 +271,7 @@ def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
     stored = w.runs.runs[run.run_id]
     original_replace = w.runs.replace
 
-    def rival_claims_first(record, expected_version):
+    def rival_claims_first(record: RunRecord, expected_version: int) -> bool:
         current = w.runs.runs[record.run_id]
         if current.version == expected_version:
             w.runs.runs[record.run_id] = current.model_copy(
@@ -273,7 +279,7 @@ def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
             )
         return original_replace(record, expected_version)
 
-    w.runs.replace = rival_claims_first  # type: ignore[method-assign]
+    monkeypatch.setattr(w.runs, "replace", rival_claims_first)
     # When our trigger advances
     advance_drill(run.run_id, w.ctx, credentials_reset_event=True)
     # Then it invoked no checker: the step belongs to the rival
@@ -281,7 +287,7 @@ def test_a_trigger_that_loses_the_claim_does_not_invoke_a_second_checker():
     assert stored.state is RunState.SECURING
 
 
-def test_a_bad_policy_refuses_new_drills_but_runs_under_way_go_on():
+def test_a_bad_policy_refuses_new_drills_but_runs_under_way_go_on() -> None:
     # Given a drill under way, then an invalid policy deployed
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
@@ -303,7 +309,7 @@ def load_policy_text_that_is_invalid() -> None:
     parse_policy_text("version: 1\ndefaults:\n  level: eleven\n", "drill-policy.yaml")
 
 
-def test_the_finish_is_reported_once_by_the_trigger_that_wrote_it():
+def test_the_finish_is_reported_once_by_the_trigger_that_wrote_it() -> None:
     # Given a drill whose run finishes, with triggers arriving again afterwards
     w = given_an_opted_in_database()
     finished: list[str] = []
@@ -319,7 +325,7 @@ def test_the_finish_is_reported_once_by_the_trigger_that_wrote_it():
     assert finished == [run.run_id]
 
 
-def test_a_stale_trigger_never_restores_a_second_instance():
+def test_a_stale_trigger_never_restores_a_second_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a drill whose restore failed and was torn down and finished within a second
     w = given_an_opted_in_database()
     run = start_drill(snapshot_request(), w.ctx)
@@ -334,18 +340,20 @@ def test_a_stale_trigger_never_restores_a_second_instance():
     # When a slow trigger that read the run while it was still REQUESTED acts on that read
     reads = iter([stale])
     fresh_get = w.runs.get
-    w.runs.get = lambda run_id: next(reads, None) or fresh_get(run_id)  # type: ignore[method-assign]
+    monkeypatch.setattr(w.runs, "get", lambda run_id: next(reads, None) or fresh_get(run_id))
     advance_drill(run.run_id, w.ctx)
     # Then it loses the claim and restores nothing: the only restore is the first one
     assert w.rds.count("restore") == 1
     assert run.instance_id not in w.rds.instances
 
 
-def snapshot_event() -> dict:
-    return json.loads((EVENTS / "start_drill" / "automated-snapshot-created.json").read_text())
+def snapshot_event() -> dict[str, Any]:
+    path = EVENTS / "start_drill" / "automated-snapshot-created.json"
+    event: dict[str, Any] = json.loads(path.read_text())
+    return event
 
 
-def test_the_arn_form_and_the_id_form_event_of_one_snapshot_are_one_drill():
+def test_the_arn_form_and_the_id_form_event_of_one_snapshot_are_one_drill() -> None:
     # Given an opted-in database, and its snapshot's event once by ARN and once by id only
     w = given_an_opted_in_database()
     id_form = snapshot_event()
@@ -361,7 +369,7 @@ def test_the_arn_form_and_the_id_form_event_of_one_snapshot_are_one_drill():
     assert len(w.runs.runs) == 1 and w.rds.count("restore") == 1
 
 
-def test_a_repeated_start_reports_the_drill_started_once():
+def test_a_repeated_start_reports_the_drill_started_once() -> None:
     # Given an opted-in database, and the start of its drills observed
     w = given_an_opted_in_database()
     started: list[str] = []
@@ -374,7 +382,7 @@ def test_a_repeated_start_reports_the_drill_started_once():
     assert started == [runs[0].run_id]
 
 
-def test_a_request_naming_one_database_and_anothers_snapshot_drills_nothing():
+def test_a_request_naming_one_database_and_anothers_snapshot_drills_nothing() -> None:
     # Given two opted-in databases, each with its snapshot
     w = given_an_opted_in_database()
     w.rds.add_source("orders-db", OPTED_IN, "rds:orders-db-2026-11-27-03-10")

@@ -2,7 +2,9 @@
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from restoredrill.events import (
@@ -19,11 +21,12 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 RUN_ID = "3f9a2c71d0b84e5fa613"
 
 
-def sample(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
 
 
-def test_an_automated_snapshot_event_becomes_a_drill_request_for_the_snapshot():
+def test_an_automated_snapshot_event_becomes_a_drill_request_for_the_snapshot() -> None:
     request = parse_snapshot_event(sample("start_drill/automated-snapshot-created.json"))
     assert request is not None
     assert request.snapshot_id == "rds:clinic-db-2026-11-27-03-10"
@@ -42,7 +45,7 @@ def test_an_automated_snapshot_event_becomes_a_drill_request_for_the_snapshot():
         "",
     ],
 )
-def test_a_snapshot_event_whose_source_arn_is_unreadable_is_rejected(source_arn):
+def test_a_snapshot_event_whose_source_arn_is_unreadable_is_rejected(source_arn: str) -> None:
     # Given an automated-snapshot event whose SourceArn is there but names no DB snapshot (its
     # SourceIdentifier still a good snapshot id)
     event = sample("start_drill/automated-snapshot-created.json")
@@ -52,27 +55,27 @@ def test_a_snapshot_event_whose_source_arn_is_unreadable_is_rejected(source_arn)
         parse_snapshot_event(event)
 
 
-def test_a_snapshot_event_without_source_arn_names_the_snapshot_by_its_identifier():
+def test_a_snapshot_event_without_source_arn_names_the_snapshot_by_its_identifier() -> None:
     event = sample("start_drill/automated-snapshot-created.json")
     del event["detail"]["SourceArn"]
     request = parse_snapshot_event(event)
     assert request is not None and request.snapshot_id == "rds:clinic-db-2026-11-27-03-10"
 
 
-def test_a_manual_snapshot_event_is_not_a_drill():
+def test_a_manual_snapshot_event_is_not_a_drill() -> None:
     event = sample("start_drill/automated-snapshot-created.json")
     event["detail"]["EventID"] = "RDS-EVENT-0042"
     assert parse_snapshot_event(event) is None
 
 
-def test_a_snapshot_event_without_tags_still_parses():
+def test_a_snapshot_event_without_tags_still_parses() -> None:
     event = sample("start_drill/automated-snapshot-created.json")
     del event["detail"]["Tags"]
     request = parse_snapshot_event(event)
     assert request is not None and request.event_tags == {}
 
 
-def test_a_drill_requested_event_is_keyed_by_its_request_id():
+def test_a_drill_requested_event_is_keyed_by_its_request_id() -> None:
     request = parse_drill_requested(sample("start_drill/drill-requested.json"))
     assert (request.source_db, request.requested_by) == ("clinic-db", "alice@example.com")
     assert request.idempotency_key == "request:cli-20261127-0900"
@@ -88,7 +91,9 @@ def test_a_drill_requested_event_is_keyed_by_its_request_id():
         lambda e: e.pop("detail"),
     ],
 )
-def test_a_malformed_drill_request_is_rejected_clearly(mutate):
+def test_a_malformed_drill_request_is_rejected_clearly(
+    mutate: Callable[[dict[str, Any]], object],
+) -> None:
     event = sample("start_drill/drill-requested.json")
     mutate(event)
     with pytest.raises(InvalidEvent, match="Drill Requested"):
@@ -103,11 +108,11 @@ def test_a_malformed_drill_request_is_rejected_clearly(mutate):
         ("advance/rds-instance-deleted.json", False),
     ],
 )
-def test_instance_events_of_our_instances_name_the_run(name, reset):
+def test_instance_events_of_our_instances_name_the_run(name: str, reset: bool) -> None:
     assert parse_instance_event(sample(name)) == (RUN_ID, reset)
 
 
-def test_the_run_is_found_from_the_arn_even_when_source_identifier_has_the_rds_prefix():
+def test_the_run_is_found_from_the_arn_even_when_source_identifier_has_the_rds_prefix() -> None:
     event = sample("advance/rds-restored-from-snapshot.json")
     event["detail"]["SourceIdentifier"] = "rds:" + event["detail"]["SourceIdentifier"]
     assert parse_instance_event(event) == (RUN_ID, False)
@@ -122,7 +127,7 @@ def test_the_run_is_found_from_the_arn_even_when_source_identifier_has_the_rds_p
         "restoredrill-3F9A2C71D0B84E5FA613",
     ],
 )
-def test_events_for_instances_that_are_not_drill_instances_are_ignored(instance_id):
+def test_events_for_instances_that_are_not_drill_instances_are_ignored(instance_id: str) -> None:
     event = copy.deepcopy(sample("advance/rds-restored-from-snapshot.json"))
     arn = f"arn:aws:rds:us-east-1:123456789012:db:{instance_id}"
     event["detail"].update(SourceArn=arn, SourceIdentifier=instance_id)
@@ -130,26 +135,26 @@ def test_events_for_instances_that_are_not_drill_instances_are_ignored(instance_
 
 
 @pytest.mark.parametrize("event", [None, [], "text", {"detail": "not a dict"}, {"version": "0"}])
-def test_garbage_is_an_invalid_event_not_a_crash(event):
+def test_garbage_is_an_invalid_event_not_a_crash(event: object) -> None:
     with pytest.raises(InvalidEvent):
         parse_instance_event(event)
 
 
-def test_poll_bodies_are_validated():
+def test_poll_bodies_are_validated() -> None:
     assert parse_poll_body(json.dumps({"run_id": RUN_ID})) == RUN_ID
     for body in ["", "{}", "not json", json.dumps({"run_id": "../../etc"})]:
         with pytest.raises(InvalidEvent, match="poll message"):
             parse_poll_body(body)
 
 
-def test_a_failure_record_becomes_a_failed_outcome_with_the_error():
+def test_a_failure_record_becomes_a_failed_outcome_with_the_error() -> None:
     body = sample("advance/checker-failure.json")["Records"][0]["body"]
     outcome = parse_checker_record(body)
     assert not outcome.succeeded
     assert outcome.error == "Sandbox.Timedout: Task timed out after 900.00 seconds"
 
 
-def test_a_checker_record_never_keeps_the_request_payload():
+def test_a_checker_record_never_keeps_the_request_payload() -> None:
     # Given a destination record whose request payload carries the connection password
     record = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
     record["requestPayload"]["target"] = {"password": "hunter2-secret"}
@@ -159,13 +164,13 @@ def test_a_checker_record_never_keeps_the_request_payload():
     assert "hunter2-secret" not in outcome.model_dump_json()
 
 
-def test_an_unknown_verdict_from_the_checker_is_a_failed_outcome():
+def test_an_unknown_verdict_from_the_checker_is_a_failed_outcome() -> None:
     record = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
     record["responsePayload"]["result"]["verdict"] = "MAYBE"
     assert not parse_checker_record(json.dumps(record)).succeeded
 
 
-def test_arns_give_the_resource_id():
+def test_arns_give_the_resource_id() -> None:
     assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:snapshot:rds:db-2026") == "rds:db-2026"
     assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:db:orders") == "orders"
     assert resource_id_from_arn("arn:aws:s3:::bucket") is None

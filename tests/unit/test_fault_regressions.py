@@ -50,7 +50,9 @@ def to_checking(w: World, key: str) -> str:
     return run.run_id
 
 
-def test_a_crash_right_after_the_delete_keeps_the_verdict_the_checks_reached(monkeypatch):
+def test_a_crash_right_after_the_delete_keeps_the_verdict_the_checks_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a drill whose checks passed, and a handler that dies right after DeleteDBInstance
     w = a_world()
     run_id = to_checking(w, "crash-after-delete")
@@ -73,7 +75,9 @@ def test_a_crash_right_after_the_delete_keeps_the_verdict_the_checks_reached(mon
     assert (final.verdict, final.reason) == (Verdict.PASSED, None)
 
 
-def test_one_run_failing_in_the_sweep_does_not_stop_the_others_or_the_orphan_reaping(monkeypatch):
+def test_one_run_failing_in_the_sweep_does_not_stop_the_others_or_the_orphan_reaping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a run whose report cannot be written (S3 keeps failing for it) ...
     w = a_world()
     failing = to_checking(w, "report-fails")

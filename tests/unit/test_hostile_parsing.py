@@ -273,7 +273,7 @@ REQUEST_PASSWORD = "hunter2-in-the-payload"
 def checker_record(run_id: str, *, password: str = REQUEST_PASSWORD) -> dict[str, Any]:
     """A destination record as Lambda delivers it: the request payload is the whole invoke
     payload, connection password included."""
-    record = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
+    record: dict[str, Any] = json.loads(sample("advance/checker-result.json")["Records"][0]["body"])
     record["requestPayload"] = {
         "run_id": run_id,
         "target": {"host": "db.internal", "user": "admin", "password": password},
@@ -372,7 +372,7 @@ def outcome(parse: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
 
 @PARSE_UNIT
 @given(event=all_events)
-def test_event_parsers_raise_nothing_but_invalid_event(event):
+def test_event_parsers_raise_nothing_but_invalid_event(event: Any) -> None:
     # Given any JSON value or mangled event
     # When every event parser reads it
     results = {
@@ -389,7 +389,7 @@ def test_event_parsers_raise_nothing_but_invalid_event(event):
 
 @PARSE_UNIT
 @given(event=all_events)
-def test_instance_events_name_only_our_instances_and_well_formed_run_ids(event):
+def test_instance_events_name_only_our_instances_and_well_formed_run_ids(event: Any) -> None:
     # Given any JSON value or mangled instance event
     # When it is read as an RDS instance event
     kind, seen = outcome(parse_instance_event, event)
@@ -410,7 +410,7 @@ def test_instance_events_name_only_our_instances_and_well_formed_run_ids(event):
 
 @PARSE_UNIT
 @given(event=rds_instance_events_for_others())
-def test_events_about_other_instances_or_other_resources_are_ignored(event):
+def test_events_about_other_instances_or_other_resources_are_ignored(event: dict[str, Any]) -> None:
     # Given an RDS instance event about an instance without our prefix and run id, or about a
     # snapshot or cluster that merely carries one of our instance names
     # When it is read
@@ -421,7 +421,7 @@ def test_events_about_other_instances_or_other_resources_are_ignored(event):
 
 @PARSE_UNIT
 @given(event=all_events)
-def test_drill_requests_hand_rds_only_well_formed_identifiers(event):
+def test_drill_requests_hand_rds_only_well_formed_identifiers(event: Any) -> None:
     # Given any JSON value or mangled Drill Requested / snapshot event
     for parse in (parse_drill_requested, parse_snapshot_event):
         # When it is read as a drill request
@@ -436,7 +436,9 @@ def test_drill_requests_hand_rds_only_well_formed_identifiers(event):
 
 @PARSE_UNIT
 @given(event=st.one_of(drill_requests_with_bad_fields(), snapshot_events_with_bad_identifiers()))
-def test_requests_naming_malformed_databases_or_snapshots_are_invalid(event):
+def test_requests_naming_malformed_databases_or_snapshots_are_invalid(
+    event: dict[str, Any],
+) -> None:
     # Given a Drill Requested or snapshot event with a hostile field
     parse = parse_drill_requested if is_drill_requested(event) else parse_snapshot_event
     kind, request = outcome(parse, event)
@@ -451,7 +453,7 @@ def test_requests_naming_malformed_databases_or_snapshots_are_invalid(event):
 
 @PARSE_UNIT
 @given(body=poll_bodies)
-def test_poll_bodies_give_a_run_id_exactly_when_the_contract_holds(body):
+def test_poll_bodies_give_a_run_id_exactly_when_the_contract_holds(body: str) -> None:
     # Given any SQS body on the poll queue
     # When it is read as a poll message
     kind, run_id = outcome(parse_poll_body, body)
@@ -465,7 +467,7 @@ def test_poll_bodies_give_a_run_id_exactly_when_the_contract_holds(body):
 
 @PARSE_UNIT
 @given(body=garbage_checker_bodies())
-def test_checker_records_of_the_wrong_shape_are_invalid_and_quote_no_secret(body):
+def test_checker_records_of_the_wrong_shape_are_invalid_and_quote_no_secret(body: str) -> None:
     # Given a destination record that is not JSON, or lacks or mistypes a required field, and
     # whose request payload may carry the connection password
     # When it is read
@@ -483,8 +485,8 @@ def test_checker_records_of_the_wrong_shape_are_invalid_and_quote_no_secret(body
     response=json_values,
 )
 def test_well_formed_checker_records_name_their_run_whatever_the_response(
-    run_id, condition, response
-):
+    run_id: str, condition: str, response: Any
+) -> None:
     # Given a well-formed destination record whose response payload is anything at all
     record = checker_record(run_id)
     record["requestContext"]["condition"] = condition
@@ -501,7 +503,7 @@ def test_well_formed_checker_records_name_their_run_whatever_the_response(
 
 @PARSE_UNIT
 @given(arn=hostile_strings)
-def test_resource_ids_come_only_from_whole_rds_arns(arn):
+def test_resource_ids_come_only_from_whole_rds_arns(arn: str) -> None:
     # Given anything in an ARN field
     # When the resource id is taken from it
     resource = resource_id_from_arn(arn)

@@ -73,8 +73,8 @@ def left_out(result: CheckSuiteResult) -> list[str]:
     ("tables", "rows_lost"), [(3_000, False), (3_000, True), (10_000, False), (10_000, True)]
 )
 def test_a_suite_over_thousands_of_tables_comes_back_within_the_destination_record(
-    tables, rows_lost
-):
+    tables: int, rows_lost: bool
+) -> None:
     # Given the last passing drill's baseline and this drill's result, for a database of
     # thousands of tables (JSON of several megabytes each)
     result = realistic_suite(tables, rows_lost=rows_lost)
@@ -103,7 +103,7 @@ def test_a_suite_over_thousands_of_tables_comes_back_within_the_destination_reco
     assert request["baseline"] is None and "bytes compressed" in request["baseline_omitted"]
 
 
-def test_a_result_that_fits_travels_whole_and_compressed():
+def test_a_result_that_fits_travels_whole_and_compressed() -> None:
     # Given the result of a database of 1,000 tables (about 1 MB of JSON)
     result = realistic_suite(1_000)
     # When the checker answers
@@ -115,7 +115,7 @@ def test_a_result_that_fits_travels_whole_and_compressed():
     assert left_out(result) == []
 
 
-def test_a_passed_result_keeps_its_baseline_for_the_next_drill_before_passed_evidence():
+def test_a_passed_result_keeps_its_baseline_for_the_next_drill_before_passed_evidence() -> None:
     # Given a passed result over 500 tables with one passed check whose evidence is large and
     # does not compress (200,000 random hex digits)
     result = realistic_suite(500)
@@ -133,7 +133,7 @@ def test_a_passed_result_keeps_its_baseline_for_the_next_drill_before_passed_evi
     assert back.checks[4].name == noisy.name and back.checks[4].evidence == {}
 
 
-def test_a_failed_result_gives_up_its_baseline_before_any_evidence():
+def test_a_failed_result_gives_up_its_baseline_before_any_evidence() -> None:
     # Given a failed result whose row counts name every one of 2,000 tables as a problem
     result = realistic_suite(2_000, rows_lost=True)
     # When it must fit its share
@@ -146,7 +146,7 @@ def test_a_failed_result_gives_up_its_baseline_before_any_evidence():
     assert len(row_counts.evidence["problems"]) == 2_000
 
 
-def test_when_even_the_evidence_does_not_fit_each_list_keeps_its_first_items_and_a_count():
+def test_when_even_the_evidence_does_not_fit_each_list_keeps_its_first_items_and_a_count() -> None:
     # Given a failed result naming 6,000 tables as problems
     result = realistic_suite(6_000, rows_lost=True)
     # When it must fit its share
@@ -161,7 +161,9 @@ def test_when_even_the_evidence_does_not_fit_each_list_keeps_its_first_items_and
     assert left_out(back)[-1] == "all but the first 20 items of each evidence list"
 
 
-def test_a_baseline_too_large_for_the_request_reaches_the_checker_as_a_warning(monkeypatch):
+def test_a_baseline_too_large_for_the_request_reaches_the_checker_as_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a last passing baseline of 10,000 tables (about 480 KB even compressed)
     request = run_request(baseline=realistic_baseline(10_000))
     # When advance sends the request
@@ -183,7 +185,7 @@ def test_a_baseline_too_large_for_the_request_reaches_the_checker_as_a_warning(m
     assert answer.result.summary["warn"] == 1
 
 
-def test_a_baseline_that_fits_reaches_the_checker_as_it_was():
+def test_a_baseline_that_fits_reaches_the_checker_as_it_was() -> None:
     # Given the last passing baseline of a database of 500 tables
     baseline = realistic_baseline(500)
     # When it travels advance -> check runner -> checker
@@ -198,7 +200,9 @@ def test_a_baseline_that_fits_reaches_the_checker_as_it_was():
 
 
 @pytest.mark.parametrize("name", ["run-record-plain-checks.json", "run-record-packed-checks.json"])
-def test_a_run_record_written_by_the_previous_version_still_reads_and_writes_back_alike(name):
+def test_a_run_record_written_by_the_previous_version_still_reads_and_writes_back_alike(
+    name: str,
+) -> None:
     # Given a run record as the previous version stored it (checks a loose dict: plain, or
     # gzip+base64 when large), from tests/unit/data
     stored = (DATA / name).read_text()
@@ -217,7 +221,7 @@ def test_a_run_record_written_by_the_previous_version_still_reads_and_writes_bac
         assert CheckSuiteResult.from_payload(after) == CheckSuiteResult.from_payload(before)
 
 
-def test_a_record_whose_packed_checks_are_corrupt_is_refused_clearly():
+def test_a_record_whose_packed_checks_are_corrupt_is_refused_clearly() -> None:
     # Given a stored record whose packed checks were damaged
     document = json.loads((DATA / "run-record-packed-checks.json").read_text())
     document["checks"]["data"] = "not base64 at all!"

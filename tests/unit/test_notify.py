@@ -114,7 +114,9 @@ def a_drill_in(region: str, drill: str) -> tuple[dict[str, Any], str, list[dict[
 
 
 @pytest.mark.parametrize("drill", ["passed with checks", "failed by checks"])
-def test_the_report_links_open_the_s3_console_page_of_each_object_in_its_region(drill):
+def test_the_report_links_open_the_s3_console_page_of_each_object_in_its_region(
+    drill: str,
+) -> None:
     # Given a drill of a snapshot in eu-central-1, announced on Slack
     report, text, blocks = a_drill_in(REGION, drill)
     location = report["location"]
@@ -139,7 +141,7 @@ def test_the_report_links_open_the_s3_console_page_of_each_object_in_its_region(
     assert html.escape(location["html_console_url"], quote=False) in text
 
 
-def test_an_event_from_before_the_console_links_still_names_the_s3_uris():
+def test_an_event_from_before_the_console_links_still_names_the_s3_uris() -> None:
     # Given a Drill Finished event published before it carried console pages
     text, blocks = render(finished())
     # Then the message names the report's s3:// URIs as before, and links nowhere
@@ -147,7 +149,7 @@ def test_an_event_from_before_the_console_links_still_names_the_s3_uris():
     assert REPORT_URI in text and "console.aws.amazon.com" not in text
 
 
-def test_a_passed_drill_reads_in_one_glance():
+def test_a_passed_drill_reads_in_one_glance() -> None:
     # Given the sample Drill Finished event of a passed drill, with its measured RPO
     # When it is rendered
     text, blocks = render(finished(rpo_seconds=754.0))
@@ -178,7 +180,7 @@ def test_a_passed_drill_reads_in_one_glance():
     assert REPORT_URI in text
 
 
-def test_without_a_freshness_rule_the_rpo_is_not_shown_at_all():
+def test_without_a_freshness_rule_the_rpo_is_not_shown_at_all() -> None:
     # Given a passed drill whose policy measured no RPO
     text, blocks = render(finished(rpo_seconds=None))
     # Then neither the blocks nor the text pretend there is one
@@ -186,7 +188,7 @@ def test_without_a_freshness_rule_the_rpo_is_not_shown_at_all():
     assert len(blocks[1]["fields"]) == 3
 
 
-def test_a_passed_drill_from_the_domain_shows_the_rpo_it_measured():
+def test_a_passed_drill_from_the_domain_shows_the_rpo_it_measured() -> None:
     # Given a drill that passed with two freshness rules (754.25 s and 95 s)
     text, blocks = announced("passed with checks")
     # Then the larger age is the RPO shown
@@ -198,7 +200,7 @@ def test_a_passed_drill_from_the_domain_shows_the_rpo_it_measured():
 # ------------------------------------------------------------------------------ failed
 
 
-def test_a_failed_drill_names_each_failed_check_with_its_evidence_then_the_report():
+def test_a_failed_drill_names_each_failed_check_with_its_evidence_then_the_report() -> None:
     # Given a drill failed by row counts, freshness, an assertion and a corrupt btree index
     # When its Drill Finished event is rendered
     text, blocks = announced("failed by checks")
@@ -235,7 +237,7 @@ def test_a_failed_drill_names_each_failed_check_with_its_evidence_then_the_repor
     assert "FAILED" in text and "clinic-db" in text and "reports/us-east-1/clinic-db/" in text
 
 
-def test_the_fallback_keeps_the_check_line_format():
+def test_the_fallback_keeps_the_check_line_format() -> None:
     # Given a failed drill event with one failing check, as earlier releases sent it
     text, _ = render(
         finished(
@@ -261,8 +263,8 @@ def test_the_fallback_keeps_the_check_line_format():
     ],
 )
 def test_a_drill_without_check_results_says_why_and_shows_no_rto_it_did_not_measure(
-    drill, verdict, why
-):
+    drill: str, verdict: str, why: str
+) -> None:
     # Given a drill that ended without check results
     # When it is rendered
     text, blocks = announced(drill)
@@ -288,7 +290,7 @@ def many_failures(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_however_much_failed_the_message_stays_within_block_kit_limits():
+def test_however_much_failed_the_message_stays_within_block_kit_limits() -> None:
     # Given an event with 300 failed checks, each with a 5000-character message and 40 long
     # evidence lines, a 10 000-character reason and a very long database name
     event = finished(
@@ -310,7 +312,7 @@ def test_however_much_failed_the_message_stays_within_block_kit_limits():
     assert REPORT_URI in all_text(blocks) and REPORT_URI in text
 
 
-def test_checks_left_out_of_a_bounded_event_are_counted():
+def test_checks_left_out_of_a_bounded_event_are_counted() -> None:
     # Given an event that could list only 2 of its 7 failed checks
     text, blocks = render(
         finished(
@@ -322,7 +324,7 @@ def test_checks_left_out_of_a_bounded_event_are_counted():
     assert "… and 5 more failed checks" in text
 
 
-def test_text_from_the_database_cannot_mention_the_channel_or_forge_links():
+def test_text_from_the_database_cannot_mention_the_channel_or_forge_links() -> None:
     # Given a failing check whose message (from the server or an assertion name) holds mrkdwn
     event = finished(
         verdict="FAILED",
@@ -345,11 +347,11 @@ def test_text_from_the_database_cannot_mention_the_channel_or_forge_links():
     assert "&lt;!channel&gt;" in text
 
 
-def test_announce_posts_exactly_what_it_rendered():
-    posted = []
+def test_announce_posts_exactly_what_it_rendered() -> None:
+    posted: list[tuple[str, list[dict[str, Any]]]] = []
 
     class Chat:
-        def post(self, text, blocks):
+        def post(self, text: str, blocks: list[dict[str, Any]]) -> None:
             posted.append((text, blocks))
 
     text = announce(finished(verdict="ERROR", reason="the checker failed"), Chat())
@@ -357,7 +359,7 @@ def test_announce_posts_exactly_what_it_rendered():
     assert text.startswith(":warning:")
 
 
-def test_bad_configuration_names_every_bad_variable():
+def test_bad_configuration_names_every_bad_variable() -> None:
     with pytest.raises(ConfigError) as raised:
         DrillSettings.from_environ({"STACK_NAME": "x", "POLL_DELAY_SECONDS": "5000"})
     message = str(raised.value)
@@ -368,7 +370,7 @@ def test_bad_configuration_names_every_bad_variable():
 # A tiny webhook on loopback (127.0.0.1 only) that answers from a script, like Slack does.
 
 
-def test_the_rate_limit_handler_waits_what_retry_after_says_within_its_bound():
+def test_the_rate_limit_handler_waits_what_retry_after_says_within_its_bound() -> None:
     # Given the handler with a recorded sleep
     from slack_sdk.http_retry.request import HttpRequest
     from slack_sdk.http_retry.response import HttpResponse
@@ -378,7 +380,7 @@ def test_the_rate_limit_handler_waits_what_retry_after_says_within_its_bound():
     handler = BoundedRateLimitRetryHandler(2, max_wait_seconds=10, sleep=slept.append)
     request = HttpRequest(method="POST", url="http://x", headers={})
 
-    def answer(headers: dict[str, list[str]]) -> HttpResponse:
+    def answer(headers: dict[str, str | list[str]]) -> HttpResponse:
         return HttpResponse(status_code=429, headers=headers)
 
     # When 429s arrive with Retry-After 7, without it, unreadable, and beyond the bound
@@ -401,7 +403,7 @@ def test_the_rate_limit_handler_waits_what_retry_after_says_within_its_bound():
     assert retry_after_seconds({"Retry-After": "-4"}) is None
 
 
-def test_the_message_links_the_readable_page_beside_the_report():
+def test_the_message_links_the_readable_page_beside_the_report() -> None:
     # Given a finished drill whose event names the HTML page stored beside the JSON report
     finished_drill_event = finished()
     html_uri = REPORT_URI.removesuffix(".json") + ".html"

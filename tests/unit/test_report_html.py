@@ -136,7 +136,7 @@ VERDICT_CLASSES = {
 
 
 @pytest.mark.parametrize("name", list(DRILLS))
-def test_the_verdict_banner_names_verdict_database_snapshot_and_reason(name):
+def test_the_verdict_banner_names_verdict_database_snapshot_and_reason(name: str) -> None:
     # Given a drill that ended this way
     _, expected = DRILLS[name]
     # When its report is rendered
@@ -153,7 +153,7 @@ def test_the_verdict_banner_names_verdict_database_snapshot_and_reason(name):
         assert f"all {report['check_summary']['total']} checks passed" in banner
 
 
-def test_a_passed_drill_with_a_warning_does_not_claim_every_check_passed():
+def test_a_passed_drill_with_a_warning_does_not_claim_every_check_passed() -> None:
     # Given a drill that PASSED although one check only warned
     report = drill_with(connect_passed(), a_check(CheckStatus.WARN, "schema_fingerprint"))
     assert report["verdict"] == "PASSED"
@@ -164,7 +164,7 @@ def test_a_passed_drill_with_a_warning_does_not_claim_every_check_passed():
     assert "all 2 checks passed" not in banner
 
 
-def test_the_page_shows_where_the_backup_came_from_and_the_measured_recovery():
+def test_the_page_shows_where_the_backup_came_from_and_the_measured_recovery() -> None:
     # Given a drill of an encrypted snapshot that restored in 12 minutes, RPO 754.25 s
     report, _, page = rendered("passed with checks")
     # Then the database's region, account and engine version are shown
@@ -185,7 +185,7 @@ def test_the_page_shows_where_the_backup_came_from_and_the_measured_recovery():
 # ------------------------------------------------------------------------------ the timeline
 
 
-def test_each_phase_is_a_bar_on_one_time_axis_labelled_with_its_duration():
+def test_each_phase_is_a_bar_on_one_time_axis_labelled_with_its_duration() -> None:
     # Given a drill: restore 12 min, secure 0 s, check 20 s, teardown 6 min
     report, _, page = rendered("passed with checks")
     phases = report["timings"]["phases"]
@@ -207,7 +207,7 @@ def test_each_phase_is_a_bar_on_one_time_axis_labelled_with_its_duration():
     assert float(by_phase["secure"]["width"]) > 0
 
 
-def test_a_phase_that_never_ended_is_drawn_and_said_so():
+def test_a_phase_that_never_ended_is_drawn_and_said_so() -> None:
     # Given a report whose last phase has no end
     _, _, report = finished_drill("timed out")
     report["timings"]["phases"][-1].update(ended_at=None, seconds=None)
@@ -222,7 +222,7 @@ def test_a_phase_that_never_ended_is_drawn_and_said_so():
 # ------------------------------------------------------------------------------ the checks
 
 
-def test_failed_checks_come_before_passed_ones_with_their_evidence():
+def test_failed_checks_come_before_passed_ones_with_their_evidence() -> None:
     # Given a drill where the connection passed and four checks failed after it
     _, _, page = rendered("failed by checks")
     # Then the failures are listed first, in the order the checker ran them, the pass last
@@ -241,7 +241,7 @@ def test_failed_checks_come_before_passed_ones_with_their_evidence():
     assert '"baseline_rows": 300' in row_counts
 
 
-def test_every_status_is_listed_in_the_order_fail_error_warn_skipped_pass():
+def test_every_status_is_listed_in_the_order_fail_error_warn_skipped_pass() -> None:
     # Given checks that ended in every status, the worst ones last
     report = drill_with(
         connect_passed(),
@@ -266,7 +266,7 @@ def test_every_status_is_listed_in_the_order_fail_error_warn_skipped_pass():
 
 
 @pytest.mark.parametrize("name", NO_CHECK_DRILLS)
-def test_a_drill_without_checks_says_that_nothing_was_checked(name):
+def test_a_drill_without_checks_says_that_nothing_was_checked(name: str) -> None:
     # Given a drill that ended before the checker returned anything
     report, html, page = rendered(name)
     assert report["checks"] is None
@@ -276,7 +276,7 @@ def test_a_drill_without_checks_says_that_nothing_was_checked(name):
     assert 'id="checks"' not in html and page.rows == []
 
 
-def test_names_from_restored_databases_are_shown_escaped_never_as_markup():
+def test_names_from_restored_databases_are_shown_escaped_never_as_markup() -> None:
     # Given a failing check on objects named with markup, quotes, scripts and unicode, whose
     # message and evidence repeat them
     assert len(HOSTILE_OBJECT.encode()) == 63
@@ -314,7 +314,9 @@ def test_names_from_restored_databases_are_shown_escaped_never_as_markup():
 
 
 @pytest.mark.parametrize("name", list(DRILLS))
-def test_the_page_holds_no_script_loads_nothing_and_links_only_to_its_console_pages(name):
+def test_the_page_holds_no_script_loads_nothing_and_links_only_to_its_console_pages(
+    name: str,
+) -> None:
     # Given any drill's rendered report
     report, html, page = rendered(name, report_sha256=FINGERPRINT)
     # Then it has no script and loads nothing from anywhere
@@ -341,7 +343,7 @@ def tag_names_of_links(page: Page) -> set[str]:
     return {tag for tag, attrs in page.elements if "href" in attrs}
 
 
-def test_the_page_prints_with_its_colours_and_without_split_rows():
+def test_the_page_prints_with_its_colours_and_without_split_rows() -> None:
     # Given a failed drill's page
     _, html, _ = rendered("failed by checks")
     # Then its print stylesheet keeps the verdict's colour and keeps each check row whole
@@ -353,7 +355,7 @@ def test_the_page_prints_with_its_colours_and_without_split_rows():
 # ------------------------------------------------------------------------------ integrity
 
 
-def test_the_fingerprint_of_the_json_report_is_shown_when_given():
+def test_the_fingerprint_of_the_json_report_is_shown_when_given() -> None:
     # Given the SHA-256 of the stored JSON report
     # When the page is rendered with and without it
     _, _, with_it = rendered("passed with checks", report_sha256=FINGERPRINT)
@@ -364,7 +366,7 @@ def test_the_fingerprint_of_the_json_report_is_shown_when_given():
     assert "not given" in without.text("integrity")
 
 
-def test_the_chain_names_the_previous_report_and_its_sha256():
+def test_the_chain_names_the_previous_report_and_its_sha256() -> None:
     # Given a report linked to the previous report of the same database
     _, _, report = finished_drill("passed with checks")
     previous = {
@@ -382,7 +384,7 @@ def test_the_chain_names_the_previous_report_and_its_sha256():
     assert "first report of this database" in Page(render_report_html(first)).text("chain")
 
 
-def test_the_page_says_where_the_report_is_and_which_schema_it_follows():
+def test_the_page_says_where_the_report_is_and_which_schema_it_follows() -> None:
     # Given a report
     report, _, page = rendered("passed with checks")
     location = report["location"]
@@ -392,7 +394,7 @@ def test_the_page_says_where_the_report_is_and_which_schema_it_follows():
     assert report["run"]["run_id"] in page.text("generation-note")
 
 
-def test_rendering_is_pure_the_same_page_every_time_and_the_report_untouched():
+def test_rendering_is_pure_the_same_page_every_time_and_the_report_untouched() -> None:
     # Given a failed drill's report (whose checks the page reorders)
     _, _, report = finished_drill("failed by checks")
     before = copy.deepcopy(report)
@@ -404,7 +406,7 @@ def test_rendering_is_pure_the_same_page_every_time_and_the_report_untouched():
     assert report == before
 
 
-def test_a_document_that_is_not_a_current_report_is_refused_not_half_rendered():
+def test_a_document_that_is_not_a_current_report_is_refused_not_half_rendered() -> None:
     # Given a report whose location was lost, and one that claims an older schema version
     _, _, report = finished_drill("passed with checks")
     without_location = {key: value for key, value in report.items() if key != "location"}
@@ -416,7 +418,7 @@ def test_a_document_that_is_not_a_current_report_is_refused_not_half_rendered():
         render_report_html(older)
 
 
-def test_the_template_is_inside_the_package_the_layer_ships():
+def test_the_template_is_inside_the_package_the_layer_ships() -> None:
     # Given the restoredrill package, which the Lambda layer and an install carry whole
     package = Path(restoredrill.__file__).parent
     # Then the template is read from inside that package's directory

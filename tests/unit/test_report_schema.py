@@ -26,7 +26,6 @@ from restoredrill.report import (
     PUBLISHED_SCHEMA_VERSIONS,
     REPORT_SCHEMA_ID,
     REPORT_SCHEMA_PATH,
-    REPORT_SCHEMA_VERSION,
     build_report,
     finished_event_detail,
     measured_rpo,
@@ -35,7 +34,7 @@ from restoredrill.report import (
     report_schema,
     report_schema_path,
 )
-from restoredrill.report_model import generated_report_schema, schema_text
+from restoredrill.report_model import REPORT_SCHEMA_VERSION, generated_report_schema, schema_text
 
 from tests.unit.fakes import World, world
 
@@ -352,7 +351,7 @@ def errors_of(report: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("version", PUBLISHED_SCHEMA_VERSIONS)
-def test_the_schemas_the_code_ships_are_the_repository_schemas_byte_for_byte(version):
+def test_the_schemas_the_code_ships_are_the_repository_schemas_byte_for_byte(version: str) -> None:
     # Given a published version's schema kept in the repository and the copy inside the Lambda
     # layer's package (every version stays: stored reports follow the one they name)
     shipped = report_schema_path(version)
@@ -365,7 +364,7 @@ def test_the_schemas_the_code_ships_are_the_repository_schemas_byte_for_byte(ver
     assert report_schema(version)["$id"].endswith(f":{version}")
 
 
-def test_the_published_schema_is_the_one_generated_from_the_report_model():
+def test_the_published_schema_is_the_one_generated_from_the_report_model() -> None:
     # Given the report's model, and the current schema as checked in, in both places
     generated = schema_text(generated_report_schema())
     # Then the files are exactly what the model generates: changing the model without running
@@ -376,7 +375,9 @@ def test_the_published_schema_is_the_one_generated_from_the_report_model():
     assert generate_schemas.main(["--check"]) == 0
 
 
-def test_the_generator_check_fails_when_a_published_file_drifts(tmp_path, monkeypatch):
+def test_the_generator_check_fails_when_a_published_file_drifts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a copy of the published file with one description changed by hand
     drifted = tmp_path / "1.3.json"
     drifted.write_text(REPOSITORY_SCHEMA.read_text().replace("Measured RTO", "RTO"))
@@ -388,7 +389,7 @@ def test_the_generator_check_fails_when_a_published_file_drifts(tmp_path, monkey
     assert "Measured RTO" not in drifted.read_text()
 
 
-def test_a_report_written_by_the_previous_version_still_validates_against_its_own_version():
+def test_a_report_written_by_the_previous_version_still_validates_against_its_own_version() -> None:
     # Given a report as version 1.2 of the code wrote it (tests/unit/data)
     old = json.loads((DATA / "drill-report-1.2.json").read_text())
     assert old["schema_version"] == "1.2"
@@ -401,7 +402,7 @@ def test_a_report_written_by_the_previous_version_still_validates_against_its_ow
     assert errors_of(old) != []
 
 
-def test_verify_chain_follows_a_chain_from_a_previous_version_report_to_a_current_one():
+def test_verify_chain_follows_a_chain_from_a_previous_version_report_to_a_current_one() -> None:
     # Given a 1.2 report stored as the previous version wrote it, and a current report of the
     # next day linked to it by the SHA-256 of its stored bytes
     old = json.loads((DATA / "drill-report-1.2.json").read_text())
@@ -426,7 +427,7 @@ def test_verify_chain_follows_a_chain_from_a_previous_version_report_to_a_curren
     assert verification.links_checked == 1 and verification.head == new["location"]["key"]
 
 
-def test_the_schema_is_draft_2020_12_and_its_id_and_version_move_together():
+def test_the_schema_is_draft_2020_12_and_its_id_and_version_move_together() -> None:
     # Given the schema the code loads
     schema = report_schema()
     # When it is checked against the draft 2020-12 meta-schema
@@ -458,7 +459,7 @@ def nullable_properties(node: Any, path: str = "") -> list[tuple[str, dict[str, 
     return found
 
 
-def test_every_nullable_field_says_when_it_is_null():
+def test_every_nullable_field_says_when_it_is_null() -> None:
     # Given the schema's properties that may be null, the check suite's and the baseline's too
     nullable = nullable_properties(report_schema())
     assert len(nullable) > 15
@@ -473,7 +474,7 @@ def test_every_nullable_field_says_when_it_is_null():
 
 
 @pytest.mark.parametrize("name", list(DRILLS))
-def test_every_report_the_drill_writes_validates(name):
+def test_every_report_the_drill_writes_validates(name: str) -> None:
     # Given a drill that ends this way, driven through the domain with in-memory adapters
     _, expected = DRILLS[name]
     # When it finishes and writes its report
@@ -487,7 +488,7 @@ def test_every_report_the_drill_writes_validates(name):
     assert PAYLOAD_ENCODING not in json.dumps(report)
 
 
-def test_a_passed_report_holds_everything_an_auditor_looks_for():
+def test_a_passed_report_holds_everything_an_auditor_looks_for() -> None:
     # Given a drill of an encrypted snapshot that passed with two freshness rules
     _, _, report = finished_drill("passed with checks")
     # Then the source, engine version, region and account are named
@@ -526,7 +527,7 @@ def test_a_passed_report_holds_everything_an_auditor_looks_for():
     assert report["check_summary"] == {"total": 4, "by_status": {"pass": 4}, "failed": []}
 
 
-def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence():
+def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence() -> None:
     # Given a drill whose row counts, freshness, assertion and btree check failed
     _, _, report = finished_drill("failed by checks")
     # Then the reason and the summary name every failed check
@@ -549,7 +550,7 @@ def test_a_report_failed_by_checks_names_them_and_keeps_their_evidence():
     "name",
     ["failed restore, no checks", "refused restore, no checks", "timed out", "checker error"],
 )
-def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(name):
+def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(name: str) -> None:
     # Given a drill that never got results from the checker
     _, _, report = finished_drill(name)
     # Then checks, their summary and the RPO are null, and so is the RTO unless the restore
@@ -562,7 +563,7 @@ def test_a_drill_without_checks_reports_null_checks_rto_and_rpo_with_a_reason(na
     assert report["reason"]
 
 
-def test_checks_that_travelled_compressed_are_reported_expanded():
+def test_checks_that_travelled_compressed_are_reported_expanded() -> None:
     # Given a check result over the plain payload limit, so the run stores it gzip+base64
     w, run_id, report = finished_drill("compressed checks")
     stored = w.runs.runs[run_id].model_dump(mode="json")
@@ -606,7 +607,7 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
-def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage):
+def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage: str) -> None:
     # Given a valid PASSED report
     _, _, report = finished_drill("passed with checks")
     assert errors_of(report) == []
@@ -616,7 +617,7 @@ def test_the_schema_rejects_what_a_broken_report_builder_would_write(breakage):
     assert errors_of(bad) != []
 
 
-def test_a_failed_report_without_a_reason_does_not_validate():
+def test_a_failed_report_without_a_reason_does_not_validate() -> None:
     # Given a FAILED report
     _, _, report = finished_drill("failed restore, no checks")
     # When its reason is lost
@@ -627,7 +628,7 @@ def test_a_failed_report_without_a_reason_does_not_validate():
 # ------------------------------------------------------------------------------ measured RPO
 
 
-def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
+def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative() -> None:
     # Given freshness results: one ahead of the snapshot, one 95 s, one with no value at all
     result = suite(
         freshness("a", "a.t", -30.0),
@@ -644,7 +645,7 @@ def test_the_rpo_is_the_largest_age_among_freshness_checks_and_never_negative():
     assert only_ahead is not None and only_ahead.seconds == 0
 
 
-def test_no_freshness_rule_means_no_rpo():
+def test_no_freshness_rule_means_no_rpo() -> None:
     # Given check results without any freshness check, or whose freshness measured nothing
     # Then there is no RPO (not zero: nothing was measured)
     assert measured_rpo(suite(connect_passed(), row_counts())) is None
@@ -655,7 +656,7 @@ def test_no_freshness_rule_means_no_rpo():
 # ------------------------------------------------------------------------------ the event
 
 
-def test_the_event_carries_failed_checks_with_evidence_summaries():
+def test_the_event_carries_failed_checks_with_evidence_summaries() -> None:
     # Given a drill failed by row counts, freshness, an assertion and a btree index
     w, _, _ = finished_drill("failed by checks")
     (detail,) = w.events.items
@@ -688,7 +689,7 @@ def test_the_event_carries_failed_checks_with_evidence_summaries():
     assert detail["rpo_seconds"] == 200_000.0 and detail["failed_checks_total"] == 4
 
 
-def test_the_report_and_the_event_name_the_s3_console_pages_of_the_report_and_its_page():
+def test_the_report_and_the_event_name_the_s3_console_pages_of_the_report_and_its_page() -> None:
     # Given a finished drill of a us-east-1 snapshot: its report and its Drill Finished event
     w, _, report = finished_drill("passed with checks")
     (detail,) = w.events.items
@@ -707,7 +708,7 @@ def test_the_report_and_the_event_name_the_s3_console_pages_of_the_report_and_it
     assert detail["report"]["uri"] == f"s3://reports-bucket/{location['key']}"
 
 
-def test_the_event_stays_small_however_many_checks_failed():
+def test_the_event_stays_small_however_many_checks_failed() -> None:
     # Given a run whose checks failed by the hundred, each with a long message and evidence
     w, run_id, _ = finished_drill("passed with checks")
     many = [

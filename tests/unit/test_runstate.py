@@ -66,12 +66,21 @@ def an_instance(status: str, **changes: object) -> InstanceView:
 
 
 def seen(
-    instance: InstanceView | None, after: timedelta = timedelta(0), **extra: object
+    instance: InstanceView | None,
+    after: timedelta = timedelta(0),
+    *,
+    checker_outcome: CheckerOutcome | None = None,
+    credentials_reset_event: bool = False,
 ) -> Observation:
-    return Observation(now=START + after, instance=instance, **extra)  # type: ignore[arg-type]
+    return Observation(
+        now=START + after,
+        instance=instance,
+        checker_outcome=checker_outcome,
+        credentials_reset_event=credentials_reset_event,
+    )
 
 
-def test_a_new_run_claims_the_restore_then_records_it():
+def test_a_new_run_claims_the_restore_then_records_it() -> None:
     # Given a requested run and no instance yet
     # When it is advanced
     step = decide(a_run(), seen(None), RULES)
@@ -83,7 +92,7 @@ def test_a_new_run_claims_the_restore_then_records_it():
     assert step.record.phases[RunState.RESTORING].ended_at is None
 
 
-def test_an_unconfirmed_restore_is_claimed_again_only_after_the_lease():
+def test_an_unconfirmed_restore_is_claimed_again_only_after_the_lease() -> None:
     # Given a trigger that claimed the restore and died before confirming it
     claimed = decide(a_run(), seen(None), RULES).claim
     assert claimed is not None
@@ -93,7 +102,7 @@ def test_an_unconfirmed_restore_is_claimed_again_only_after_the_lease():
     assert step.effect is Effect.RESTORE and step.claim is not None
 
 
-def test_a_requested_run_whose_restore_already_happened_does_not_restore_again():
+def test_a_requested_run_whose_restore_already_happened_does_not_restore_again() -> None:
     # Given the restore call went through but the record was not updated (a crash in between)
     step = decide(a_run(), seen(an_instance("creating")), RULES)
     # Then the next trigger records RESTORING without a second restore
@@ -104,12 +113,12 @@ def test_a_requested_run_whose_restore_already_happened_does_not_restore_again()
 @pytest.mark.parametrize(
     "status", ["creating", "modifying", "backing-up", "configuring-enhanced-monitoring"]
 )
-def test_restoring_waits_while_the_instance_is_not_available(status):
+def test_restoring_waits_while_the_instance_is_not_available(status: str) -> None:
     step = decide(a_run(RunState.RESTORING), seen(an_instance(status)), RULES)
     assert step.is_wait
 
 
-def test_an_available_instance_gets_a_fresh_password_and_the_restore_time_is_measured():
+def test_an_available_instance_gets_a_fresh_password_and_the_restore_time_is_measured() -> None:
     # Given a restore that started at START and an instance available 17 minutes later
     step = decide(
         a_run(RunState.RESTORING), seen(an_instance("available"), timedelta(minutes=17)), RULES
@@ -129,7 +138,9 @@ def test_an_available_instance_gets_a_fresh_password_and_the_restore_time_is_mea
         ("inaccessible-encryption-credentials", Verdict.ERROR),
     ],
 )
-def test_a_restore_that_ends_in_a_fault_is_torn_down_with_the_right_verdict(status, verdict):
+def test_a_restore_that_ends_in_a_fault_is_torn_down_with_the_right_verdict(
+    status: str, verdict: Verdict
+) -> None:
     step = decide(a_run(RunState.RESTORING), seen(an_instance(status)), RULES)
     assert step.effect is Effect.DELETE_INSTANCE
     assert step.record is not None
@@ -137,7 +148,7 @@ def test_a_restore_that_ends_in_a_fault_is_torn_down_with_the_right_verdict(stat
     assert status in (step.record.reason or "")
 
 
-def test_securing_waits_for_the_reset_to_be_applied():
+def test_securing_waits_for_the_reset_to_be_applied() -> None:
     run = a_run(RunState.SECURING, credentials_reset_at=START)
     pending = an_instance("available", pending_master_password=True)
     assert decide(run, seen(pending, timedelta(minutes=5)), RULES).is_wait
@@ -146,7 +157,7 @@ def test_securing_waits_for_the_reset_to_be_applied():
     ).is_wait
 
 
-def test_securing_without_the_event_waits_for_the_settle_time_then_checks():
+def test_securing_without_the_event_waits_for_the_settle_time_then_checks() -> None:
     # Given the password was reset and the credentials event was lost
     run = a_run(RunState.SECURING, credentials_reset_at=START)
     # Then before the settle time nothing happens, after it the checker is invoked
@@ -156,7 +167,7 @@ def test_securing_without_the_event_waits_for_the_settle_time_then_checks():
     assert step.record is not None and step.record.state is RunState.CHECKING
 
 
-def test_the_credentials_event_lets_the_check_start_at_once():
+def test_the_credentials_event_lets_the_check_start_at_once() -> None:
     run = a_run(RunState.SECURING, credentials_reset_at=START)
     step = decide(
         run,
@@ -167,7 +178,7 @@ def test_the_credentials_event_lets_the_check_start_at_once():
     assert step.record is not None and step.record.credentials_confirmed
 
 
-def test_an_early_credentials_event_is_remembered():
+def test_an_early_credentials_event_is_remembered() -> None:
     # Given the event arrives while RDS still shows the reset in progress
     run = a_run(RunState.SECURING, credentials_reset_at=START)
     step = decide(
@@ -181,7 +192,9 @@ def test_an_early_credentials_event_is_remembered():
 @pytest.mark.parametrize(
     ("verdict", "reason_part"), [(Verdict.PASSED, None), (Verdict.FAILED, "row_counts")]
 )
-def test_a_checker_result_sets_the_verdict_and_tears_down(verdict, reason_part):
+def test_a_checker_result_sets_the_verdict_and_tears_down(
+    verdict: Verdict, reason_part: str | None
+) -> None:
     result = suite_of(verdict.value, check("row_counts", "fail" if reason_part else "pass"))
     outcome = CheckerOutcome(run_id=RUN_ID, succeeded=True, verdict=verdict, result=result)
     step = decide(
@@ -196,7 +209,7 @@ def test_a_checker_result_sets_the_verdict_and_tears_down(verdict, reason_part):
         assert step.record.reason is None
 
 
-def test_a_checker_that_crashed_gives_error():
+def test_a_checker_that_crashed_gives_error() -> None:
     outcome = CheckerOutcome(
         run_id=RUN_ID, succeeded=False, error="Sandbox.Timedout: Task timed out"
     )
@@ -207,7 +220,7 @@ def test_a_checker_that_crashed_gives_error():
     assert "Task timed out" in (step.record.reason or "")
 
 
-def test_a_stale_checker_result_after_teardown_changes_nothing():
+def test_a_stale_checker_result_after_teardown_changes_nothing() -> None:
     outcome = CheckerOutcome(
         run_id=RUN_ID, succeeded=True, verdict=Verdict.FAILED, result=passed_suite()
     )
@@ -216,7 +229,7 @@ def test_a_stale_checker_result_after_teardown_changes_nothing():
     assert step.is_wait
 
 
-def test_a_checker_result_that_never_arrives_ends_in_error():
+def test_a_checker_result_that_never_arrives_ends_in_error() -> None:
     run = a_run(RunState.CHECKING, checker_invoked_at=START)
     assert decide(run, seen(an_instance("available"), timedelta(seconds=900)), RULES).is_wait
     step = decide(run, seen(an_instance("available"), timedelta(seconds=900 + 121)), RULES)
@@ -227,20 +240,20 @@ def test_a_checker_result_that_never_arrives_ends_in_error():
 @pytest.mark.parametrize(
     "state", [RunState.REQUESTED, RunState.RESTORING, RunState.SECURING, RunState.CHECKING]
 )
-def test_past_the_deadline_every_active_run_is_torn_down_as_timed_out(state):
+def test_past_the_deadline_every_active_run_is_torn_down_as_timed_out(state: RunState) -> None:
     step = decide(a_run(state), seen(an_instance("creating"), timedelta(hours=4)), RULES)
     assert step.effect is Effect.DELETE_INSTANCE
     assert step.record is not None and step.record.verdict is Verdict.TIMED_OUT
 
 
-def test_past_the_deadline_with_no_instance_goes_straight_to_the_report():
+def test_past_the_deadline_with_no_instance_goes_straight_to_the_report() -> None:
     step = decide(a_run(RunState.RESTORING), seen(None, timedelta(hours=5)), RULES)
     assert step.effect is None
     assert step.record is not None and step.record.state is RunState.REPORTING
     assert step.record.verdict is Verdict.TIMED_OUT
 
 
-def test_teardown_waits_for_the_instance_to_go_then_reports():
+def test_teardown_waits_for_the_instance_to_go_then_reports() -> None:
     run = a_run(RunState.TEARING_DOWN, verdict=Verdict.PASSED)
     assert decide(run, seen(an_instance("deleting")), RULES).is_wait
     again = decide(run, seen(an_instance("available")), RULES)
@@ -250,13 +263,13 @@ def test_teardown_waits_for_the_instance_to_go_then_reports():
     assert step.record.finished_at == START + timedelta(minutes=9)
 
 
-def test_reporting_publishes_and_finishes():
+def test_reporting_publishes_and_finishes() -> None:
     step = decide(a_run(RunState.REPORTING, verdict=Verdict.PASSED), seen(None), RULES)
     assert step.effect is Effect.PUBLISH
     assert step.record is not None and step.record.state is RunState.FINISHED
 
 
-def test_a_finished_run_does_nothing_whatever_arrives():
+def test_a_finished_run_does_nothing_whatever_arrives() -> None:
     outcome = CheckerOutcome(
         run_id=RUN_ID, succeeded=True, verdict=Verdict.PASSED, result=passed_suite()
     )
@@ -274,7 +287,7 @@ def test_a_finished_run_does_nothing_whatever_arrives():
         {OWNER_TAG: STACK, RUN_ID_TAG: "ffffffffffffffffffff"},
     ],
 )
-def test_an_instance_without_our_tags_is_never_touched(tags):
+def test_an_instance_without_our_tags_is_never_touched(tags: dict[str, str]) -> None:
     # Given an instance with the drill's name but not its ownership tags
     step = decide(a_run(RunState.RESTORING), seen(an_instance("available", tags=tags)), RULES)
     # Then the drill neither modifies nor deletes it, and ends in error
@@ -283,7 +296,7 @@ def test_an_instance_without_our_tags_is_never_touched(tags):
     assert step.record.verdict is Verdict.ERROR and "does not carry" in (step.record.reason or "")
 
 
-def test_a_refused_restore_of_a_missing_snapshot_fails_the_backup():
+def test_a_refused_restore_of_a_missing_snapshot_fails_the_backup() -> None:
     step = on_effect_rejected(
         a_run(),
         Effect.RESTORE,
@@ -295,7 +308,9 @@ def test_a_refused_restore_of_a_missing_snapshot_fails_the_backup():
     assert step.record.state is RunState.REPORTING
 
 
-def test_a_restore_refused_for_permissions_is_the_drills_error_even_if_it_names_the_snapshot():
+def test_a_restore_refused_for_permissions_is_the_drills_error_even_if_it_names_the_snapshot() -> (
+    None
+):
     # Given IAM refusing the restore (its message names the snapshot ARN)
     reason = (
         "AccessDenied: User: arn:aws:sts::123456789012:assumed-role/advance is not authorized "
@@ -309,7 +324,7 @@ def test_a_restore_refused_for_permissions_is_the_drills_error_even_if_it_names_
     assert "not authorized" in (step.record.reason or "")
 
 
-def test_a_refused_password_reset_tears_down_in_error():
+def test_a_refused_password_reset_tears_down_in_error() -> None:
     step = on_effect_rejected(
         a_run(RunState.RESTORING), Effect.RESET_PASSWORD, "AccessDenied", START
     )
@@ -317,7 +332,7 @@ def test_a_refused_password_reset_tears_down_in_error():
     assert step.record is not None and step.record.verdict is Verdict.ERROR
 
 
-def test_every_phase_is_closed_when_the_next_opens():
+def test_every_phase_is_closed_when_the_next_opens() -> None:
     run = a_run()
     for minutes, state in enumerate(
         [RunState.RESTORING, RunState.SECURING, RunState.CHECKING], start=1
@@ -331,7 +346,7 @@ def test_every_phase_is_closed_when_the_next_opens():
     assert run.phases[RunState.CHECKING].ended_at is None
 
 
-def test_the_checker_is_invoked_only_by_the_trigger_that_claims_the_step():
+def test_the_checker_is_invoked_only_by_the_trigger_that_claims_the_step() -> None:
     # Given a run whose credentials are in place
     run = a_run(RunState.SECURING, credentials_reset_at=START)
     step = decide(run, seen(an_instance("available"), timedelta(minutes=1)), RULES)
@@ -345,7 +360,7 @@ def test_the_checker_is_invoked_only_by_the_trigger_that_claims_the_step():
     assert step.record.version == step.claim.version + 1
 
 
-def test_an_unconfirmed_checker_invoke_is_retried_only_after_the_lease():
+def test_an_unconfirmed_checker_invoke_is_retried_only_after_the_lease() -> None:
     # Given a trigger claimed the invoke and then crashed before confirming it
     claimed = a_run(RunState.CHECKING, effect_claimed_at=START)
     # Then while the lease lasts nobody else invokes, after it one trigger invokes again
@@ -354,14 +369,14 @@ def test_an_unconfirmed_checker_invoke_is_retried_only_after_the_lease():
     assert step.effect is Effect.INVOKE_CHECKER and step.claim is not None
 
 
-def test_publishing_is_claimed_so_a_concurrent_trigger_waits():
+def test_publishing_is_claimed_so_a_concurrent_trigger_waits() -> None:
     run = a_run(RunState.REPORTING, verdict=Verdict.PASSED)
     step = decide(run, seen(None), RULES)
     assert step.claim is not None and step.claim.effect_claimed_at == START
     assert decide(step.claim, seen(None, timedelta(seconds=5)), RULES).is_wait
 
 
-def test_a_restore_that_failed_has_no_rto():
+def test_a_restore_that_failed_has_no_rto() -> None:
     # Given a restore that ended in a fault after 7 minutes
     step = decide(
         a_run(RunState.RESTORING),

@@ -301,7 +301,7 @@ def handler_imports(source: Path) -> set[str]:
 # ----------------------------------------------------------------------------- IAM
 
 
-def test_every_permission_of_a_function_is_written_out_in_this_template(t):
+def test_every_permission_of_a_function_is_written_out_in_this_template(t: dict[str, Any]) -> None:
     # Given the functions of the template
     managed = set(resources(t, "AWS::IAM::ManagedPolicy"))
     for logical_id, resource in functions(t).items():
@@ -316,7 +316,7 @@ def test_every_permission_of_a_function_is_written_out_in_this_template(t):
             ), f"{logical_id}: policy {policy!r} is not written out in the template"
 
 
-def test_no_allow_statement_grants_a_wildcard_action(t):
+def test_no_allow_statement_grants_a_wildcard_action(t: dict[str, Any]) -> None:
     # Given every Allow statement of every policy
     found = list(allows(t))
     assert found
@@ -328,7 +328,7 @@ def test_no_allow_statement_grants_a_wildcard_action(t):
         assert not wild, f"{where} {statement.get('Sid')}: wildcard actions {wild}"
 
 
-def test_resource_star_only_for_calls_without_resource_level_permissions(t):
+def test_resource_star_only_for_calls_without_resource_level_permissions(t: dict[str, Any]) -> None:
     # Given every Allow statement on Resource "*"
     for where, statement in allows(t):
         if "*" in as_list(statement.get("Resource")):
@@ -337,7 +337,7 @@ def test_resource_star_only_for_calls_without_resource_level_permissions(t):
             assert not extra, f"{where} {statement.get('Sid')}: {extra} on Resource '*'"
 
 
-def test_modify_and_delete_only_instances_tagged_as_this_stacks(t):
+def test_modify_and_delete_only_instances_tagged_as_this_stacks(t: dict[str, Any]) -> None:
     # Given the statements that allow changing or deleting an RDS instance
     found = granting(t, "rds:ModifyDBInstance") + granting(t, "rds:DeleteDBInstance")
     assert found
@@ -350,7 +350,7 @@ def test_modify_and_delete_only_instances_tagged_as_this_stacks(t):
         assert condition.get(f"rds:db-tag/{OWNER_TAG}") == STACK, statement.get("Sid")
 
 
-def test_restore_into_an_instance_only_with_this_stacks_ownership_tags(t):
+def test_restore_into_an_instance_only_with_this_stacks_ownership_tags(t: dict[str, Any]) -> None:
     # Given the statements that allow a restore into a DB instance resource
     found = [
         s
@@ -374,7 +374,7 @@ def test_restore_into_an_instance_only_with_this_stacks_ownership_tags(t):
         assert set(as_list(tag_keys)) == DRILL_TAG_KEYS
 
 
-def test_add_tags_only_the_drill_tag_keys_with_this_stack_as_owner(t):
+def test_add_tags_only_the_drill_tag_keys_with_this_stack_as_owner(t: dict[str, Any]) -> None:
     # Given the statements that allow tagging
     found = granting(t, "rds:AddTagsToResource")
     assert found
@@ -398,7 +398,7 @@ class _RecordingRds:
         return {}
 
 
-def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t):
+def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t: dict[str, Any]) -> None:
     # Given the RDS adapter, configured as the template configures it
     client = _RecordingRds()
     adapter = RdsAdapter(
@@ -443,7 +443,7 @@ def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t):
     assert any(text(r).endswith(":subgrp:${DBSubnetGroupName}") for r in network["Resource"])
 
 
-def test_the_checker_can_do_nothing_but_check(t):
+def test_the_checker_can_do_nothing_but_check(t: dict[str, Any]) -> None:
     # Given the checker, the one function that touches restored data
     props = t["Resources"]["CheckerFunction"]["Properties"]
     # Then its role is SAM's bare one: no policies, no role of its own, no tracing (X-Ray
@@ -460,7 +460,9 @@ def test_the_checker_can_do_nothing_but_check(t):
         assert "CheckerFunctionRole" not in repr(resource), logical_id
 
 
-def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_else(t):
+def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_else(
+    t: dict[str, Any],
+) -> None:
     # Given the check runner, which hands the run's password to the checker
     props = t["Resources"]["CheckRunnerFunction"]["Properties"]
     statements = [s for policy in props["Policies"] for s in policy["Statement"]]
@@ -491,7 +493,7 @@ def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_el
     assert t["Parameters"]["CheckerTimeoutSeconds"]["MaxValue"] + 30 <= props["Timeout"]
 
 
-def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t):
+def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t: dict[str, Any]) -> None:
     # Given where the functions keep the run passwords
     prefix = text(
         fn_prop(t, "StartDrillFunction", "Environment")["Variables"]["PASSWORD_PARAMETER_PREFIX"]
@@ -520,7 +522,7 @@ def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t):
     assert readers == {"NotifyFunction"}
 
 
-def test_kms_only_through_the_service_that_owns_the_data(t):
+def test_kms_only_through_the_service_that_owns_the_data(t: dict[str, Any]) -> None:
     # Given every statement that lets a function use a KMS key
     found = [(w, s) for w, s in allows(t) if any(a.startswith("kms:") for a in actions(s))]
     assert found
@@ -659,7 +661,7 @@ def test_no_function_is_traced_and_no_code_creates_a_tracer(t: dict[str, Any]) -
 # ----------------------------------------------------------------------------- data at rest
 
 
-def test_the_report_bucket_is_private_encrypted_versioned_and_tls_only(t):
+def test_the_report_bucket_is_private_encrypted_versioned_and_tls_only(t: dict[str, Any]) -> None:
     # Given the bucket the stack creates for reports
     bucket = t["Resources"]["ReportBucket"]["Properties"]
     # Then public access is blocked in all four ways
@@ -724,7 +726,7 @@ def test_object_lock_never_changes_and_only_the_default_retention_follows_the_pa
     assert t["Parameters"]["ReportRetentionDays"]["Default"] == 0
 
 
-def test_queues_are_encrypted_and_every_working_queue_redrives_to_a_dlq(t):
+def test_queues_are_encrypted_and_every_working_queue_redrives_to_a_dlq(t: dict[str, Any]) -> None:
     # Given every queue of the template
     queues = resources(t, "AWS::SQS::Queue")
     dlqs = dead_letter_queues(t)
@@ -743,7 +745,9 @@ def test_queues_are_encrypted_and_every_working_queue_redrives_to_a_dlq(t):
         assert 1 <= int(redrive["maxReceiveCount"]) <= 10, logical_id
 
 
-def test_sqs_event_sources_report_partial_failures_and_outlast_six_timeouts(t):
+def test_sqs_event_sources_report_partial_failures_and_outlast_six_timeouts(
+    t: dict[str, Any],
+) -> None:
     # Given every SQS event source
     found = list(sqs_events(t))
     assert found
@@ -756,7 +760,9 @@ def test_sqs_event_sources_report_partial_failures_and_outlast_six_timeouts(t):
         assert int(queue["VisibilityTimeout"]) >= 6 * timeout, function
 
 
-def test_every_asynchronously_triggered_function_has_an_on_failure_destination(t):
+def test_every_asynchronously_triggered_function_has_an_on_failure_destination(
+    t: dict[str, Any],
+) -> None:
     # Given the functions EventBridge (rules and schedules) invokes asynchronously
     found = [
         logical_id
@@ -779,7 +785,7 @@ def test_every_asynchronously_triggered_function_has_an_on_failure_destination(t
 # ----------------------------------------------------------------------------- alarms, logs
 
 
-def test_every_dead_letter_queue_raises_an_alarm(t):
+def test_every_dead_letter_queue_raises_an_alarm(t: dict[str, Any]) -> None:
     # Given the dead-letter queues (redrive targets and unconsumed OnFailure destinations)
     dlqs = dead_letter_queues(t)
     assert {"EventsDeadLetterQueue", "PollDeadLetterQueue", "CheckerResultsDeadLetterQueue"} <= dlqs
@@ -840,7 +846,7 @@ def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_
             assert all(f"FILL({i}, 0)" in returned["Expression"] for i in ids)
 
 
-def test_alarms_notify_the_topic_only_when_one_is_given(t):
+def test_alarms_notify_the_topic_only_when_one_is_given(t: dict[str, Any]) -> None:
     # Given the optional topic parameter
     assert t["Parameters"]["AlarmTopicArn"]["Default"] == ""
     assert t["Conditions"]["HasAlarmTopic"] == {
@@ -856,7 +862,9 @@ def test_alarms_notify_the_topic_only_when_one_is_given(t):
         assert alarm.get("TreatMissingData") == "notBreaching", logical_id
 
 
-def test_every_function_logs_to_a_group_of_its_own_with_the_retention_parameter(t):
+def test_every_function_logs_to_a_group_of_its_own_with_the_retention_parameter(
+    t: dict[str, Any],
+) -> None:
     # Given the functions and the log groups of the template
     groups = resources(t, "AWS::Logs::LogGroup")
     used = []
@@ -938,7 +946,7 @@ def _rules(t: dict[str, Any], group: str, direction: str) -> list[dict[str, Any]
     return found
 
 
-def test_created_security_groups_let_only_the_checker_reach_postgres(t):
+def test_created_security_groups_let_only_the_checker_reach_postgres(t: dict[str, Any]) -> None:
     # Given the security groups the stack creates when none are given
     created = resources(t, "AWS::EC2::SecurityGroup")
     assert set(created) == {"DrillSecurityGroup", "CheckerSecurityGroup"}
@@ -1034,7 +1042,9 @@ def _adapter_calls() -> set[str]:
     return found
 
 
-def test_the_drill_policy_allows_every_call_the_adapters_make_and_nothing_else(t):
+def test_the_drill_policy_allows_every_call_the_adapters_make_and_nothing_else(
+    t: dict[str, Any],
+) -> None:
     # Given every AWS call the drill's adapters make (StartDrill, Advance* and the sweeper run
     # the same advance, so they share DrillControlPolicy)
     calls = _adapter_calls()
@@ -1057,7 +1067,7 @@ def test_the_drill_policy_allows_every_call_the_adapters_make_and_nothing_else(t
         assert {"Ref": "DrillControlPolicy"} in fn_prop(t, logical_id, "Policies"), logical_id
 
 
-def test_notify_may_make_its_calls_and_nothing_else(t):
+def test_notify_may_make_its_calls_and_nothing_else(t: dict[str, Any]) -> None:
     # Given what the notify function is allowed (Powertools idempotency, the webhook parameter)
     found = [s for where, s in allows(t) if where == "NotifyFunction"]
     granted = {a for s in found for a in actions(s)}
@@ -1069,7 +1079,7 @@ def test_notify_may_make_its_calls_and_nothing_else(t):
             assert [target(r) for r in as_list(statement["Resource"])] == ["IdempotencyTable"]
 
 
-def test_every_checkov_skip_says_why(t):
+def test_every_checkov_skip_says_why(t: dict[str, Any]) -> None:
     # Given every checkov skip in the template
     skips = [
         (logical_id, skip)
