@@ -13,14 +13,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prove that RDS PostgreSQL snapshots restore and that their data is intact.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # Imported here so that `restoredrill --help` stays fast and each command loads only its own.
-    from restoredrill_cli import check_cmd, demo, evidence_cmd, local_cmd, operate
+    # Registration imports argparse definitions only: each command's implementation (boto3,
+    # rich, pydantic, the local cloud) is imported by its handler, when that command runs.
+    from restoredrill_cli import check_cmd, commands
 
-    demo.register(subparsers)
+    commands.register_demo(subparsers)
     check_cmd.register(subparsers)
-    operate.register(subparsers)
-    local_cmd.register(subparsers)
-    evidence_cmd.register(subparsers)
+    commands.register_operate(subparsers)
+    commands.register_local(subparsers)
+    commands.register_evidence(subparsers)
     return parser
 
 
