@@ -1,0 +1,89 @@
+"""The `restoredrill` command's registration: building every parser stays light (what
+`restoredrill --help` and every command pay before doing anything), and the local cloud's
+commands validate their fault names themselves, since only the [local] extra can list them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from localcloud.cloud import FAULTS
+from restoredrill_cli.main import main
+
+# Each costs tens to thousands of milliseconds to import; moto is absent from an operator's
+# install. restoredrill.* (pydantic models) belongs to the commands that use it.
+HEAVY_MODULES = (
+    "boto3",
+    "botocore",
+    "moto",
+    "localcloud",
+    "pydantic",
+    "rich",
+    "jinja2",
+    "aws_lambda_powertools",
+    "pg8000",
+    "yaml",
+    "restoredrill",
+)
+
+
+def modules_after(code: str) -> list[str]:
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(result.stdout))
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return sorted(
+        {name for name in modules for root in HEAVY_MODULES if name.split(".")[0] == root}
+    )
+
+
+def test_building_every_commands_parser_imports_no_heavy_module():
+    # When every command's parser is built and the top-level help formatted (`--help`)
+    loaded = modules_after(
+        "from restoredrill_cli.main import build_parser\nbuild_parser().format_help()"
+    )
+    # Then none of the heavy modules was imported
+    assert heavy(loaded) == []
+
+
+def test_parsing_a_command_imports_nothing_of_its_implementation():
+    # When `status --local` is parsed (its handler not yet run)
+    loaded = modules_after(
+        "from restoredrill_cli.main import build_parser\n"
+        "build_parser().parse_args(['status', '--local'])"
+    )
+    # Then neither the command's implementation nor what it needs was imported
+    assert "restoredrill_cli.operate" not in loaded
+    assert heavy(loaded) == []
+
+
+def test_demo_help_lists_every_fault_of_the_local_cloud(capsys: pytest.CaptureFixture[str]):
+    # When `demo --help` is asked for (the [local] extra is installed here)
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--help"])
+    # Then it lists every fault the local cloud can inject
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert "faults (--fault NAME):" in shown
+    assert [name for name in FAULTS if f"\n  {name}\n" not in shown] == []
+
+
+@pytest.mark.parametrize("command", ["demo", "local"])
+def test_an_unknown_fault_is_refused_before_anything_starts(
+    command: str, capsys: pytest.CaptureFixture[str]
+):
+    # When the local cloud is asked for a fault it does not have
+    status = main([command, "--fault", "no-such-fault"])
+    # Then the command says so in one line with exit status 2, and starts nothing
+    assert status == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("restoredrill: error: unknown fault 'no-such-fault' (choose")
+    assert "lose-rds-events" in captured.err
