@@ -69,13 +69,20 @@ OPERATOR_VENV = BENCH_DIR / "operator-venv"
 
 def operator_install() -> Path:
     """The bin directory of a virtualenv with the project installed as an operator installs it:
-    no extras, so no moto. Built once (pip resolves the runtime dependencies); the project
-    itself is reinstalled every time, so that the measurement is of the code as it is now."""
+    no extras, so no moto. Like pipx, the virtualenv has no pip or setuptools of its own (the
+    pip of this one installs into it), so nothing but the CLI's needs is loaded at start-up.
+    Built once (pip resolves the runtime dependencies); the project itself is reinstalled every
+    time, so that the measurement is of the code as it is now."""
     python = OPERATOR_VENV / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [
+        sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+        "--disable-pip-version-check",
+    ]  # fmt: skip
     if not python.exists():
         print(f"building the operator's install in {OPERATOR_VENV}...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(OPERATOR_VENV)], check=True)  # noqa: S603
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "venv", "--without-pip", str(OPERATOR_VENV)], check=True
+        )
         subprocess.run([*pip, str(REPO)], check=True)  # noqa: S603
     else:
         subprocess.run([*pip, "--no-deps", "--force-reinstall", str(REPO)], check=True)  # noqa: S603

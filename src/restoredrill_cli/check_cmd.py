@@ -215,6 +215,9 @@ def run_check(
     err = err or sys.stderr
     from restoredrill.checks import SuiteVerdict, run_check_suite
 
+    from restoredrill_cli.commands import implementation_loaded
+
+    implementation_loaded()
     try:
         target = parse_dsn(args.dsn, ssl=args.ssl, ca_bundle=args.ca_bundle)
         policy = _policy_for(args)
@@ -283,6 +286,9 @@ def run_policy_validate(
     err = err or sys.stderr
     from restoredrill.policy import PolicyError, load_policy_file
 
+    from restoredrill_cli.commands import implementation_loaded
+
+    implementation_loaded()
     try:
         document = load_policy_file(args.file)
     except PolicyError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -53,6 +54,15 @@ def local_extra_required(command: str) -> Iterator[None]:
             f"`restoredrill {command}` needs the local cloud, which is not installed "
             f"(no module named {error.name!r}): add the [local] extra: {LOCAL_EXTRA_INSTALL}"
         ) from None
+
+
+def implementation_loaded() -> None:
+    """The command's modules are imported: garbage is collected again from here on, leaving out
+    everything start-up built (see :func:`restoredrill_cli.main.console_script`, which turned
+    collection off; when it did not, as in a caller's own process, this changes nothing)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def require_known_fault(name: str | None, known: Sequence[str]) -> None:
@@ -175,6 +185,7 @@ def _demo(args: argparse.Namespace) -> int:
     with local_extra_required("demo"):
         from localcloud.cloud import FAULTS
         from restoredrill_cli.demo import run_demo
+    implementation_loaded()
     require_known_fault(args.fault, list(FAULTS))
     return run_demo(args)
 
@@ -183,6 +194,7 @@ def _local(args: argparse.Namespace) -> int:
     with local_extra_required("local"):
         from localcloud.cloud import FAULTS
         from restoredrill_cli.local_cmd import local_command
+    implementation_loaded()
     require_known_fault(args.fault, list(FAULTS))
     return local_command(args)
 
@@ -287,18 +299,21 @@ def positive_int(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from restoredrill_cli.operate import run_command
 
+    implementation_loaded()
     return run_command(args)
 
 
 def _status(args: argparse.Namespace) -> int:
     from restoredrill_cli.operate import status_command
 
+    implementation_loaded()
     return status_command(args)
 
 
 def _history(args: argparse.Namespace) -> int:
     from restoredrill_cli.operate import history_command
 
+    implementation_loaded()
     return history_command(args)
 
 
@@ -362,10 +377,12 @@ def since_date(text: str) -> datetime:
 def _verify_chain(args: argparse.Namespace) -> int:
     from restoredrill_cli.evidence_cmd import run_verify_chain
 
+    implementation_loaded()
     return run_verify_chain(args)
 
 
 def _report(args: argparse.Namespace) -> int:
     from restoredrill_cli.evidence_cmd import run_report
 
+    implementation_loaded()
     return run_report(args)

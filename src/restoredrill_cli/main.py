@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -35,5 +36,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_script() -> int:
+    """`restoredrill` as installed (pyproject's [project.scripts]).
+
+    A command's start-up (its parser, its modules, their pydantic schemas) builds only objects
+    that live until the process ends, so the cyclic garbage collector, which would traverse them
+    again and again, is off until the command's implementation is loaded
+    (:func:`restoredrill_cli.commands.implementation_loaded`); at exit, what is left is frozen,
+    so that the interpreter's shutdown does not traverse it either.
+    """
+    gc.disable()
+    try:
+        return main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_script())
