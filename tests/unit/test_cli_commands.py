@@ -87,3 +87,36 @@ def test_an_unknown_fault_is_refused_before_anything_starts(
     assert captured.out == ""
     assert captured.err.startswith("restoredrill: error: unknown fault 'no-such-fault' (choose")
     assert "lose-rds-events" in captured.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "orders-db", "--local", "no-such-state.json"],
+        ["status", "--local", "no-such-state.json"],
+        ["history", "orders-db", "--local", "no-such-state.json"],
+        ["verify-chain", "orders-db", "--local", "no-such-state.json"],
+        ["report", "--local", "no-such-state.json"],
+        ["check", "--dsn", "mysql://u@h/db"],
+        ["policy", "validate", "no-such-policy.yaml"],
+        ["demo", "--fault", "no-such-fault"],
+        ["local", "--fault", "no-such-fault"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_every_command_collects_garbage_again_once_loaded(command: list[str], tmp_path):
+    # Given the installed console script, which starts with the garbage collector off
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('collecting:', gc.isenabled()))\n"
+        "from restoredrill_cli.main import console_script\n"
+        f"sys.argv[1:] = {command!r}\n"
+        "sys.exit(console_script())\n"
+    )
+    # When a command runs (each of these ends early, on its bad input)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    # Then it had turned collection back on (a long `run --wait` or `local` must collect)
+    assert result.returncode in (1, 2), result.stderr
+    assert result.stdout.splitlines()[-1] == "collecting: True"
