@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,8 +61,13 @@ def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # moto's state is process-wide: start from none of what earlier tests left there.
+    reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(reset, timeout=10) as response:  # noqa: S310 - loopback
+        response.read()
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         server.stop()
 
