@@ -72,13 +72,10 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
-def client(moto_url: str, service: str) -> object:
-    return boto3.client(
-        service,
-        endpoint_url=moto_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+def aws() -> boto3.session.Session:
+    """moto's placeholder credentials: the moto server accepts any."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
 
 
@@ -89,8 +86,8 @@ def state_file(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     template.yaml declares it with one finished drill of DB, the bus, the report bucket, and DB
     itself, opted in, with an automated snapshot."""
     table = load_yaml(PROJECT / "template.yaml")["Resources"]["RunTable"]["Properties"]
-    dynamodb = client(moto_url, "dynamodb")
-    dynamodb.create_table(  # type: ignore[attr-defined]
+    dynamodb = aws().client("dynamodb", endpoint_url=moto_url)
+    dynamodb.create_table(
         TableName=TABLE,
         AttributeDefinitions=table["AttributeDefinitions"],
         KeySchema=table["KeySchema"],
@@ -98,7 +95,7 @@ def state_file(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
         BillingMode=table["BillingMode"],
     )
     created = datetime.now(UTC) - timedelta(hours=2)
-    DynamoRunStore(dynamodb, TABLE, retention_days=30).create(  # type: ignore[arg-type]
+    DynamoRunStore(dynamodb, TABLE, retention_days=30).create(
         RunRecord(
             run_id=FINISHED_RUN_ID,
             state=RunState.FINISHED,
@@ -119,9 +116,9 @@ def state_file(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
             finished_at=created + timedelta(minutes=20),
         )
     )
-    client(moto_url, "events").create_event_bus(Name=BUS)  # type: ignore[attr-defined]
-    client(moto_url, "s3").create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-    client(moto_url, "rds").create_db_instance(  # type: ignore[attr-defined]
+    aws().client("events", endpoint_url=moto_url).create_event_bus(Name=BUS)
+    aws().client("s3", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
+    aws().client("rds", endpoint_url=moto_url).create_db_instance(
         DBInstanceIdentifier=DB,
         DBInstanceClass="db.t4g.micro",
         Engine="postgres",
@@ -157,7 +154,7 @@ def restoredrill(python: Path, *args: str | Path) -> subprocess.CompletedProcess
     )
 
 
-def test_every_command_shows_its_help_without_moto(operator_python: Path):
+def test_every_command_shows_its_help_without_moto(operator_python: Path) -> None:
     commands = [[], ["run"], ["status"], ["history"], ["verify-chain"], ["report"], ["check"]]
     for command in [*commands, ["policy", "validate"], ["demo"], ["local"]]:
         result = restoredrill(operator_python, *command, "--help")
@@ -165,7 +162,9 @@ def test_every_command_shows_its_help_without_moto(operator_python: Path):
         assert result.stdout.startswith(f"usage: restoredrill {' '.join(command)}".rstrip())
 
 
-def test_status_and_history_read_the_stack_without_moto(operator_python: Path, state_file: Path):
+def test_status_and_history_read_the_stack_without_moto(
+    operator_python: Path, state_file: Path
+) -> None:
     # Given a stack whose run table holds one finished drill of DB
     # When the operator asks for the status and for DB's history
     status = restoredrill(operator_python, "status", "--json", "--local", state_file)
@@ -181,20 +180,18 @@ def test_status_and_history_read_the_stack_without_moto(operator_python: Path, s
 
 def test_run_publishes_drill_requested_without_moto(
     operator_python: Path, state_file: Path, moto_url: str
-):
+) -> None:
     # Given a queue that receives every restoredrill event of the stack's bus
-    sqs = client(moto_url, "sqs")
-    queue_url = sqs.create_queue(QueueName="requests")["QueueUrl"]  # type: ignore[attr-defined]
-    queue_arn = sqs.get_queue_attributes(  # type: ignore[attr-defined]
-        QueueUrl=queue_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    events = client(moto_url, "events")
-    events.put_rule(  # type: ignore[attr-defined]
+    sqs = aws().client("sqs", endpoint_url=moto_url)
+    queue_url = sqs.create_queue(QueueName="requests")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events = aws().client("events", endpoint_url=moto_url)
+    events.put_rule(
         Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": ["restoredrill"]})
     )
-    events.put_targets(  # type: ignore[attr-defined]
-        Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
-    )
+    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
     # When the operator requests a drill of the opted-in DB
     result = restoredrill(
         operator_python, "run", DB, "--json", "--requested-by", "ops@example.com",
@@ -203,9 +200,7 @@ def test_run_publishes_drill_requested_without_moto(
     # Then the command prints the run id, and Drill Requested for DB is on the bus
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["db"] == DB
-    received = sqs.receive_message(  # type: ignore[attr-defined]
-        QueueUrl=queue_url, WaitTimeSeconds=5
-    )["Messages"]
+    received = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
     event = json.loads(received[0]["Body"])
     assert (event["detail-type"], event["detail"]["db_instance_identifier"]) == (
         "Drill Requested",
@@ -213,7 +208,9 @@ def test_run_publishes_drill_requested_without_moto(
     )
 
 
-def test_the_evidence_commands_read_the_stack_without_moto(operator_python: Path, state_file: Path):
+def test_the_evidence_commands_read_the_stack_without_moto(
+    operator_python: Path, state_file: Path
+) -> None:
     # Given a stack with an opted-in DB and no stored report yet
     # When the operator verifies DB's chain and builds the compliance summary
     chain = restoredrill(operator_python, "verify-chain", DB, "--local", state_file)
@@ -229,7 +226,7 @@ def test_the_evidence_commands_read_the_stack_without_moto(operator_python: Path
     ]
 
 
-def test_check_and_policy_validate_run_without_moto(operator_python: Path, tmp_path: Path):
+def test_check_and_policy_validate_run_without_moto(operator_python: Path, tmp_path: Path) -> None:
     # Given a policy file and a DSN whose server does not answer
     policy = tmp_path / "policy.yaml"
     policy.write_text("defaults:\n  level: 2\ndatabases:\n  orders-db:\n    level: 3\n")
@@ -250,7 +247,9 @@ def test_check_and_policy_validate_run_without_moto(operator_python: Path, tmp_p
 
 
 @pytest.mark.parametrize("command", ["demo", "local"])
-def test_the_local_cloud_commands_say_how_to_install_the_extra(operator_python: Path, command: str):
+def test_the_local_cloud_commands_say_how_to_install_the_extra(
+    operator_python: Path, command: str
+) -> None:
     # When the operator runs a command of the local cloud without the [local] extra
     result = restoredrill(operator_python, command)
     # Then one line says what is missing and how to install it, with exit status 2

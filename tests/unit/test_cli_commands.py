@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def heavy(modules: list[str]) -> list[str]:
     )
 
 
-def test_building_every_commands_parser_imports_no_heavy_module():
+def test_building_every_commands_parser_imports_no_heavy_module() -> None:
     # When every command's parser is built and the top-level help formatted (`--help`)
     loaded = modules_after(
         "from restoredrill_cli.main import build_parser\nbuild_parser().format_help()"
@@ -53,7 +54,7 @@ def test_building_every_commands_parser_imports_no_heavy_module():
     assert heavy(loaded) == []
 
 
-def test_parsing_a_command_imports_nothing_of_its_implementation():
+def test_parsing_a_command_imports_nothing_of_its_implementation() -> None:
     # When `status --local` is parsed (its handler not yet run)
     loaded = modules_after(
         "from restoredrill_cli.main import build_parser\n"
@@ -64,7 +65,7 @@ def test_parsing_a_command_imports_nothing_of_its_implementation():
     assert heavy(loaded) == []
 
 
-def test_demo_help_lists_every_fault_of_the_local_cloud(capsys: pytest.CaptureFixture[str]):
+def test_demo_help_lists_every_fault_of_the_local_cloud(capsys: pytest.CaptureFixture[str]) -> None:
     # When `demo --help` is asked for (the [local] extra is installed here)
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--help"])
@@ -78,7 +79,7 @@ def test_demo_help_lists_every_fault_of_the_local_cloud(capsys: pytest.CaptureFi
 @pytest.mark.parametrize("command", ["demo", "local"])
 def test_an_unknown_fault_is_refused_before_anything_starts(
     command: str, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     # When the local cloud is asked for a fault it does not have
     status = main([command, "--fault", "no-such-fault"])
     # Then the command says so in one line with exit status 2, and starts nothing
@@ -104,7 +105,9 @@ def test_an_unknown_fault_is_refused_before_anything_starts(
     ],
     ids=lambda command: command[0],
 )
-def test_every_command_collects_garbage_again_once_loaded(command: list[str], tmp_path):
+def test_every_command_collects_garbage_again_once_loaded(
+    command: list[str], tmp_path: Path
+) -> None:
     # Given the installed console script, which starts with the garbage collector off
     probe = (
         "import atexit, gc, sys\n"
