@@ -26,7 +26,7 @@ from restoredrill_cli.target import (
     guarded,
 )
 
-# How an operator who installed the CLI alone adds the local cloud (README, "Install the CLI").
+# How an operator who installed the CLI alone adds the local cloud (as the README says, in Deploy).
 LOCAL_EXTRA_INSTALL = (
     "pipx install --force '.[local]' (or pip install '.[local]') in the project directory"
 )
