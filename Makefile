@@ -24,7 +24,7 @@ help:
 	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
 	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint, checkov"
 	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
-	@echo "make bench    check-suite benchmark against pg_amcheck and count(*); the evidence side"
+	@echo "make bench    check suite vs pg_amcheck and count(*); the CLI's start-up; the evidence side"
 	@echo "make screenshots  a PASSED and a FAILED drill's HTML report, as PNGs in docs/screenshots"
 	@echo "make build    sam build"
 
@@ -94,6 +94,7 @@ build: tools
 
 bench: venv postgres
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.cli
 	$(BIN)/python -m bench.evidence
 
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).

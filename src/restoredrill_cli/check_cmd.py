@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import SecretStr, ValidationError
-
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
@@ -39,6 +37,7 @@ class UsageError(Exception):
 def parse_dsn(dsn: str, *, ssl: str | None = None, ca_bundle: str | None = None) -> Any:
     """A :class:`ConnectionTarget` from ``postgresql://user:password@host:port/database
     ?sslmode=...`` (the password may instead come from ``PGPASSWORD``)."""
+    from pydantic import SecretStr
     from restoredrill.checks import ConnectionTarget
 
     parts = urlsplit(dsn)
@@ -178,6 +177,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _policy_for(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
     from restoredrill.policy import DrillPolicy, PolicyError, load_policy_file, parse_duration
 
     if args.policy:
@@ -215,6 +215,9 @@ def run_check(
     err = err or sys.stderr
     from restoredrill.checks import SuiteVerdict, run_check_suite
 
+    from restoredrill_cli.commands import implementation_loaded
+
+    implementation_loaded()
     try:
         target = parse_dsn(args.dsn, ssl=args.ssl, ca_bundle=args.ca_bundle)
         policy = _policy_for(args)
@@ -283,6 +286,9 @@ def run_policy_validate(
     err = err or sys.stderr
     from restoredrill.policy import PolicyError, load_policy_file
 
+    from restoredrill_cli.commands import implementation_loaded
+
+    implementation_loaded()
     try:
         document = load_policy_file(args.file)
     except PolicyError as exc:

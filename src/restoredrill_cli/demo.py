@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,52 +19,6 @@ from localcloud.postgres import running_servers
 
 # After the verdict, how long to keep listening for a second (duplicate) Slack message.
 DUPLICATE_GRACE_SECONDS = 3.0
-DEFAULT_SAVE_DIR = Path(".restoredrill/demo")
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="run one complete drill locally (no AWS account needed)",
-        description="Runs one complete restore drill on this machine: a source PostgreSQL with a "
-        "clinic's data, an automated snapshot, the RDS event, then the real handlers through the "
-        "local cloud (moto + real PostgreSQL). Exit 0 only when the drill PASSED: some faults "
-        "still pass (the drill copes), others end FAILED, ERROR or TIMED_OUT by design.",
-        epilog=_faults_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--fault",
-        choices=sorted(FAULTS),
-        metavar="NAME",
-        help="inject a fault (listed below, each with the verdict the drill must end with)",
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
-    parser.add_argument("--patients", type=int, default=2000, help="size of the demo data")
-    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the drill")
-    parser.add_argument(
-        "--save-dir",
-        type=Path,
-        default=DEFAULT_SAVE_DIR,
-        metavar="DIR",
-        help=f"keep a copy of the drill's JSON and HTML reports here (default {DEFAULT_SAVE_DIR}; "
-        "the local cloud's bucket goes away with it)",
-    )
-    parser.set_defaults(func=run_demo)
-
-
-def _faults_help() -> str:
-    lines = ["faults (--fault NAME):"]
-    for fault in FAULTS.values():
-        lines.append(f"  {fault.name}")
-        lines += textwrap.wrap(
-            fault.summary,
-            width=88,
-            initial_indent="      ",
-            subsequent_indent="      ",
-            break_on_hyphens=False,
-        )
-    return "\n".join(lines)
 
 
 class Timeline:

@@ -21,12 +21,11 @@ from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
 from restoredrill.report import reports_prefix
 
 from restoredrill_cli import compliance
+from restoredrill_cli.commands import DEFAULT_POLICY_FILE, DEFAULT_WINDOW_DAYS
 from restoredrill_cli.stack import StackClient
 from restoredrill_cli.target import (
     CliError,
     Target,
-    add_target_arguments,
-    guarded,
     resolve_target,
     resolve_targets,
 )
@@ -34,52 +33,8 @@ from restoredrill_cli.target import (
 EXIT_BROKEN = 1
 # Every run of a database the run table still holds (its TTL bounds them): the digests recorded.
 ANCHOR_RUNS_MAX = 10_000
-DEFAULT_WINDOW_DAYS = 30
-DEFAULT_POLICY_FILE = Path("policy/drill-policy.yaml")
 # Reports from before the window are read back only until the last passing one is found.
 BEFORE_WINDOW_REPORTS_MAX = 60
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = subparsers.add_parser(
-        "verify-chain",
-        help="check that no stored report of a database was edited, removed or added",
-        description="Recomputes the SHA-256 of every stored report of DB (in the stack's "
-        "region), follows the link each report carries to the previous one, and compares the "
-        "digests the run table recorded when each report was published. Exit 0 when the chain "
-        "is intact, 1 when it is broken, 2 when it could not be read.",
-    )
-    verify.add_argument("db", metavar="DB", help="the source database's DB instance identifier")
-    verify.add_argument("--json", action="store_true", help="print the verification as JSON")
-    add_target_arguments(verify)
-    verify.set_defaults(func=guarded(run_verify_chain))
-
-    report = subparsers.add_parser(
-        "report",
-        help="compliance summary of every opted-in database (html, md or json)",
-        description="For every opted-in database of the stacks named (repeat --config-env for "
-        "several regions): drills run since DATE, pass rate, last drill and last passing drill, "
-        "RTO and RPO trends, and coverage: databases not drilled within the policy's "
-        "max_hours_between_drills, or never, are called out.",
-    )
-    report.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help=f"start of the window, YYYY-MM-DD or an ISO time (default: {DEFAULT_WINDOW_DAYS} "
-        "days ago)",
-    )
-    report.add_argument("--format", choices=("html", "md", "json"), default="md")
-    report.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here, not stdout")
-    report.add_argument(
-        "--policy",
-        type=Path,
-        metavar="FILE",
-        help=f"drill policy for each database's max_hours_between_drills (default "
-        f"{DEFAULT_POLICY_FILE} when present; a database's newest report's policy wins)",
-    )
-    add_target_arguments(report)
-    report.set_defaults(func=guarded(run_report))
 
 
 # ------------------------------------------------------------------------------ verify-chain
@@ -142,18 +97,6 @@ def _print_chain(verification: ChainVerification, target: Target, db: str, out: 
 
 
 # ------------------------------------------------------------------------------ report
-
-
-def _since(text: str) -> datetime:
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a date: {text!r} (YYYY-MM-DD or an ISO time)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _policy(path: Path | None) -> PolicyDocument | None:

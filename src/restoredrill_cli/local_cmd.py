@@ -27,42 +27,14 @@ from typing import Any, TextIO
 from restoredrill.drill import run_id_for
 from restoredrill.events import InvalidEvent, is_drill_requested, parse_drill_requested
 
-from localcloud.cloud import FAULTS, NO_FAULT, LocalCloud
+from localcloud.cloud import NO_FAULT, LocalCloud
+from restoredrill_cli.commands import LOCAL_SOURCE_DB
 from restoredrill_cli.target import (
     DEFAULT_STATE_FILE,
     CliError,
-    guarded,
     process_alive,
     write_state_file,
 )
-
-SOURCE_DB = "clinic-db"
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "local",
-        help="run the local cloud for the operator commands (--local)",
-        description="Starts the local cloud (moto + the real handlers + real PostgreSQL) with "
-        f"the opted-in source database {SOURCE_DB} and one automated snapshot of it, writes "
-        "the state file that `restoredrill run/status/history --local` read, and runs until "
-        "Ctrl-C or SIGTERM.",
-    )
-    parser.add_argument(
-        "--state-file",
-        type=Path,
-        default=DEFAULT_STATE_FILE,
-        metavar="PATH",
-        help=f"where to describe the running cloud (default {DEFAULT_STATE_FILE})",
-    )
-    parser.add_argument(
-        "--fault",
-        choices=sorted(FAULTS),
-        metavar="NAME",
-        help="inject this fault into every drill requested (see `restoredrill demo --help`)",
-    )
-    parser.add_argument("--patients", type=int, default=2000, help="size of the clinic's data")
-    parser.set_defaults(func=guarded(local_command))
 
 
 def local_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -78,14 +50,14 @@ def local_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         with LocalCloud(fault=args.fault, patients=args.patients) as cloud:
             assert cloud.rds is not None
-            source = cloud.create_source_database(SOURCE_DB)
+            source = cloud.create_source_database(LOCAL_SOURCE_DB)
             rows = sum(source.row_counts.values())
             say(
-                f"source database {SOURCE_DB}: PostgreSQL on 127.0.0.1:{source.server.port}, "
+                f"source database {LOCAL_SOURCE_DB}: PostgreSQL on 127.0.0.1:{source.server.port}, "
                 f"{rows} rows, opted in"
             )
             # Its event is not delivered: drills here start when `run` requests one.
-            event = cloud.rds.create_automated_snapshot(SOURCE_DB)
+            event = cloud.rds.create_automated_snapshot(LOCAL_SOURCE_DB)
             say(f"automated snapshot {event['detail']['SourceIdentifier']} taken")
             if cloud.fault is not NO_FAULT:
                 _arm_requested_drills(cloud)
@@ -94,9 +66,9 @@ def local_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             try:
                 local = "--local" if path == DEFAULT_STATE_FILE else f"--local {path}"
                 say(f"ready; state file {path}. In another terminal:")
-                say(f"    restoredrill run {SOURCE_DB} {local} --wait")
+                say(f"    restoredrill run {LOCAL_SOURCE_DB} {local} --wait")
                 say(f"    restoredrill status {local}")
-                say(f"    restoredrill history {SOURCE_DB} {local}")
+                say(f"    restoredrill history {LOCAL_SOURCE_DB} {local}")
                 say("Ctrl-C (or SIGTERM) stops it.")
                 while True:
                     time.sleep(1)

@@ -34,8 +34,6 @@ from restoredrill_cli.stack import StackClient
 from restoredrill_cli.target import (
     CliError,
     Target,
-    add_target_arguments,
-    guarded,
     resolve_target,
     resolve_targets,
 )
@@ -43,8 +41,6 @@ from restoredrill_cli.target import (
 EXIT_PASSED = 0
 EXIT_NOT_PASSED = 1
 EXIT_COULD_NOT = 2
-DEFAULT_TIMEOUT_SECONDS = 3600.0
-DEFAULT_POLL_SECONDS = 5.0
 # StartDrill runs within seconds of the request; when no run record appears in this long, it
 # refused the request (its log says why) or never got the event.
 START_GRACE_SECONDS = 300.0
@@ -60,100 +56,6 @@ ClientFactory = Callable[[Target], StackClient]
 
 
 # ---------------------------------------------------------------------------- the commands
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = subparsers.add_parser(
-        "run",
-        help="request a drill of a database now (Drill Requested)",
-        description="Publishes Drill Requested for DB on the stack's bus and prints the run id. "
-        "With --wait, follows the drill to its verdict: exit 0 when it PASSED, 1 for another "
-        "verdict, 2 when it could not be requested or did not finish within --timeout.",
-    )
-    run.add_argument("db", metavar="DB", help="the source RDS DB instance identifier")
-    run.add_argument(
-        "--snapshot",
-        metavar="ID",
-        help="the snapshot to restore (default: the database's latest automated snapshot)",
-    )
-    run.add_argument("--wait", action="store_true", help="follow the drill until it finishes")
-    run.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        metavar="SECONDS",
-        help=f"with --wait, give up waiting after this long (default {DEFAULT_TIMEOUT_SECONDS:g})",
-    )
-    run.add_argument(
-        "--poll-interval",
-        type=_positive_seconds,
-        default=DEFAULT_POLL_SECONDS,
-        metavar="SECONDS",
-        help=f"with --wait, how often to read the run (default {DEFAULT_POLL_SECONDS:g})",
-    )
-    run.add_argument(
-        "--requested-by",
-        metavar="WHO",
-        help="who asks, for the report (default: the ARN of your AWS credentials)",
-    )
-    _output_arguments(run)
-    add_target_arguments(run)
-    run.set_defaults(func=guarded(run_command))
-
-    status = subparsers.add_parser(
-        "status",
-        help="active drills and the recently finished ones",
-        description="Lists the drills under way (state, age, deadline) and the most recently "
-        "finished ones (verdict, RTO) of every stack named (--config-env may be repeated).",
-    )
-    status.add_argument(
-        "--limit", type=_positive_int, default=10, help="finished drills to show (default 10)"
-    )
-    _output_arguments(status)
-    add_target_arguments(status)
-    status.set_defaults(func=guarded(status_command))
-
-    history = subparsers.add_parser(
-        "history",
-        help="one database's drills, newest first",
-        description="Lists the drills of DB, newest first: verdict, restore time (RTO), total "
-        "time, failed checks and the report's key.",
-    )
-    history.add_argument("db", metavar="DB", help="the source RDS DB instance identifier")
-    history.add_argument(
-        "--limit", type=_positive_int, default=20, help="drills to show (default 20)"
-    )
-    _output_arguments(history)
-    add_target_arguments(history)
-    history.set_defaults(func=guarded(history_command))
-
-
-def _output_arguments(parser: argparse.ArgumentParser) -> None:
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    output.add_argument(
-        "--plain", action="store_true", help="plain text even on a terminal (no colours)"
-    )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _uses_rich(args: argparse.Namespace, out: TextIO) -> bool:
