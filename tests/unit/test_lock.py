@@ -33,7 +33,10 @@ def pyproject_requirements() -> list[Requirement]:
     listed = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
         listed.extend(extra)
-    return [Requirement(text) for text in listed]
+    # An extra may name another extra of the project itself (dev includes restoredrill[local]):
+    # that is no package of the lock.
+    requirements = [Requirement(text) for text in listed]
+    return [r for r in requirements if canonical(r.name) != canonical(project["name"])]
 
 
 def test_the_layers_requirements_are_exported_from_the_lock() -> None:
