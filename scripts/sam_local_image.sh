@@ -51,7 +51,10 @@ rm -rf "$ROOTFS/var/lang/lib/python3.12/test" "$ROOTFS/var/lang/lib/python3.12/i
 "$PYTHON_HOME/bin/python3.12" -m pip install --quiet --disable-pip-version-check \
   --target "$ROOTFS/var/lang/lib/python3.12/site-packages" \
   --platform manylinux2014_x86_64 --python-version 3.12 --only-binary=:all: \
-  $RUNTIME_PACKAGES
+  $RUNTIME_PACKAGES >"$WORK/pip.log" 2>&1 || {
+  tail -n 30 "$WORK/pip.log" >&2
+  exit 1
+}
 
 # Lambda's documented module search order for Python 3.12: the function, the layers, then the
 # runtime's own packages (a boto3 shipped in a layer wins over the runtime's).

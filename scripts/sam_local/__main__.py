@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from restoredrill.models import INSTANCE_PREFIX, RunState, Verdict
-
-from sam_local.invoke import Invoked, SamLocal, template_for_invoke
+from restoredrill.models import INSTANCE_PREFIX, RunRecord, RunState, Verdict
+from sam_local.invoke import Invoked, SamLocal, invoke_image, template_for_invoke
 from sam_local.services import LambdaApi, SyncAnswer, TcpForwarder
 from sam_local.world import (
     ORPHAN_RUN_ID,
@@ -38,6 +37,8 @@ from sam_local.world import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = "public.ecr.aws/lambda/python:3.12-x86_64"
+INVOKE_REPOSITORY_PREFIX = "restoredrill-sam-local-"
 POSTGRES_PORT = 5432
 
 
@@ -122,17 +123,20 @@ class Cases:
         returned: dict[str, Any] = invoked.returned
         return returned
 
-    def _sample_run(self) -> Any:
-        run = self.world.run(SAMPLE_RUN_ID)
-        expect(run is not None, f"run {SAMPLE_RUN_ID} is missing from the run table")
+    def _run(self, run_id: str) -> RunRecord:
+        run = self.world.run(run_id)
+        if run is None:
+            raise Mismatch(f"run {run_id} is missing from the run table")
         return run
 
-    def _started(self, invoked: Invoked, event: str) -> tuple[str, Any]:
+    def _sample_run(self) -> RunRecord:
+        return self._run(SAMPLE_RUN_ID)
+
+    def _started(self, invoked: Invoked, event: str) -> tuple[str, RunRecord]:
         returned = self._returned(invoked)
         expect(returned.get("status") == "started", f"expected a started drill, got {returned}")
         run_id = str(returned.get("run_id"))
-        run = self.world.run(run_id)
-        expect(run is not None, f"no run record {run_id}")
+        run = self._run(run_id)
         expect(run.source_db == SOURCE_DB, f"run {run_id} drills {run.source_db}")
         expect(
             run.snapshot.snapshot_id == SNAPSHOT_ID,
@@ -152,7 +156,9 @@ class Cases:
         result = returned.get("result") or {}
         expect(returned.get("run_id") == SAMPLE_RUN_ID, f"answered for {returned.get('run_id')}")
         failing = [
-            check["name"] for check in result.get("checks", []) if check["status"] in ("fail", "error")
+            check["name"]
+            for check in result.get("checks", [])
+            if check["status"] in ("fail", "error")
         ]
         expect(result.get("verdict") == "PASSED", f"verdict {result.get('verdict')}: {failing}")
         expect(
@@ -202,8 +208,7 @@ class Cases:
         expect(request.invocation_type == "Event", "the check runner was not invoked async")
         expect("password" not in request.payload["target"], "a password in the async payload")
         expect(
-            request.payload.get("password_parameter")
-            == self._sample_run().password_parameter,
+            request.payload.get("password_parameter") == self._sample_run().password_parameter,
             "the payload names another password parameter",
         )
         return "CHECKING: check runner invoked asynchronously, no password in the payload"
@@ -231,7 +236,8 @@ class Cases:
         expect(run.verdict is Verdict.PASSED, f"verdict {run.verdict}")
         instance = f"{INSTANCE_PREFIX}{SAMPLE_RUN_ID}"
         expect(instance not in self.world.instance_ids(), f"{instance} was not deleted")
-        expect(not self.world.password_stored(run.password_parameter), "password not deleted")
+        parameter = run.password_parameter or ""
+        expect(not self.world.password_stored(parameter), f"password {parameter} not deleted")
         keys = self.world.report_keys()
         expect(run.report_key in keys, f"report {run.report_key} not in the bucket: {keys}")
         finished = [
@@ -308,7 +314,9 @@ class Cases:
         expect(orphan not in instances, f"{orphan} still exists")
         expect(SOURCE_DB in instances, "the source database was touched")
         for run_id in self.started.values():
-            expect(f"{INSTANCE_PREFIX}{run_id}" in instances, f"live run {run_id} lost its instance")
+            expect(
+                f"{INSTANCE_PREFIX}{run_id}" in instances, f"live run {run_id} lost its instance"
+            )
         return f"{live} live runs advanced, orphan {orphan} deleted, clinic-db untouched"
 
 
@@ -320,6 +328,23 @@ def _containers() -> set[str]:
         check=True,
     )
     return set(listed.stdout.split())
+
+
+def _remove_old_invoke_images(*, keep: str) -> None:
+    """Invoke images of earlier layers, and SAM's images derived from them."""
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    old = [
+        name
+        for name in listed.stdout.split()
+        if name.startswith(INVOKE_REPOSITORY_PREFIX) and name.split(":")[0] != keep
+    ]
+    if old:
+        subprocess.run(["docker", "rmi", "--force", *old], capture_output=True, check=False)  # noqa: S603, S607
 
 
 def _checker_through_sam(sam: SamLocal, work_dir: Path) -> Callable[[dict[str, Any]], SyncAnswer]:
@@ -363,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     world = World(bridge=args.bridge, project_root=PROJECT_ROOT)
     lambda_api = LambdaApi(args.bridge)
     forwarder: TcpForwarder | None = None
-    failures = 0
+    passed = failures = 0
     started = time.monotonic()
     try:
         world.start()
@@ -387,13 +412,18 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
+        template, layers = template_for_invoke(args.build_dir, work_dir / "template.yaml")
+        image = invoke_image(BASE_IMAGE, layers, INVOKE_REPOSITORY_PREFIX)
+        _remove_old_invoke_images(keep=image.split(":")[0])
         sam = SamLocal(
             sam=args.sam,
-            template=template_for_invoke(args.build_dir, work_dir / "template.yaml"),
+            template=template,
+            image=image,
             env_vars=env_vars,
             parameters=PARAMETERS,
             region=REGION,
             add_hosts={SAMPLE_RUN_HOST: args.bridge},
+            sts_endpoint=world.moto_url,
             log_dir=work_dir,
         )
         lambda_api.sync_handlers[f"{STACK_NAME}-checker"] = _checker_through_sam(sam, work_dir)
@@ -413,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             invoked = sam.invoke(case.function, events_dir / case.event)
             try:
                 seen = case.check(invoked)
+                passed += 1
                 print(f"ok    {case.event:46} {invoked.seconds:5.1f}s  {seen}", flush=True)
             except Mismatch as mismatch:
                 failures += 1
@@ -427,9 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         leftover = _containers() - before
         if leftover:
             subprocess.run(["docker", "rm", "-f", *sorted(leftover)], capture_output=True)  # noqa: S603, S607
-    total = len(Cases(world, lambda_api).all())
     print(
-        f"{total - failures} passed, {failures} failed "
+        f"{passed} passed, {failures} failed "
         f"(sam local invoke, {time.monotonic() - started:.0f}s; logs in {work_dir})"
     )
     return 1 if failures else 0

@@ -15,10 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from localcloud.clinic import create_master_user, load_clinic
-from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
-from localcloud.provision import Stack, local_client, provision
-from localcloud.slack import SlackReceiver
 from moto.rds.models import rds_backends
 from moto.server import ThreadedMotoServer
 from restoredrill.adapters.aws import DynamoRunStore, RdsAdapter, SsmPasswordVault
@@ -33,6 +29,11 @@ from restoredrill.models import (
     SnapshotInfo,
 )
 from restoredrill.runstate import transition
+
+from localcloud.clinic import create_master_user, load_clinic
+from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
+from localcloud.provision import Stack, local_client, provision
+from localcloud.slack import SlackReceiver
 
 STACK_NAME = "restoredrill"
 REGION = "us-east-1"
@@ -119,7 +120,7 @@ class World:
 
     def physical(self, logical_id: str) -> str:
         assert self.stack is not None
-        return self.stack.physical_id(logical_id)
+        return str(self.stack.physical_id(logical_id))
 
     def environment(self, logical_id: str) -> dict[str, str]:
         assert self.stack is not None
@@ -186,7 +187,7 @@ class World:
             DBInstanceClass="db.t3.micro",
             AllocatedStorage=20,
             MasterUsername=MASTER_USER,
-            MasterUserPassword="source-password-never-used",  # noqa: S106
+            MasterUserPassword="source-password-never-used",
             BackupRetentionPeriod=7,
             CopyTagsToSnapshot=True,
             Tags=[{"Key": key, "Value": value} for key, value in OPT_IN_TAGS.items()],
