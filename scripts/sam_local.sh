@@ -33,10 +33,11 @@ stop_dockerd() {
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID"
     for _ in $(seq 1 30); do
-      kill -0 "$DOCKERD_PID" 2>/dev/null || break
+      kill -0 "$DOCKERD_PID" 2>/dev/null || return 0
       sleep 1
     done
-    echo "sam-local: dockerd (pid $DOCKERD_PID) stopped"
+    echo "sam-local: dockerd (pid $DOCKERD_PID) did not stop within 30 s; killing it" >&2
+    kill -KILL "$DOCKERD_PID" 2>/dev/null || true
   fi
 }
 
@@ -51,7 +52,10 @@ ensure_dockerd() {
   DOCKERD_PID=$!
   trap stop_dockerd EXIT
   for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && { echo "sam-local: dockerd started (pid $DOCKERD_PID)"; return 0; }
+    docker info >/dev/null 2>&1 && {
+      echo "sam-local: dockerd started (pid $DOCKERD_PID; stopped when this run ends)"
+      return 0
+    }
     kill -0 "$DOCKERD_PID" 2>/dev/null || break
     sleep 1
   done

@@ -458,10 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         leftover = _containers() - before
         if leftover:
             subprocess.run(["docker", "rm", "-f", *sorted(leftover)], capture_output=True)  # noqa: S603, S607
-    print(
-        f"{passed} passed, {failures} failed "
-        f"(sam local invoke, {time.monotonic() - started:.0f}s; logs in {work_dir})"
-    )
+    print(f"sam local invoke: {time.monotonic() - started:.0f}s, logs in {work_dir}")
+    print(f"sam-local: {passed} passed, {failures} failed", flush=True)
     return 1 if failures else 0
 
 
