@@ -212,7 +212,8 @@ class World:
         """Drill 3f9a2c71d0b84e5fa613 of the snapshot, as far as start_drill takes one when RDS
         has not finished the restore: RESTORING, restore requested, its password in SSM."""
         described = self._rds_adapter().describe_snapshot(SNAPSHOT_ID)
-        assert described is not None
+        if described is None:
+            raise RuntimeError(f"snapshot {SNAPSHOT_ID} was not seeded")
         snapshot, _ = described
         environment = self.environment("StartDrillFunction")
         run = seeded_restoring_run(
@@ -232,8 +233,8 @@ class World:
             Type="SecureString",
             Overwrite=True,
         )
-        created = self.runs()
-        assert created.create(run), "the sample run already exists"
+        if not self.runs().create(run):
+            raise RuntimeError(f"run {SAMPLE_RUN_ID} already exists in a world just created")
 
     def _orphan(self) -> None:
         """A drill instance of this stack that no run owns (its run record is gone)."""
