@@ -17,7 +17,7 @@ CHECKOV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
-.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build bench soak screenshots clean
+.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build sam-local bench soak screenshots clean
 
 help:
 	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench    check suite vs pg_amcheck and count(*); the CLI's start-up; the evidence side"
 	@echo "make screenshots  a PASSED and a FAILED drill's HTML report, as PNGs in docs/screenshots"
 	@echo "make build    sam build"
+	@echo "make sam-local  every sample event in events/ through sam local invoke, outcomes checked (Docker + moto)"
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || echo "note: $(LAMBDA_PYTHON) (the Lambda runtime) not found; $(VENV) and the tests use $$($(PYTHON) -V)"
@@ -91,6 +92,11 @@ format: venv
 
 build: tools
 	PYENV_VERSION=3.11.7:3.12.1 $(TOOLS)/bin/sam build
+
+# Installs docker.io and debootstrap when missing (root), starts dockerd when none runs (and
+# stops it after), builds the Lambda base image offline once, seeds moto and invokes every event.
+sam-local: venv postgres build
+	bash scripts/sam_local.sh
 
 bench: venv postgres
 	$(BIN)/python -m bench.run
