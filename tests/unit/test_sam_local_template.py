@@ -53,7 +53,9 @@ def built_template(tmp_path: Path, text: str = BUILT) -> Path:
     return build_dir
 
 
-def test_the_copy_declares_the_endpoints_and_keeps_the_functions_own_variables(tmp_path):
+def test_the_copy_declares_the_endpoints_and_keeps_the_functions_own_variables(
+    tmp_path: Path,
+) -> None:
     # Given a built template whose functions get RUN_TABLE_NAME from the globals
     build_dir = built_template(tmp_path)
 
@@ -67,7 +69,9 @@ def test_the_copy_declares_the_endpoints_and_keeps_the_functions_own_variables(t
     assert variables["RUN_TABLE_NAME"] == {"Ref": "RunTable"}
 
 
-def test_the_copy_points_at_the_built_code_and_hands_the_layers_over_in_order(tmp_path):
+def test_the_copy_points_at_the_built_code_and_hands_the_layers_over_in_order(
+    tmp_path: Path,
+) -> None:
     # Given a built template with two layers in the globals
     build_dir = built_template(tmp_path)
 
@@ -83,7 +87,7 @@ def test_the_copy_points_at_the_built_code_and_hands_the_layers_over_in_order(tm
     assert layers == [(build_dir / "CodeLayer").resolve(), (tmp_path / "project/policy").resolve()]
 
 
-def test_a_layer_that_is_not_in_the_template_is_refused(tmp_path):
+def test_a_layer_that_is_not_in_the_template_is_refused(tmp_path: Path) -> None:
     # Given a function that names a layer by ARN (SAM would download it; nothing can here)
     text = BUILT.replace(
         "      Handler: app.handler\n",
