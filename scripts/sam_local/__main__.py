@@ -32,7 +32,6 @@ from sam_local.world import (
     SAMPLE_RUN_PASSWORD,
     SNAPSHOT_ID,
     SOURCE_DB,
-    STACK_NAME,
     World,
 )
 
@@ -111,6 +110,11 @@ class Cases:
         ]
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _function_name(self, logical_id: str) -> str:
+        # CloudFormation names the functions (the template gives them no names of their own).
+        assert self.world.stack is not None
+        return self.world.stack.physical_id(logical_id)
 
     def _returned(self, invoked: Invoked) -> dict[str, Any]:
         expect(invoked.exit_code == 0, f"sam local invoke exited {invoked.exit_code}")
@@ -200,7 +204,7 @@ class Cases:
         )
         invoked_runner = [
             each
-            for each in self.lambda_api.invocations(f"{STACK_NAME}-check-runner")
+            for each in self.lambda_api.invocations(self._function_name("CheckRunnerFunction"))
             if each.payload.get("run_id") == SAMPLE_RUN_ID
         ]
         expect(len(invoked_runner) == 1, f"check runner invoked {len(invoked_runner)} times")
@@ -218,7 +222,7 @@ class Cases:
         expect(returned.get("run_id") == SAMPLE_RUN_ID, f"answered for {returned.get('run_id')}")
         verdict = (returned.get("result") or {}).get("verdict")
         expect(verdict == "PASSED", f"the checks returned {verdict}")
-        calls = self.lambda_api.invocations(f"{STACK_NAME}-checker")
+        calls = self.lambda_api.invocations(self._function_name("CheckerFunction"))
         expect(len(calls) == 1, f"the checker was invoked {len(calls)} times")
         expect(calls[0].invocation_type == "RequestResponse", "the checker was not invoked sync")
         expect(
@@ -426,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             sts_endpoint=world.moto_url,
             log_dir=work_dir,
         )
-        lambda_api.sync_handlers[f"{STACK_NAME}-checker"] = _checker_through_sam(sam, work_dir)
+        checker_name = world.stack.physical_id("CheckerFunction")
+        lambda_api.sync_handlers[checker_name] = _checker_through_sam(sam, work_dir)
         cases = Cases(world, lambda_api).all()
         known = {case.event for case in cases}
         samples = sorted(str(p.relative_to(events_dir)) for p in events_dir.rglob("*.json"))
