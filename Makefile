@@ -128,7 +128,7 @@ lock: venv
 		--generate-hashes --custom-compile-command "make lock" --quiet --output-file requirements.lock
 	$(BIN)/python scripts/export_layer_requirements.py
 
-# The drill report's JSON Schema, generated from its model (restoredrill.report_model), written
+# The drill report's JSON Schema, generated from its model (restoredrill.domain.report.model), written
 # to schemas/drill-report/ and shared/restoredrill/schemas/; `make schemas CHECK=1` only checks.
 .PHONY: schemas
 schemas: venv

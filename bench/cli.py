@@ -59,8 +59,8 @@ HEAVY_MODULES = (
     "aws_lambda_powertools",
     "pg8000",
     "yaml",
-    "restoredrill.report",
-    "restoredrill.checks",
+    "restoredrill.domain.report.document",
+    "restoredrill.checksuite",
 )
 
 

@@ -21,8 +21,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from restoredrill.chain import StoredReport, verify_chain
-from restoredrill.models import (
+from restoredrill.domain.chain import StoredReport, verify_chain
+from restoredrill.domain.report.document import build_report, report_bytes
+from restoredrill.domain.report.html import render_report_html
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import (
     PhaseTiming,
     ReportChain,
     ReportLink,
@@ -31,8 +34,6 @@ from restoredrill.models import (
     SnapshotInfo,
     Verdict,
 )
-from restoredrill.report import build_report, report_bytes, report_key
-from restoredrill.report_html import render_report_html
 
 from restoredrill_cli.compliance import OptedInDatabase, build_summary, render_summary
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
-from restoredrill.checks import ConnectionTarget, SuiteVerdict, run_check_suite
-from restoredrill.checks.connection import connect
-from restoredrill.checks.sql import count_sql
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite import ConnectionTarget, SuiteVerdict, run_check_suite
+from restoredrill.checksuite.connection import connect
+from restoredrill.checksuite.sql import count_sql
+from restoredrill.ports.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer, init_cluster, postgres_bin_dir
 

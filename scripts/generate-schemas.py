@@ -13,8 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from restoredrill.report import REPORT_SCHEMA_VERSION
-from restoredrill.report_model import generated_report_schema, schema_text
+from restoredrill.domain.report.model import (
+    REPORT_SCHEMA_VERSION,
+    generated_report_schema,
+    schema_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (

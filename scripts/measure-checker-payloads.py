@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from restoredrill.messages import (
+from restoredrill.ports.messages import (
     CHECK_RUN_REQUEST_LIMIT,
     CHECKER_ANSWER_LIMIT,
     DESTINATION_RECORD_LIMIT,

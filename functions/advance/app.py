@@ -12,14 +12,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.drill import advance_drill, poll_drill
-from restoredrill.events import (
+from restoredrill.composition.wiring import drill_context
+from restoredrill.domain.drill import advance_drill, poll_drill
+from restoredrill.ports.inbound_events import (
     InvalidEvent,
     parse_checker_record,
     parse_instance_event,
     parse_poll_body,
 )
-from restoredrill.wiring import drill_context
 
 logger = Logger()
 metrics = Metrics()

@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.check_runner import parse_check_run, run_check
-from restoredrill.wiring import check_runner_adapters
+from restoredrill.composition.wiring import check_runner_adapters
+from restoredrill.domain.password_broker import parse_check_run, run_check
 
 logger = Logger()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.checker import parse_checker_request, run_checker
+from restoredrill.domain.checker_side import parse_checker_request, run_checker
 
 logger = Logger()
 

@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.notify import DrillFinished
-from restoredrill.wiring import announcer
+from restoredrill.composition.wiring import announcer
+from restoredrill.domain.announcement import DrillFinished
 
 logger = Logger()
 

@@ -4,14 +4,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.drill import DrillRejected, start_drill
-from restoredrill.events import (
+from restoredrill.composition.wiring import drill_context
+from restoredrill.domain.drill import DrillRejected, start_drill
+from restoredrill.ports.inbound_events import (
     InvalidEvent,
     is_drill_requested,
     parse_drill_requested,
     parse_snapshot_event,
 )
-from restoredrill.wiring import drill_context
 
 logger = Logger()
 metrics = Metrics()

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.drill import sweep
-from restoredrill.telemetry import record_sweep
-from restoredrill.wiring import drill_context
+from restoredrill.adapters.telemetry import record_sweep
+from restoredrill.composition.wiring import drill_context
+from restoredrill.domain.drill import sweep
 
 logger = Logger()
 metrics = Metrics()

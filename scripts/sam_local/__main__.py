@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from restoredrill.models import INSTANCE_PREFIX, RunRecord, RunState, Verdict
+from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, RunState, Verdict
 from sam_local.invoke import Invoked, SamLocal, invoke_image, template_for_invoke
 from sam_local.services import LambdaApi, SyncAnswer, TcpForwarder
 from sam_local.world import (

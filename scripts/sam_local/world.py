@@ -18,7 +18,8 @@ from typing import Any
 from moto.rds.models import rds_backends
 from moto.server import ThreadedMotoServer
 from restoredrill.adapters.aws import DynamoRunStore, RdsAdapter, SsmPasswordVault
-from restoredrill.models import (
+from restoredrill.domain.runstate import transition
+from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     OWNER_TAG,
     RUN_ID_TAG,
@@ -28,7 +29,6 @@ from restoredrill.models import (
     RunState,
     SnapshotInfo,
 )
-from restoredrill.runstate import transition
 
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir

@@ -25,8 +25,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
-from restoredrill.drill import run_id_for
-from restoredrill.models import INSTANCE_PREFIX, RunRecord, Verdict
+from restoredrill.domain.drill import run_id_for
+from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
@@ -57,9 +57,9 @@ LOCAL_PARAMETERS = {
     "LogLevel": "INFO",
 }
 # Timings below what the template allows, given to every function's environment (the settings
-# accept them, see restoredrill.config): a stuck drill ends within ~1.5 minutes, a lost checker
-# result is given up 30 s after the checker's timeout, and a crashed trigger's claim on an effect
-# expires after 15 s (locally no advance runs anywhere near that long).
+# accept them, see restoredrill.ports.config): a stuck drill ends within ~1.5 minutes, a lost
+# checker result is given up 30 s after the checker's timeout, and a crashed trigger's claim on an
+# effect expires after 15 s (locally no advance runs anywhere near that long).
 LOCAL_FUNCTION_ENV = {
     "DRILL_DEADLINE_MINUTES": "1.5",
     "CHECKER_RESULT_GRACE_SECONDS": "30",

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from restoredrill.models import Verdict
-from restoredrill.report import report_key
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import Verdict
 
 from restoredrill_cli.evidence_cmd import chain_of
 from restoredrill_cli.stack import StackClient

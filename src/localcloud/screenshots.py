@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from botocore.exceptions import ClientError
-from restoredrill.models import RunRecord, Verdict
-from restoredrill.report import html_report_key, report_key
+from restoredrill.domain.report.location import html_report_key, report_key
+from restoredrill.ports.records import RunRecord, Verdict
 
 from localcloud.browser import HeadlessChromium
 from localcloud.cloud import PROJECT_ROOT, LocalCloud

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from restoredrill.models import Verdict
+from restoredrill.ports.records import Verdict
 
 from localcloud.cloud import FAULTS, NO_FAULT, LocalCloud
 from localcloud.invariants import (

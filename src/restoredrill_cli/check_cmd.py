@@ -38,7 +38,7 @@ def parse_dsn(dsn: str, *, ssl: str | None = None, ca_bundle: str | None = None)
     """A :class:`ConnectionTarget` from ``postgresql://user:password@host:port/database
     ?sslmode=...`` (the password may instead come from ``PGPASSWORD``)."""
     from pydantic import SecretStr
-    from restoredrill.checks import ConnectionTarget
+    from restoredrill.checksuite import ConnectionTarget
 
     parts = urlsplit(dsn)
     if parts.scheme not in ("postgresql", "postgres"):
@@ -83,7 +83,7 @@ def parse_dsn(dsn: str, *, ssl: str | None = None, ca_bundle: str | None = None)
 
 def load_baseline_file(path: str) -> Any:
     """The baseline inside a saved ``--json`` result, a drill report, or a bare baseline."""
-    from restoredrill.baseline import find_baseline
+    from restoredrill.ports.baseline import find_baseline
 
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -178,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _policy_for(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
-    from restoredrill.policy import DrillPolicy, PolicyError, load_policy_file, parse_duration
+    from restoredrill.ports.policy import DrillPolicy, PolicyError, load_policy_file, parse_duration
 
     if args.policy:
         try:
@@ -213,7 +213,7 @@ def run_check(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    from restoredrill.checks import SuiteVerdict, run_check_suite
+    from restoredrill.checksuite import SuiteVerdict, run_check_suite
 
     from restoredrill_cli.commands import implementation_loaded
 
@@ -284,7 +284,7 @@ def run_policy_validate(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    from restoredrill.policy import PolicyError, load_policy_file
+    from restoredrill.ports.policy import PolicyError, load_policy_file
 
     from restoredrill_cli.commands import implementation_loaded
 

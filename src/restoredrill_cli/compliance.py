@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from restoredrill.report import duration_text
+from restoredrill.domain.report.text import duration_text
 
 __all__ = [
     "ComplianceSummary",

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
-from restoredrill.models import RunRecord, RunState
-from restoredrill.report import PHASE_NAMES, failed_checks, html_report_key, report_key
+from restoredrill.domain.report.document import PHASE_NAMES
+from restoredrill.domain.report.location import html_report_key, report_key
+from restoredrill.ports.messages import failed_checks
+from restoredrill.ports.records import RunRecord, RunState
 
 from localcloud.cloud import FAULTS, LocalCloud
 from localcloud.postgres import running_servers

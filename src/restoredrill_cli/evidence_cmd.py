@@ -16,9 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from restoredrill.chain import ChainVerification, StoredReport, verify_chain
-from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
-from restoredrill.report import reports_prefix
+from restoredrill.domain.chain import ChainVerification, StoredReport, verify_chain
+from restoredrill.domain.report.location import reports_prefix
+from restoredrill.ports.policy import PolicyDocument, PolicyError, load_policy_file
 
 from restoredrill_cli import compliance
 from restoredrill_cli.commands import DEFAULT_POLICY_FILE, DEFAULT_WINDOW_DAYS

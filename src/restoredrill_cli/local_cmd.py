@@ -24,8 +24,12 @@ import types
 from pathlib import Path
 from typing import Any, TextIO
 
-from restoredrill.drill import run_id_for
-from restoredrill.events import InvalidEvent, is_drill_requested, parse_drill_requested
+from restoredrill.domain.drill import run_id_for
+from restoredrill.ports.inbound_events import (
+    InvalidEvent,
+    is_drill_requested,
+    parse_drill_requested,
+)
 
 from localcloud.cloud import NO_FAULT, LocalCloud
 from restoredrill_cli.commands import LOCAL_SOURCE_DB

@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from restoredrill.models import RunRecord, RunState, Verdict
-from restoredrill.report import PHASE_NAMES, duration_text, failed_checks, report_key
+from restoredrill.domain.report.document import PHASE_NAMES
+from restoredrill.domain.report.location import report_key
+from restoredrill.domain.report.text import duration_text
+from restoredrill.ports.messages import failed_checks
+from restoredrill.ports.records import RunRecord, RunState, Verdict
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table

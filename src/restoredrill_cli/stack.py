@@ -29,11 +29,15 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 from restoredrill.adapters.aws import BY_SOURCE_DB_INDEX, DynamoRunStore, RdsAdapter
-from restoredrill.chain import StoredVersion, sha256_hex
-from restoredrill.drill import run_id_for
-from restoredrill.eligibility import DrillRejected, eligible_snapshot
-from restoredrill.events import DrillRequestedDetail, InvalidEvent, parse_drill_requested
-from restoredrill.models import OWNER_TAG, RunRecord
+from restoredrill.domain.chain import StoredVersion, sha256_hex
+from restoredrill.domain.drill import run_id_for
+from restoredrill.domain.eligibility import DrillRejected, eligible_snapshot
+from restoredrill.ports.inbound_events import (
+    DrillRequestedDetail,
+    InvalidEvent,
+    parse_drill_requested,
+)
+from restoredrill.ports.records import OWNER_TAG, RunRecord
 
 from restoredrill_cli.target import (
     USABLE_STACK_STATES,

@@ -19,9 +19,16 @@ from restoredrill.adapters.aws import (
     SqsPollQueue,
     SsmPasswordVault,
 )
-from restoredrill.models import OWNER_TAG, RUN_ID_TAG, RunRecord, RunState, SnapshotInfo, Verdict
-from restoredrill.ports import EffectRejected
-from restoredrill.runstate import transition
+from restoredrill.domain.runstate import transition
+from restoredrill.ports.gateways import EffectRejected
+from restoredrill.ports.records import (
+    OWNER_TAG,
+    RUN_ID_TAG,
+    RunRecord,
+    RunState,
+    SnapshotInfo,
+    Verdict,
+)
 
 from tests.adapters.conftest import REGION
 from tests.unit.fakes import START

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from restoredrill.models import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
-from restoredrill.report import build_report, report_bytes, report_key
+from restoredrill.domain.report.document import build_report, report_bytes
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
 
 from restoredrill_cli.main import main
 from tests.adapters.conftest import rds_instance

@@ -11,9 +11,16 @@ from pathlib import Path
 import boto3
 import pytest
 from restoredrill.adapters.aws import DynamoRunStore
-from restoredrill.drill import run_id_for
-from restoredrill.events import parse_drill_requested
-from restoredrill.models import OWNER_TAG, PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
+from restoredrill.domain.drill import run_id_for
+from restoredrill.ports.inbound_events import parse_drill_requested
+from restoredrill.ports.records import (
+    OWNER_TAG,
+    PhaseTiming,
+    RunRecord,
+    RunState,
+    SnapshotInfo,
+    Verdict,
+)
 
 from restoredrill_cli.main import build_parser
 from restoredrill_cli.stack import StackClient, StackError

@@ -41,9 +41,9 @@ from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDE
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from restoredrill import wiring
-from restoredrill.baseline import pack_document
-from restoredrill.events import InvalidEvent
+from restoredrill.composition import wiring
+from restoredrill.ports.inbound_events import InvalidEvent
+from restoredrill.ports.payload_transport import pack_document
 
 from localcloud.template import load_yaml
 from tests.adapters.conftest import REGION, TEMPLATE, template_resource

@@ -17,13 +17,13 @@ import botocore
 import botocore.session
 import pytest
 from restoredrill.adapters.aws import BOTOCORE_FLOOR, RdsAdapter
-from restoredrill.drill import start_drill
-from restoredrill.models import DRILL_PORT, RequestedDrill, RunState, Verdict
-from restoredrill.wiring import (
+from restoredrill.composition.wiring import (
     KEEPALIVE_IDLE_SECONDS,
     KEEPALIVE_INTERVAL_SECONDS,
     checker_lambda_client,
 )
+from restoredrill.domain.drill import start_drill
+from restoredrill.ports.records import DRILL_PORT, RequestedDrill, RunState, Verdict
 
 from tests.adapters.conftest import REGION
 from tests.unit.fakes import STACK, world

@@ -17,7 +17,7 @@ from restoredrill.adapters.slack import (
     SlackDeliveryError,
     SlackWebhookNotifier,
 )
-from restoredrill.notify import DrillFinished, render
+from restoredrill.domain.announcement import DrillFinished, render
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SECRET_PATH = "/services/T0SECRET/B0SECRET/s3cr3tW3bh00kT0k3n"

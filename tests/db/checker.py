@@ -4,7 +4,7 @@ connection the check suite gets."""
 from __future__ import annotations
 
 from pydantic import SecretStr
-from restoredrill.checks import ConnectionTarget
+from restoredrill.checksuite import ConnectionTarget
 
 from localcloud.postgres import PostgresServer
 

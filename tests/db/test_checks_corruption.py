@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from restoredrill.checks import (
+from restoredrill.checksuite import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
     SuiteVerdict,
     run_check_suite,
 )
-from restoredrill.policy import DrillPolicy
+from restoredrill.ports.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer, postgres_bin_dir
 from tests.db.checker import CHECKER, PASSWORD, checker_target, run_sql

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from restoredrill.checks import (
+from restoredrill.checksuite import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
     SuiteVerdict,
     run_check_suite,
 )
-from restoredrill.policy import DrillPolicy
+from restoredrill.ports.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer
 from tests.db.checker import PASSWORD, checker_target, ensure_checker, run_sql

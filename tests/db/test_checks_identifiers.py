@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from restoredrill.checks import CheckStatus, SuiteVerdict, run_check_suite
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite import CheckStatus, SuiteVerdict, run_check_suite
+from restoredrill.ports.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer
 from tests.db.checker import checker_target, ensure_checker, run_sql

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
-from restoredrill.checks import (
+from restoredrill.checksuite import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
     SuiteVerdict,
     run_check_suite,
 )
-from restoredrill.policy import DrillPolicy
+from restoredrill.ports.policy import DrillPolicy
 
 from localcloud.postgres import PostgresServer, free_port
 from tests.db.checker import PASSWORD, checker_target, ensure_checker, run_sql

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from restoredrill.models import RunRecord, Verdict
+from restoredrill.ports.records import RunRecord, Verdict
 
 from localcloud.cloud import LocalCloud
 from localcloud.invariants import check_dead_letters, check_drill, check_nothing_running

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from restoredrill.models import Verdict
+from restoredrill.ports.records import Verdict
 
 from localcloud.cloud import LocalCloud
 from restoredrill_cli.main import main

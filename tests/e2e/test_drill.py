@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from restoredrill.models import RunRecord, RunState, Verdict
-from restoredrill.report import report_key
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import RunRecord, RunState, Verdict
 
 from localcloud.cloud import LocalCloud
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from restoredrill.models import RunRecord, Verdict
-from restoredrill.report import report_key
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import RunRecord, Verdict
 
 from localcloud.browser import HeadlessChromium
 from localcloud.cloud import LocalCloud

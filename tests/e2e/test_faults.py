@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.messages import SuiteVerdict
-from restoredrill.models import RunRecord, RunState
-from restoredrill.report import report_key
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.messages import SuiteVerdict
+from restoredrill.ports.records import RunRecord, RunState
 
 from localcloud import crash
 from localcloud.cloud import FAULTS, LocalCloud, run_id_of_event

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from restoredrill.adapters.aws import DynamoRunStore
-from restoredrill.models import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
+from restoredrill.ports.records import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
 
 from localcloud.template import load_yaml
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.models import RunRecord
-from restoredrill.report import report_key
+from restoredrill.domain.report.location import report_key
+from restoredrill.ports.records import RunRecord
 
 from localcloud.browser import HeadlessChromium
 from localcloud.cloud import LocalCloud

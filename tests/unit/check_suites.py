@@ -7,8 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from restoredrill.baseline import Baseline, DatabaseBaseline, TableShape
-from restoredrill.messages import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+from restoredrill.ports.baseline import Baseline, DatabaseBaseline, TableShape
+from restoredrill.ports.messages import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
 
 CHECKED_AT = datetime(2026, 11, 27, 3, 12, tzinfo=UTC)
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from restoredrill.config import DrillSettings
-from restoredrill.drill import DrillContext, new_password
-from restoredrill.models import (
+from restoredrill.adapters.aws import new_password
+from restoredrill.domain.drill import DrillContext
+from restoredrill.ports.config import DrillSettings
+from restoredrill.ports.gateways import EffectRejected, latest_published
+from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     SOURCE_DB_TAG,
@@ -19,7 +21,6 @@ from restoredrill.models import (
     SnapshotInfo,
     SourceDatabase,
 )
-from restoredrill.ports import EffectRejected, latest_published
 
 STACK = "restoredrill-test"
 START = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

@@ -15,8 +15,7 @@ from restoredrill.adapters.slack import (
     BoundedRateLimitRetryHandler,
     retry_after_seconds,
 )
-from restoredrill.config import ConfigError, DrillSettings
-from restoredrill.notify import (
+from restoredrill.domain.announcement import (
     HEADER_TEXT_MAX,
     MAX_BLOCKS,
     SECTION_TEXT_MAX,
@@ -24,6 +23,7 @@ from restoredrill.notify import (
     announce,
     render,
 )
+from restoredrill.ports.config import ConfigError, DrillSettings
 
 from tests.unit.test_report_schema import (
     DRILLS,

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from restoredrill.chain import StoredReport, StoredVersion, sha256_hex, verify_chain
-from restoredrill.drill import advance_drill, poll_drill, start_drill
-from restoredrill.models import DrillRequest, RunRecord, RunState
-from restoredrill.report import html_report_key, report_key, report_schema
+from restoredrill.domain.chain import StoredReport, StoredVersion, sha256_hex, verify_chain
+from restoredrill.domain.drill import advance_drill, poll_drill, start_drill
+from restoredrill.domain.report.location import html_report_key, report_key
+from restoredrill.domain.report.schema import report_schema
+from restoredrill.ports.records import DrillRequest, RunRecord, RunState
 
 from tests.unit.fakes import World, world
 from tests.unit.test_report_schema import failing_suite, outcome_of, passing_suite
@@ -264,7 +265,7 @@ def test_a_report_the_page_cannot_render_still_publishes_evidence_and_a_plain_pa
     def broken(report: dict[str, Any], *, report_sha256: str | None = None) -> str:
         raise KeyError("level")
 
-    monkeypatch.setattr("restoredrill.drill.render_report_html", broken)
+    monkeypatch.setattr("restoredrill.domain.drill.render_report_html", broken)
     w = world()
     # When a drill finishes
     run = drill(w, 25)

@@ -7,20 +7,20 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from restoredrill.baseline import (
+from restoredrill.checksuite.families.catalog import schema_check
+from restoredrill.checksuite.families.data import compare_count
+from restoredrill.checksuite.results import CheckStatus
+from restoredrill.ports.baseline import (
     Baseline,
     DatabaseBaseline,
     TableShape,
     carry_forward,
     diff_schema,
     find_baseline,
-    pack_document,
     schema_fingerprint,
 )
-from restoredrill.checks.level1 import schema_check
-from restoredrill.checks.level2 import compare_count
-from restoredrill.checks.models import CheckStatus
-from restoredrill.policy import DrillPolicy, RowCountPolicy, TableRowCountRule
+from restoredrill.ports.payload_transport import pack_document
+from restoredrill.ports.policy import DrillPolicy, RowCountPolicy, TableRowCountRule
 
 ORDERS = '"public"."orders"'
 ITEMS = '"public"."items"'

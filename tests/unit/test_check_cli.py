@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.baseline import Baseline
-from restoredrill.checks import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+from restoredrill.checksuite import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+from restoredrill.ports.baseline import Baseline
 
 from restoredrill_cli import check_cmd
 
@@ -103,7 +103,7 @@ def test_exit_status_follows_the_verdict(
         seen.update(target=target, policy=policy, **kwargs)
         return suite(verdict, *statuses)
 
-    monkeypatch.setattr("restoredrill.checks.run_check_suite", fake_suite)
+    monkeypatch.setattr("restoredrill.checksuite.run_check_suite", fake_suite)
     out = io.StringIO()
     # When `check` runs with a level, jobs and a time budget
     args = parse(
@@ -131,7 +131,7 @@ def test_exit_status_follows_the_verdict(
 def test_json_output_is_the_suite_result(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a failing suite
     monkeypatch.setattr(
-        "restoredrill.checks.run_check_suite",
+        "restoredrill.checksuite.run_check_suite",
         lambda *a, **k: suite(SuiteVerdict.FAILED, CheckStatus.FAIL),
     )
     out = io.StringIO()
@@ -170,7 +170,9 @@ def test_baseline_from_a_saved_result_and_from_a_report(
     # And a file without a baseline is a usage error (exit 2), not a crash
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
-    monkeypatch.setattr("restoredrill.checks.run_check_suite", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(
+        "restoredrill.checksuite.run_check_suite", lambda *a, **k: pytest.fail("ran")
+    )
     err = io.StringIO()
     args = parse(["check", "--dsn", "postgresql://u:p@h/db", "--baseline", str(empty)])
     assert check_cmd.run_check(args, out=io.StringIO(), err=err) == 2
@@ -201,7 +203,7 @@ def test_a_policy_entry_is_selected_with_policy_db(
     path.write_text("defaults: {level: 3}\ndatabases:\n  orders: {level: 1}\n")
     seen: dict[str, Any] = {}
     monkeypatch.setattr(
-        "restoredrill.checks.run_check_suite",
+        "restoredrill.checksuite.run_check_suite",
         lambda target, policy, **k: (
             seen.setdefault("policy", policy) and suite(SuiteVerdict.PASSED)
         ),

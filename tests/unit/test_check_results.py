@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 import pytest
 from pg8000.exceptions import DatabaseError, InterfaceError
 from pydantic import SecretStr
-from restoredrill.checks import (
+from restoredrill.checksuite import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
     ConnectionTarget,
     SuiteVerdict,
 )
-from restoredrill.checks.connection import classify_error, redact
-from restoredrill.checks.models import verdict_of, worst_status
+from restoredrill.checksuite.connection import classify_error, redact
+from restoredrill.checksuite.results import verdict_of, worst_status
 
 PASSWORD = "Zr7-very-secret-Q"
 

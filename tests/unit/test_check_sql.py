@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from restoredrill.checks.sql import (
+from restoredrill.checksuite.sql import (
     UnsafeIdentifierError,
     bt_index_check_sql,
     count_batch_sql,

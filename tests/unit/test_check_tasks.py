@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from pg8000.exceptions import DatabaseError, InterfaceError
-from restoredrill.checks.connection import CheckConnection
-from restoredrill.checks.models import CheckStatus
-from restoredrill.checks.tasks import Budget, Outcome, Task, TaskPool, failed_statement
+from restoredrill.checksuite.connection import CheckConnection
+from restoredrill.checksuite.results import CheckStatus
+from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement
 
 
 class FakeConnection(CheckConnection):

@@ -1,7 +1,7 @@
 """The checker never plans more checks than its function has time to finish and hand back."""
 
-from restoredrill.checker import RESULT_HANDOVER_SECONDS, policy_within
-from restoredrill.policy import DrillPolicy
+from restoredrill.domain.checker_side import RESULT_HANDOVER_SECONDS, policy_within
+from restoredrill.ports.policy import DrillPolicy
 
 
 def test_a_time_budget_longer_than_the_function_has_left_is_cut_to_fit() -> None:

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from pydantic import SecretStr
-from restoredrill.checker import with_ca_bundle
-from restoredrill.checks import ConnectionTarget
+from restoredrill.checksuite import ConnectionTarget
+from restoredrill.domain.checker_side import with_ca_bundle
 
 TARGET = ConnectionTarget(host="db.example", user="admin", password=SecretStr("x" * 12))
 

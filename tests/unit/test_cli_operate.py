@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.messages import CheckSuiteResult
-from restoredrill.models import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
+from restoredrill.ports.messages import CheckSuiteResult
+from restoredrill.ports.records import PhaseTiming, RunRecord, RunState, SnapshotInfo, Verdict
 from rich.console import Console
 
 from restoredrill_cli.main import build_parser

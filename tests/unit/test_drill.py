@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.config import ConfigError
-from restoredrill.drill import (
+from restoredrill.domain.drill import (
     DrillRejected,
     advance_drill,
     poll_drill,
@@ -14,8 +13,11 @@ from restoredrill.drill import (
     start_drill,
     sweep,
 )
-from restoredrill.events import parse_checker_record, parse_snapshot_event
-from restoredrill.models import (
+from restoredrill.ports.config import ConfigError
+from restoredrill.ports.gateways import EffectRejected
+from restoredrill.ports.inbound_events import parse_checker_record, parse_snapshot_event
+from restoredrill.ports.policy import PolicyError, parse_policy_text
+from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     CheckerOutcome,
@@ -26,8 +28,6 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
-from restoredrill.policy import PolicyError, parse_policy_text
-from restoredrill.ports import EffectRejected
 
 from tests.unit.check_suites import passed_suite
 from tests.unit.fakes import STACK, World, world

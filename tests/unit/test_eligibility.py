@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from restoredrill.eligibility import DrillRejected, eligible_snapshot
-from restoredrill.models import SnapshotInfo, SourceDatabase
+from restoredrill.domain.eligibility import DrillRejected, eligible_snapshot
+from restoredrill.ports.records import SnapshotInfo, SourceDatabase
 
 from tests.unit.fakes import START, FakeRds
 

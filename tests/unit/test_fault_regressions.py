@@ -3,8 +3,8 @@
 from typing import Any
 
 import pytest
-from restoredrill.drill import advance_drill, start_drill, sweep
-from restoredrill.models import (
+from restoredrill.domain.drill import advance_drill, start_drill, sweep
+from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     CheckerOutcome,

@@ -1,4 +1,5 @@
-"""Hostile input at the event parsers (restoredrill.events), property-based, no sockets.
+"""Hostile input at the event parsers (restoredrill.ports.inbound_events), property-based, no
+sockets.
 
 Whatever arrives, a parser either understands it or raises InvalidEvent with a clear message;
 it never hands on a run id that is not exactly 20 lowercase hex digits, never takes an instance
@@ -21,7 +22,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from restoredrill.events import (
+from restoredrill.ports.inbound_events import (
     InvalidEvent,
     is_drill_requested,
     parse_checker_record,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.events import (
+from restoredrill.ports.inbound_events import (
     InvalidEvent,
     parse_checker_record,
     parse_drill_requested,

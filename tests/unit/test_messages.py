@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill import checker as checker_module
-from restoredrill.baseline import PAYLOAD_ENCODING
-from restoredrill.checker import parse_checker_request, run_checker
-from restoredrill.events import parse_checker_record
-from restoredrill.messages import (
+from restoredrill.domain import checker_side as checker_module
+from restoredrill.domain.checker_side import parse_checker_request, run_checker
+from restoredrill.ports.inbound_events import parse_checker_record
+from restoredrill.ports.messages import (
     CHECK_RESULT_LIMIT,
     CHECK_RUN_REQUEST_LIMIT,
     CHECKER_ANSWER_LIMIT,
@@ -29,7 +28,8 @@ from restoredrill.messages import (
     SuiteVerdict,
     json_size,
 )
-from restoredrill.models import RunRecord, Verdict
+from restoredrill.ports.payload_transport import PAYLOAD_ENCODING
+from restoredrill.ports.records import RunRecord, Verdict
 
 from tests.unit.check_suites import realistic_baseline, realistic_suite
 

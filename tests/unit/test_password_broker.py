@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from restoredrill.check_runner import CheckerFailed, parse_check_run, run_check
-from restoredrill.events import InvalidEvent
-from restoredrill.messages import (
+from restoredrill.domain.password_broker import parse_check_run, run_check
+from restoredrill.ports.gateways import CheckerFailed
+from restoredrill.ports.inbound_events import InvalidEvent
+from restoredrill.ports.messages import (
     CheckResult,
     CheckRunRequest,
     CheckStatus,

@@ -7,20 +7,20 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from restoredrill.policy import (
+from restoredrill.ports.policy import (
     DrillPolicy,
     PolicyError,
     load_policy_file,
     parse_duration,
     parse_policy_text,
 )
-from restoredrill.policy import Expectation as _Expectation
+from restoredrill.ports.policy import Expectation as _Expectation
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def expectation(text: str) -> _Expectation:
-    from restoredrill.policy import parse_expectation
+    from restoredrill.ports.policy import parse_expectation
 
     return _Expectation.model_validate(parse_expectation(text))
 

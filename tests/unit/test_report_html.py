@@ -14,9 +14,9 @@ import pytest
 import restoredrill
 from markupsafe import escape
 from pydantic import ValidationError
-from restoredrill.checks.models import CheckResult, CheckStatus
-from restoredrill.report import duration_text
-from restoredrill.report_html import TEMPLATE_DIR, TEMPLATE_NAME, render_report_html
+from restoredrill.checksuite.results import CheckResult, CheckStatus
+from restoredrill.domain.report.html import TEMPLATE_DIR, TEMPLATE_NAME, render_report_html
+from restoredrill.domain.report.text import duration_text
 
 from tests.unit.test_report_schema import (
     DRILLS,

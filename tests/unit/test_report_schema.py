@@ -15,26 +15,27 @@ from typing import Any
 import pytest
 import restoredrill
 from jsonschema import Draft202012Validator
-from restoredrill.baseline import PAYLOAD_ENCODING, PAYLOAD_PLAIN_LIMIT
-from restoredrill.chain import StoredReport, sha256_hex, verify_chain
-from restoredrill.checks.models import CheckResult, CheckStatus, CheckSuiteResult, verdict_of
-from restoredrill.drill import advance_drill, poll_drill, start_drill
-from restoredrill.models import CheckerOutcome, DrillRequest, Verdict
-from restoredrill.ports import EffectRejected
-from restoredrill.report import (
-    EVENT_DETAIL_MAX_BYTES,
-    PUBLISHED_SCHEMA_VERSIONS,
+from restoredrill.checksuite.results import CheckResult, CheckStatus, CheckSuiteResult, verdict_of
+from restoredrill.domain.chain import StoredReport, sha256_hex, verify_chain
+from restoredrill.domain.drill import advance_drill, poll_drill, start_drill
+from restoredrill.domain.report.document import build_report, measured_rpo, report_bytes
+from restoredrill.domain.report.finished_event import EVENT_DETAIL_MAX_BYTES, finished_event_detail
+from restoredrill.domain.report.location import report_key
+from restoredrill.domain.report.model import (
     REPORT_SCHEMA_ID,
+    REPORT_SCHEMA_VERSION,
+    generated_report_schema,
+    schema_text,
+)
+from restoredrill.domain.report.schema import (
+    PUBLISHED_SCHEMA_VERSIONS,
     REPORT_SCHEMA_PATH,
-    build_report,
-    finished_event_detail,
-    measured_rpo,
-    report_bytes,
-    report_key,
     report_schema,
     report_schema_path,
 )
-from restoredrill.report_model import REPORT_SCHEMA_VERSION, generated_report_schema, schema_text
+from restoredrill.ports.gateways import EffectRejected
+from restoredrill.ports.payload_transport import PAYLOAD_ENCODING, PAYLOAD_PLAIN_LIMIT
+from restoredrill.ports.records import CheckerOutcome, DrillRequest, Verdict
 
 from tests.unit.fakes import World, world
 

@@ -3,7 +3,15 @@
 from datetime import timedelta
 
 import pytest
-from restoredrill.models import (
+from restoredrill.domain.runstate import (
+    Effect,
+    Observation,
+    Rules,
+    decide,
+    on_effect_rejected,
+    transition,
+)
+from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     CheckerOutcome,
@@ -13,14 +21,6 @@ from restoredrill.models import (
     RunState,
     SnapshotInfo,
     Verdict,
-)
-from restoredrill.runstate import (
-    Effect,
-    Observation,
-    Rules,
-    decide,
-    on_effect_rejected,
-    transition,
 )
 
 from tests.unit.check_suites import check, passed_suite, suite_of

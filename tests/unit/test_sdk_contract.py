@@ -11,15 +11,15 @@ import boto3
 import pytest
 from botocore.exceptions import ParamValidationError, ValidationError
 from botocore.stub import ANY, Stubber
-from restoredrill import wiring
 from restoredrill.adapters.aws import (
     ENGINE_LIFECYCLE_SUPPORT,
     RdsAdapter,
     SsmPasswordVault,
     _invalid_request,
 )
-from restoredrill.models import DRILL_PORT, RunRecord, SnapshotInfo
-from restoredrill.ports import EffectRejected
+from restoredrill.composition import wiring
+from restoredrill.ports.gateways import EffectRejected
+from restoredrill.ports.records import DRILL_PORT, RunRecord, SnapshotInfo
 
 from localcloud.template import load_yaml
 

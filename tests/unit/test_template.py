@@ -18,8 +18,14 @@ from typing import Any
 import botocore.session
 import pytest
 from restoredrill.adapters.aws import RdsAdapter
-from restoredrill.models import INSTANCE_PREFIX, OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG, Verdict
-from restoredrill.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
+from restoredrill.adapters.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
+from restoredrill.ports.records import (
+    INSTANCE_PREFIX,
+    OWNER_TAG,
+    RUN_ID_TAG,
+    SOURCE_DB_TAG,
+    Verdict,
+)
 
 from localcloud.template import load_yaml, merge_globals
 
@@ -813,7 +819,9 @@ def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_
     variables = t["Globals"]["Function"]["Environment"]["Variables"]
     namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
     service = [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
-    telemetry = (FUNCTIONS.parent / "shared" / "restoredrill" / "telemetry.py").read_text()
+    telemetry = (
+        FUNCTIONS.parent / "shared" / "restoredrill" / "adapters" / "telemetry.py"
+    ).read_text()
     assert 'name=f"DrillsFinished{verdict}"' in telemetry
     assert {"ERROR", "TIMED_OUT"} <= {v.value for v in Verdict}
     watched: dict[str, set[str]] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import string
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,8 @@ from botocore.exceptions import (
     ValidationError,
 )
 
-from restoredrill.check_runner import CheckerFailed
-from restoredrill.drill import new_password
-from restoredrill.models import (
+from restoredrill.ports.gateways import CheckerFailed, EffectRejected, latest_published
+from restoredrill.ports.records import (
     DRILL_PORT,
     INSTANCE_PREFIX,
     OWNER_TAG,
@@ -33,7 +34,6 @@ from restoredrill.models import (
     SourceDatabase,
     Verdict,
 )
-from restoredrill.ports import EffectRejected, latest_published
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -77,6 +77,7 @@ BY_SOURCE_DB_INDEX = "by-source-db"
 
 
 RESETTING = "resetting-master-credentials"
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 class TransientRdsState(Exception):
@@ -429,6 +430,11 @@ class RdsAdapter:
                 ):
                     views.append(view)
         return views
+
+
+def new_password() -> str:
+    # RDS PostgreSQL: 8-128 printable characters without / " @; letters and digits suffice.
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(40))
 
 
 class SsmPasswordVault:

@@ -14,7 +14,7 @@ from typing import Any
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from restoredrill.checks.models import ConnectionTarget
+from restoredrill.checksuite.results import ConnectionTarget
 
 __all__ = [
     "APPLICATION_NAME",

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from restoredrill.baseline import DatabaseBaseline, TableShape, schema_fingerprint
-from restoredrill.checks.connection import CheckConnection
-from restoredrill.checks.sql import qualified_name
+from restoredrill.checksuite.connection import CheckConnection
+from restoredrill.checksuite.sql import qualified_name
+from restoredrill.ports.baseline import DatabaseBaseline, TableShape, schema_fingerprint
 
 __all__ = ["AmcheckTargets", "DatabaseCatalog", "Relation", "read_amcheck_targets", "read_catalog"]
 

@@ -1,6 +1,6 @@
 """What a check suite returns: one result per check, a verdict, and the next baseline.
 
-The models themselves are the messages the checker sends back (:mod:`restoredrill.messages`);
+The models themselves are the messages the checker sends back (:mod:`restoredrill.ports.messages`);
 this module adds what the suite needs to combine them. Nothing here carries a secret: the only
 password is :attr:`ConnectionTarget.password`, a ``SecretStr``, and a :class:`CheckSuiteResult`
 does not contain the target at all.
@@ -8,7 +8,9 @@ does not contain the target at all.
 
 from __future__ import annotations
 
-from restoredrill.messages import (
+from typing import Any
+
+from restoredrill.ports.messages import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
@@ -17,12 +19,14 @@ from restoredrill.messages import (
 )
 
 __all__ = [
+    "EVIDENCE_LIST_CAP",
     "STATUS_SEVERITY",
     "CheckResult",
     "CheckStatus",
     "CheckSuiteResult",
     "ConnectionTarget",
     "SuiteVerdict",
+    "capped",
     "summarize",
     "verdict_of",
     "worst_status",
@@ -62,3 +66,11 @@ def summarize(checks: list[CheckResult]) -> dict[str, int]:
     for check in checks:
         counts[check.status.value] += 1
     return counts
+
+
+# Evidence lists longer than this are cut: the count beside them says how many there were.
+EVIDENCE_LIST_CAP = 50
+
+
+def capped(items: list[Any], cap: int = EVIDENCE_LIST_CAP) -> list[Any]:
+    return items[:cap]

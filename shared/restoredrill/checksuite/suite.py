@@ -11,23 +11,15 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from restoredrill.baseline import Baseline, DatabaseBaseline, carry_forward
-from restoredrill.checks.catalog import (
+from restoredrill.checksuite.connection import CheckConnection, classify_error, connect
+from restoredrill.checksuite.database_catalog import (
     AmcheckTargets,
     DatabaseCatalog,
     read_amcheck_targets,
     read_catalog,
 )
-from restoredrill.checks.connection import CheckConnection, classify_error, connect
-from restoredrill.checks.level0 import (
-    InstanceInfo,
-    databases_to_check,
-    instance_checks,
-    read_instance,
-    roles_check,
-)
-from restoredrill.checks.level1 import catalog_check, schema_check
-from restoredrill.checks.level2 import (
+from restoredrill.checksuite.families.catalog import catalog_check, schema_check
+from restoredrill.checksuite.families.data import (
     assertion_result,
     assertion_task,
     count_tasks,
@@ -36,8 +28,20 @@ from restoredrill.checks.level2 import (
     freshness_task,
     row_count_check,
 )
-from restoredrill.checks.level3 import AmcheckSetup, amcheck_results, amcheck_tasks, ensure_amcheck
-from restoredrill.checks.models import (
+from restoredrill.checksuite.families.instance import (
+    InstanceInfo,
+    databases_to_check,
+    instance_checks,
+    read_instance,
+    roles_check,
+)
+from restoredrill.checksuite.families.physical import (
+    AmcheckSetup,
+    amcheck_results,
+    amcheck_tasks,
+    ensure_amcheck,
+)
+from restoredrill.checksuite.results import (
     CheckResult,
     CheckStatus,
     CheckSuiteResult,
@@ -46,8 +50,9 @@ from restoredrill.checks.models import (
     summarize,
     verdict_of,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Task, TaskPool
-from restoredrill.policy import DrillPolicy, FreshnessRule
+from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool
+from restoredrill.ports.baseline import Baseline, DatabaseBaseline, carry_forward
+from restoredrill.ports.policy import DrillPolicy, FreshnessRule
 
 __all__ = ["default_parallelism", "run_check_suite"]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from restoredrill.checks.connection import CheckConnection, ServerError, classify_error
-from restoredrill.checks.models import CheckStatus
+from restoredrill.checksuite.connection import CheckConnection, ServerError, classify_error
+from restoredrill.checksuite.results import CheckStatus
 
 # Estimated work (roughly: bytes to read) that justifies opening one more connection.
 WORKER_MIN_COST = 8 << 20

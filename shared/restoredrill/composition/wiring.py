@@ -35,11 +35,11 @@ from restoredrill.adapters.aws import (
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.config import CheckRunnerSettings, DrillSettings, NotifySettings
-from restoredrill.drill import DrillContext
-from restoredrill.notify import DrillFinished, announce
-from restoredrill.policy import PolicyDocument, PolicyError, load_policy_file
-from restoredrill.telemetry import record_finished, record_started
+from restoredrill.adapters.telemetry import record_finished, record_started
+from restoredrill.domain.announcement import DrillFinished, announce
+from restoredrill.domain.drill import DrillContext
+from restoredrill.ports.config import CheckRunnerSettings, DrillSettings, NotifySettings
+from restoredrill.ports.policy import PolicyDocument, PolicyError, load_policy_file
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

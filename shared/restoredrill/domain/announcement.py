@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from restoredrill.ports import ChatNotifier
-from restoredrill.report import duration_text
-from restoredrill.report_model import DrillFinished, EventReportLocation, FailedCheck
+from restoredrill.domain.report.model import DrillFinished, EventReportLocation, FailedCheck
+from restoredrill.domain.report.text import duration_text
+from restoredrill.ports.gateways import ChatNotifier
 
 __all__ = ["DrillFinished", "announce", "render"]
 

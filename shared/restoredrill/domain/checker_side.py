@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from restoredrill.checks import ConnectionTarget, run_check_suite
-from restoredrill.checks.models import summarize
-from restoredrill.events import InvalidEvent
-from restoredrill.messages import CheckerAnswer, CheckerRequest, CheckResult, CheckStatus
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite import ConnectionTarget, run_check_suite
+from restoredrill.checksuite.results import summarize
+from restoredrill.ports.inbound_events import InvalidEvent
+from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckResult, CheckStatus
+from restoredrill.ports.policy import DrillPolicy
 
 # Packing the result (compressed when large) and returning it, after the suite's budget ends.
 RESULT_HANDOVER_SECONDS = 15.0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import secrets
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,23 +11,28 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from restoredrill.baseline import Baseline
-from restoredrill.config import ConfigError, DrillSettings
-from restoredrill.eligibility import DrillRejected as DrillRejected
-from restoredrill.eligibility import eligible_snapshot
-from restoredrill.messages import CheckerTarget, CheckRunRequest
-from restoredrill.models import (
-    INSTANCE_PREFIX,
-    RUN_ID_TAG,
-    CheckerOutcome,
-    DrillRequest,
-    PhaseTiming,
-    RunRecord,
-    RunState,
-    Verdict,
+from restoredrill.domain.eligibility import DrillRejected as DrillRejected
+from restoredrill.domain.eligibility import eligible_snapshot
+from restoredrill.domain.report.document import build_report, report_bytes
+from restoredrill.domain.report.finished_event import finished_event_detail
+from restoredrill.domain.report.html import render_report_html
+from restoredrill.domain.report.location import (
+    HTML_CONTENT_TYPE,
+    REPORT_CONTENT_TYPE,
+    html_report_key,
+    report_key,
 )
-from restoredrill.policy import PolicyDocument, PolicyError
-from restoredrill.ports import (
+from restoredrill.domain.runstate import (
+    Effect,
+    Observation,
+    Rules,
+    Step,
+    decide,
+    on_effect_rejected,
+)
+from restoredrill.ports.baseline import Baseline
+from restoredrill.ports.config import ConfigError, DrillSettings
+from restoredrill.ports.gateways import (
     CheckerInvoker,
     DrillEvents,
     EffectRejected,
@@ -39,23 +42,23 @@ from restoredrill.ports import (
     ReportStore,
     RunStore,
 )
-from restoredrill.report import (
-    HTML_CONTENT_TYPE,
-    REPORT_CONTENT_TYPE,
-    build_report,
-    finished_event_detail,
-    html_report_key,
-    report_bytes,
-    report_key,
+from restoredrill.ports.messages import CheckerTarget, CheckRunRequest
+from restoredrill.ports.policy import PolicyDocument, PolicyError
+from restoredrill.ports.records import (
+    INSTANCE_PREFIX,
+    RUN_ID_TAG,
+    CheckerOutcome,
+    DrillRequest,
+    PhaseTiming,
+    RunRecord,
+    RunState,
+    Verdict,
 )
-from restoredrill.report_html import render_report_html
-from restoredrill.runstate import Effect, Observation, Rules, Step, decide, on_effect_rejected
 
 logger = Logger(child=True)
 
 # An advance moves a run as far as the world allows right now, but never loops forever.
 MAX_STEPS_PER_ADVANCE = 8
-PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass
@@ -87,11 +90,6 @@ class DrillContext:
 def run_id_for(idempotency_key: str) -> str:
     """One drill per snapshot (or per request): the run id is derived from what triggered it."""
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
-
-
-def new_password() -> str:
-    # RDS PostgreSQL: 8-128 printable characters without / " @; letters and digits suffice.
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(40))
 
 
 def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from restoredrill.models import SnapshotInfo
-from restoredrill.ports import RdsGateway
+from restoredrill.ports.gateways import RdsGateway
+from restoredrill.ports.records import SnapshotInfo
 
 POSTGRES_ENGINE_PREFIX = "postgres"
 

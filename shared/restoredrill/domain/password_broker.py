@@ -1,8 +1,10 @@
-"""The check runner: the only code that hands the run's password to the checker.
+"""The password broker (the check runner function's logic): the only code that hands the run's
+password to the checker.
 
 `advance` invokes the runner asynchronously with the run id and the *name* of the password
-parameter (:class:`~restoredrill.messages.CheckRunRequest`). The runner reads the password from
-SSM and invokes the in-VPC checker synchronously (:class:`~restoredrill.messages.CheckerRequest`).
+parameter (:class:`~restoredrill.ports.messages.CheckRunRequest`). The runner reads the password
+from SSM and invokes the in-VPC checker synchronously
+(:class:`~restoredrill.ports.messages.CheckerRequest`).
 A Lambda async destination record carries the whole request payload; because the runner's
 request holds no password, neither does the record that brings the result back to `advance`
 (nor the results queue, nor its dead-letter queue). A synchronous invoke is recorded nowhere.
@@ -10,26 +12,13 @@ request holds no password, neither does the record that brings the result back t
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from restoredrill.events import InvalidEvent
-from restoredrill.messages import CheckerAnswer, CheckerRequest, CheckRunRequest
-
-
-class CheckerFailed(Exception):
-    """The checker did not return a result (it raised, timed out or crashed)."""
-
-
-class PasswordReader(Protocol):
-    def get(self, name: str) -> str | None: ...
-
-
-class SyncChecker(Protocol):
-    def check(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The checker's answer; raises CheckerFailed when the function errored."""
-        ...
+from restoredrill.ports.gateways import CheckerFailed, PasswordReader, SyncChecker
+from restoredrill.ports.inbound_events import InvalidEvent
+from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckRunRequest
 
 
 def parse_check_run(event: Any) -> CheckRunRequest:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from restoredrill.models import (
+from restoredrill.ports.messages import failed_checks
+from restoredrill.ports.records import (
     ACTIVE_STATES,
     CheckerOutcome,
     InstanceView,
@@ -24,7 +25,6 @@ from restoredrill.models import (
     RunState,
     Verdict,
 )
-from restoredrill.report import failed_checks
 
 # Statuses in which a restore is over and will never become available.
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html

@@ -9,14 +9,14 @@ It is plain JSON (``model_dump(mode="json")``) stored in the drill report.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from restoredrill.ports.payload_transport import PAYLOAD_ENCODING, pack_document, unpack_document
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -28,36 +28,10 @@ __all__ = [
     "carry_forward",
     "diff_schema",
     "find_baseline",
-    "pack_document",
     "schema_fingerprint",
-    "unpack_document",
 ]
 
 BASELINE_FORMAT = "restoredrill.baseline/1"
-# What pack_document() keeps as plain JSON; larger documents are compressed (a Lambda invoke
-# payload or async destination record carries at most 256 KB).
-PAYLOAD_PLAIN_LIMIT = 200_000
-PAYLOAD_ENCODING = "gzip+base64"
-
-
-def pack_document(
-    document: dict[str, Any], max_plain_bytes: int = PAYLOAD_PLAIN_LIMIT, **summary: Any
-) -> dict[str, Any]:
-    """``document`` as is when its JSON is small, else ``{"encoding": "gzip+base64", "data": ...}``
-    (plus ``summary`` fields, readable without unpacking)."""
-    text = json.dumps(document, separators=(",", ":"))
-    if len(text.encode("utf-8")) <= max_plain_bytes:
-        return document
-    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), mtime=0)).decode("ascii")
-    return {"encoding": PAYLOAD_ENCODING, **summary, "data": packed}
-
-
-def unpack_document(payload: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`pack_document` (a plain document comes back unchanged)."""
-    if payload.get("encoding") == PAYLOAD_ENCODING:
-        document: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(payload["data"])))
-        return document
-    return payload
 
 
 class TableShape(BaseModel):

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from restoredrill.models import InstanceView, ReportLink, RunRecord, SnapshotInfo, SourceDatabase
+from restoredrill.ports.records import (
+    InstanceView,
+    ReportLink,
+    RunRecord,
+    SnapshotInfo,
+    SourceDatabase,
+)
 
 
 class EffectRejected(Exception):
@@ -90,6 +96,20 @@ class DrillEvents(Protocol):
 
 class ChatNotifier(Protocol):
     def post(self, text: str, blocks: list[dict[str, Any]]) -> None: ...
+
+
+class CheckerFailed(Exception):
+    """The checker did not return a result (it raised, timed out or crashed)."""
+
+
+class PasswordReader(Protocol):
+    def get(self, name: str) -> str | None: ...
+
+
+class SyncChecker(Protocol):
+    def check(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The checker's answer; raises CheckerFailed when the function errored."""
+        ...
 
 
 def latest_published(runs: Iterable[RunRecord]) -> ReportLink | None:

@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
-from restoredrill.messages import CheckerAnswer
-from restoredrill.models import (
+from restoredrill.ports.messages import CheckerAnswer
+from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     CheckerOutcome,
     DrillRequest,

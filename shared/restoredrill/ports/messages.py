@@ -6,9 +6,9 @@ parses it, and neither knows any other shape.
 - the check runner's request (:class:`CheckRunRequest`, from ``advance``, without the password)
   and the checker's (:class:`CheckerRequest`, from the runner, with it);
 - the checker's answer (:class:`CheckerAnswer`);
-- the baseline (:class:`restoredrill.baseline.Baseline`) inside requests and results.
+- the baseline (:class:`restoredrill.ports.baseline.Baseline`) inside requests and results.
 
-The drill report and the Drill Finished event are in :mod:`restoredrill.report_model`.
+The drill report and the Drill Finished event are in :mod:`restoredrill.domain.report.model`.
 
 Sizes are bounded where a message crosses a Lambda limit. The answer comes back to ``advance`` in
 a Lambda async destination record delivered to the checker-results SQS queue; that record holds
@@ -35,20 +35,21 @@ from pydantic import (
     SecretStr,
 )
 
-from restoredrill.baseline import (
+from restoredrill.ports.baseline import Baseline
+from restoredrill.ports.payload_transport import (
     PAYLOAD_ENCODING,
     PAYLOAD_PLAIN_LIMIT,
-    Baseline,
     pack_document,
     unpack_document,
 )
-from restoredrill.policy import DrillPolicy
+from restoredrill.ports.policy import DrillPolicy
 
 __all__ = [
     "CHECKER_ANSWER_LIMIT",
     "CHECK_RESULT_LIMIT",
     "CHECK_RUN_REQUEST_LIMIT",
     "DESTINATION_RECORD_LIMIT",
+    "NOT_PASSED",
     "CheckResult",
     "CheckRunRequest",
     "CheckStatus",
@@ -59,7 +60,9 @@ __all__ = [
     "ConnectionTarget",
     "PayloadTooLarge",
     "SuiteVerdict",
+    "failed_checks",
     "json_size",
+    "not_passed",
 ]
 
 RUN_ID_PATTERN = r"^[0-9a-f]{20}$"
@@ -229,6 +232,22 @@ class CheckSuiteResult(BaseModel):
 
     def errored(self) -> list[CheckResult]:
         return [check for check in self.checks if check.status is CheckStatus.ERROR]
+
+
+# A check that failed or could not run: what a report, an event or a run's reason names.
+NOT_PASSED = ("fail", "error")
+
+
+def not_passed(checks: CheckSuiteResult | None) -> list[CheckResult]:
+    return [c for c in (checks.checks if checks else []) if c.status.value in NOT_PASSED]
+
+
+def failed_checks(checks: CheckSuiteResult | None) -> list[dict[str, Any]]:
+    """The checks that failed or could not run, named for people (``row_counts[app]``)."""
+    return [
+        {"name": check.display_name, "status": check.status.value, "message": check.message}
+        for check in not_passed(checks)
+    ]
 
 
 def _size_note(max_bytes: int, omitted: list[str]) -> CheckResult:

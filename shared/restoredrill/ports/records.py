@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from restoredrill.messages import TravellingCheckSuite
+from restoredrill.ports.messages import TravellingCheckSuite
 
 OWNER_TAG = "restoredrill:owner"
 RUN_ID_TAG = "restoredrill:run-id"

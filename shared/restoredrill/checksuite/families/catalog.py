@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from restoredrill.baseline import DatabaseBaseline, diff_schema
-from restoredrill.checks.catalog import DatabaseCatalog
-from restoredrill.checks.level0 import capped
-from restoredrill.checks.models import CheckResult, CheckStatus
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite.database_catalog import DatabaseCatalog
+from restoredrill.checksuite.results import CheckResult, CheckStatus, capped
+from restoredrill.ports.baseline import DatabaseBaseline, diff_schema
+from restoredrill.ports.policy import DrillPolicy
 
 __all__ = ["catalog_check", "schema_check"]
 

@@ -12,16 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from restoredrill.baseline import ContentFingerprint, DatabaseBaseline
-from restoredrill.checks.catalog import DatabaseCatalog, Relation
-from restoredrill.checks.connection import (
+from restoredrill.checksuite.connection import (
     UNDEFINED_FUNCTION,
     CheckConnection,
     classify_error,
 )
-from restoredrill.checks.level0 import capped
-from restoredrill.checks.models import CheckResult, CheckStatus, worst_status
-from restoredrill.checks.sql import (
+from restoredrill.checksuite.database_catalog import DatabaseCatalog, Relation
+from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, worst_status
+from restoredrill.checksuite.sql import (
     HASH_FINGERPRINT,
     TEXT_FINGERPRINT,
     count_batch_sql,
@@ -29,8 +27,9 @@ from restoredrill.checks.sql import (
     fingerprint_sql,
     freshness_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Runner, Task, failed_statement
-from restoredrill.policy import Assertion, DrillPolicy, FreshnessRule, RowCountPolicy
+from restoredrill.checksuite.tasks import Budget, Outcome, Runner, Task, failed_statement
+from restoredrill.ports.baseline import ContentFingerprint, DatabaseBaseline
+from restoredrill.ports.policy import Assertion, DrillPolicy, FreshnessRule, RowCountPolicy
 
 __all__ = [
     "assertion_result",

@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from restoredrill.baseline import Baseline
-from restoredrill.checks.connection import CheckConnection
-from restoredrill.checks.models import CheckResult, CheckStatus, ConnectionTarget
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite.connection import CheckConnection
+from restoredrill.checksuite.results import CheckResult, CheckStatus, ConnectionTarget, capped
+from restoredrill.ports.baseline import Baseline
+from restoredrill.ports.policy import DrillPolicy
 
 __all__ = ["INSTANCE_SQL", "InstanceInfo", "instance_checks", "read_instance", "roles_check"]
 
@@ -34,12 +34,6 @@ SELECT json_build_object(
   'superuser', (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user)
 )::text
 """
-
-_LIST_CAP = 50
-
-
-def capped(items: list[Any], cap: int = _LIST_CAP) -> list[Any]:
-    return items[:cap]
 
 
 @dataclass

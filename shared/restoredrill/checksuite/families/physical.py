@@ -11,24 +11,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from restoredrill.checks.catalog import (
+from restoredrill.checksuite.connection import CheckConnection, classify_error
+from restoredrill.checksuite.database_catalog import (
     AMCHECK_INSTALL_SCHEMA,
     AmcheckTarget,
     AmcheckTargets,
     DatabaseCatalog,
 )
-from restoredrill.checks.connection import CheckConnection, classify_error
-from restoredrill.checks.level0 import capped
-from restoredrill.checks.level2 import batched_tasks
-from restoredrill.checks.models import CheckResult, CheckStatus, worst_status
-from restoredrill.checks.sql import (
+from restoredrill.checksuite.families.data import batched_tasks
+from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, worst_status
+from restoredrill.checksuite.sql import (
     bt_index_check_sql,
     quote_ident,
     verify_heapam_batch_sql,
     verify_heapam_sql,
 )
-from restoredrill.checks.tasks import Budget, Outcome, Task, failed_statement, split
-from restoredrill.policy import DrillPolicy
+from restoredrill.checksuite.tasks import Budget, Outcome, Task, failed_statement, split
+from restoredrill.ports.policy import DrillPolicy
 
 __all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
 

@@ -20,10 +20,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from restoredrill.report import display_name, duration_text, evidence_summary
-from restoredrill.report_model import DrillReport
+from restoredrill.domain.report.evidence import evidence_summary
+from restoredrill.domain.report.model import DrillReport
+from restoredrill.domain.report.text import display_name, duration_text
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_NAME = "drill-report.html.j2"
 
 # Failures first: what a reader must act on comes before what merely passed. A status the
@@ -113,9 +114,10 @@ def _template() -> Template:
 def render_report_html(
     document: dict[str, Any] | DrillReport, *, report_sha256: str | None = None
 ) -> str:
-    """The HTML page of a drill report built by :func:`restoredrill.report.build_report`, read
-    through its model (:class:`~restoredrill.report_model.DrillReport`): a document that is not
-    a report of the current version is refused, not half-rendered.
+    """The HTML page of a drill report built by
+    :func:`restoredrill.domain.report.document.build_report`, read through its model
+    (:class:`~restoredrill.domain.report.model.DrillReport`): a document that is not a report of
+    the current version is refused, not half-rendered.
 
     ``report_sha256`` is the SHA-256 of the JSON report's stored bytes: shown so that an auditor
     can compare it with the object's.

@@ -24,8 +24,8 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
-from restoredrill.messages import CheckStatus, CheckSuiteResult
-from restoredrill.models import Verdict
+from restoredrill.ports.messages import CheckStatus, CheckSuiteResult
+from restoredrill.ports.records import Verdict
 
 REPORT_SCHEMA_VERSION = "1.3"
 REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"

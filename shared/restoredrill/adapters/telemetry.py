@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from restoredrill.models import RunRecord, RunState
+from restoredrill.ports.records import RunRecord, RunState
 
 if TYPE_CHECKING:
-    from restoredrill.drill import SweepSummary
+    from restoredrill.domain.drill import SweepSummary
 
 logger = Logger(child=True)
 

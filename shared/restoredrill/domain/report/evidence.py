@@ -1,0 +1,121 @@
+"""A failed check's evidence, in a few short lines a person can act on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from restoredrill.domain.report.text import clip, duration_text
+
+EVIDENCE_LINES_MAX = 5
+EVIDENCE_LINE_MAX_CHARS = 240
+
+
+def evidence_summary(check: dict[str, Any]) -> list[str]:
+    """What a person needs from a failed check's evidence, in a few short lines: for row counts
+    the table and the numbers, for amcheck the relation and the server's message, for an
+    assertion its value and expectation, for freshness the column and the age."""
+    evidence = check.get("evidence")
+    evidence = evidence if isinstance(evidence, dict) else {}
+    name = check.get("name")
+    if name == "row_counts" or name == "content_fingerprint":
+        lines = [_table_problem(problem) for problem in _dicts(evidence.get("problems"))]
+        if evidence.get("must_match_mismatched"):
+            lines.append("changed but must match: " + _joined(evidence["must_match_mismatched"]))
+        if evidence.get("skipped_count"):
+            lines.append(f"{evidence['skipped_count']} table(s) not counted (time budget)")
+    elif name in ("amcheck_heap", "amcheck_btree"):
+        lines = [_amcheck_problem(problem) for problem in _dicts(evidence.get("problems"))]
+    elif name == "assertion":
+        lines = [_assertion_line(check, evidence)]
+    elif name == "freshness":
+        lines = [_freshness_line(evidence)]
+    elif name == "schema_fingerprint":
+        lines = [
+            f"{what}: {_joined(evidence[what])}"
+            for what in ("missing", "changed", "added")
+            if evidence.get(what)
+        ]
+    else:
+        lines = []
+    if not lines and (evidence.get("server_message") or evidence.get("sqlstate")):
+        lines = [_server_said(evidence)]
+    if not lines:
+        lines = [
+            f"{key}: {value}"
+            for key, value in evidence.items()
+            if isinstance(value, str | int | float | bool) or value is None
+        ][:3]
+    shown = [clip(line, EVIDENCE_LINE_MAX_CHARS) for line in lines[:EVIDENCE_LINES_MAX]]
+    if len(lines) > EVIDENCE_LINES_MAX:
+        shown.append(f"… and {len(lines) - EVIDENCE_LINES_MAX} more")
+    return shown
+
+
+def _table_problem(problem: dict[str, Any]) -> str:
+    table = problem.get("table", "?")
+    old, new = problem.get("baseline_rows"), problem.get("rows")
+    if isinstance(old, int) and isinstance(new, int):
+        return f"{table}: {old} → {new} rows ({new - old:+d})"
+    if problem.get("server_message"):
+        return f"{table}: {_server_said(problem)}"
+    return f"{table}: {problem.get('message') or problem.get('status')}"
+
+
+def _amcheck_problem(problem: dict[str, Any]) -> str:
+    where = str(problem.get("relation", "?"))
+    if problem.get("table"):
+        where += f" (on {problem['table']})"
+    first = _dicts(problem.get("first_reports"))
+    if first:
+        report = first[0]
+        return (
+            f"{where}: {problem.get('reports', len(first))} corruption report(s), first at "
+            f"block {report.get('block')}, offset {report.get('offset')}: {report.get('message')}"
+        )
+    if problem.get("server_message"):
+        return f"{where}: {_server_said(problem)}"
+    return f"{where}: {problem.get('message') or problem.get('status')}"
+
+
+def _assertion_line(check: dict[str, Any], evidence: dict[str, Any]) -> str:
+    name = check.get("object") or "assertion"
+    if "value" in evidence:
+        return f"{name}: value {json.dumps(evidence['value'])}, expected {evidence.get('expect')}"
+    if evidence.get("server_message"):
+        return f"{name}: {_server_said(evidence)} (expected {evidence.get('expect')})"
+    return f"{name}: {check.get('message') or 'no value'} (expected {evidence.get('expect')})"
+
+
+def _freshness_line(evidence: dict[str, Any]) -> str:
+    column = evidence.get("column") or ".".join(
+        str(evidence[k]) for k in ("schema", "table", "column") if evidence.get(k)
+    )
+    age = evidence.get("rpo_s")
+    limit = evidence.get("max_age_s")
+    limit_text = f" (limit {duration_text(limit)})" if isinstance(limit, int | float) else ""
+    if isinstance(age, int | float):
+        reference = evidence.get("reference_is") or "the snapshot"
+        return (
+            f"{column}: newest {evidence.get('newest')}, {duration_text(max(age, 0))} "
+            f"older than the {reference}{limit_text}"
+        )
+    if evidence.get("server_message"):
+        return f"{column}: {_server_said(evidence)}"
+    return f"{column}: no age measured{limit_text}"
+
+
+def _server_said(evidence: dict[str, Any]) -> str:
+    message = str(evidence.get("server_message") or "server error")
+    code = f" [{evidence['sqlstate']}]" if evidence.get("sqlstate") else ""
+    return f"{message}{code}"
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _joined(items: Any, limit: int = 5) -> str:
+    items = [str(item) for item in items] if isinstance(items, list) else [str(items)]
+    shown = ", ".join(items[:limit])
+    return shown + (f" … and {len(items) - limit} more" if len(items) > limit else "")

@@ -1,0 +1,37 @@
+"""How a report's names and durations read for people, wherever they are shown (the HTML page,
+Slack, the CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restoredrill.ports.messages import CheckResult
+
+
+def display_name(check: dict[str, Any] | CheckResult) -> str:
+    """A check named for people: ``row_counts[app]``, ``freshness[app/orders.created_at]``."""
+    if isinstance(check, CheckResult):
+        return check.display_name
+    where = "/".join(str(part) for part in (check.get("database"), check.get("object")) if part)
+    return f"{check.get('name')}[{where}]" if where else str(check.get("name"))
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration for people: ``14.7s``, ``16m03s``, ``3h05m``, ``2d04h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes}m{rest:02d}s"
+    if whole < 172_800:
+        hours, rest = divmod(whole, 3600)
+        return f"{hours}h{rest // 60:02d}m"
+    days, rest = divmod(whole, 86_400)
+    return f"{days}d{rest // 3600:02d}h"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
