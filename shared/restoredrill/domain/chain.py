@@ -110,9 +110,39 @@ def verify_chain(
     stored = {report.key: report for report in reports}
     digests = {key: sha256_hex(report.body) for key, report in stored.items()}
     documents = {key: _parsed(report.body) for key, report in stored.items()}
+    links, findings = _read_links(documents, digests)
+    successors = _successors(links)
+    findings += _broken_links(links, documents, digests)
+    findings += _forks(successors)
+    places = _places(links)
+    head = _head(links, successors, places)
+    findings += _disconnected(links, successors, places, head, set(stored), anchors)
+    findings += _anchor_findings(anchors, digests)
+    findings = _with_history(findings, digests, history, _recorded_digests(documents, anchors))
+    findings.sort(key=lambda finding: (finding.severity != "error", finding.key, finding.kind))
+    return ChainVerification(
+        reports=len(stored),
+        links_checked=sum(len(followers) for followers in successors.values()),
+        anchors_checked=len(anchors),
+        head=head,
+        links=sorted(
+            links,
+            key=lambda link: (
+                places[link.key].depth if link.key in places else 0,
+                link.created_at or "",
+            ),
+        ),
+        findings=findings,
+    )
+
+
+def _read_links(
+    documents: Mapping[str, dict[str, Any] | None], digests: Mapping[str, str]
+) -> tuple[list[ChainLink], list[Finding]]:
+    """The link of every readable report; a finding for each unreadable or misplaced one."""
     findings: list[Finding] = []
     links: list[ChainLink] = []
-    for key in sorted(stored):
+    for key in sorted(documents):
         document = documents[key]
         if document is None:
             findings.append(_finding("unreadable", key, "not a JSON report"))
@@ -123,16 +153,30 @@ def verify_chain(
             findings.append(
                 _finding("misplaced", key, f"the report says it was published as {located}")
             )
+    return links, findings
 
-    links_checked = 0
+
+def _successors(links: list[ChainLink]) -> dict[str, list[str]]:
+    """The reports that link to each report."""
     successors: dict[str, list[str]] = {}
+    for link in links:
+        if link.previous_key is not None:
+            successors.setdefault(link.previous_key, []).append(link.key)
+    return successors
+
+
+def _broken_links(
+    links: list[ChainLink],
+    documents: Mapping[str, dict[str, Any] | None],
+    digests: Mapping[str, str],
+) -> list[Finding]:
+    """A link to a report that is not stored, or whose bytes are not those it recorded."""
+    findings: list[Finding] = []
     for link in links:
         if link.previous_key is None:
             continue
-        successors.setdefault(link.previous_key, []).append(link.key)
-        links_checked += 1
         recorded = _dig(documents[link.key] or {}, "chain", "previous", "sha256")
-        if link.previous_key not in stored:
+        if link.previous_key not in digests:
             findings.append(
                 _finding(
                     "missing",
@@ -149,24 +193,37 @@ def verify_chain(
                     f"{recorded} when it was published",
                 )
             )
+    return findings
 
-    for predecessor, followers in sorted(successors.items()):
-        if len(followers) > 1:
-            findings.append(
-                _finding(
-                    "fork",
-                    predecessor,
-                    f"{len(followers)} reports link to it ({', '.join(sorted(followers))}): "
-                    "drills of this database finished at the same time",
-                )
-            )
 
-    places = _places(links)
-    head = _head(links, successors, places)
-    # Branches of a fork end in leaves of their own but start where the chain starts; a report
-    # on a chain of its own (started afresh, or cut off by a missing report) is not connected.
-    # Two first drills publishing at once both start a chain; that is told apart from a report
-    # slipped in afterwards by the run table, which recorded every report on a real one.
+def _forks(successors: Mapping[str, list[str]]) -> list[Finding]:
+    return [
+        _finding(
+            "fork",
+            predecessor,
+            f"{len(followers)} reports link to it ({', '.join(sorted(followers))}): "
+            "drills of this database finished at the same time",
+        )
+        for predecessor, followers in sorted(successors.items())
+        if len(followers) > 1
+    ]
+
+
+def _disconnected(
+    links: list[ChainLink],
+    successors: Mapping[str, list[str]],
+    places: Mapping[str, _Place],
+    head: str | None,
+    stored: set[str],
+    anchors: Mapping[str, str],
+) -> list[Finding]:
+    """The ends of chains other than the head's.
+
+    Branches of a fork end in leaves of their own but start where the chain starts; a report
+    on a chain of its own (started afresh, or cut off by a missing report) is not connected.
+    Two first drills publishing at once both start a chain; that is told apart from a report
+    slipped in afterwards by the run table, which recorded every report on a real one."""
+    findings: list[Finding] = []
     previous = {link.key: link.previous_key for link in links}
     head_root = places[head].root if head is not None else None
     for link in links:
@@ -195,11 +252,14 @@ def verify_chain(
                 "or this one was added afterwards",
             )
         )
+    return findings
 
-    anchors_checked = 0
+
+def _anchor_findings(anchors: Mapping[str, str], digests: Mapping[str, str]) -> list[Finding]:
+    """A report the run table recorded that is not stored, or whose bytes changed since."""
+    findings: list[Finding] = []
     for key, recorded in sorted(anchors.items()):
-        anchors_checked += 1
-        if key not in stored:
+        if key not in digests:
             findings.append(
                 _finding("missing", key, "the run table records this report; it is not stored")
             )
@@ -212,22 +272,7 @@ def verify_chain(
                     "when it was published",
                 )
             )
-    findings = _with_history(findings, digests, history, _recorded_digests(documents, anchors))
-    findings.sort(key=lambda finding: (finding.severity != "error", finding.key, finding.kind))
-    return ChainVerification(
-        reports=len(stored),
-        links_checked=links_checked,
-        anchors_checked=anchors_checked,
-        head=head,
-        links=sorted(
-            links,
-            key=lambda link: (
-                places[link.key].depth if link.key in places else 0,
-                link.created_at or "",
-            ),
-        ),
-        findings=findings,
-    )
+    return findings
 
 
 def _recorded_digests(

@@ -43,22 +43,44 @@ def eligible_snapshot(
     tags into its events) can show the opt-in.
     """
     where = f" in {region}" if region else ""
-    key, value = opt_in_tag
     if source_db is not None:
-        source = rds.describe_source(source_db)
-        if source is None:
-            raise DrillRejected(f"no RDS DB instance {source_db}{where}")
-        if not source.engine.startswith(POSTGRES_ENGINE_PREFIX):
-            raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
-        if source.tags.get(key) != value:
-            raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")
+        _check_named_source(rds, source_db, opt_in_tag, where)
     if snapshot_id is None:
-        if source_db is None:
-            raise DrillRejected("a drill needs a database or a snapshot")
-        snapshot_id = rds.latest_automated_snapshot(source_db)
-        if snapshot_id is None:
-            raise DrillRejected(f"{source_db} has no available automated snapshot yet")
+        snapshot_id = _latest_snapshot(rds, source_db)
+    snapshot, snapshot_db = _described_snapshot(rds, snapshot_id, source_db, where)
+    if source_db is None:
+        _check_snapshot_source(rds, snapshot_db, snapshot_id, opt_in_tag, event_tags)
+    return EligibleSnapshot(snapshot=snapshot, source_db=snapshot_db)
 
+
+def _check_named_source(
+    rds: RdsGateway, source_db: str, opt_in_tag: tuple[str, str], where: str
+) -> None:
+    """A database named in the request exists, is PostgreSQL and is opted in."""
+    key, value = opt_in_tag
+    source = rds.describe_source(source_db)
+    if source is None:
+        raise DrillRejected(f"no RDS DB instance {source_db}{where}")
+    if not source.engine.startswith(POSTGRES_ENGINE_PREFIX):
+        raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
+    if source.tags.get(key) != value:
+        raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")
+
+
+def _latest_snapshot(rds: RdsGateway, source_db: str | None) -> str:
+    if source_db is None:
+        raise DrillRejected("a drill needs a database or a snapshot")
+    snapshot_id = rds.latest_automated_snapshot(source_db)
+    if snapshot_id is None:
+        raise DrillRejected(f"{source_db} has no available automated snapshot yet")
+    return snapshot_id
+
+
+def _described_snapshot(
+    rds: RdsGateway, snapshot_id: str, source_db: str | None, where: str
+) -> tuple[SnapshotInfo, str]:
+    """The snapshot and its database: of the database named (if one is), PostgreSQL, with an
+    ARN."""
     described = rds.describe_snapshot(snapshot_id)
     if described is None:
         raise DrillRejected(f"no snapshot {snapshot_id}{where}")
@@ -70,15 +92,25 @@ def eligible_snapshot(
     if not snapshot.snapshot_arn:
         # The run id is derived from this ARN: without it every such snapshot would share one.
         raise DrillRejected(f"RDS described snapshot {snapshot_id} without its ARN")
+    return snapshot, snapshot_db
 
-    if source_db is None:
-        source = rds.describe_source(snapshot_db)
-        if source is not None:
-            if source.tags.get(key) != value:
-                raise DrillRejected(f"{snapshot_db} is not opted in (tag {key}={value})")
-        elif (event_tags or {}).get(key) != value:
-            raise DrillRejected(
-                f"{snapshot_db}, the database of snapshot {snapshot_id}, no longer exists, and "
-                f"nothing else shows its opt-in tag {key}={value}"
-            )
-    return EligibleSnapshot(snapshot=snapshot, source_db=snapshot_db)
+
+def _check_snapshot_source(
+    rds: RdsGateway,
+    snapshot_db: str,
+    snapshot_id: str,
+    opt_in_tag: tuple[str, str],
+    event_tags: Mapping[str, str] | None,
+) -> None:
+    """The database of a snapshot named alone is opted in: by its own tags while it exists,
+    else by the triggering event's."""
+    key, value = opt_in_tag
+    source = rds.describe_source(snapshot_db)
+    if source is not None:
+        if source.tags.get(key) != value:
+            raise DrillRejected(f"{snapshot_db} is not opted in (tag {key}={value})")
+    elif (event_tags or {}).get(key) != value:
+        raise DrillRejected(
+            f"{snapshot_db}, the database of snapshot {snapshot_id}, no longer exists, and "
+            f"nothing else shows its opt-in tag {key}={value}"
+        )

@@ -221,6 +221,22 @@ def parse_expectation(value: Any) -> Any:
     """An :class:`Expectation` from its text (left alone when it already is one / a dict)."""
     if isinstance(value, Expectation):
         return value
+    value = _expectation_text(value)
+    text = " ".join(value.split())
+    if match := _IS_RE.match(text):
+        return _is_expectation(text, match.group(1).lower())
+    if match := _BETWEEN_RE.match(text):
+        return _between_expectation(text, match.group(1), match.group(2))
+    if match := _OP_RE.match(text):
+        return _operator_expectation(text, _OPS[match.group(1)], match.group(2))
+    raise ValueError(
+        f"invalid expectation {value!r}: use e.g. '>= 1000', '== 0', '!= 0', "
+        "'between 1 and 10', 'is null', 'is not null', 'is true'"
+    )
+
+
+def _expectation_text(value: Any) -> str:
+    """The text of an expectation: as written, from a dumped one, or ``== n`` for a number."""
     if isinstance(value, dict) and isinstance(value.get("text"), str):
         value = value["text"]  # re-parse: the text is the truth (JSON round trips lose types)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -229,28 +245,29 @@ def parse_expectation(value: Any) -> Any:
         raise ValueError(
             "expect must be a string such as '>= 1000', '== 0', 'between 1 and 10', 'is null'"
         )
-    text = " ".join(value.split())
-    if match := _IS_RE.match(text):
-        word = match.group(1).lower()
-        if word in ("true", "false"):
-            return {"text": text, "op": "==", "values": [word == "true"]}
-        return {"text": text, "op": "is null" if word == "null" else "is not null", "values": []}
-    if match := _BETWEEN_RE.match(text):
-        low, high = _parse_scalar(match.group(1)), _parse_scalar(match.group(2))
-        if not isinstance(low, Decimal) or not isinstance(high, Decimal):
-            raise ValueError("between needs two numbers: 'between 1 and 10'")
-        if low > high:
-            raise ValueError(f"between {low} and {high}: the lower bound is above the upper one")
-        return {"text": text, "op": "between", "values": [low, high]}
-    if match := _OP_RE.match(text):
-        op, operand = _OPS[match.group(1)], _parse_scalar(match.group(2))
-        if op not in ("==", "!=") and not isinstance(operand, Decimal):
-            raise ValueError(f"{op} needs a number: '{op} 1000'")
-        return {"text": text, "op": op, "values": [operand]}
-    raise ValueError(
-        f"invalid expectation {value!r}: use e.g. '>= 1000', '== 0', '!= 0', "
-        "'between 1 and 10', 'is null', 'is not null', 'is true'"
-    )
+    return value
+
+
+def _is_expectation(text: str, word: str) -> dict[str, Any]:
+    if word in ("true", "false"):
+        return {"text": text, "op": "==", "values": [word == "true"]}
+    return {"text": text, "op": "is null" if word == "null" else "is not null", "values": []}
+
+
+def _between_expectation(text: str, low_text: str, high_text: str) -> dict[str, Any]:
+    low, high = _parse_scalar(low_text), _parse_scalar(high_text)
+    if not isinstance(low, Decimal) or not isinstance(high, Decimal):
+        raise ValueError("between needs two numbers: 'between 1 and 10'")
+    if low > high:
+        raise ValueError(f"between {low} and {high}: the lower bound is above the upper one")
+    return {"text": text, "op": "between", "values": [low, high]}
+
+
+def _operator_expectation(text: str, op: str, operand_text: str) -> dict[str, Any]:
+    operand = _parse_scalar(operand_text)
+    if op not in ("==", "!=") and not isinstance(operand, Decimal):
+        raise ValueError(f"{op} needs a number: '{op} 1000'")
+    return {"text": text, "op": op, "values": [operand]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,6 +505,34 @@ def _message(error: Any) -> str:
 
 def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
     """Parse and validate a policy document (YAML or JSON text); raise :class:`PolicyError`."""
+    root, data = _load_yaml(text, source)
+    reader = _PolicyReader(source, root)
+    raw_defaults = data.get("defaults") or {}
+    raw_databases = data.get("databases") or {}
+    top = {key: value for key, value in data.items() if key not in ("defaults", "databases")}
+    try:
+        PolicyDocument.model_validate(top)
+    except ValidationError as exc:
+        reader.collect(exc, ())
+    defaults: DrillPolicy | None = None
+    if not isinstance(raw_defaults, dict):
+        reader.not_a_mapping(("defaults",), "must be a mapping")
+        raw_defaults = {}
+    else:
+        defaults = reader.defaults(raw_defaults)
+    if not isinstance(raw_databases, dict):
+        reader.not_a_mapping(
+            ("databases",), "must be a mapping of DB instance identifier to policy"
+        )
+        raw_databases = {}
+    databases = reader.databases(raw_databases, raw_defaults, own_only=defaults is None)
+    if reader.issues:
+        raise PolicyError(reader.issues)
+    return PolicyDocument(defaults=defaults or DrillPolicy(), databases=databases)
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, dict[Any, Any]]:
+    """The document's YAML tree (for line numbers) and its data, a mapping."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -508,9 +553,19 @@ def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
         raise PolicyError(
             [PolicyIssue(source=source, line=1, path="", message="a policy must be a mapping")]
         )
-    issues: list[PolicyIssue] = []
+    return root, data
+
+
+class _PolicyReader:
+    """Validates the parts of one policy document, collecting every issue with its line."""
+
+    def __init__(self, source: str, root: yaml.Node | None) -> None:
+        self.source = source
+        self.root = root
+        self.issues: list[PolicyIssue] = []
 
     def collect(
+        self,
         exc: ValidationError,
         prefix: tuple[int | str, ...],
         *fallbacks: tuple[int | str, ...],
@@ -518,74 +573,62 @@ def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
     ) -> None:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            if only_own and not _reaches(root, prefix + loc):
+            if only_own and not _reaches(self.root, prefix + loc):
                 continue  # inherited from the defaults, whose errors are reported once
-            line = None
-            for base in (prefix, *fallbacks):
-                line = _node_line(root, base + loc)
-                if line is not None and _reaches(root, base + loc):
-                    break
-            issues.append(
+            self.issues.append(
                 PolicyIssue(
-                    source=source, line=line, path=_path_text(prefix + loc), message=_message(error)
+                    source=self.source,
+                    line=self._line(loc, (prefix, *fallbacks)),
+                    path=_path_text(prefix + loc),
+                    message=_message(error),
                 )
             )
 
-    raw_defaults = data.get("defaults") or {}
-    raw_databases = data.get("databases") or {}
-    top = {key: value for key, value in data.items() if key not in ("defaults", "databases")}
-    try:
-        PolicyDocument.model_validate(top)
-    except ValidationError as exc:
-        collect(exc, ())
-    defaults: DrillPolicy | None = None
-    if not isinstance(raw_defaults, dict):
-        issues.append(
+    def _line(
+        self, loc: tuple[int | str, ...], bases: tuple[tuple[int | str, ...], ...]
+    ) -> int | None:
+        line = None
+        for base in bases:
+            line = _node_line(self.root, base + loc)
+            if line is not None and _reaches(self.root, base + loc):
+                break
+        return line
+
+    def not_a_mapping(self, loc: tuple[int | str, ...], message: str) -> None:
+        self.issues.append(
             PolicyIssue(
-                source=source,
-                line=_node_line(root, ("defaults",)),
-                path="defaults",
-                message="must be a mapping",
+                source=self.source,
+                line=_node_line(self.root, loc),
+                path=_path_text(loc),
+                message=message,
             )
         )
-        raw_defaults = {}
-    else:
+
+    def defaults(self, raw_defaults: dict[Any, Any]) -> DrillPolicy | None:
         try:
-            defaults = DrillPolicy.model_validate(raw_defaults)
+            return DrillPolicy.model_validate(raw_defaults)
         except ValidationError as exc:
-            collect(exc, ("defaults",))
-    databases: dict[str, DrillPolicy] = {}
-    if not isinstance(raw_databases, dict):
-        issues.append(
-            PolicyIssue(
-                source=source,
-                line=_node_line(root, ("databases",)),
-                path="databases",
-                message="must be a mapping of DB instance identifier to policy",
-            )
-        )
-        raw_databases = {}
-    for db_id, raw in raw_databases.items():
-        prefix: tuple[int | str, ...] = ("databases", str(db_id))
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            issues.append(
-                PolicyIssue(
-                    source=source,
-                    line=_node_line(root, prefix),
-                    path=_path_text(prefix),
-                    message="must be a mapping",
-                )
-            )
-            continue
-        try:
-            databases[str(db_id)] = DrillPolicy.model_validate(_merge(raw_defaults, raw))
-        except ValidationError as exc:
-            collect(exc, prefix, ("defaults",), only_own=defaults is None)
-    if issues:
-        raise PolicyError(issues)
-    return PolicyDocument(defaults=defaults or DrillPolicy(), databases=databases)
+            self.collect(exc, ("defaults",))
+            return None
+
+    def databases(
+        self, raw_databases: dict[Any, Any], raw_defaults: dict[Any, Any], *, own_only: bool
+    ) -> dict[str, DrillPolicy]:
+        """Each database's policy, the defaults merged under it. ``own_only``: report only the
+        errors located in the database's own entry (the defaults' are reported already)."""
+        databases: dict[str, DrillPolicy] = {}
+        for db_id, raw in raw_databases.items():
+            prefix: tuple[int | str, ...] = ("databases", str(db_id))
+            if raw is None:
+                raw = {}
+            if not isinstance(raw, dict):
+                self.not_a_mapping(prefix, "must be a mapping")
+                continue
+            try:
+                databases[str(db_id)] = DrillPolicy.model_validate(_merge(raw_defaults, raw))
+            except ValidationError as exc:
+                self.collect(exc, prefix, ("defaults",), only_own=own_only)
+        return databases
 
 
 def _reaches(node: yaml.Node | None, loc: tuple[int | str, ...]) -> bool:

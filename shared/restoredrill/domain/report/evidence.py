@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from restoredrill.domain.report.text import clip, duration_text
@@ -17,27 +18,8 @@ def evidence_summary(check: dict[str, Any]) -> list[str]:
     assertion its value and expectation, for freshness the column and the age."""
     evidence = check.get("evidence")
     evidence = evidence if isinstance(evidence, dict) else {}
-    name = check.get("name")
-    if name == "row_counts" or name == "content_fingerprint":
-        lines = [_table_problem(problem) for problem in _dicts(evidence.get("problems"))]
-        if evidence.get("must_match_mismatched"):
-            lines.append("changed but must match: " + _joined(evidence["must_match_mismatched"]))
-        if evidence.get("skipped_count"):
-            lines.append(f"{evidence['skipped_count']} table(s) not counted (time budget)")
-    elif name in ("amcheck_heap", "amcheck_btree"):
-        lines = [_amcheck_problem(problem) for problem in _dicts(evidence.get("problems"))]
-    elif name == "assertion":
-        lines = [_assertion_line(check, evidence)]
-    elif name == "freshness":
-        lines = [_freshness_line(evidence)]
-    elif name == "schema_fingerprint":
-        lines = [
-            f"{what}: {_joined(evidence[what])}"
-            for what in ("missing", "changed", "added")
-            if evidence.get(what)
-        ]
-    else:
-        lines = []
+    lines_of = _LINES_BY_CHECK.get(str(check.get("name")))
+    lines = lines_of(check, evidence) if lines_of else []
     if not lines and (evidence.get("server_message") or evidence.get("sqlstate")):
         lines = [_server_said(evidence)]
     if not lines:
@@ -50,6 +32,35 @@ def evidence_summary(check: dict[str, Any]) -> list[str]:
     if len(lines) > EVIDENCE_LINES_MAX:
         shown.append(f"… and {len(lines) - EVIDENCE_LINES_MAX} more")
     return shown
+
+
+def _table_lines(check: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
+    lines = [_table_problem(problem) for problem in _dicts(evidence.get("problems"))]
+    if evidence.get("must_match_mismatched"):
+        lines.append("changed but must match: " + _joined(evidence["must_match_mismatched"]))
+    if evidence.get("skipped_count"):
+        lines.append(f"{evidence['skipped_count']} table(s) not counted (time budget)")
+    return lines
+
+
+def _amcheck_lines(check: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
+    return [_amcheck_problem(problem) for problem in _dicts(evidence.get("problems"))]
+
+
+def _assertion_lines(check: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
+    return [_assertion_line(check, evidence)]
+
+
+def _freshness_lines(check: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
+    return [_freshness_line(evidence)]
+
+
+def _schema_lines(check: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
+    return [
+        f"{what}: {_joined(evidence[what])}"
+        for what in ("missing", "changed", "added")
+        if evidence.get(what)
+    ]
 
 
 def _table_problem(problem: dict[str, Any]) -> str:
@@ -119,3 +130,14 @@ def _joined(items: Any, limit: int = 5) -> str:
     items = [str(item) for item in items] if isinstance(items, list) else [str(items)]
     shown = ", ".join(items[:limit])
     return shown + (f" … and {len(items) - limit} more" if len(items) > limit else "")
+
+
+_LINES_BY_CHECK: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+    "row_counts": _table_lines,
+    "content_fingerprint": _table_lines,
+    "amcheck_heap": _amcheck_lines,
+    "amcheck_btree": _amcheck_lines,
+    "assertion": _assertion_lines,
+    "freshness": _freshness_lines,
+    "schema_fingerprint": _schema_lines,
+}
