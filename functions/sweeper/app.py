@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from restoredrill.adapters.telemetry import record_sweep
+from restoredrill.composition.telemetry import record_sweep
 from restoredrill.composition.wiring import drill_context
 from restoredrill.domain.drill import sweep
 

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from restoredrill.adapters.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
+from restoredrill.composition.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
 from restoredrill.domain.drill import SweepSummary
 
 SWEEPER = Path(__file__).resolve().parents[2] / "functions" / "sweeper" / "app.py"

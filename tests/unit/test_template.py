@@ -18,7 +18,7 @@ from typing import Any
 import botocore.session
 import pytest
 from restoredrill.adapters.aws import RdsAdapter
-from restoredrill.adapters.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
+from restoredrill.composition.telemetry import ORPHANS_DELETED, RUNS_TIMED_OUT, SWEEP_RUNS_FAILED
 from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     OWNER_TAG,
@@ -820,7 +820,7 @@ def test_orphans_errors_timeouts_and_sweep_failures_raise_alarms_on_the_metrics_
     namespace = variables["POWERTOOLS_METRICS_NAMESPACE"]
     service = [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
     telemetry = (
-        FUNCTIONS.parent / "shared" / "restoredrill" / "adapters" / "telemetry.py"
+        FUNCTIONS.parent / "shared" / "restoredrill" / "composition" / "telemetry.py"
     ).read_text()
     assert 'name=f"DrillsFinished{verdict}"' in telemetry
     assert {"ERROR", "TIMED_OUT"} <= {v.value for v in Verdict}

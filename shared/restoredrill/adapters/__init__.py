@@ -1,3 +1,3 @@
-"""The adapters: boto3 (:mod:`.aws`, the only boto3 user), Slack (:mod:`.slack`) and CloudWatch
-metrics (:mod:`.telemetry`). They implement :mod:`restoredrill.ports.gateways` and depend on the
-ports' and the domain's types, never the reverse."""
+"""The adapters: AWS through boto3 (:mod:`.aws`, the only boto3 user) and Slack (:mod:`.slack`).
+They implement :mod:`restoredrill.ports.gateways` and depend on the ports' types, never the
+reverse."""

@@ -1,2 +1,3 @@
 """The composition root: builds the adapters from a function's environment and hands them to the
-domain. Only the handlers (``functions/*/app.py``) import it."""
+domain (:mod:`.wiring`), with the CloudWatch metrics hooked in (:mod:`.telemetry`). Only the
+handlers (``functions/*/app.py``) import it."""

@@ -35,7 +35,7 @@ from restoredrill.adapters.aws import (
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.adapters.telemetry import record_finished, record_started
+from restoredrill.composition.telemetry import record_finished, record_started
 from restoredrill.domain.announcement import DrillFinished, announce
 from restoredrill.domain.drill import DrillContext
 from restoredrill.ports.config import CheckRunnerSettings, DrillSettings, NotifySettings
