@@ -168,7 +168,7 @@ Globals:
 Resources:
   Checker:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: x/, Handler: app.handler}
+    Properties: {CodeUri: x/, Handler: app.handler, Runtime: python3.12}
 """
     )
     # Then CloudFormation's "circular dependency" is reported, naming the resource
@@ -179,16 +179,19 @@ Resources:
 def test_globals_merge_onto_functions_with_sam_rules() -> None:
     # Given the fixture template: Globals set Timeout, Layers and environment variables
     t = Template.load(FIXTURE, stack_name="st", parameter_overrides={"Prefix": "p"})
-    # When the caller function (own Environment, MemorySize) is merged
-    props = t.function_properties_raw("CallerFunction")
+    # When SAM's transform has made the caller function (own Environment, MemorySize) a
+    # CloudFormation function
+    props = t.resources["CallerFunction"]["Properties"]
     # Then maps merge (global and own variables), scalars are replaced, lists append
     variables = props["Environment"]["Variables"]
     assert {"TABLE_NAME", "BUS_NAME", "MODE", "GREETING", "ASYNC_FUNCTION"} <= set(variables)
     assert props["MemorySize"] == 512
     assert props["Timeout"] == 10
-    assert props["Layers"] == [{"Ref": "FixtureLayer"}]
+    (layer,) = (k for k, v in t.resources.items() if v["Type"] == "AWS::Lambda::LayerVersion")
+    assert layer.startswith("FixtureLayer")
+    assert props["Layers"] == [{"Ref": layer}]
     # And a function's own scalar beats the global one
-    assert t.function_properties_raw("SleepyFunction")["Timeout"] == 1
+    assert t.resources["SleepyFunction"]["Properties"]["Timeout"] == 1
 
 
 def test_no_value_sentinel_is_a_singleton() -> None:
@@ -243,6 +246,7 @@ def test_function_environments_lambda_would_refuse_are_refused(
         "    Properties:\n"
         "      CodeUri: code/\n"
         "      Handler: app.handler\n"
+        "      Runtime: python3.12\n"
         "      Environment:\n"
         "        Variables:\n"
         f"          {variables}\n"
