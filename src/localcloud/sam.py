@@ -14,6 +14,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import boto3
+from samtranslator.metrics.metrics import (  # type: ignore[import-untyped]
+    DummyMetricsPublisher,
+    Metrics,
+)
 from samtranslator.model.exceptions import InvalidDocumentException  # type: ignore[import-untyped]
 from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
 from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
@@ -47,8 +51,14 @@ def expand(
         location = properties.get(key)
         if isinstance(location, str) and not location.startswith("s3://"):
             properties[key] = f"s3://{LOCAL_CODE_BUCKET}/{quote(location, safe='')}"
+    # The translator records metrics for CloudWatch; the dummy publisher drops them, and
+    # publishing empties the cache that would otherwise log a warning when it is collected.
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
     translator = Translator(
-        None, Parser(), boto_session=boto3.session.Session(region_name=pseudo["AWS::Region"])
+        None,
+        Parser(),
+        boto_session=boto3.session.Session(region_name=pseudo["AWS::Region"]),
+        metrics=metrics,
     )
     try:
         translated: dict[str, Any] = translator.translate(
@@ -57,6 +67,8 @@ def expand(
     except InvalidDocumentException as error:
         causes = "\n  ".join(str(cause.message) for cause in error.causes)
         raise TemplateError(f"SAM transform refused the template:\n  {causes}") from None
+    finally:
+        metrics.publish()
     return translated
 
 
