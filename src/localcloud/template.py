@@ -335,12 +335,6 @@ class Template:
         """Record what a created resource's Ref and GetAtt return."""
         self._bindings[logical_id] = _Binding(ref=ref, attributes=dict(attributes or {}))
 
-    def bound(self, logical_id: str) -> bool:
-        return logical_id in self._bindings
-
-    def ref_of(self, logical_id: str) -> Any:
-        return self._ref(logical_id, where=logical_id)
-
     def _ref(self, name: str, *, where: str) -> Any:
         if name in PSEUDO_PARAMETERS:
             return self.pseudo.value(name)
