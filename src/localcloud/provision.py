@@ -401,6 +401,7 @@ class _Provisioner:
             "AWS::SSM::Parameter": self._ssm_parameter,
             "AWS::Events::EventBus": self._event_bus,
             "AWS::Events::Rule": self._events_rule,
+            "AWS::Scheduler::Schedule": self._scheduler_schedule,
             "AWS::Lambda::LayerVersion": self._layer,
             "AWS::Lambda::Function": self._function,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
@@ -638,6 +639,25 @@ class _Provisioner:
                 EventRule(logical_id, name, arn, bus, pattern, targets, enabled)
             )
         return self._created(logical_id, "AWS::Events::Rule", name, {"Arn": arn})
+
+    def _scheduler_schedule(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        # SAM's ScheduleV2 event: EventBridge Scheduler, run by the same local scheduler as rules.
+        where = f"Resources.{logical_id}"
+        name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
+        arn = self._arn("scheduler", f"schedule/{props.get('GroupName', 'default')}/{name}")
+        expression = str(props.get("ScheduleExpression", ""))
+        self.stack.schedules.append(
+            ScheduleSource(
+                logical_id,
+                name,
+                arn,
+                expression,
+                parse_rate(expression),
+                [self._rule_target(props.get("Target") or {}, where=f"{where}.Target")],
+                props.get("State", "ENABLED") == "ENABLED",
+            )
+        )
+        return self._created(logical_id, "AWS::Scheduler::Schedule", name, {"Arn": arn})
 
     # ------------------------------------------------------------------ Lambda
 

@@ -319,3 +319,24 @@ def test_sam_events_become_the_stacks_rules_sources_and_destinations() -> None:
     assert t.resources["ScheduledFunctionTick"]["Properties"]["ScheduleExpression"] == (
         "rate(1 minute)"
     )
+
+
+def test_a_schedule_v2_event_runs_on_the_local_scheduler(tmp_path: Path) -> None:
+    # Given a function with an EventBridge Scheduler event (SAM's ScheduleV2) and its own input
+    path = sam_function(
+        tmp_path,
+        "      CodeUri: code/\n"
+        "      Events:\n"
+        "        Tick:\n"
+        "          Type: ScheduleV2\n"
+        "          Properties:\n"
+        "            ScheduleExpression: rate(5 minutes)\n"
+        '            Input: \'{"source": "tick"}\'\n',
+    )
+    # When it is provisioned (functions and schedules touch no AWS API)
+    stack = provision(path, moto_url="http://127.0.0.1:9", stack_name="st")
+    # Then the stack has the schedule, every 300 s, invoking the function with that input
+    (schedule,) = stack.schedules
+    assert (schedule.logical_id, schedule.rate_seconds, schedule.enabled) == ("FnTick", 300, True)
+    (target,) = schedule.targets
+    assert (target.kind, target.function, target.input) == ("lambda", "Fn", '{"source": "tick"}')
