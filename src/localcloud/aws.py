@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -231,9 +230,6 @@ class LocalAws:
                 step()
             except Exception:
                 log.exception("stopping %s failed", name)
-
-    def remove_work_dir(self) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ addresses
 

@@ -666,14 +666,6 @@ class LocalCloud:
         assert self.rds is not None
         return len(self.rds.running_servers())
 
-    def queue_depth(self, logical_id: str) -> int:
-        assert self.aws is not None
-        attributes = self.aws.client("sqs").get_queue_attributes(
-            QueueUrl=self.aws.physical_id(logical_id),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return sum(int(value) for value in attributes.values())
-
     def drill_finished_events(self, run_id: str | None = None) -> list[dict[str, Any]]:
         assert self.aws is not None
         return [

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from localcloud.delivery import BusNotFoundError, Delivery, PutEventsValidationError
-from localcloud.provision import Stack
+from localcloud.provision import FunctionSpec, Stack
 from localcloud.runtime import FUNCTION_ERROR, Runtime
 from localcloud.serving import ServingThread
 
@@ -36,6 +36,10 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024  # 1 MB, Event (raised from 256 KB in 2025)
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _INVOKE_SUFFIX = "/invocations"
+
+
+class _LambdaError(Exception):
+    """An Invoke Lambda refuses: (HTTP status, error type, message)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -106,65 +110,54 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ Lambda
 
     def _invoke(self, function_name: str) -> None:
-        endpoint = self.server.endpoint
-        body = self._body()
-        query = parse_qs(urlsplit(self.path).query)
-        qualifiers = query.get("Qualifier")
-        qualifier = qualifiers[0] if qualifiers else None
-        spec = endpoint.stack.function(function_name)
-        if spec is None or qualifier not in (None, "$LATEST"):
-            arn = (
-                function_name
-                if function_name.startswith("arn:")
-                else (
-                    f"arn:aws:lambda:{endpoint.stack.region}:{endpoint.stack.account_id}"
-                    f":function:{function_name}"
-                )
-            )
-            self._lambda_error(
-                404,
-                "ResourceNotFoundException",
-                f"Function not found: {arn}{':' + qualifier if qualifier else ''}",
-            )
+        try:
+            spec, invocation_type, payload = self._invoke_request(function_name)
+        except _LambdaError as error:
+            self._lambda_error(*error.args)
             return
+        if invocation_type == "DryRun":
+            self._reply(204)
+        elif invocation_type == "Event":
+            request_id = self.server.endpoint.delivery.invoke_async(spec, payload)
+            self._reply(202, b"", {"x-amzn-Remapped-x-amzn-RequestId": request_id})
+        else:
+            self._invoke_sync(spec, payload)
+
+    def _invoke_request(self, function_name: str) -> tuple[FunctionSpec, str, str]:
+        """The function, invocation type and payload of an Invoke, refused as Lambda would."""
+        stack = self.server.endpoint.stack
+        body = self._body()
+        qualifiers = parse_qs(urlsplit(self.path).query).get("Qualifier")
+        qualifier = qualifiers[0] if qualifiers else None
+        spec = stack.function(function_name)
+        if spec is None or qualifier not in (None, "$LATEST"):
+            arn = function_name
+            if not function_name.startswith("arn:"):
+                arn = f"arn:aws:lambda:{stack.region}:{stack.account_id}:function:{function_name}"
+            message = f"Function not found: {arn}{':' + qualifier if qualifier else ''}"
+            raise _LambdaError(404, "ResourceNotFoundException", message)
         invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
-            self._lambda_error(
-                400,
-                "InvalidParameterValueException",
-                f"Unsupported invocation type {invocation_type}",
-            )
-            return
+            message = f"Unsupported invocation type {invocation_type}"
+            raise _LambdaError(400, "InvalidParameterValueException", message)
         limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
         if len(body) > limit:
-            self._lambda_error(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
-            )
-            return
+            message = f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+            raise _LambdaError(413, "RequestTooLargeException", message)
         payload = body.decode() if body else "{}"
         try:
             json.loads(payload)
         except ValueError:
-            self._lambda_error(
-                400,
-                "InvalidRequestContentException",
-                "Could not parse request body into json: Unexpected character",
-            )
-            return
-        if invocation_type == "DryRun":
-            self._reply(204)
-            return
-        if invocation_type == "Event":
-            request_id = endpoint.delivery.invoke_async(spec, payload)
-            self._reply(202, b"", {"x-amzn-Remapped-x-amzn-RequestId": request_id})
-            return
+            message = "Could not parse request body into json: Unexpected character"
+            raise _LambdaError(400, "InvalidRequestContentException", message) from None
+        return spec, invocation_type, payload
+
+    def _invoke_sync(self, spec: FunctionSpec, payload: str) -> None:
         client_context = self.headers.get("X-Amz-Client-Context")
         if client_context:
             client_context = base64.b64decode(client_context).decode()
         tail = self.headers.get("X-Amz-Log-Type") == "Tail"
-        result = endpoint.runtime.invoke(
+        result = self.server.endpoint.runtime.invoke(
             spec,
             payload,
             client_context=client_context,

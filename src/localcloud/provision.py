@@ -1,9 +1,11 @@
-"""Create a template's resources in moto, the way CloudFormation + SAM would.
+"""Create a template's resources in moto, the way CloudFormation would after SAM's transform.
 
-Data resources (SQS queues with their redrive policies, DynamoDB tables, S3 buckets, SSM
-parameters) are really created in the moto server. What moto cannot run (functions, event buses,
-rules, schedules, event source mappings, async invoke configs) is recorded in a :class:`Stack` for
-the runtime and the delivery layer. Unknown resource types are an error.
+aws-sam-translator expands the SAM resources (:mod:`localcloud.sam`); this module wires the
+CloudFormation that comes out. Data resources (SQS queues with their redrive policies, DynamoDB
+tables, S3 buckets, SSM parameters) are really created in the moto server. What moto cannot run
+(functions, event buses, rules, schedules, event source mappings, async invoke configs) is
+recorded in a :class:`Stack` for the runtime and the delivery layer. Unknown resource types are
+an error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import re
 import secrets
 import string
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localcloud.sam import local_code_dir
 from localcloud.template import Template, TemplateError
 
 __all__ = [
@@ -118,7 +122,6 @@ class FunctionSpec:
     invoke_config: InvokeConfig
     dead_letter_arn: str | None = None
     reserved_concurrency: int | None = None
-    properties: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,6 @@ class ProvisionedResource:
     type: str
     physical_id: str
     attributes: dict[str, Any]
-    properties: dict[str, Any] = field(repr=False)
 
 
 @dataclass
@@ -324,6 +326,50 @@ def parse_rate(expression: str) -> float | None:
 
 # ----------------------------------------------------------------------------------- provisioning
 
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+)
+
+# CloudFormation's bucket properties in the S3 API's requests (applied after CreateBucket).
+_BUCKET_SETTINGS: tuple[tuple[str, str, Callable[[Any], dict[str, Any]]], ...] = (
+    (
+        "VersioningConfiguration",
+        "put_bucket_versioning",
+        lambda value: {"VersioningConfiguration": {"Status": value["Status"]}},
+    ),
+    (
+        "ObjectLockConfiguration",
+        "put_object_lock_configuration",
+        lambda value: {"ObjectLockConfiguration": _object_lock(value)},
+    ),
+    (
+        "BucketEncryption",
+        "put_bucket_encryption",
+        lambda value: {"ServerSideEncryptionConfiguration": {"Rules": _encryption_rules(value)}},
+    ),
+    (
+        "PublicAccessBlockConfiguration",
+        "put_public_access_block",
+        lambda value: {"PublicAccessBlockConfiguration": {k: bool(v) for k, v in value.items()}},
+    ),
+    ("OwnershipControls", "put_bucket_ownership_controls", lambda v: {"OwnershipControls": v}),
+    ("Tags", "put_bucket_tagging", lambda value: {"Tagging": {"TagSet": value}}),
+)
+
+# Async destinations by the service in their ARN (CloudFormation's EventInvokeConfig has no Type).
+_DESTINATION_TYPES = {"sqs": "SQS", "lambda": "Lambda", "events": "EventBridge"}
+
 
 class _Provisioner:
     def __init__(
@@ -346,9 +392,6 @@ class _Provisioner:
             moto_url=moto_url,
         )
         self.stack.buses[DEFAULT_BUS] = self._bus_arn(DEFAULT_BUS)
-        self._client_factory: Callable[[str], Any] = lambda service: local_client(
-            service, endpoint_url=moto_url, region=self.pseudo.region
-        )
         self._clients: dict[str, Any] = {}
         self._handlers: dict[str, Callable[[str, dict[str, Any]], ProvisionedResource]] = {
             "AWS::SQS::Queue": self._queue,
@@ -358,14 +401,18 @@ class _Provisioner:
             "AWS::SSM::Parameter": self._ssm_parameter,
             "AWS::Events::EventBus": self._event_bus,
             "AWS::Events::Rule": self._events_rule,
-            "AWS::Serverless::LayerVersion": self._layer,
-            "AWS::Serverless::Function": self._function,
+            "AWS::Scheduler::Schedule": self._scheduler_schedule,
+            "AWS::Lambda::LayerVersion": self._layer,
+            "AWS::Lambda::Function": self._function,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
+            "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
         }
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._client_factory(service)
+            self._clients[service] = local_client(
+                service, endpoint_url=self.stack.moto_url, region=self.pseudo.region
+            )
         return self._clients[service]
 
     # ------------------------------------------------------------------ helpers
@@ -377,76 +424,54 @@ class _Provisioner:
     def _bus_arn(self, name: str) -> str:
         return self._arn("events", f"event-bus/{name}")
 
-    def _record(
-        self, logical_id: str, rtype: str, physical_id: str, attributes: dict[str, Any], props: Any
+    def _created(
+        self, logical_id: str, rtype: str, ref: str, attributes: dict[str, Any]
     ) -> ProvisionedResource:
-        return ProvisionedResource(logical_id, rtype, physical_id, attributes, props)
+        self.t.bind(logical_id, ref, attributes)
+        return ProvisionedResource(logical_id, rtype, ref, attributes)
 
     def _warn(self, message: str) -> None:
         log.warning("%s", message)
         self.stack.warnings.append(message)
 
-    def _path(self, uri: Any, *, where: str) -> Path:
-        if not isinstance(uri, str):
-            raise TemplateError(f"{where}: only a local directory is supported, got {uri!r}")
-        if uri.startswith("s3://"):
-            raise TemplateError(f"{where}: {uri} is on S3; the local cloud needs a directory")
+    def _code_dir(self, code: Any, *, where: str) -> Path:
         base = self.t.path.parent if self.t.path is not None else self.stack.project_root
-        return (base / uri).resolve()
+        return local_code_dir(code, base=base, where=where)
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> Stack:
         for logical_id in self.t.creation_order():
-            resource = self.t.resources[logical_id]
-            rtype = resource["Type"]
+            rtype = self.t.resources[logical_id]["Type"]
             where = f"Resources.{logical_id}"
             if rtype.startswith("AWS::CloudFormation::") or rtype.startswith("Custom::"):
                 self._warn(f"{logical_id}: {rtype} ignored locally")
                 self.t.bind(logical_id, logical_id, {})
                 continue
-            if rtype == "AWS::Serverless::Function":
-                properties = self.t.resolve(self.t.function_properties_raw(logical_id), where=where)
-            else:
-                properties = self.t.resolve(resource.get("Properties") or {}, where=where)
+            properties = self.t.resolve(
+                self.t.resources[logical_id].get("Properties") or {}, where=where
+            )
             handler = self._handlers.get(rtype)
-            if handler is not None:
-                provisioned = handler(logical_id, properties)
-            elif rtype in _RECORD_ONLY:
-                provisioned = self._record_only(logical_id, rtype, properties)
-            else:
+            if handler is None and rtype not in _RECORD_ONLY:
                 raise TemplateError(f"{where}: resource type {rtype} is not supported locally")
-            self.stack.resources[logical_id] = provisioned
+            self.stack.resources[logical_id] = (handler or self._record_only)(
+                logical_id, properties
+            )
         self.stack.outputs = self.t.outputs()
         return self.stack
 
     # ------------------------------------------------------------------ SQS
-
-    _QUEUE_ATTRIBUTES = (
-        "DelaySeconds",
-        "MaximumMessageSize",
-        "MessageRetentionPeriod",
-        "ReceiveMessageWaitTimeSeconds",
-        "VisibilityTimeout",
-        "KmsMasterKeyId",
-        "KmsDataKeyReusePeriodSeconds",
-        "SqsManagedSseEnabled",
-        "FifoQueue",
-        "ContentBasedDeduplication",
-        "DeduplicationScope",
-        "FifoThroughputLimit",
-    )
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         fifo = str(props.get("FifoQueue", "false")).lower() == "true"
         name = props.get("QueueName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=80, suffix=".fifo" if fifo else ""
         )
-        attributes: dict[str, str] = {}
-        for key in self._QUEUE_ATTRIBUTES:
-            if key in props:
-                value = props[key]
-                attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        attributes = {
+            key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+            for key in _QUEUE_ATTRIBUTES
+            if key in props
+        }
         for key in ("RedrivePolicy", "RedriveAllowPolicy"):
             if key in props:
                 value = props[key]
@@ -454,21 +479,19 @@ class _Provisioner:
         template_vt = int(attributes.get("VisibilityTimeout", "30"))
         if self.visibility_timeout_override is not None:
             attributes["VisibilityTimeout"] = str(self.visibility_timeout_override)
-        tags = {t["Key"]: str(t["Value"]) for t in props.get("Tags") or []}
-        sqs = self.client("sqs")
         kwargs: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
-        if tags:
-            kwargs["tags"] = tags
+        if props.get("Tags"):
+            kwargs["tags"] = {t["Key"]: str(t["Value"]) for t in props["Tags"]}
+        sqs = self.client("sqs")
         url = sqs.create_queue(**kwargs)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        self.t.bind(logical_id, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
         self.stack.queues[logical_id] = QueueInfo(
             logical_id, name, url, arn, attributes, template_vt
         )
-        return self._record(
-            logical_id, "AWS::SQS::Queue", url, {"Arn": arn, "QueueName": name}, props
+        return self._created(
+            logical_id, "AWS::SQS::Queue", url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
         )
 
     # ------------------------------------------------------------------ DynamoDB
@@ -477,38 +500,9 @@ class _Provisioner:
         name = props.get("TableName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=255
         )
-        kwargs: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": props.get("BillingMode", "PROVISIONED"),
-        }
-        if kwargs["BillingMode"] == "PROVISIONED":
-            if "ProvisionedThroughput" not in props:
-                raise TemplateError(
-                    f"Resources.{logical_id}: PROVISIONED tables need ProvisionedThroughput"
-                )
-            kwargs["ProvisionedThroughput"] = _int_values(props["ProvisionedThroughput"])
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-            if key in props:
-                indexes = []
-                for index in props[key]:
-                    index = dict(index)
-                    if "ProvisionedThroughput" in index:
-                        index["ProvisionedThroughput"] = _int_values(index["ProvisionedThroughput"])
-                    indexes.append(index)
-                kwargs[key] = indexes
-        if "StreamSpecification" in props:
-            kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-        if "SSESpecification" in props:
-            sse = dict(props["SSESpecification"])
-            sse["Enabled"] = bool(sse.pop("SSEEnabled", sse.get("Enabled", False)))
-            kwargs["SSESpecification"] = sse
-        if props.get("Tags"):
-            kwargs["Tags"] = props["Tags"]
         ddb = self.client("dynamodb")
         try:
-            description = ddb.create_table(**kwargs)["TableDescription"]
+            description = ddb.create_table(**_create_table_request(name, props))
         except ClientError as error:
             raise TemplateError(f"Resources.{logical_id}: CreateTable failed: {error}") from error
         ttl = props.get("TimeToLiveSpecification")
@@ -528,98 +522,34 @@ class _Provisioner:
                 )
             except (ClientError, BotoCoreError) as error:
                 self._warn(f"{logical_id}: point-in-time recovery not applied: {error}")
-        attributes = {"Arn": description["TableArn"]}
-        if description.get("LatestStreamArn"):
-            attributes["StreamArn"] = description["LatestStreamArn"]
-        self.t.bind(logical_id, name, attributes)
-        return self._record(logical_id, "AWS::DynamoDB::Table", name, attributes, props)
+        table = description["TableDescription"]
+        attributes = {"Arn": table["TableArn"]}
+        if table.get("LatestStreamArn"):
+            attributes["StreamArn"] = table["LatestStreamArn"]
+        return self._created(logical_id, "AWS::DynamoDB::Table", name, attributes)
 
     # ------------------------------------------------------------------ S3
 
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        p = self.pseudo
         name = props.get("BucketName") or physical_name(
-            self.pseudo.stack_name.lower(), logical_id.lower(), max_length=63, alphabet=_LOWER
+            p.stack_name.lower(), logical_id.lower(), max_length=63, alphabet=_LOWER
         )
         s3 = self.client("s3")
         # Object Lock can only be chosen when a bucket is created, as in S3.
-        locked = str(props.get("ObjectLockEnabled", "false")).lower() == "true"
-        if self.pseudo.region == "us-east-1":
-            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=locked)
-        else:
-            s3.create_bucket(
-                Bucket=name,
-                CreateBucketConfiguration={"LocationConstraint": self.pseudo.region},
-                ObjectLockEnabledForBucket=locked,
-            )
-        optional: list[tuple[str, Callable[[], Any]]] = []
-        if "VersioningConfiguration" in props:
-            optional.append(
-                (
-                    "VersioningConfiguration",
-                    lambda: s3.put_bucket_versioning(
-                        Bucket=name,
-                        VersioningConfiguration={
-                            "Status": props["VersioningConfiguration"]["Status"]
-                        },
-                    ),
-                )
-            )
-        if "ObjectLockConfiguration" in props:
-            optional.append(
-                (
-                    "ObjectLockConfiguration",
-                    lambda: s3.put_object_lock_configuration(
-                        Bucket=name,
-                        ObjectLockConfiguration=_object_lock(props["ObjectLockConfiguration"]),
-                    ),
-                )
-            )
-        if "BucketEncryption" in props:
-            optional.append(
-                (
-                    "BucketEncryption",
-                    lambda: s3.put_bucket_encryption(
-                        Bucket=name,
-                        ServerSideEncryptionConfiguration={
-                            "Rules": _encryption_rules(props["BucketEncryption"])
-                        },
-                    ),
-                )
-            )
-        if "PublicAccessBlockConfiguration" in props:
-            optional.append(
-                (
-                    "PublicAccessBlockConfiguration",
-                    lambda: s3.put_public_access_block(
-                        Bucket=name,
-                        PublicAccessBlockConfiguration={
-                            k: bool(v) for k, v in props["PublicAccessBlockConfiguration"].items()
-                        },
-                    ),
-                )
-            )
-        if "OwnershipControls" in props:
-            optional.append(
-                (
-                    "OwnershipControls",
-                    lambda: s3.put_bucket_ownership_controls(
-                        Bucket=name, OwnershipControls=props["OwnershipControls"]
-                    ),
-                )
-            )
-        if props.get("Tags"):
-            optional.append(
-                (
-                    "Tags",
-                    lambda: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]}),
-                )
-            )
-        for what, apply in optional:
-            try:
-                apply()
-            except (ClientError, BotoCoreError, KeyError, TypeError) as error:
-                self._warn(f"{logical_id}: {what} not applied in moto: {error}")
-        p = self.pseudo
+        request: dict[str, Any] = {
+            "Bucket": name,
+            "ObjectLockEnabledForBucket": str(props.get("ObjectLockEnabled")).lower() == "true",
+        }
+        if p.region != "us-east-1":
+            request["CreateBucketConfiguration"] = {"LocationConstraint": p.region}
+        s3.create_bucket(**request)
+        for key, method, settings in _BUCKET_SETTINGS:
+            if props.get(key):
+                try:
+                    getattr(s3, method)(Bucket=name, **settings(props[key]))
+                except (ClientError, BotoCoreError, KeyError, TypeError) as error:
+                    self._warn(f"{logical_id}: {key} not applied in moto: {error}")
         attributes = {
             "Arn": f"arn:{p.partition}:s3:::{name}",
             "DomainName": f"{name}.s3.{p.url_suffix}",
@@ -627,18 +557,15 @@ class _Provisioner:
             "DualStackDomainName": f"{name}.s3.dualstack.{p.region}.{p.url_suffix}",
             "WebsiteURL": f"http://{name}.s3-website-{p.region}.{p.url_suffix}",
         }
-        self.t.bind(logical_id, name, attributes)
-        return self._record(logical_id, "AWS::S3::Bucket", name, attributes, props)
+        return self._created(logical_id, "AWS::S3::Bucket", name, attributes)
 
     def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         # Recorded, not applied: moto enforces bucket policies, and the local cloud talks plain
         # HTTP to it, so a (recommended) DenyInsecureTransport statement would deny every call
         # that HTTPS satisfies in AWS. IAM is not enforced locally either.
-        bucket = props["Bucket"]
         if not isinstance(props.get("PolicyDocument"), dict):
             raise TemplateError(f"Resources.{logical_id}: PolicyDocument must be an object")
-        self.t.bind(logical_id, bucket, {})
-        return self._record(logical_id, "AWS::S3::BucketPolicy", bucket, {}, props)
+        return self._created(logical_id, "AWS::S3::BucketPolicy", props["Bucket"], {})
 
     # ------------------------------------------------------------------ SSM
 
@@ -654,8 +581,7 @@ class _Provisioner:
             kwargs["Description"] = props["Description"]
         self.client("ssm").put_parameter(**kwargs)
         attributes = {"Type": kwargs["Type"], "Value": kwargs["Value"]}
-        self.t.bind(logical_id, name, attributes)
-        return self._record(logical_id, "AWS::SSM::Parameter", name, attributes, props)
+        return self._created(logical_id, "AWS::SSM::Parameter", name, attributes)
 
     # ------------------------------------------------------------------ EventBridge
 
@@ -667,8 +593,7 @@ class _Provisioner:
             raise TemplateError(f"Resources.{logical_id}: event bus {name!r} already exists")
         arn = self._bus_arn(name)
         self.stack.buses[name] = arn
-        self.t.bind(logical_id, name, {"Arn": arn, "Name": name})
-        return self._record(logical_id, "AWS::Events::EventBus", name, {"Arn": arn}, props)
+        return self._created(logical_id, "AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
 
     def _resolve_bus(self, value: Any, *, where: str) -> str:
         name = str(value or DEFAULT_BUS)
@@ -695,7 +620,8 @@ class _Provisioner:
         where = f"Resources.{logical_id}"
         name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
         bus = self._resolve_bus(props.get("EventBusName"), where=where)
-        arn = self._rule_arn(bus, name)
+        path = f"rule/{name}" if bus == DEFAULT_BUS else f"rule/{bus}/{name}"
+        arn = self._arn("events", path)
         enabled = props.get("State", "ENABLED") == "ENABLED"
         targets = [self._rule_target(t, where=where) for t in props.get("Targets") or []]
         if "ScheduleExpression" in props:
@@ -712,273 +638,180 @@ class _Provisioner:
             self.stack.rules.append(
                 EventRule(logical_id, name, arn, bus, pattern, targets, enabled)
             )
-        self.t.bind(logical_id, name, {"Arn": arn})
-        return self._record(logical_id, "AWS::Events::Rule", name, {"Arn": arn}, props)
+        return self._created(logical_id, "AWS::Events::Rule", name, {"Arn": arn})
 
-    def _rule_arn(self, bus: str, name: str) -> str:
-        path = f"rule/{name}" if bus == DEFAULT_BUS else f"rule/{bus}/{name}"
-        return self._arn("events", path)
+    def _scheduler_schedule(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        # SAM's ScheduleV2 event: EventBridge Scheduler, run by the same local scheduler as rules.
+        where = f"Resources.{logical_id}"
+        name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
+        arn = self._arn("scheduler", f"schedule/{props.get('GroupName', 'default')}/{name}")
+        expression = str(props.get("ScheduleExpression", ""))
+        self.stack.schedules.append(
+            ScheduleSource(
+                logical_id,
+                name,
+                arn,
+                expression,
+                parse_rate(expression),
+                [self._rule_target(props.get("Target") or {}, where=f"{where}.Target")],
+                props.get("State", "ENABLED") == "ENABLED",
+            )
+        )
+        return self._created(logical_id, "AWS::Scheduler::Schedule", name, {"Arn": arn})
 
-    # ------------------------------------------------------------------ layers
+    # ------------------------------------------------------------------ Lambda
 
     def _layer(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
-        where = f"Resources.{logical_id}"
-        directory = self._path(props.get("ContentUri"), where=f"{where}.ContentUri")
+        where = f"Resources.{logical_id}.Content"
+        directory = self._code_dir(props.get("Content"), where=where)
         if not directory.is_dir():
-            raise TemplateError(f"{where}.ContentUri: {directory} is not a directory")
-        layer_name = props.get("LayerName") or logical_id
-        arn = self._arn("lambda", f"layer:{layer_name}:1")
+            raise TemplateError(f"{where}: {directory} is not a directory")
+        arn = self._arn("lambda", f"layer:{props.get('LayerName') or logical_id}:1")
         self.stack.layers[arn] = directory
-        self.t.bind(logical_id, arn, {})
-        return self._record(logical_id, "AWS::Serverless::LayerVersion", arn, {}, props)
+        return self._created(logical_id, "AWS::Lambda::LayerVersion", arn, {})
 
-    # ------------------------------------------------------------------ functions
+    def _layer_dirs(self, logical_id: str, layers: list[str]) -> list[Path]:
+        directories = []
+        for layer in layers:
+            if layer not in self.stack.layers:
+                self._warn(f"{logical_id}: layer {layer} is not local; the venv stands in for it")
+                continue
+            directory = self.stack.layers[layer]
+            directories.append(directory)
+            if (directory / "python").is_dir():
+                directories.append(directory / "python")
+        return directories
+
+    def _function(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        if props.get("PackageType", "Zip") != "Zip":
+            raise TemplateError(f"{where}: only Zip functions run locally")
+        handler = str(props.get("Handler") or "")
+        if "." not in handler:
+            raise TemplateError(f"{where}: Handler must be 'module.function', got {handler!r}")
+        name = props.get("FunctionName") or physical_name(
+            self.pseudo.stack_name, logical_id, max_length=64, alphabet=_MIXED
+        )
+        arn = self._arn("lambda", f"function:{name}")
+        concurrency = props.get("ReservedConcurrentExecutions")
+        self.stack.functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            name=name,
+            arn=arn,
+            handler=handler,
+            code_dir=self._code_dir(props.get("Code"), where=f"{where}.Code"),
+            layer_dirs=self._layer_dirs(logical_id, props.get("Layers") or []),
+            environment=_environment(props, where=f"{where}.Environment"),
+            timeout=_timeout(props, where=where),
+            memory_size=int(props.get("MemorySize", 128)),
+            runtime=str(props.get("Runtime", "python3.12")),
+            invoke_config=InvokeConfig(),
+            dead_letter_arn=_dead_letter_arn(props, where=f"{where}.DeadLetterConfig"),
+            reserved_concurrency=int(concurrency) if concurrency is not None else None,
+        )
+        return self._created(logical_id, "AWS::Lambda::Function", name, {"Arn": arn})
+
+    def _function_named(self, name: Any, *, where: str) -> FunctionSpec:
+        spec = self.stack.function(str(name or ""))
+        if spec is None:
+            raise TemplateError(f"{where}: FunctionName {name!r} is not a function of this stack")
+        return spec
 
     def _destination(self, node: Any, *, where: str) -> Destination | None:
+        arn = str((node or {}).get("Destination") or "")
         if not node:
             return None
-        dtype = str(node.get("Type", ""))
-        arn = node.get("Destination")
-        if dtype not in ("SQS", "Lambda", "EventBridge"):
-            raise TemplateError(f"{where}: destination type {dtype!r} is not supported locally")
-        if not arn:
-            raise TemplateError(f"{where}: destination {dtype} needs a Destination ARN")
-        arn = str(arn)
-        if dtype == "SQS" and self.stack.queue_by_arn(arn) is None:
-            raise TemplateError(f"{where}: SQS destination {arn} is not a queue of this stack")
-        if dtype == "EventBridge" and self.stack.bus_name(arn) is None:
-            raise TemplateError(f"{where}: EventBridge destination {arn} is not a bus here")
-        if dtype == "Lambda" and self.stack.function(arn) is None:
-            raise TemplateError(f"{where}: Lambda destination {arn} is not a function here")
+        dtype = _DESTINATION_TYPES.get(arn.split(":")[2] if arn.count(":") >= 5 else "")
+        known = {
+            "SQS": self.stack.queue_by_arn,
+            "EventBridge": self.stack.bus_name,
+            "Lambda": self.stack.function,
+        }
+        if dtype is None or known[dtype](arn) is None:
+            raise TemplateError(
+                f"{where}: destination {arn!r} is not a queue, bus or function here"
+            )
         return Destination(dtype, arn)
 
-    def _invoke_config(self, node: Mapping[str, Any] | None, *, where: str) -> InvokeConfig:
-        node = node or {}
-        retries = int(node.get("MaximumRetryAttempts", 2))
+    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        where = f"Resources.{logical_id}"
+        spec = self._function_named(props.get("FunctionName"), where=where)
+        retries = int(props.get("MaximumRetryAttempts", 2))
         if not 0 <= retries <= 2:
             raise TemplateError(f"{where}: MaximumRetryAttempts must be 0..2, got {retries}")
-        age = int(node.get("MaximumEventAgeInSeconds", 21600))
+        age = int(props.get("MaximumEventAgeInSeconds", 21600))
         if not 60 <= age <= 21600:
             raise TemplateError(f"{where}: MaximumEventAgeInSeconds must be 60..21600")
-        destinations = node.get("DestinationConfig") or {}
-        return InvokeConfig(
+        destinations = props.get("DestinationConfig") or {}
+        spec.invoke_config = InvokeConfig(
             maximum_retry_attempts=retries,
             maximum_event_age_seconds=age,
             on_success=self._destination(destinations.get("OnSuccess"), where=f"{where}.OnSuccess"),
             on_failure=self._destination(destinations.get("OnFailure"), where=f"{where}.OnFailure"),
         )
+        return self._created(logical_id, "AWS::Lambda::EventInvokeConfig", logical_id, {})
 
-    def _function(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         where = f"Resources.{logical_id}"
-        if "InlineCode" in props:
-            raise TemplateError(f"{where}: InlineCode is not supported locally; use CodeUri")
-        if "CodeUri" not in props:
-            raise TemplateError(f"{where}: no CodeUri")
-        if props.get("PackageType", "Zip") != "Zip":
-            raise TemplateError(f"{where}: only Zip functions run locally")
-        handler = props.get("Handler")
-        if not handler or "." not in str(handler):
-            raise TemplateError(f"{where}: Handler must be 'module.function', got {handler!r}")
-        code_dir = self._path(props["CodeUri"], where=f"{where}.CodeUri")
-        layer_dirs = []
-        for layer in props.get("Layers") or []:
-            if layer in self.stack.layers:
-                directory = self.stack.layers[layer]
-                layer_dirs.append(directory)
-                if (directory / "python").is_dir():
-                    layer_dirs.append(directory / "python")
-            else:
-                self._warn(f"{logical_id}: layer {layer} is not local; the venv stands in for it")
-        name = props.get("FunctionName") or physical_name(
-            self.pseudo.stack_name, logical_id, max_length=64, alphabet=_MIXED
-        )
-        arn = self._arn("lambda", f"function:{name}")
-        variables = (props.get("Environment") or {}).get("Variables") or {}
-        environment = {
-            str(k): _env_value(v, where=f"{where}.Environment.{k}") for k, v in variables.items()
-        }
-        reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
-        if reserved:
+        spec = self._function_named(props.get("FunctionName"), where=where)
+        queue = self.stack.queue_by_arn(str(props.get("EventSourceArn", "")))
+        if queue is None:
+            raise TemplateError(f"{where}: EventSourceArn is not a queue of this stack")
+        if queue.template_visibility_timeout < spec.timeout:
+            # CreateEventSourceMapping refuses this in AWS.
             raise TemplateError(
-                f"{where}.Environment: Lambda reserves {reserved}; they cannot be set"
+                f"{where}: queue visibility timeout {queue.template_visibility_timeout} s is"
+                f" less than the function timeout {spec.timeout} s"
             )
-        size = sum(len(k) + len(v) for k, v in environment.items())
-        if size > 4096:
-            raise TemplateError(f"{where}.Environment: {size} bytes exceeds Lambda's 4 KB limit")
-        timeout = int(props.get("Timeout", 3))
-        if not 1 <= timeout <= 900:
-            raise TemplateError(f"{where}: Timeout must be 1..900 seconds, got {timeout}")
-        memory = int(props.get("MemorySize", 128))
-        dead_letter = None
-        if props.get("DeadLetterQueue"):
-            dlq = props["DeadLetterQueue"]
-            if dlq.get("Type") != "SQS":
-                raise TemplateError(f"{where}: DeadLetterQueue type {dlq.get('Type')} unsupported")
-            dead_letter = str(dlq["TargetArn"])
-        concurrency = props.get("ReservedConcurrentExecutions")
-        spec = FunctionSpec(
-            logical_id=logical_id,
-            name=name,
-            arn=arn,
-            handler=str(handler),
-            code_dir=code_dir,
-            layer_dirs=layer_dirs,
-            environment=environment,
-            timeout=timeout,
-            memory_size=memory,
-            runtime=str(props.get("Runtime", "python3.12")),
-            invoke_config=self._invoke_config(
-                props.get("EventInvokeConfig"), where=f"{where}.EventInvokeConfig"
-            ),
-            dead_letter_arn=dead_letter,
-            reserved_concurrency=int(concurrency) if concurrency is not None else None,
-            properties=props,
+        batch_size, window = _batching(props, where=where)
+        response_types = props.get("FunctionResponseTypes") or []
+        unknown = set(response_types) - {"ReportBatchItemFailures"}
+        if unknown:
+            raise TemplateError(f"{where}: unknown FunctionResponseTypes {sorted(unknown)}")
+        self.stack.sqs_sources.append(
+            SqsEventSource(
+                logical_id=logical_id,
+                function=spec.logical_id,
+                queue_arn=queue.arn,
+                queue_url=queue.url,
+                batch_size=batch_size,
+                report_batch_item_failures="ReportBatchItemFailures" in response_types,
+                enabled=bool(props.get("Enabled", True)),
+                filters=_filters(props, where=f"{where}.FilterCriteria"),
+                maximum_batching_window_seconds=window,
+            )
         )
-        self.stack.functions[logical_id] = spec
-        role = props.get("Role")
-        self.t.bind(logical_id, name, {"Arn": arn})
-        if role is None:
-            role_name = physical_name(self.pseudo.stack_name, f"{logical_id}Role", max_length=64)
-            self.t.bind(
-                f"{logical_id}Role",
-                role_name,
-                {
-                    "Arn": self._arn("iam", f"role/{role_name}", region=False),
-                    "RoleId": _suffix(_UPPER, 21),
-                },
-            )
-        for event_name, event in (props.get("Events") or {}).items():
-            self._function_event(spec, event_name, event or {})
-        return self._record(logical_id, "AWS::Serverless::Function", name, {"Arn": arn}, props)
-
-    def _function_event(self, spec: FunctionSpec, event_name: str, event: dict[str, Any]) -> None:
-        where = f"Resources.{spec.logical_id}.Events.{event_name}"
-        etype = event.get("Type")
-        props = event.get("Properties") or {}
-        event_id = f"{spec.logical_id}{event_name}"
-        target = RuleTarget(
-            kind="lambda",
-            arn=spec.arn,
-            function=spec.logical_id,
-            input=props.get("Input"),
-            input_path=props.get("InputPath"),
+        mapping_id = str(uuid.uuid4())
+        return self._created(
+            logical_id, "AWS::Lambda::EventSourceMapping", mapping_id, {"Id": mapping_id}
         )
-        if etype in ("EventBridgeRule", "CloudWatchEvent"):
-            if "InputTransformer" in props:
-                raise TemplateError(f"{where}: InputTransformer is not supported locally")
-            bus = self._resolve_bus(props.get("EventBusName"), where=where)
-            pattern = props.get("Pattern")
-            if not isinstance(pattern, dict) or not pattern:
-                raise TemplateError(f"{where}: an EventBridgeRule needs a Pattern")
-            validate_pattern(pattern, where=f"{where}.Pattern")
-            name = props.get("RuleName") or physical_name(
-                self.pseudo.stack_name, event_id, max_length=64
-            )
-            enabled = props.get("State", "ENABLED") == "ENABLED" and props.get("Enabled", True)
-            self.stack.rules.append(
-                EventRule(
-                    event_id, name, self._rule_arn(bus, name), bus, pattern, [target], enabled
-                )
-            )
-        elif etype == "SQS":
-            queue_arn = str(props.get("Queue", ""))
-            queue = self.stack.queue_by_arn(queue_arn)
-            if queue is None:
-                raise TemplateError(f"{where}: Queue {queue_arn!r} is not a queue of this stack")
-            if queue.template_visibility_timeout < spec.timeout:
-                # CreateEventSourceMapping refuses this in AWS.
-                raise TemplateError(
-                    f"{where}: queue visibility timeout {queue.template_visibility_timeout} s is"
-                    f" less than the function timeout {spec.timeout} s"
-                )
-            batch_size = int(props.get("BatchSize", 10))
-            window = float(props.get("MaximumBatchingWindowInSeconds", 0))
-            if not 1 <= batch_size <= 10000 or (batch_size > 10 and window <= 0):
-                raise TemplateError(
-                    f"{where}: BatchSize {batch_size} needs 1..10, or up to 10000 with a"
-                    " MaximumBatchingWindowInSeconds"
-                )
-            response_types = props.get("FunctionResponseTypes") or []
-            unknown = set(response_types) - {"ReportBatchItemFailures"}
-            if unknown:
-                raise TemplateError(f"{where}: unknown FunctionResponseTypes {sorted(unknown)}")
-            filters = []
-            for item in (props.get("FilterCriteria") or {}).get("Filters") or []:
-                pattern = item.get("Pattern")
-                pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
-                validate_pattern(pattern, where=f"{where}.FilterCriteria")
-                filters.append(pattern)
-            self.stack.sqs_sources.append(
-                SqsEventSource(
-                    logical_id=event_id,
-                    function=spec.logical_id,
-                    queue_arn=queue.arn,
-                    queue_url=queue.url,
-                    batch_size=batch_size,
-                    report_batch_item_failures="ReportBatchItemFailures" in response_types,
-                    enabled=bool(props.get("Enabled", True)),
-                    filters=filters,
-                    maximum_batching_window_seconds=window,
-                )
-            )
-        elif etype in ("Schedule", "ScheduleV2"):
-            expression = str(props.get("Schedule") or props.get("ScheduleExpression") or "")
-            name = props.get("Name") or physical_name(
-                self.pseudo.stack_name, event_id, max_length=64
-            )
-            enabled = props.get("Enabled", True) and props.get("State", "ENABLED") == "ENABLED"
-            self.stack.schedules.append(
-                ScheduleSource(
-                    logical_id=event_id,
-                    name=name,
-                    arn=self._rule_arn(DEFAULT_BUS, name),
-                    expression=expression,
-                    rate_seconds=parse_rate(expression),
-                    targets=[target],
-                    enabled=bool(enabled),
-                )
-            )
-        else:
-            raise TemplateError(f"{where}: event type {etype!r} is not supported locally")
-
-    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
-        where = f"Resources.{logical_id}"
-        spec = self.stack.function(str(props.get("FunctionName", "")))
-        if spec is None:
-            raise TemplateError(f"{where}: FunctionName is not a function of this stack")
-        spec.invoke_config = self._invoke_config(props, where=where)
-        self.t.bind(logical_id, logical_id, {})
-        return self._record(logical_id, "AWS::Lambda::EventInvokeConfig", logical_id, {}, props)
 
     # ------------------------------------------------------------------ the rest
 
-    def _record_only(
-        self, logical_id: str, rtype: str, props: dict[str, Any]
-    ) -> ProvisionedResource:
+    def _record_only(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        rtype = self.t.resources[logical_id]["Type"]
         p = self.pseudo
         if rtype == "AWS::IAM::ManagedPolicy":
             name = props.get("ManagedPolicyName") or physical_name(
                 p.stack_name, logical_id, max_length=128
             )
             arn = self._arn("iam", f"policy/{name}", region=False)
-            self.t.bind(logical_id, arn, {"PolicyArn": arn})
-            return self._record(logical_id, rtype, arn, {"PolicyArn": arn}, props)
+            return self._created(logical_id, rtype, arn, {"PolicyArn": arn})
         if rtype == "AWS::IAM::Role":
             name = props.get("RoleName") or physical_name(p.stack_name, logical_id, max_length=64)
             arn = self._arn("iam", f"role/{name}", region=False)
-            attributes = {"Arn": arn, "RoleId": _suffix(_UPPER, 21)}
-            self.t.bind(logical_id, name, attributes)
-            return self._record(logical_id, rtype, name, attributes, props)
+            return self._created(
+                logical_id, rtype, name, {"Arn": arn, "RoleId": _suffix(_UPPER, 21)}
+            )
         if rtype == "AWS::Logs::LogGroup":
             name = props.get("LogGroupName") or physical_name(
                 p.stack_name, logical_id, max_length=512
             )
-            arn = self._arn("logs", f"log-group:{name}:*")
-            self.t.bind(logical_id, name, {"Arn": arn})
-            return self._record(logical_id, rtype, name, {"Arn": arn}, props)
+            return self._created(
+                logical_id, rtype, name, {"Arn": self._arn("logs", f"log-group:{name}:*")}
+            )
         physical = physical_name(p.stack_name, logical_id, max_length=128)
-        self.t.bind(logical_id, physical, {"Arn": self._arn("local", physical)})
-        return self._record(logical_id, rtype, physical, {}, props)
+        return self._created(logical_id, rtype, physical, {"Arn": self._arn("local", physical)})
 
 
 # Lambda refuses these in a function's Environment (set by the runtime).
@@ -1032,16 +865,21 @@ def validate_pattern(pattern: Any, *, where: str) -> None:
         elif isinstance(value, dict):
             validate_pattern(value, where=f"{where}.{key}")
         elif isinstance(value, list):
-            if not value:
-                raise TemplateError(f"{where}.{key}: empty arrays are not allowed")
-            for item in value:
-                if isinstance(item, dict):
-                    if len(item) != 1 or next(iter(item)) not in _KNOWN_PATTERN_OPERATORS:
-                        raise TemplateError(f"{where}.{key}: unknown filter {item!r}")
-                elif isinstance(item, list):
-                    raise TemplateError(f"{where}.{key}: nested arrays are not allowed")
+            _validate_matchers(value, where=f"{where}.{key}")
         else:
             raise TemplateError(f"{where}.{key}: must be an object or an array, got {value!r}")
+
+
+def _validate_matchers(matchers: list[Any], *, where: str) -> None:
+    if not matchers:
+        raise TemplateError(f"{where}: empty arrays are not allowed")
+    for item in matchers:
+        if isinstance(item, dict) and (
+            len(item) != 1 or next(iter(item)) not in _KNOWN_PATTERN_OPERATORS
+        ):
+            raise TemplateError(f"{where}: unknown filter {item!r}")
+        if isinstance(item, list):
+            raise TemplateError(f"{where}: nested arrays are not allowed")
 
 
 def _object_lock(config: dict[str, Any]) -> dict[str, Any]:
@@ -1073,12 +911,91 @@ def _int_values(node: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in node.items()}
 
 
+def _create_table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's table properties as a CreateTable request (numbers as numbers)."""
+    request: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    if request["BillingMode"] == "PROVISIONED":
+        if "ProvisionedThroughput" not in props:
+            raise TemplateError(f"table {name}: PROVISIONED tables need ProvisionedThroughput")
+        request["ProvisionedThroughput"] = _int_values(props["ProvisionedThroughput"])
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in props:
+            request[key] = [
+                {**index, "ProvisionedThroughput": _int_values(index["ProvisionedThroughput"])}
+                if "ProvisionedThroughput" in index
+                else index
+                for index in props[key]
+            ]
+    if "StreamSpecification" in props:
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if "SSESpecification" in props:
+        sse = dict(props["SSESpecification"])
+        sse["Enabled"] = bool(sse.pop("SSEEnabled", sse.get("Enabled", False)))
+        request["SSESpecification"] = sse
+    if props.get("Tags"):
+        request["Tags"] = props["Tags"]
+    return request
+
+
+def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
+    """A function's variables, refused where Lambda refuses them (reserved names, over 4 KB)."""
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    environment = {str(k): _env_value(v, where=f"{where}.{k}") for k, v in variables.items()}
+    reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
+    if reserved:
+        raise TemplateError(f"{where}: Lambda reserves {reserved}; they cannot be set")
+    size = sum(len(k) + len(v) for k, v in environment.items())
+    if size > 4096:
+        raise TemplateError(f"{where}: {size} bytes exceeds Lambda's 4 KB limit")
+    return environment
+
+
 def _env_value(value: Any, *, where: str) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str | int | float):
         return str(value)
     raise TemplateError(f"{where}: environment values must be strings, got {value!r}")
+
+
+def _timeout(props: Mapping[str, Any], *, where: str) -> int:
+    timeout = int(props.get("Timeout", 3))
+    if not 1 <= timeout <= 900:
+        raise TemplateError(f"{where}: Timeout must be 1..900 seconds, got {timeout}")
+    return timeout
+
+
+def _dead_letter_arn(props: Mapping[str, Any], *, where: str) -> str | None:
+    arn = (props.get("DeadLetterConfig") or {}).get("TargetArn")
+    if arn is not None and ":sqs:" not in str(arn):
+        raise TemplateError(f"{where}: only an SQS dead-letter queue is supported, got {arn}")
+    return None if arn is None else str(arn)
+
+
+def _batching(props: Mapping[str, Any], *, where: str) -> tuple[int, float]:
+    batch_size = int(props.get("BatchSize", 10))
+    window = float(props.get("MaximumBatchingWindowInSeconds", 0))
+    if not 1 <= batch_size <= 10000 or (batch_size > 10 and window <= 0):
+        raise TemplateError(
+            f"{where}: BatchSize {batch_size} needs 1..10, or up to 10000 with a"
+            " MaximumBatchingWindowInSeconds"
+        )
+    return batch_size, window
+
+
+def _filters(props: Mapping[str, Any], *, where: str) -> list[dict[str, Any]]:
+    filters = []
+    for item in (props.get("FilterCriteria") or {}).get("Filters") or []:
+        pattern = item.get("Pattern")
+        pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
+        validate_pattern(pattern, where=where)
+        filters.append(pattern)
+    return filters
 
 
 def provision(

@@ -657,63 +657,74 @@ class LocalRds:
             return None  # stuck in "creating" until deleted (or shut down)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None  # deleted (or shut down) while "creating"
-        snapshot = self._snapshots.get(snapshot_id)
-        server: PostgresServer | None = None
-        failure: str | None = None
-        if faults.fail_restore:
-            failure = "fault injected: fail_restore"
-        elif snapshot is None or snapshot.data_dir is None:
-            failure = f"snapshot {snapshot_id} has no physical copy in the local RDS"
-        else:
-            try:
-                server = restore_copy(
-                    snapshot.data_dir,
-                    self.instances_dir,
-                    f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
-                )
-                record.server = server
-                server.start()
-            except Exception as exc:
-                log.exception("local RDS: restore of %s failed", record.identifier)
-                failure = f"restore failed: {exc}"
+        server, failure = self._restore_server(record, snapshot_id, faults)
         with self._lock:
-            if record.cancel.is_set() or self._closed or record.state != "creating":
-                abandoned = True
-            else:
-                abandoned = False
-                if failure is not None:
-                    log.warning(
-                        "local RDS: %s -> %s (%s)",
-                        record.identifier,
-                        FAILED_RESTORE_STATUS,
-                        failure,
-                    )
-                    instance.status = FAILED_RESTORE_STATUS
-                    record.state = "failed"
-                    event = self._instance_event(
-                        instance, "RDS-EVENT-0031", ["failure"], MSG_FAILED, with_tags=True
-                    )
-                else:
-                    assert server is not None
-                    instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
-                    instance.__dict__.pop(_PENDING_ATTR, None)
-                    instance.port = server.port
-                    instance.status = "available"
-                    record.state = "available"
-                    event = self._instance_event(
-                        instance,
-                        "RDS-EVENT-0043",
-                        ["restoration"],
-                        MSG_RESTORED.format(snapshot=snapshot_id),
-                        with_tags=True,
-                    )
-        if abandoned:
-            if server is not None:
-                server.destroy()
-            return None
-        if failure is not None and server is not None:
+            abandoned = record.cancel.is_set() or self._closed or record.state != "creating"
+            event = (
+                None
+                if abandoned
+                else self._restored(instance, record, snapshot_id, server, failure)
+            )
+        if server is not None and (abandoned or failure is not None):
             server.destroy()
         return event
+
+    def _restore_server(
+        self, record: _Instance, snapshot_id: str, faults: RdsFaults
+    ) -> tuple[PostgresServer | None, str | None]:
+        """The restored instance's server, started, or why there is none."""
+        snapshot = self._snapshots.get(snapshot_id)
+        if faults.fail_restore:
+            return None, "fault injected: fail_restore"
+        if snapshot is None or snapshot.data_dir is None:
+            return None, f"snapshot {snapshot_id} has no physical copy in the local RDS"
+        try:
+            server = restore_copy(
+                snapshot.data_dir,
+                self.instances_dir,
+                f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
+            )
+        except Exception as exc:
+            log.exception("local RDS: restore of %s failed", record.identifier)
+            return None, f"restore failed: {exc}"
+        record.server = server
+        try:
+            server.start()
+        except Exception as exc:
+            log.exception("local RDS: restore of %s failed", record.identifier)
+            return server, f"restore failed: {exc}"
+        return server, None
+
+    def _restored(
+        self,
+        instance: DBInstance,
+        record: _Instance,
+        snapshot_id: str,
+        server: PostgresServer | None,
+        failure: str | None,
+    ) -> dict[str, Any]:
+        """The instance's state once its restore is over (under the lock); the event to emit."""
+        if failure is not None or server is None:
+            log.warning(
+                "local RDS: %s -> %s (%s)", record.identifier, FAILED_RESTORE_STATUS, failure
+            )
+            instance.status = FAILED_RESTORE_STATUS
+            record.state = "failed"
+            return self._instance_event(
+                instance, "RDS-EVENT-0031", ["failure"], MSG_FAILED, with_tags=True
+            )
+        instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+        instance.__dict__.pop(_PENDING_ATTR, None)
+        instance.port = server.port
+        instance.status = "available"
+        record.state = "available"
+        return self._instance_event(
+            instance,
+            "RDS-EVENT-0043",
+            ["restoration"],
+            MSG_RESTORED.format(snapshot=snapshot_id),
+            with_tags=True,
+        )
 
     # -- modify -----------------------------------------------------------------------------
 

@@ -326,41 +326,76 @@ class Runtime:
         client_context: str | None,
     ) -> InvokeResult:
         pool = self._pool(spec)
-        try:
-            worker = pool.acquire()
-        except RuntimeClosedError:
-            return self._error_result(request_id, "Runtime.Closed", "the local runtime is closed")
-        if worker is None:
-            try:
-                worker, init_error = self._start_worker(spec)
-            except BaseException:
-                pool.release(None, healthy=False)
-                raise
-            if init_error is not None:
-                pool.release(worker, healthy=False)
-                return InvokeResult(
-                    request_id=request_id,
-                    payload=json.dumps({**init_error, "requestId": request_id}).encode(),
-                    function_error=FUNCTION_ERROR,
-                    error_type=str(init_error.get("errorType")),
-                )
-            pool.started(worker)
-        deadline_ms = int(time.time() * 1000) + spec.timeout * 1000
+        worker = self._ready_worker(pool, spec, request_id)
+        if isinstance(worker, InvokeResult):
+            return worker
         request = {
             "request_id": request_id,
             "payload": text,
-            "deadline_ms": deadline_ms,
+            "deadline_ms": int(time.time() * 1000) + spec.timeout * 1000,
             "invoked_function_arn": invoked_arn or spec.arn,
             "client_context": client_context,
             "trace_id": _trace_id(),
         }
+        message = self._exchange(pool, worker, spec, request)
+        if isinstance(message, InvokeResult):
+            return message
+        if message.get("ok") and self._should_crash(spec, text):
+            # Fault: the handler did its work, then its environment died before answering.
+            pool.release(worker, healthy=False)
+            description = "Runtime exited with error: signal: killed (fault injected)"
+            return self._exit_error(spec, request_id, description)
+        pool.release(worker, healthy=True)
+        if message.get("ok"):
+            raw = str(message.get("payload", ""))
+            body = base64.b64decode(raw) if message.get("binary") else raw.encode()
+            return InvokeResult(request_id=request_id, payload=body)
+        error = dict(message.get("error") or {})
+        return InvokeResult(
+            request_id=request_id,
+            payload=json.dumps(error).encode(),
+            function_error=FUNCTION_ERROR,
+            error_type=str(error.get("errorType")),
+        )
+
+    def _ready_worker(
+        self, pool: _Pool, spec: FunctionSpec, request_id: str
+    ) -> _Worker | InvokeResult:
+        """An idle worker, or a new one started; the error result when there can be none."""
+        try:
+            worker = pool.acquire()
+        except RuntimeClosedError:
+            return self._error_result(request_id, "Runtime.Closed", "the local runtime is closed")
+        if worker is not None:
+            return worker
+        try:
+            worker, init_error = self._start_worker(spec)
+        except BaseException:
+            pool.release(None, healthy=False)
+            raise
+        if init_error is not None:
+            pool.release(worker, healthy=False)
+            return InvokeResult(
+                request_id=request_id,
+                payload=json.dumps({**init_error, "requestId": request_id}).encode(),
+                function_error=FUNCTION_ERROR,
+                error_type=str(init_error.get("errorType")),
+            )
+        pool.started(worker)
+        return worker
+
+    def _exchange(
+        self, pool: _Pool, worker: _Worker, spec: FunctionSpec, request: dict[str, Any]
+    ) -> dict[str, Any] | InvokeResult:
+        """The worker's answer to ``request``, or the error result of its timeout or death."""
+        request_id = request["request_id"]
         deadline = time.monotonic() + spec.timeout
         try:
             worker.send(request)
             while True:
                 message = worker.read_message(deadline)
                 if message.get("request_id") == request_id:
-                    break
+                    return message
         except _TimedOutError:
             pool.release(worker, healthy=False)
             message_text = f"Task timed out after {spec.timeout:.2f} seconds"
@@ -374,29 +409,12 @@ class Runtime:
             pool.release(worker, healthy=False)
             if self.closed:
                 return self._error_result(request_id, "Runtime.Closed", "the local runtime closed")
-            self._append_log(spec, f"RequestId: {request_id} Error: {description}")
-            return self._error_result(
-                request_id, "Runtime.ExitError", f"RequestId: {request_id} Error: {description}"
-            )
-        if message.get("ok") and self._should_crash(spec, text):
-            # Fault: the handler did its work, then its environment died before answering.
-            pool.release(worker, healthy=False)
-            description = "Runtime exited with error: signal: killed (fault injected)"
-            self._append_log(spec, f"RequestId: {request_id} Error: {description}")
-            return self._error_result(
-                request_id, "Runtime.ExitError", f"RequestId: {request_id} Error: {description}"
-            )
-        pool.release(worker, healthy=True)
-        if message.get("ok"):
-            raw = str(message.get("payload", ""))
-            body = base64.b64decode(raw) if message.get("binary") else raw.encode()
-            return InvokeResult(request_id=request_id, payload=body)
-        error = dict(message.get("error") or {})
-        return InvokeResult(
-            request_id=request_id,
-            payload=json.dumps(error).encode(),
-            function_error=FUNCTION_ERROR,
-            error_type=str(error.get("errorType")),
+            return self._exit_error(spec, request_id, description)
+
+    def _exit_error(self, spec: FunctionSpec, request_id: str, description: str) -> InvokeResult:
+        self._append_log(spec, f"RequestId: {request_id} Error: {description}")
+        return self._error_result(
+            request_id, "Runtime.ExitError", f"RequestId: {request_id} Error: {description}"
         )
 
     def _should_crash(self, spec: FunctionSpec, text: str) -> bool:

@@ -1,12 +1,12 @@
-"""Read a SAM / CloudFormation template and resolve it the way CloudFormation would.
+"""Read a CloudFormation template (SAM's expanded first) and resolve it as CloudFormation would.
 
 - YAML with the short-form tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...) and the long forms.
+- SAM templates are expanded by aws-sam-translator (:mod:`localcloud.sam`): Globals, events,
+  roles and destinations arrive here as the plain CloudFormation SAM would deploy.
 - Parameters: template defaults overridden by the caller (like ``--parameter-overrides``), with
   the CloudFormation validations (required, AllowedValues, AllowedPattern, Min/Max...).
 - Pseudo parameters, Conditions, ``AWS::NoValue``.
 - Refs and GetAtts to resources resolve to what provisioning bound (:meth:`Template.bind`).
-- ``Globals.Function`` merged onto every ``AWS::Serverless::Function`` with SAM's rules
-  (maps merged, lists appended, scalars replaced).
 
 Anything unknown (an intrinsic, a Ref to a name the template does not declare, a circular
 dependency) raises :class:`TemplateError`: a wiring mistake must fail locally too.
@@ -19,12 +19,16 @@ import copy
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from samtranslator.plugins.globals.globals import GlobalProperties  # type: ignore[import-untyped]
+
+from localcloud.errors import TemplateError
+from localcloud.sam import expand, is_sam
 
 __all__ = [
     "NO_VALUE",
@@ -32,11 +36,8 @@ __all__ = [
     "Template",
     "TemplateError",
     "load_yaml",
+    "merge_globals",
 ]
-
-
-class TemplateError(Exception):
-    """The template is wrong (or uses something the local cloud cannot do)."""
 
 
 class _NoValue:
@@ -145,59 +146,15 @@ PSEUDO_PARAMETERS = frozenset(
     }
 )
 
-INTRINSICS = frozenset(
-    {
-        "Ref",
-        "Condition",
-        "Fn::GetAtt",
-        "Fn::Sub",
-        "Fn::If",
-        "Fn::Equals",
-        "Fn::Join",
-        "Fn::Select",
-        "Fn::Split",
-        "Fn::Not",
-        "Fn::And",
-        "Fn::Or",
-        "Fn::Base64",
-        "Fn::FindInMap",
-        "Fn::GetAZs",
-        "Fn::ToJsonString",
-        "Fn::Length",
-    }
-)
-
 # Intrinsics CloudFormation has but the local cloud cannot evaluate.
 _UNSUPPORTED = frozenset({"Fn::ImportValue", "Fn::Cidr", "Fn::Transform", "Fn::ForEach"})
-
-# SAM implicit resources a template may reference: <Function>Role (when no Role is given).
-SAM_FUNCTION_TYPE = "AWS::Serverless::Function"
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
-def _is_intrinsic(node: Any) -> bool:
-    if not isinstance(node, dict) or len(node) != 1:
-        return False
-    key = next(iter(node))
-    return key in ("Ref", "Condition") or key.startswith("Fn::")
-
-
 def merge_globals(global_value: Any, local_value: Any) -> Any:
     """SAM's Globals rules: maps merge (local wins), lists append (globals first), else local."""
-    if (
-        isinstance(global_value, dict)
-        and isinstance(local_value, dict)
-        and not _is_intrinsic(global_value)
-        and not _is_intrinsic(local_value)
-    ):
-        merged = copy.deepcopy(global_value)
-        for key, value in local_value.items():
-            merged[key] = merge_globals(merged[key], value) if key in merged else value
-        return merged
-    if isinstance(global_value, list) and isinstance(local_value, list):
-        return [*copy.deepcopy(global_value), *local_value]
-    return local_value
+    return GlobalProperties(copy.deepcopy(global_value)).merge(local_value)
 
 
 @dataclass
@@ -219,9 +176,15 @@ class Template:
         parameter_overrides: Mapping[str, Any] | None = None,
         path: Path | None = None,
     ) -> None:
-        self.document: dict[str, Any] = copy.deepcopy(dict(document))
         self.path = path
         self.pseudo = Pseudo(stack_name=stack_name, region=region, account_id=account_id)
+        self._declared: dict[str, Any] = dict(document.get("Parameters") or {})
+        self.parameters: dict[str, Any] = self._resolve_parameters(dict(parameter_overrides or {}))
+        self.document: dict[str, Any] = (
+            expand(document, parameters=self.parameters, pseudo=self._pseudo_values())
+            if is_sam(document)
+            else copy.deepcopy(dict(document))
+        )
         self.resources: dict[str, dict[str, Any]] = dict(self.document.get("Resources") or {})
         if not self.resources:
             raise TemplateError("the template has no Resources")
@@ -234,81 +197,37 @@ class Template:
         self._conditions: dict[str, bool] = {}
         self._evaluating: set[str] = set()
         self._bindings: dict[str, _Binding] = {}
-        self._implicit: dict[str, str] = self._implicit_resources()
-        self.parameters: dict[str, Any] = self._resolve_parameters(dict(parameter_overrides or {}))
         self.validate_references()
 
     @classmethod
     def load(cls, path: Path, **kwargs: Any) -> Template:
         return cls(load_yaml(Path(path)), path=Path(path), **kwargs)
 
+    def _pseudo_values(self) -> dict[str, str]:
+        names = ("AWS::StackName", "AWS::Region", "AWS::AccountId", "AWS::Partition")
+        return {name: self.pseudo.value(name) for name in names}
+
     # ------------------------------------------------------------------ parameters
 
     def _resolve_parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        declared: dict[str, Any] = dict(self.document.get("Parameters") or {})
-        unknown = sorted(set(overrides) - set(declared))
+        unknown = sorted(set(overrides) - set(self._declared))
         if unknown:
             raise TemplateError(f"parameter overrides for undeclared parameters: {unknown}")
         values: dict[str, Any] = {}
         missing: list[str] = []
-        for name, spec in declared.items():
+        for name, spec in self._declared.items():
             spec = spec or {}
             if name in overrides:
-                raw = overrides[name]
+                values[name] = _coerce_parameter(name, spec, overrides[name])
             elif "Default" in spec:
-                raw = spec["Default"]
+                values[name] = _coerce_parameter(name, spec, spec["Default"])
             else:
                 missing.append(name)
-                continue
-            values[name] = self._coerce_parameter(name, spec, raw)
         if missing:
             raise TemplateError(
                 f"parameters without a default must be given (parameter_overrides): {missing}"
             )
         return values
-
-    @staticmethod
-    def _coerce_parameter(name: str, spec: Mapping[str, Any], raw: Any) -> Any:
-        ptype = str(spec.get("Type", "String"))
-        if ptype.startswith("AWS::SSM::Parameter::Value<"):
-            raise TemplateError(f"parameter {name}: type {ptype} is not supported locally")
-        is_list = ptype.startswith("List<") or ptype == "CommaDelimitedList"
-        if is_list:
-            if isinstance(raw, list | tuple):
-                items = [str(item) for item in raw]
-            else:
-                items = [item.strip() for item in str(raw).split(",")] if str(raw) != "" else []
-            value: Any = items
-            checked = items
-        else:
-            if isinstance(raw, list | tuple):
-                raise TemplateError(f"parameter {name} ({ptype}) got a list: {raw!r}")
-            if isinstance(raw, bool):
-                raw = str(raw).lower()
-            value = str(raw)
-            checked = [value]
-        number = ptype in ("Number", "List<Number>")
-        for item in checked:
-            if number:
-                try:
-                    as_number = float(item)
-                except ValueError:
-                    raise TemplateError(f"parameter {name}: {item!r} is not a Number") from None
-                if "MinValue" in spec and as_number < float(spec["MinValue"]):
-                    raise TemplateError(f"parameter {name}: {item} < MinValue {spec['MinValue']}")
-                if "MaxValue" in spec and as_number > float(spec["MaxValue"]):
-                    raise TemplateError(f"parameter {name}: {item} > MaxValue {spec['MaxValue']}")
-            allowed = spec.get("AllowedValues")
-            if allowed is not None and item not in [str(a) for a in allowed]:
-                raise TemplateError(f"parameter {name}: {item!r} not in AllowedValues {allowed}")
-            pattern = spec.get("AllowedPattern")
-            if pattern is not None and re.fullmatch(str(pattern), item) is None:
-                raise TemplateError(f"parameter {name}: {item!r} does not match {pattern!r}")
-            if "MinLength" in spec and len(item) < int(spec["MinLength"]):
-                raise TemplateError(f"parameter {name}: shorter than MinLength {spec['MinLength']}")
-            if "MaxLength" in spec and len(item) > int(spec["MaxLength"]):
-                raise TemplateError(f"parameter {name}: longer than MaxLength {spec['MaxLength']}")
-        return value
 
     # ------------------------------------------------------------------ conditions
 
@@ -336,157 +255,62 @@ class Template:
         raise TemplateError(f"{where}: a condition must evaluate to a boolean, got {value!r}")
 
     def resource_enabled(self, logical_id: str) -> bool:
-        if logical_id in self._implicit:
-            return self.resource_enabled(self._implicit[logical_id])
-        resource = self.resources[logical_id]
-        condition = resource.get("Condition")
+        condition = self.resources[logical_id].get("Condition")
         return True if condition is None else self.condition(str(condition))
 
     # ------------------------------------------------------------------ references
 
-    def _implicit_resources(self) -> dict[str, str]:
-        implicit: dict[str, str] = {}
-        for logical_id, resource in self.resources.items():
-            if resource["Type"] == SAM_FUNCTION_TYPE and "Role" not in (
-                resource.get("Properties") or {}
-            ):
-                implicit[f"{logical_id}Role"] = logical_id
-        return implicit
-
     def _known_name(self, name: str) -> bool:
-        return (
-            name in self.parameters
-            or name in PSEUDO_PARAMETERS
-            or name in self.resources
-            or name in self._implicit
-            or name in (self.document.get("Parameters") or {})
-        )
-
-    def references(self, node: Any) -> set[str]:
-        """Every resource, parameter or pseudo parameter ``node`` refers to (all branches)."""
-        found: set[str] = set()
-        self._collect(node, found, local=frozenset())
-        return found
-
-    def _collect(self, node: Any, found: set[str], *, local: frozenset[str]) -> None:
-        if isinstance(node, list):
-            for item in node:
-                self._collect(item, found, local=local)
-            return
-        if not isinstance(node, dict):
-            return
-        if len(node) == 1:
-            key, value = next(iter(node.items()))
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-                return
-            if key == "Fn::GetAtt":
-                if isinstance(value, list) and value and isinstance(value[0], str):
-                    found.add(value[0])
-                    self._collect(value[1:], found, local=local)
-                elif isinstance(value, str):
-                    found.add(value.partition(".")[0])
-                return
-            if key == "Fn::Sub":
-                template, variables = (
-                    (value, {}) if isinstance(value, str) else (value[0], value[1])
-                )
-                names = local | frozenset(variables or {})
-                self._collect(list((variables or {}).values()), found, local=local)
-                for match in _SUB_VARIABLE.finditer(str(template)):
-                    expression = match.group(1)
-                    if expression.startswith("!"):
-                        continue
-                    if expression in names:
-                        continue
-                    found.add(
-                        expression.partition(".")[0] if "::" not in expression else expression
-                    )
-                return
-        for value in node.values():
-            self._collect(value, found, local=local)
+        return name in self._declared or name in PSEUDO_PARAMETERS or name in self.resources
 
     def validate_references(self) -> None:
         """Every Ref/GetAtt/Sub name must exist; every Fn::If condition must be declared."""
-        problems: list[str] = []
         sections: list[tuple[str, Any]] = [
-            (f"Resources.{k}", v) for k, v in self.resources.items()
-        ] + [(f"Outputs.{k}", v) for k, v in self.outputs_section.items()]
-        sections.append(("Globals", self.document.get("Globals") or {}))
-        sections.append(("Conditions", self._condition_defs))
-        for where, node in sections:
-            for name in sorted(self.references(node)):
-                if not self._known_name(name):
-                    problems.append(
-                        f"{where} refers to {name!r}, which the template does not declare"
-                    )
-            for key in sorted(self._intrinsic_keys(node)):
-                if key not in INTRINSICS:
-                    kind = "not supported locally" if key in _UNSUPPORTED else "unknown"
-                    problems.append(f"{where} uses {key}: {kind} intrinsic function")
-            for condition in self._if_conditions(node):
-                if condition not in self._condition_defs:
-                    problems.append(f"{where} uses condition {condition!r}, not in Conditions")
+            *((f"Resources.{k}", v) for k, v in self.resources.items()),
+            *((f"Outputs.{k}", v) for k, v in self.outputs_section.items()),
+            ("Conditions", self._condition_defs),
+        ]
+        problems = [p for where, node in sections for p in self._section_problems(where, node)]
         for logical_id, resource in self.resources.items():
-            depends = resource.get("DependsOn") or []
-            for name in [depends] if isinstance(depends, str) else depends:
-                if name not in self.resources:
-                    problems.append(f"Resources.{logical_id}.DependsOn: unknown resource {name!r}")
-            resource_condition = resource.get("Condition")
-            if resource_condition is not None and resource_condition not in self._condition_defs:
-                problems.append(
-                    f"Resources.{logical_id}.Condition: unknown condition {resource_condition!r}"
-                )
+            problems += self._resource_problems(logical_id, resource)
         if problems:
             raise TemplateError("unresolved references:\n  " + "\n  ".join(problems))
 
-    def _intrinsic_keys(self, node: Any) -> set[str]:
-        keys: set[str] = set()
-        if isinstance(node, list):
-            for item in node:
-                keys |= self._intrinsic_keys(item)
-        elif isinstance(node, dict):
-            if len(node) == 1 and next(iter(node)).startswith("Fn::"):
-                keys.add(next(iter(node)))
-            for value in node.values():
-                keys |= self._intrinsic_keys(value)
-        return keys
+    def _section_problems(self, where: str, node: Any) -> Iterable[str]:
+        for name in sorted(references(node)):
+            if not self._known_name(name):
+                yield f"{where} refers to {name!r}, which the template does not declare"
+        for key in sorted(_intrinsic_keys(node)):
+            if key not in INTRINSICS:
+                kind = "not supported locally" if key in _UNSUPPORTED else "unknown"
+                yield f"{where} uses {key}: {kind} intrinsic function"
+        for condition in _if_conditions(node):
+            if condition not in self._condition_defs:
+                yield f"{where} uses condition {condition!r}, not in Conditions"
 
-    def _if_conditions(self, node: Any) -> Iterable[str]:
-        if isinstance(node, list):
-            for item in node:
-                yield from self._if_conditions(item)
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if key == "Fn::If" and isinstance(value, list) and value:
-                    yield str(value[0])
-                if key == "Condition" and isinstance(value, str) and len(node) == 1:
-                    yield value
-                yield from self._if_conditions(value)
+    def _resource_problems(self, logical_id: str, resource: Mapping[str, Any]) -> Iterable[str]:
+        depends = resource.get("DependsOn") or []
+        for name in [depends] if isinstance(depends, str) else depends:
+            if name not in self.resources:
+                yield f"Resources.{logical_id}.DependsOn: unknown resource {name!r}"
+        condition = resource.get("Condition")
+        if condition is not None and condition not in self._condition_defs:
+            yield f"Resources.{logical_id}.Condition: unknown condition {condition!r}"
 
     def resource_dependencies(self, logical_id: str) -> set[str]:
         """Resources ``logical_id`` needs created first (Refs, GetAtts, Subs, DependsOn)."""
         resource = self.resources[logical_id]
-        node: Any = resource
-        if resource["Type"] == SAM_FUNCTION_TYPE:
-            node = {**resource, "Properties": self.function_properties_raw(logical_id)}
-        names = self.references({k: v for k, v in node.items() if k != "Condition"})
+        names = references({k: v for k, v in resource.items() if k != "Condition"})
         depends = resource.get("DependsOn") or []
         names |= {depends} if isinstance(depends, str) else set(depends)
-        result: set[str] = set()
-        for name in names:
-            target = self._implicit.get(name, name)
-            if target in self.resources:
-                result.add(target)
-        return result
+        return {name for name in names if name in self.resources}
 
     def creation_order(self) -> list[str]:
         """Enabled resources in dependency order; a cycle is an error, as in CloudFormation."""
         enabled = [r for r in self.resources if self.resource_enabled(r)]
-        enabled_set = set(enabled)
         # A reference to a resource whose condition is false is allowed only in a branch not
         # taken; resolve() raises for the others.
-        deps = {r: self.resource_dependencies(r) & enabled_set for r in enabled}
+        deps = {r: self.resource_dependencies(r) & set(enabled) for r in enabled}
         order: list[str] = []
         state: dict[str, int] = {}
 
@@ -494,17 +318,7 @@ class Template:
             if state.get(node) == 2:
                 return
             if state.get(node) == 1:
-                cycle = [*stack[stack.index(node) :], node]
-                raise TemplateError(
-                    "circular dependency between resources: "
-                    + " -> ".join(cycle)
-                    + (
-                        " (a resource may not refer to itself; Globals apply to every"
-                        " function, including the one they name)"
-                        if len(set(cycle)) == 1
-                        else ""
-                    )
-                )
+                raise _circular([*stack[stack.index(node) :], node])
             state[node] = 1
             for dependency in sorted(deps[node]):
                 visit(dependency, [*stack, node])
@@ -521,42 +335,31 @@ class Template:
         """Record what a created resource's Ref and GetAtt return."""
         self._bindings[logical_id] = _Binding(ref=ref, attributes=dict(attributes or {}))
 
-    def bound(self, logical_id: str) -> bool:
-        return logical_id in self._bindings
-
-    def ref_of(self, logical_id: str) -> Any:
-        return self._ref(logical_id, where=logical_id)
-
     def _ref(self, name: str, *, where: str) -> Any:
         if name in PSEUDO_PARAMETERS:
             return self.pseudo.value(name)
         if name in self.parameters:
             return self.parameters[name]
-        target = self._implicit.get(name, name)
-        if target in self.resources:
-            if not self.resource_enabled(target):
-                raise TemplateError(
-                    f"{where}: Ref to {name}, which is not created (condition "
-                    f"{self.resources[target].get('Condition')} is false)"
-                )
-            binding = self._bindings.get(name)
-            if binding is None:
-                raise TemplateError(f"{where}: Ref to {name} before it was created")
-            return binding.ref
-        raise TemplateError(f"{where}: Ref to unknown name {name!r}")
+        if name not in self.resources:
+            raise TemplateError(f"{where}: Ref to unknown name {name!r}")
+        return self._binding(name, where=f"{where}: Ref to {name}").ref
 
-    def _getatt(self, name: str, attribute: str, *, where: str) -> Any:
-        target = self._implicit.get(name, name)
-        if target not in self.resources:
-            raise TemplateError(f"{where}: GetAtt on unknown resource {name!r}")
-        if not self.resource_enabled(target):
-            raise TemplateError(f"{where}: GetAtt {name}.{attribute}: {name} is not created")
+    def _binding(self, name: str, *, where: str) -> _Binding:
+        if not self.resource_enabled(name):
+            condition = self.resources[name].get("Condition")
+            raise TemplateError(f"{where}, which is not created (condition {condition} is false)")
         binding = self._bindings.get(name)
         if binding is None:
-            raise TemplateError(f"{where}: GetAtt {name}.{attribute} before {name} was created")
+            raise TemplateError(f"{where} before {name} was created")
+        return binding
+
+    def _getatt(self, name: str, attribute: str, *, where: str) -> Any:
+        if name not in self.resources:
+            raise TemplateError(f"{where}: GetAtt on unknown resource {name!r}")
+        binding = self._binding(name, where=f"{where}: GetAtt {name}.{attribute}")
         if attribute not in binding.attributes:
             raise TemplateError(
-                f"{where}: {name} ({self.resources[target]['Type']}) has no attribute "
+                f"{where}: {name} ({self.resources[name]['Type']}) has no attribute "
                 f"{attribute!r}; it has {sorted(binding.attributes)}"
             )
         return binding.attributes[attribute]
@@ -571,141 +374,137 @@ class Template:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            key = next(iter(node))
+            key, arg = next(iter(node.items()))
             if (
                 key == "Ref"
                 or key.startswith("Fn::")
-                or (key == "Condition" and isinstance(node[key], str))
+                or (key == "Condition" and isinstance(arg, str))
             ):
-                return self._intrinsic(key, node[key], where=where)
-        resolved: dict[str, Any] = {}
-        for key, value in node.items():
-            item = self.resolve(value, where=f"{where}.{key}")
-            if item is not NO_VALUE:
-                resolved[key] = item
-        return resolved
+                return self._intrinsic(key, arg, where=where)
+        resolved = {key: self.resolve(value, where=f"{where}.{key}") for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value is not NO_VALUE}
 
     def _intrinsic(self, key: str, arg: Any, *, where: str) -> Any:
         at = f"{where} ({key})"
-        if key == "Ref":
-            if not isinstance(arg, str):
-                raise TemplateError(f"{at}: Ref takes a name, got {arg!r}")
-            return self._ref(arg, where=at)
-        if key == "Condition":
-            return self.condition(arg)
         if key in _UNSUPPORTED:
             raise TemplateError(f"{at}: {key} is not supported by the local cloud")
-        if key not in INTRINSICS:
+        function = _INTRINSIC_FUNCTIONS.get(key)
+        if function is None:
             raise TemplateError(f"{at}: unknown intrinsic function {key}")
-        if key == "Fn::GetAtt":
-            if isinstance(arg, str):
-                arg = list(arg.partition(".")[::2])
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise TemplateError(f"{at}: expected [Resource, Attribute], got {arg!r}")
-            attribute = self.resolve(arg[1], where=at)
-            return self._getatt(str(arg[0]), str(attribute), where=at)
-        if key == "Fn::Sub":
-            return self._sub(arg, where=at)
-        if key == "Fn::If":
-            if not isinstance(arg, list) or len(arg) != 3:
-                raise TemplateError(f"{at}: expected [Condition, IfTrue, IfFalse]")
-            branch = arg[1] if self.condition(str(arg[0])) else arg[2]
-            return self.resolve(branch, where=at)
-        if key == "Fn::Equals":
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise TemplateError(f"{at}: expected [Value1, Value2]")
-            left, right = (self.resolve(v, where=at) for v in arg)
-            return _normal(left) == _normal(right)
-        if key == "Fn::Not":
-            if not isinstance(arg, list) or len(arg) != 1:
-                raise TemplateError(f"{at}: expected [Condition]")
-            return not self._eval_condition(arg[0], where=at)
-        if key in ("Fn::And", "Fn::Or"):
-            if not isinstance(arg, list) or not 2 <= len(arg) <= 10:
-                raise TemplateError(f"{at}: expected 2 to 10 conditions")
-            values = [self._eval_condition(v, where=at) for v in arg]
-            return all(values) if key == "Fn::And" else any(values)
-        if key == "Fn::Join":
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise TemplateError(f"{at}: expected [Delimiter, [Values]]")
-            delimiter = self.resolve(arg[0], where=at)
-            values = self.resolve(arg[1], where=at)
-            if not isinstance(values, list):
-                raise TemplateError(f"{at}: the values to join must be a list, got {values!r}")
-            return str(delimiter).join(_scalar(v, where=at) for v in values)
-        if key == "Fn::Select":
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise TemplateError(f"{at}: expected [Index, [Values]]")
-            index = int(self.resolve(arg[0], where=at))
-            values = self.resolve(arg[1], where=at)
-            if not isinstance(values, list) or not 0 <= index < len(values):
-                raise TemplateError(f"{at}: index {index} out of range of {values!r}")
-            return values[index]
-        if key == "Fn::Split":
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise TemplateError(f"{at}: expected [Delimiter, String]")
-            delimiter = str(self.resolve(arg[0], where=at))
-            return _scalar(self.resolve(arg[1], where=at), where=at).split(delimiter)
-        if key == "Fn::Base64":
-            text = _scalar(self.resolve(arg, where=at), where=at)
-            return base64.b64encode(text.encode()).decode()
-        if key == "Fn::FindInMap":
-            if not isinstance(arg, list) or len(arg) != 3:
-                raise TemplateError(f"{at}: expected [MapName, TopLevelKey, SecondLevelKey]")
-            names = [_scalar(self.resolve(v, where=at), where=at) for v in arg]
-            try:
-                return self.mappings[names[0]][names[1]][names[2]]
-            except (KeyError, TypeError):
-                raise TemplateError(f"{at}: no mapping entry {names}") from None
-        if key == "Fn::GetAZs":
-            return [f"{self.pseudo.region}{zone}" for zone in "abc"]
-        if key == "Fn::ToJsonString":
-            return json.dumps(self.resolve(arg, where=at), separators=(",", ":"))
-        if key == "Fn::Length":
-            values = self.resolve(arg, where=at)
-            if not isinstance(values, list):
-                raise TemplateError(f"{at}: expected a list")
-            return len(values)
-        raise TemplateError(f"{at}: unknown intrinsic function {key}")  # pragma: no cover
+        return function(self, arg, at)
 
-    def _sub(self, arg: Any, *, where: str) -> str:
+    def _fn_ref(self, arg: Any, at: str) -> Any:
+        if not isinstance(arg, str):
+            raise TemplateError(f"{at}: Ref takes a name, got {arg!r}")
+        return self._ref(arg, where=at)
+
+    def _fn_condition(self, arg: Any, at: str) -> bool:
+        return self.condition(str(arg))
+
+    def _fn_getatt(self, arg: Any, at: str) -> Any:
+        name, attribute = _arguments(
+            arg.split(".", 1) if isinstance(arg, str) else arg, 2, "[Resource, Attribute]", at
+        )
+        return self._getatt(str(name), str(self.resolve(attribute, where=at)), where=at)
+
+    def _fn_if(self, arg: Any, at: str) -> Any:
+        condition, if_true, if_false = _arguments(arg, 3, "[Condition, IfTrue, IfFalse]", at)
+        return self.resolve(if_true if self.condition(str(condition)) else if_false, where=at)
+
+    def _fn_equals(self, arg: Any, at: str) -> bool:
+        left, right = (
+            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Value1, Value2]", at)
+        )
+        return bool(_normal(left) == _normal(right))
+
+    def _fn_not(self, arg: Any, at: str) -> bool:
+        (condition,) = _arguments(arg, 1, "[Condition]", at)
+        return not self._eval_condition(condition, where=at)
+
+    def _conditions_of(self, arg: Any, at: str) -> list[bool]:
+        if not isinstance(arg, list) or not 2 <= len(arg) <= 10:
+            raise TemplateError(f"{at}: expected 2 to 10 conditions")
+        return [self._eval_condition(v, where=at) for v in arg]
+
+    def _fn_and(self, arg: Any, at: str) -> bool:
+        return all(self._conditions_of(arg, at))
+
+    def _fn_or(self, arg: Any, at: str) -> bool:
+        return any(self._conditions_of(arg, at))
+
+    def _fn_join(self, arg: Any, at: str) -> str:
+        delimiter, values = (
+            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, [Values]]", at)
+        )
+        if not isinstance(values, list):
+            raise TemplateError(f"{at}: the values to join must be a list, got {values!r}")
+        return str(delimiter).join(_scalar(v, where=at) for v in values)
+
+    def _fn_select(self, arg: Any, at: str) -> Any:
+        index, values = (
+            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Index, [Values]]", at)
+        )
+        if not isinstance(values, list) or not 0 <= int(index) < len(values):
+            raise TemplateError(f"{at}: index {index} out of range of {values!r}")
+        return values[int(index)]
+
+    def _fn_split(self, arg: Any, at: str) -> list[str]:
+        delimiter, text = (
+            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, String]", at)
+        )
+        return _scalar(text, where=at).split(str(delimiter))
+
+    def _fn_base64(self, arg: Any, at: str) -> str:
+        text = _scalar(self.resolve(arg, where=at), where=at)
+        return base64.b64encode(text.encode()).decode()
+
+    def _fn_find_in_map(self, arg: Any, at: str) -> Any:
+        keys = _arguments(arg, 3, "[MapName, TopLevelKey, SecondLevelKey]", at)
+        names = [_scalar(self.resolve(v, where=at), where=at) for v in keys]
+        try:
+            return self.mappings[names[0]][names[1]][names[2]]
+        except (KeyError, TypeError):
+            raise TemplateError(f"{at}: no mapping entry {names}") from None
+
+    def _fn_get_azs(self, arg: Any, at: str) -> list[str]:
+        return [f"{self.pseudo.region}{zone}" for zone in "abc"]
+
+    def _fn_to_json_string(self, arg: Any, at: str) -> str:
+        return json.dumps(self.resolve(arg, where=at), separators=(",", ":"))
+
+    def _fn_length(self, arg: Any, at: str) -> int:
+        values = self.resolve(arg, where=at)
+        if not isinstance(values, list):
+            raise TemplateError(f"{at}: expected a list")
+        return len(values)
+
+    def _fn_sub(self, arg: Any, at: str) -> str:
         if isinstance(arg, str):
             text, variables = arg, {}
         elif isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict):
             text = arg[0]
-            variables = {k: self.resolve(v, where=f"{where}.{k}") for k, v in arg[1].items()}
+            variables = {k: self.resolve(v, where=f"{at}.{k}") for k, v in arg[1].items()}
         else:
-            raise TemplateError(f"{where}: expected a string or [String, {{Variables}}]")
+            raise TemplateError(f"{at}: expected a string or [String, {{Variables}}]")
         if not isinstance(text, str):
-            raise TemplateError(f"{where}: the string to substitute must be a string")
+            raise TemplateError(f"{at}: the string to substitute must be a string")
 
         def substitute(match: re.Match[str]) -> str:
             expression = match.group(1)
             if expression.startswith("!"):
                 return "${" + expression[1:] + "}"
-            if expression in variables:
-                value = variables[expression]
-            elif expression in PSEUDO_PARAMETERS or expression in self.parameters:
-                value = self._ref(expression, where=where)
-            elif "." in expression:
-                resource, _, attribute = expression.partition(".")
-                value = self._getatt(resource, attribute, where=where)
-            else:
-                value = self._ref(expression, where=where)
-            return _scalar(value, where=f"{where} ${{{expression}}}")
+            value = self._sub_value(expression, variables, where=at)
+            return _scalar(value, where=f"{at} ${{{expression}}}")
 
         return _SUB_VARIABLE.sub(substitute, text)
 
-    # ------------------------------------------------------------------ SAM specifics
-
-    def function_properties_raw(self, logical_id: str) -> dict[str, Any]:
-        """A function's Properties with Globals.Function applied (not yet resolved)."""
-        properties = dict(self.resources[logical_id].get("Properties") or {})
-        global_function = dict((self.document.get("Globals") or {}).get("Function") or {})
-        merged = dict(global_function)
-        for key, value in properties.items():
-            merged[key] = merge_globals(global_function[key], value) if key in merged else value
-        return copy.deepcopy(merged)
+    def _sub_value(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
+        if expression in variables:
+            return variables[expression]
+        if "." in expression and expression not in self.parameters:
+            resource, _, attribute = expression.partition(".")
+            return self._getatt(resource, attribute, where=where)
+        return self._ref(expression, where=where)
 
     def outputs(self) -> dict[str, str]:
         result: dict[str, str] = {}
@@ -716,6 +515,171 @@ class Template:
             value = self.resolve((output or {}).get("Value"), where=f"Outputs.{name}")
             result[name] = _scalar(value, where=f"Outputs.{name}")
         return result
+
+
+_INTRINSIC_FUNCTIONS: dict[str, Callable[[Template, Any, str], Any]] = {
+    "Ref": Template._fn_ref,
+    "Condition": Template._fn_condition,
+    "Fn::GetAtt": Template._fn_getatt,
+    "Fn::Sub": Template._fn_sub,
+    "Fn::If": Template._fn_if,
+    "Fn::Equals": Template._fn_equals,
+    "Fn::Join": Template._fn_join,
+    "Fn::Select": Template._fn_select,
+    "Fn::Split": Template._fn_split,
+    "Fn::Not": Template._fn_not,
+    "Fn::And": Template._fn_and,
+    "Fn::Or": Template._fn_or,
+    "Fn::Base64": Template._fn_base64,
+    "Fn::FindInMap": Template._fn_find_in_map,
+    "Fn::GetAZs": Template._fn_get_azs,
+    "Fn::ToJsonString": Template._fn_to_json_string,
+    "Fn::Length": Template._fn_length,
+}
+INTRINSICS = frozenset(_INTRINSIC_FUNCTIONS)
+
+
+def _arguments(arg: Any, count: int, expected: str, at: str) -> list[Any]:
+    if not isinstance(arg, list) or len(arg) != count:
+        raise TemplateError(f"{at}: expected {expected}, got {arg!r}")
+    return arg
+
+
+def _circular(cycle: list[str]) -> TemplateError:
+    reason = (
+        " (a resource may not refer to itself; Globals apply to every function, including the"
+        " one they name)"
+        if len(set(cycle)) == 1
+        else ""
+    )
+    return TemplateError("circular dependency between resources: " + " -> ".join(cycle) + reason)
+
+
+# ----------------------------------------------------------------------------------- parameters
+
+
+def _coerce_parameter(name: str, spec: Mapping[str, Any], raw: Any) -> Any:
+    ptype = str(spec.get("Type", "String"))
+    if ptype.startswith("AWS::SSM::Parameter::Value<"):
+        raise TemplateError(f"parameter {name}: type {ptype} is not supported locally")
+    value = _parameter_value(name, ptype, raw)
+    for item in value if isinstance(value, list) else [value]:
+        if ptype in ("Number", "List<Number>"):
+            _check_number(name, spec, item)
+        _check_text(name, spec, item)
+    return value
+
+
+def _parameter_value(name: str, ptype: str, raw: Any) -> str | list[str]:
+    if ptype.startswith("List<") or ptype == "CommaDelimitedList":
+        if isinstance(raw, list | tuple):
+            return [str(item) for item in raw]
+        return [item.strip() for item in str(raw).split(",")] if str(raw) != "" else []
+    if isinstance(raw, list | tuple):
+        raise TemplateError(f"parameter {name} ({ptype}) got a list: {raw!r}")
+    return str(raw).lower() if isinstance(raw, bool) else str(raw)
+
+
+def _check_number(name: str, spec: Mapping[str, Any], item: str) -> None:
+    try:
+        number = float(item)
+    except ValueError:
+        raise TemplateError(f"parameter {name}: {item!r} is not a Number") from None
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        raise TemplateError(f"parameter {name}: {item} < MinValue {spec['MinValue']}")
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        raise TemplateError(f"parameter {name}: {item} > MaxValue {spec['MaxValue']}")
+
+
+def _check_text(name: str, spec: Mapping[str, Any], item: str) -> None:
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and item not in [str(a) for a in allowed]:
+        raise TemplateError(f"parameter {name}: {item!r} not in AllowedValues {allowed}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(str(pattern), item) is None:
+        raise TemplateError(f"parameter {name}: {item!r} does not match {pattern!r}")
+    if "MinLength" in spec and len(item) < int(spec["MinLength"]):
+        raise TemplateError(f"parameter {name}: shorter than MinLength {spec['MinLength']}")
+    if "MaxLength" in spec and len(item) > int(spec["MaxLength"]):
+        raise TemplateError(f"parameter {name}: longer than MaxLength {spec['MaxLength']}")
+
+
+# ----------------------------------------------------------------------------------- walking
+
+
+def references(node: Any) -> set[str]:
+    """Every resource, parameter or pseudo parameter ``node`` refers to (all branches)."""
+    found: set[str] = set()
+    _collect(node, found)
+    return found
+
+
+def _collect(node: Any, found: set[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _collect(item, found)
+    elif isinstance(node, dict):
+        collector = _REFERENCE_COLLECTORS.get(next(iter(node))) if len(node) == 1 else None
+        if collector is not None:
+            collector(next(iter(node.values())), found)
+            return
+        for value in node.values():
+            _collect(value, found)
+
+
+def _collect_ref(value: Any, found: set[str]) -> None:
+    if isinstance(value, str):
+        found.add(value)
+
+
+def _collect_getatt(value: Any, found: set[str]) -> None:
+    if isinstance(value, str):
+        found.add(value.partition(".")[0])
+    elif isinstance(value, list) and value and isinstance(value[0], str):
+        found.add(value[0])
+        _collect(value[1:], found)
+
+
+def _collect_sub(value: Any, found: set[str]) -> None:
+    text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
+    _collect(list(variables.values()), found)
+    for match in _SUB_VARIABLE.finditer(str(text)):
+        expression = match.group(1)
+        if not expression.startswith("!") and expression not in variables:
+            found.add(expression.partition(".")[0] if "::" not in expression else expression)
+
+
+_REFERENCE_COLLECTORS: dict[str, Callable[[Any, set[str]], None]] = {
+    "Ref": _collect_ref,
+    "Fn::GetAtt": _collect_getatt,
+    "Fn::Sub": _collect_sub,
+}
+
+
+def _intrinsic_keys(node: Any) -> set[str]:
+    keys: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            keys |= _intrinsic_keys(item)
+    elif isinstance(node, dict):
+        if len(node) == 1 and next(iter(node)).startswith("Fn::"):
+            keys.add(next(iter(node)))
+        for value in node.values():
+            keys |= _intrinsic_keys(value)
+    return keys
+
+
+def _if_conditions(node: Any) -> Iterable[str]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _if_conditions(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::If" and isinstance(value, list) and value:
+                yield str(value[0])
+            if key == "Condition" and isinstance(value, str) and len(node) == 1:
+                yield value
+            yield from _if_conditions(value)
 
 
 def _normal(value: Any) -> Any:

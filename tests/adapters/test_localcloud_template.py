@@ -168,7 +168,7 @@ Globals:
 Resources:
   Checker:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: x/, Handler: app.handler}
+    Properties: {CodeUri: x/, Handler: app.handler, Runtime: python3.12}
 """
     )
     # Then CloudFormation's "circular dependency" is reported, naming the resource
@@ -179,16 +179,19 @@ Resources:
 def test_globals_merge_onto_functions_with_sam_rules() -> None:
     # Given the fixture template: Globals set Timeout, Layers and environment variables
     t = Template.load(FIXTURE, stack_name="st", parameter_overrides={"Prefix": "p"})
-    # When the caller function (own Environment, MemorySize) is merged
-    props = t.function_properties_raw("CallerFunction")
+    # When SAM's transform has made the caller function (own Environment, MemorySize) a
+    # CloudFormation function
+    props = t.resources["CallerFunction"]["Properties"]
     # Then maps merge (global and own variables), scalars are replaced, lists append
     variables = props["Environment"]["Variables"]
     assert {"TABLE_NAME", "BUS_NAME", "MODE", "GREETING", "ASYNC_FUNCTION"} <= set(variables)
     assert props["MemorySize"] == 512
     assert props["Timeout"] == 10
-    assert props["Layers"] == [{"Ref": "FixtureLayer"}]
+    (layer,) = (k for k, v in t.resources.items() if v["Type"] == "AWS::Lambda::LayerVersion")
+    assert layer.startswith("FixtureLayer")
+    assert props["Layers"] == [{"Ref": layer}]
     # And a function's own scalar beats the global one
-    assert t.function_properties_raw("SleepyFunction")["Timeout"] == 1
+    assert t.resources["SleepyFunction"]["Properties"]["Timeout"] == 1
 
 
 def test_no_value_sentinel_is_a_singleton() -> None:
@@ -243,6 +246,7 @@ def test_function_environments_lambda_would_refuse_are_refused(
         "    Properties:\n"
         "      CodeUri: code/\n"
         "      Handler: app.handler\n"
+        "      Runtime: python3.12\n"
         "      Environment:\n"
         "        Variables:\n"
         f"          {variables}\n"
@@ -250,3 +254,89 @@ def test_function_environments_lambda_would_refuse_are_refused(
     # When it is provisioned (a function touches no AWS API), Then it fails like a deploy would
     with pytest.raises(TemplateError, match=message):
         provision(path, moto_url="http://127.0.0.1:9", stack_name="st")
+
+
+def sam_function(tmp_path: Path, properties: str) -> Path:
+    """A one-function SAM template in tmp_path, with the function's code directory."""
+    (tmp_path / "code").mkdir(exist_ok=True)
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      Handler: app.handler\n"
+        "      Runtime: python3.12\n" + properties
+    )
+    return path
+
+
+def test_a_template_sams_transform_refuses_fails_naming_the_event(tmp_path: Path) -> None:
+    # Given a function SAM cannot expand (an SQS event without its queue)
+    path = sam_function(
+        tmp_path,
+        "      CodeUri: code/\n"
+        "      Events:\n"
+        "        Work:\n"
+        "          Type: SQS\n"
+        "          Properties: {BatchSize: 5}\n",
+    )
+    # When it loads, Then the translator's reason is the error, naming the event and property
+    with pytest.raises(TemplateError, match=r"(?s)SAM transform refused.*\[FnWork\].*'Queue'"):
+        Template.load(path, stack_name="st")
+
+
+@pytest.mark.parametrize(
+    "code", ["      CodeUri: s3://bucket/key.zip\n", "      InlineCode: 'def handler(e, c): 0'\n"]
+)
+def test_a_function_whose_code_is_not_a_local_directory_is_refused(
+    tmp_path: Path, code: str
+) -> None:
+    # Given a function whose code is on S3 or inline (nothing the local runtime can run)
+    path = sam_function(tmp_path, code)
+    # When it is provisioned, Then it fails naming the function's Code
+    with pytest.raises(TemplateError, match=r"Resources\.Fn\.Code: only a local directory"):
+        provision(path, moto_url="http://127.0.0.1:9", stack_name="st")
+
+
+def test_sam_events_become_the_stacks_rules_sources_and_destinations() -> None:
+    # Given the fixture template (EventBridgeRule, SQS, Schedule events; async destinations)
+    t = Template.load(FIXTURE, stack_name="st", parameter_overrides={"Prefix": "p"})
+    # Then SAM's expansion is plain CloudFormation the local cloud wires: no SAM type is left
+    types = {resource["Type"] for resource in t.resources.values()}
+    assert not [kind for kind in types if kind.startswith("AWS::Serverless::")]
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Events::Rule",
+        "AWS::Lambda::EventInvokeConfig",
+    } <= types
+    # And each event keeps SAM's logical id (function + event name)
+    mapping = t.resources["BatchFunctionWork"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": "BatchFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert t.resources["ScheduledFunctionTick"]["Properties"]["ScheduleExpression"] == (
+        "rate(1 minute)"
+    )
+
+
+def test_a_schedule_v2_event_runs_on_the_local_scheduler(tmp_path: Path) -> None:
+    # Given a function with an EventBridge Scheduler event (SAM's ScheduleV2) and its own input
+    path = sam_function(
+        tmp_path,
+        "      CodeUri: code/\n"
+        "      Events:\n"
+        "        Tick:\n"
+        "          Type: ScheduleV2\n"
+        "          Properties:\n"
+        "            ScheduleExpression: rate(5 minutes)\n"
+        '            Input: \'{"source": "tick"}\'\n',
+    )
+    # When it is provisioned (functions and schedules touch no AWS API)
+    stack = provision(path, moto_url="http://127.0.0.1:9", stack_name="st")
+    # Then the stack has the schedule, every 300 s, invoking the function with that input
+    (schedule,) = stack.schedules
+    assert (schedule.logical_id, schedule.rate_seconds, schedule.enabled) == ("FnTick", 300, True)
+    (target,) = schedule.targets
+    assert (target.kind, target.function, target.input) == ("lambda", "Fn", '{"source": "tick"}')
