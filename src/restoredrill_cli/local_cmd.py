@@ -28,7 +28,7 @@ from restoredrill.drill import run_id_for
 from restoredrill.events import InvalidEvent, is_drill_requested, parse_drill_requested
 
 from localcloud.cloud import NO_FAULT, LocalCloud
-from restoredrill_cli.commands import LOCAL_SOURCE_DB
+from restoredrill_cli.defaults import LOCAL_SOURCE_DB
 from restoredrill_cli.target import (
     DEFAULT_STATE_FILE,
     CliError,

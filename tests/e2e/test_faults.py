@@ -17,9 +17,9 @@ from restoredrill.messages import SuiteVerdict
 from restoredrill.models import RunRecord, RunState
 from restoredrill.report import report_key
 
+from drillharness.invariants import check_dead_letters, check_nothing_running, check_report_chains
 from localcloud import crash
 from localcloud.cloud import FAULTS, LocalCloud, run_id_of_event
-from localcloud.invariants import check_dead_letters, check_nothing_running, check_report_chains
 from localcloud.postgres import running_servers
 from restoredrill_cli.demo import run_demo
 from restoredrill_cli.main import build_parser, main
