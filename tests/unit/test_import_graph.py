@@ -194,7 +194,7 @@ def strongly_connected(graph: ImportGraph) -> list[list[str]]:
             elif successor in stack:
                 lowlink[module] = min(lowlink[module], index[successor])
         if lowlink[module] == index[module]:
-            component = []
+            component: list[str] = []
             while not component or component[-1] != module:
                 component.append(stack.pop())
             components.append(sorted(component))
