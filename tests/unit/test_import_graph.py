@@ -45,14 +45,16 @@ ADAPTERS = "restoredrill.adapters"
 CLI_MODULES_USING_THE_LOCAL_CLOUD = frozenset(
     {"restoredrill_cli.commands", "restoredrill_cli.demo", "restoredrill_cli.local_cmd"}
 )
-# Packages a package must never import, whatever the module: the domain (the Lambda layer) knows
-# nothing of the local cloud or the CLI, the local cloud nothing of the CLI, and nothing but the
-# tests uses the harness (soak, screenshots, the invariants), which sits on top of both.
+# Packages a package must never import, whatever the module. From the bottom up: the domain (the
+# Lambda layer, restoredrill) knows nothing of what runs it; the handlers (functions) and the
+# local cloud, which runs them as Lambda would, know only the domain; the CLI may use the local
+# cloud (demo, local); the harness (soak, screenshots, the invariants) sits on top of the CLI and
+# the local cloud, and nothing but the tests uses it.
 FORBIDDEN = {
-    "restoredrill": ("localcloud", "restoredrill_cli", "drillharness"),
+    "restoredrill": ("functions", "localcloud", "restoredrill_cli", "drillharness"),
     "functions": ("localcloud", "restoredrill_cli", "drillharness"),
-    "localcloud": ("restoredrill_cli", "drillharness"),
-    "restoredrill_cli": ("drillharness",),
+    "localcloud": ("functions", "restoredrill_cli", "drillharness"),
+    "restoredrill_cli": ("functions", "drillharness"),
 }
 
 
@@ -118,18 +120,21 @@ def is_type_checking_block(node: ast.If) -> bool:
 def import_statements(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
     """Every import statement of a module, with where it runs."""
 
-    def visit(node: ast.AST, how: str) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.Import | ast.ImportFrom):
-                yield child, how
-            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                yield from visit(child, "inside a function")
-            elif isinstance(child, ast.If) and is_type_checking_block(child):
-                yield from visit(child, "under TYPE_CHECKING")
+    def visit(
+        nodes: Iterable[ast.AST], how: str
+    ) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
+        for node in nodes:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                yield node, how
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield from visit(ast.iter_child_nodes(node), "inside a function")
+            elif isinstance(node, ast.If) and is_type_checking_block(node):
+                yield from visit(node.body, "under TYPE_CHECKING")
+                yield from visit(node.orelse, how)
             else:
-                yield from visit(child, how)
+                yield from visit(ast.iter_child_nodes(node), how)
 
-    yield from visit(tree, "module level")
+    yield from visit([tree], "module level")
 
 
 def absolute_base(statement: ast.ImportFrom, importer: str, path: Path) -> str:
@@ -402,8 +407,34 @@ def test_a_chain_of_imports_without_a_way_back_is_no_cycle(tmp_path: Path) -> No
     ]
 
 
+def test_two_packages_importing_each_other_are_a_cycle_without_a_module_cycle(
+    tmp_path: Path,
+) -> None:
+    # Given the local cloud's invariants using the CLI, and the CLI's demo using the local cloud
+    graph = write_tree(
+        tmp_path,
+        {
+            "localcloud/__init__.py": "",
+            "localcloud/cloud.py": "",
+            "localcloud/invariants.py": "from restoredrill_cli.evidence import chain_of\n",
+            "restoredrill_cli/__init__.py": "",
+            "restoredrill_cli/evidence.py": "def chain_of(): ...\n",
+            "restoredrill_cli/demo.py": "from localcloud.cloud import LocalCloud\n",
+        },
+    )
+    # When the cycles are searched for, between modules and between packages
+    module_cycles = cycles(graph)
+    package_cycles = cycles(between_packages(graph))
+    # Then no module comes back to itself, but the two packages do
+    assert module_cycles == []
+    assert [sorted({(e.importer, e.imported) for e in edges}) for edges in package_cycles] == [
+        [("localcloud", "restoredrill_cli"), ("restoredrill_cli", "localcloud")]
+    ]
+
+
 def test_the_rules_name_each_import_that_breaks_them(tmp_path: Path) -> None:
-    # Given a domain module importing the CLI, and a CLI command importing an adapter
+    # Given a domain module importing the CLI, and an operator command importing an adapter and,
+    # late, the local cloud
     graph = write_tree(
         tmp_path,
         {
@@ -413,16 +444,23 @@ def test_the_rules_name_each_import_that_breaks_them(tmp_path: Path) -> None:
             "restoredrill/adapters/aws.py": "",
             "restoredrill_cli/__init__.py": "",
             "restoredrill_cli/target.py": "",
-            "restoredrill_cli/operate.py": "from restoredrill.adapters import aws\n",
+            "restoredrill_cli/operate.py": "from restoredrill.adapters import aws\n"
+            "def run():\n    from localcloud.cloud import LocalCloud\n",
+            "localcloud/__init__.py": "",
+            "localcloud/cloud.py": "",
         },
     )
     # When the rules are checked
     forbidden = forbidden_imports(graph)
     adapters = adapter_imports_outside_composition(graph)
+    local_cloud = local_cloud_imports_of_operator_commands(graph)
     # Then each names the statement that breaks it
     assert [(e.importer, e.imported) for e in forbidden] == [
         ("restoredrill.report", "restoredrill_cli.target")
     ]
     assert [(e.importer, e.imported) for e in adapters] == [
         ("restoredrill_cli.operate", "restoredrill.adapters.aws")
+    ]
+    assert [(e.importer, e.imported, e.line) for e in local_cloud] == [
+        ("restoredrill_cli.operate", "localcloud.cloud", 3)
     ]
