@@ -105,11 +105,11 @@ bench: venv postgres
 
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).
 soak: venv postgres
-	$(BIN)/python -m localcloud.soak --drills $(or $(DRILLS),200) --seed $(or $(SEED),1)
+	$(BIN)/python -m drillharness.soak --drills $(or $(DRILLS),200) --seed $(or $(SEED),1)
 
 # Drills through the local cloud, their HTML reports rendered by headless Chromium.
 screenshots: venv postgres chromium
-	$(BIN)/python -m localcloud.screenshots
+	$(BIN)/python -m drillharness.screenshots
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench

@@ -2,10 +2,11 @@
 `report`.
 
 Every invocation of `restoredrill` builds every command's parser, so this module imports only the
-standard library and :mod:`restoredrill_cli.target` (itself standard library only): each handler
-imports its command's implementation (boto3, rich, pydantic models, jinja2, the local cloud) when
-it runs. `restoredrill --help` then starts in a few tens of milliseconds, and the operator
-commands never import the local cloud, which needs the optional ``[local]`` extra (moto).
+standard library, :mod:`restoredrill_cli.defaults` and :mod:`restoredrill_cli.target` (both
+standard library only): each handler imports its command's implementation (boto3, rich, pydantic
+models, jinja2, the local cloud) when it runs. `restoredrill --help` then starts in a few tens
+of milliseconds, and the operator commands never import the local cloud, which needs the optional
+``[local]`` extra (moto).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from restoredrill_cli.defaults import (
+    DEFAULT_POLICY_FILE,
+    DEFAULT_POLL_SECONDS,
+    DEFAULT_SAVE_DIR,
+    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_WINDOW_DAYS,
+    LOCAL_SOURCE_DB,
+)
 from restoredrill_cli.target import (
     DEFAULT_STATE_FILE,
     CliError,
@@ -30,13 +39,6 @@ from restoredrill_cli.target import (
 LOCAL_EXTRA_INSTALL = (
     "pipx install --force '.[local]' (or pip install '.[local]') in the project directory"
 )
-
-DEFAULT_SAVE_DIR = Path(".restoredrill/demo")
-DEFAULT_TIMEOUT_SECONDS = 3600.0
-DEFAULT_POLL_SECONDS = 5.0
-DEFAULT_WINDOW_DAYS = 30
-DEFAULT_POLICY_FILE = Path("policy/drill-policy.yaml")
-LOCAL_SOURCE_DB = "clinic-db"
 
 
 class LocalExtraMissing(CliError):

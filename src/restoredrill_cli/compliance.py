@@ -376,29 +376,9 @@ def build_summary(
     if not default_max_hours_between_drills > 0:
         raise ValueError("default_max_hours_between_drills must be positive")
 
-    unreadable: list[UnreadableReport] = []
-    runs: dict[tuple[str | None, str, str], _Report] = {}
-    anonymous: list[_Report] = []
-    duplicates = 0
-    for index, document in enumerate(reports):
-        read = _read_report(index, document)
-        if isinstance(read, UnreadableReport):
-            unreadable.append(read)
-            continue
-        identity = read.run.run_id or read.key
-        if identity is None:
-            anonymous.append(read)
-            continue
-        run_key = (read.region, read.source.db_instance_identifier, identity)
-        kept = runs.get(run_key)
-        if kept is not None:
-            duplicates += 1
-            if read.order() <= kept.order():
-                continue
-        runs[run_key] = read
-
+    readable, unreadable, duplicates = _each_run_once(reports)
     drills: dict[_DbKey, list[_Report]] = {}
-    for report in [*runs.values(), *anonymous]:
+    for report in readable:
         drills.setdefault((report.region, report.source.db_instance_identifier), []).append(report)
     opted: dict[_DbKey, OptedInDatabase] = {}
     for database in databases:
@@ -424,6 +404,34 @@ def build_summary(
         databases=summaries,
         unreadable_reports=unreadable,
     )
+
+
+def _each_run_once(
+    reports: Iterable[dict[str, Any]],
+) -> tuple[list[_Report], list[UnreadableReport], int]:
+    """The readable reports, one per run (of a run passed twice, the later one), then those
+    without a run id or key; the unreadable ones; and how many duplicates were left out."""
+    unreadable: list[UnreadableReport] = []
+    runs: dict[tuple[str | None, str, str], _Report] = {}
+    anonymous: list[_Report] = []
+    duplicates = 0
+    for index, document in enumerate(reports):
+        read = _read_report(index, document)
+        if isinstance(read, UnreadableReport):
+            unreadable.append(read)
+            continue
+        identity = read.run.run_id or read.key
+        if identity is None:
+            anonymous.append(read)
+            continue
+        run_key = (read.region, read.source.db_instance_identifier, identity)
+        kept = runs.get(run_key)
+        if kept is not None:
+            duplicates += 1
+            if read.order() <= kept.order():
+                continue
+        runs[run_key] = read
+    return [*runs.values(), *anonymous], unreadable, duplicates
 
 
 def _database_summary(

@@ -21,14 +21,10 @@ from restoredrill.domain.report.location import reports_prefix
 from restoredrill.ports.policy import PolicyDocument, PolicyError, load_policy_file
 
 from restoredrill_cli import compliance
-from restoredrill_cli.commands import DEFAULT_POLICY_FILE, DEFAULT_WINDOW_DAYS
+from restoredrill_cli.defaults import DEFAULT_POLICY_FILE, DEFAULT_WINDOW_DAYS
+from restoredrill_cli.resolve import resolve_target, resolve_targets
 from restoredrill_cli.stack import StackClient
-from restoredrill_cli.target import (
-    CliError,
-    Target,
-    resolve_target,
-    resolve_targets,
-)
+from restoredrill_cli.target import CliError, Target
 
 EXIT_BROKEN = 1
 # Every run of a database the run table still holds (its TTL bounds them): the digests recorded.

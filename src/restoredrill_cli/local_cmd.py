@@ -32,7 +32,7 @@ from restoredrill.ports.inbound_events import (
 )
 
 from localcloud.cloud import NO_FAULT, LocalCloud
-from restoredrill_cli.commands import LOCAL_SOURCE_DB
+from restoredrill_cli.defaults import LOCAL_SOURCE_DB
 from restoredrill_cli.target import (
     DEFAULT_STATE_FILE,
     CliError,

@@ -33,13 +33,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from restoredrill_cli.resolve import resolve_target, resolve_targets
 from restoredrill_cli.stack import StackClient
-from restoredrill_cli.target import (
-    CliError,
-    Target,
-    resolve_target,
-    resolve_targets,
-)
+from restoredrill_cli.target import CliError, Target
 
 EXIT_PASSED = 0
 EXIT_NOT_PASSED = 1

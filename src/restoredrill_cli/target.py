@@ -2,10 +2,12 @@
 samconfig.toml (or flags) and CloudFormation, or the local cloud of `restoredrill local`.
 
 Every command that works on a stack calls :func:`add_target_arguments` on its parser and
-:func:`resolve_targets` (or :func:`resolve_target` when it needs exactly one) on its arguments,
-then talks to each :class:`Target` through :class:`restoredrill_cli.stack.StackClient`. A problem
-finding the stack is a :class:`TargetError`: one readable line and exit status 2
-(:func:`guarded`), never a traceback.
+:func:`restoredrill_cli.resolve.resolve_targets` (or ``resolve_target`` when it needs exactly one)
+on its arguments, then talks to each :class:`Target` through
+:class:`restoredrill_cli.stack.StackClient`. A problem finding the stack is a
+:class:`TargetError`: one readable line and exit status 2 (:func:`guarded`), never a traceback.
+
+Standard library only: every invocation of `restoredrill` imports it while building the parsers.
 """
 
 from __future__ import annotations
@@ -315,105 +317,6 @@ def process_alive(pid: int) -> bool:
 
 
 SessionFactory = Callable[[str | None, str | None], Any]
-
-
-def resolve_targets(
-    args: argparse.Namespace, *, session_factory: SessionFactory | None = None
-) -> list[Target]:
-    """The stacks the command's arguments name (see :func:`add_target_arguments`).
-
-    ``session_factory(profile, region)`` makes the boto3 Session CloudFormation is asked with
-    (default: :func:`restoredrill_cli.stack.new_session`).
-    """
-    from restoredrill_cli import stack
-
-    envs: list[str] | None = getattr(args, "config_env", None)
-    samconfig: Path | None = getattr(args, "samconfig", None)
-    stack_name: str | None = getattr(args, "stack_name", None)
-    region: str | None = getattr(args, "region", None)
-    profile: str | None = getattr(args, "profile", None)
-    local: Path | None = getattr(args, "local", None)
-
-    if local is not None:
-        if envs or samconfig or stack_name or region or profile:
-            raise TargetError(
-                "--local talks to the local cloud only: leave out --config-env, --samconfig, "
-                "--stack-name, --region and --profile"
-            )
-        return [load_state_file(local)]
-
-    factory = session_factory or stack.new_session
-    if stack_name is not None and not envs:
-        wanted = [
-            SamConfigEnvironment(
-                name=stack_name,
-                stack_name=stack_name,
-                region=None,
-                profile=None,
-                parameter_overrides={},
-            )
-        ]
-    else:
-        path = samconfig or DEFAULT_SAMCONFIG
-        config = read_samconfig(path)
-        wanted = [
-            samconfig_environment(config, env, path)
-            for env in dict.fromkeys(envs or [DEFAULT_CONFIG_ENV])
-        ]
-
-    targets = []
-    for env in wanted:
-        name = stack_name or env.stack_name
-        if not name:
-            raise TargetError(
-                f"environment {env.name!r} has no stack_name: set stack_name in "
-                f"[{env.name}.global.parameters] (or [{env.name}.deploy.parameters]) "
-                "or give --stack-name"
-            )
-        chosen_profile = profile or env.profile
-        # Without a region in samconfig.toml or --region, the profile's (or AWS_REGION), as
-        # `sam deploy` does.
-        session = stack.session_or_error(factory, chosen_profile, region or env.region)
-        chosen_region = session.region_name
-        if not chosen_region:
-            raise TargetError(
-                f"no region for environment {env.name!r}: set region in "
-                f"[{env.name}.deploy.parameters], give --region, or configure the profile's region"
-            )
-        described = stack.describe_stack(session, name, region=chosen_region)
-        missing = [output for output in REQUIRED_OUTPUTS if not described.outputs.get(output)]
-        if missing:
-            raise TargetError(
-                f"stack {name} ({chosen_region}) has no output {', '.join(missing)}: "
-                "is it a restoredrill stack?"
-            )
-        targets.append(
-            Target(
-                name=env.name,
-                region=chosen_region,
-                stack_name=name,
-                profile=chosen_profile,
-                account_id=described.account_id,
-                outputs=described.outputs,
-                parameters={
-                    **TEMPLATE_DEFAULTS,
-                    **env.parameter_overrides,
-                    **described.parameters,
-                },
-            )
-        )
-    return targets
-
-
-def resolve_target(
-    args: argparse.Namespace, *, session_factory: SessionFactory | None = None
-) -> Target:
-    """The one stack a command acts on (publishing a request needs exactly one)."""
-    targets = resolve_targets(args, session_factory=session_factory)
-    if len(targets) != 1:
-        names = ", ".join(f"{t.name} ({t.stack_name}, {t.region})" for t in targets)
-        raise TargetError(f"this command acts on one stack, not {len(targets)}: {names}")
-    return targets[0]
 
 
 def guarded(

@@ -23,8 +23,9 @@ from restoredrill.ports.records import (
 )
 
 from restoredrill_cli.main import build_parser
+from restoredrill_cli.resolve import resolve_target
 from restoredrill_cli.stack import StackClient, StackError
-from restoredrill_cli.target import Target, TargetError, resolve_target
+from restoredrill_cli.target import Target, TargetError
 
 from .conftest import REGION, rds_instance
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from restoredrill.ports.records import RunRecord, Verdict
 
+from drillharness.invariants import check_dead_letters, check_drill, check_nothing_running
 from localcloud.cloud import LocalCloud
-from localcloud.invariants import check_dead_letters, check_drill, check_nothing_running
 from localcloud.postgres import running_servers
 
 
@@ -29,7 +29,7 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloud]:
 
 
 def assert_invariants(cloud: LocalCloud, run: RunRecord, expected_verdict: Verdict) -> None:
-    """Every promise a drill keeps whatever went wrong (see localcloud.invariants): finished
+    """Every promise a drill keeps whatever went wrong (see drillharness.invariants): finished
     with the expected verdict, instance and server gone, password deleted, report written with
     that verdict, one Drill Finished event, one Slack message, poison (if any) dead-lettered, and
     nothing but poison in the dead-letter queues."""

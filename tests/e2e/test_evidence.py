@@ -14,9 +14,9 @@ import pytest
 from restoredrill.domain.report.location import report_key
 from restoredrill.ports.records import RunRecord, Verdict
 
-from localcloud.browser import HeadlessChromium
+from drillharness.browser import HeadlessChromium
+from drillharness.invariants import check_nothing_running
 from localcloud.cloud import LocalCloud
-from localcloud.invariants import check_nothing_running
 from localcloud.postgres import running_servers
 from restoredrill_cli.main import main
 from restoredrill_cli.target import write_state_file

@@ -17,9 +17,9 @@ from restoredrill.domain.report.location import report_key
 from restoredrill.ports.messages import SuiteVerdict
 from restoredrill.ports.records import RunRecord, RunState
 
+from drillharness.invariants import check_dead_letters, check_nothing_running, check_report_chains
 from localcloud import crash
 from localcloud.cloud import FAULTS, LocalCloud, run_id_of_event
-from localcloud.invariants import check_dead_letters, check_nothing_running, check_report_chains
 from localcloud.postgres import running_servers
 from restoredrill_cli.demo import run_demo
 from restoredrill_cli.main import build_parser, main

@@ -1,6 +1,6 @@
 """The HTML drill report as a browser shows it: a PASSED and a FAILED drill through the local
 cloud, their pages read from S3 (stored beside the JSON reports) and opened in headless Chromium
-(Debian's chromium, driven over the DevTools protocol by localcloud.browser)."""
+(Debian's chromium, driven over the DevTools protocol by drillharness.browser)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 from restoredrill.domain.report.location import report_key
 from restoredrill.ports.records import RunRecord
 
-from localcloud.browser import HeadlessChromium
+from drillharness.browser import HeadlessChromium
+from drillharness.invariants import check_nothing_running
+from drillharness.screenshots import passed_then_failed, read_html_report
 from localcloud.cloud import LocalCloud
-from localcloud.invariants import check_nothing_running
 from localcloud.postgres import running_servers
-from localcloud.screenshots import passed_then_failed, read_html_report
 
 pytestmark = pytest.mark.e2e
 

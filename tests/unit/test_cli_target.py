@@ -16,14 +16,13 @@ from botocore.exceptions import ClientError
 
 from localcloud.template import load_yaml
 from restoredrill_cli.main import build_parser, main
+from restoredrill_cli.resolve import resolve_target, resolve_targets
 from restoredrill_cli.target import (
     TEMPLATE_DEFAULTS,
     Target,
     TargetError,
     load_state_file,
     parse_parameter_overrides,
-    resolve_target,
-    resolve_targets,
     samconfig_environment,
     write_state_file,
 )

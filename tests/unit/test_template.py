@@ -163,22 +163,28 @@ def statements(node: Any) -> Iterator[dict[str, Any]]:
             yield item
 
 
+def statement_lists(resource: dict[str, Any]) -> list[Any]:
+    """The Statement list of each identity policy one resource holds (none for other types)."""
+    props = resource.get("Properties") or {}
+    if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+        return [props["PolicyDocument"]["Statement"]]
+    if resource["Type"] == "AWS::IAM::Role":
+        return [policy["PolicyDocument"]["Statement"] for policy in props.get("Policies") or []]
+    if resource["Type"] == "AWS::Serverless::Function":
+        return [
+            policy["Statement"]
+            for policy in props.get("Policies") or []
+            if isinstance(policy, dict) and "Statement" in policy
+        ]
+    return []
+
+
 def policy_statements(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, statement) for every identity policy in the template."""
     for logical_id, resource in t["Resources"].items():
-        props = resource.get("Properties") or {}
-        if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
-            for statement in statements(props["PolicyDocument"]["Statement"]):
+        for statement_list in statement_lists(resource):
+            for statement in statements(statement_list):
                 yield logical_id, statement
-        elif resource["Type"] == "AWS::IAM::Role":
-            for policy in props.get("Policies") or []:
-                for statement in statements(policy["PolicyDocument"]["Statement"]):
-                    yield logical_id, statement
-        elif resource["Type"] == "AWS::Serverless::Function":
-            for policy in props.get("Policies") or []:
-                if isinstance(policy, dict) and "Statement" in policy:
-                    for statement in statements(policy["Statement"]):
-                        yield logical_id, statement
 
 
 def allows(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,10 +1,10 @@
 """The soak: many drills through one local cloud, faults drawn at random, every promise checked.
 
-    python -m localcloud.soak --drills 200 --seed 1      (or: make soak)
+    python -m drillharness.soak --drills 200 --seed 1      (or: make soak)
 
 Each drill gets a fault drawn (seeded) from the fault matrix or none, is started from a fresh
 automated snapshot of one of a few source databases, and runs alongside up to ``--parallel``
-others. When it finishes, every invariant of :mod:`localcloud.invariants` is checked for it; at
+others. When it finishes, every invariant of :mod:`drillharness.invariants` is checked for it; at
 the end, duplicates are counted again, the dead-letter queues are checked, the cloud is stopped
 and nothing of it may be left running. The table shows, per fault, the verdicts reached, the
 invariant violations and the time a drill took; then the CPU time per drill (this process and
@@ -33,14 +33,14 @@ from typing import TextIO
 
 from restoredrill.ports.records import Verdict
 
-from localcloud.cloud import FAULTS, NO_FAULT, LocalCloud
-from localcloud.invariants import (
+from drillharness.invariants import (
     Violation,
     check_dead_letters,
     check_drill,
     check_nothing_running,
     check_report_chains,
 )
+from localcloud.cloud import FAULTS, NO_FAULT, LocalCloud
 
 PR_SET_CHILD_SUBREAPER = 36
 VERDICTS = [v.value for v in Verdict]
@@ -349,7 +349,7 @@ class Soak:
             f"{os.cpu_count()} CPUs",
             "slowest invocation per function: "
             + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.slowest.items()),
-            "command: python -m localcloud.soak " + shlex.join(_argv(self.args)),
+            "command: python -m drillharness.soak " + shlex.join(_argv(self.args)),
         ]
         print("\n".join(lines), file=self.out, flush=True)
 
@@ -365,7 +365,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m localcloud.soak",
+        prog="python -m drillharness.soak",
         description="Many drills through one local cloud with random faults; every invariant "
         "checked for every drill. Exit 0 when none was violated.",
     )

@@ -1,13 +1,13 @@
 """`make screenshots`: the HTML drill report of a PASSED and of a FAILED drill, and the compliance
 summary, as PNGs.
 
-    python -m localcloud.screenshots [--out-dir docs/screenshots]
+    python -m drillharness.screenshots [--out-dir docs/screenshots]
 
 Both drills run through the local cloud, one after the other on the same source database: the
 first passes and leaves its row counts as the baseline; then a third of the prescriptions are
 deleted, and the next automated snapshot's drill fails on ``row_counts``. Each drill's HTML
 report is read from S3, where the publish step stored it beside the JSON report, and rendered
-full page, 1200 pixels wide, by headless Chromium (:mod:`localcloud.browser`). A third drill
+full page, 1200 pixels wide, by headless Chromium (:mod:`drillharness.browser`). A third drill
 times out (its restore never finishes) and a second database is opted in but never drilled, and
 `restoredrill report --format html` renders the compliance summary of the four outcomes.
 """
@@ -22,8 +22,10 @@ from botocore.exceptions import ClientError
 from restoredrill.domain.report.location import html_report_key, report_key
 from restoredrill.ports.records import RunRecord, Verdict
 
-from localcloud.browser import HeadlessChromium
+from drillharness.browser import HeadlessChromium
 from localcloud.cloud import PROJECT_ROOT, LocalCloud
+from restoredrill_cli.main import main as restoredrill
+from restoredrill_cli.target import write_state_file
 
 SOURCE_DB = "clinic-db"
 SCREENSHOT_DIR = PROJECT_ROOT / "docs" / "screenshots"
@@ -82,9 +84,6 @@ def passed_then_failed(cloud: LocalCloud) -> tuple[RunRecord, RunRecord]:
 
 def compliance_summary_html(cloud: LocalCloud, work_dir: Path) -> str:
     """`restoredrill report --format html` over this cloud, as an operator would run it."""
-    from restoredrill_cli.main import main as restoredrill
-    from restoredrill_cli.target import write_state_file
-
     state_file = work_dir / "local.json"
     page = work_dir / "summary.html"
     write_state_file(state_file, cloud.target_description())
@@ -114,7 +113,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m localcloud.screenshots",
+        prog="python -m drillharness.screenshots",
         description="Screenshots of a PASSED and a FAILED drill's HTML report.",
     )
     parser.add_argument("--out-dir", type=Path, default=SCREENSHOT_DIR, help="where the PNGs go")

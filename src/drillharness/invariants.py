@@ -1,5 +1,5 @@
 """The promises every drill keeps, whatever went wrong: checked the same way by the e2e fault
-matrix (``tests/e2e``) and by the soak (:mod:`localcloud.soak`).
+matrix (``tests/e2e``) and by the soak (:mod:`drillharness.soak`).
 
 For one drill run (:func:`check_drill`):
 - ``finished``: the run reached FINISHED;
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from restoredrill.domain.report.location import report_key
-from restoredrill.ports.records import Verdict
+from restoredrill.ports.records import RunRecord, Verdict
 
 from restoredrill_cli.evidence_cmd import chain_of
 from restoredrill_cli.stack import StackClient
@@ -85,45 +85,78 @@ def check_drill(
 ) -> list[Violation]:
     """Every promise for one run (waits for the Slack message and the poison to arrive)."""
     assert cloud.aws is not None and cloud.rds is not None
-    found: list[Violation] = []
     run = cloud.run(run_id)
     if run is None:
         return [Violation("finished", "the run was never created")]
+    return [
+        *_outcome_violations(run, expected),
+        *_leftover_violations(cloud, run),
+        *_report_violations(cloud, run, expected),
+        *_announcement_violations(cloud, run, slack_timeout),
+        *_poison_violations(cloud, run_id, dead_letter_timeout),
+    ]
+
+
+def _outcome_violations(run: RunRecord, expected: Verdict) -> list[Violation]:
+    found = []
     if not run.is_finished:
         found.append(Violation("finished", f"still {run.state.value} ({run.reason})"))
     if run.verdict is not expected:
         verdict = run.verdict.value if run.verdict else None
         found.append(Violation("verdict", f"{verdict}, expected {expected.value} ({run.reason})"))
+    return found
+
+
+def _leftover_violations(cloud: LocalCloud, run: RunRecord) -> list[Violation]:
+    """What the drill created and must have deleted: the instance, its server, its password."""
+    assert cloud.rds is not None
+    found = []
     if cloud.instance_exists(run.instance_id):
         found.append(Violation("instance deleted", f"{run.instance_id} still exists"))
     if cloud.rds.server_running(run.instance_id):
         found.append(Violation("no server", f"the server of {run.instance_id} still runs"))
     if run.password_parameter and cloud.password_parameter_exists(run.password_parameter):
         found.append(Violation("secret deleted", f"{run.password_parameter} still exists"))
+    return found
+
+
+def _report_violations(cloud: LocalCloud, run: RunRecord, expected: Verdict) -> list[Violation]:
     report = cloud.report_or_none(report_key(run))
     if report is None:
-        found.append(Violation("report", f"no report at {report_key(run)}"))
-    elif report.get("verdict") != expected.value:
-        found.append(Violation("report", f"the report says {report.get('verdict')}"))
-    finished_events = len(cloud.drill_finished_events(run_id))
+        return [Violation("report", f"no report at {report_key(run)}")]
+    if report.get("verdict") != expected.value:
+        return [Violation("report", f"the report says {report.get('verdict')}")]
+    return []
+
+
+def _announcement_violations(
+    cloud: LocalCloud, run: RunRecord, slack_timeout: float
+) -> list[Violation]:
+    """One Drill Finished event and one Slack message (waited for once the run finished)."""
+    found = []
+    finished_events = len(cloud.drill_finished_events(run.run_id))
     if finished_events != 1:
         found.append(Violation("one Drill Finished", f"{finished_events} events"))
     if run.is_finished:
-        _wait(lambda: cloud.slack_messages_for(run_id), slack_timeout)
-    messages = len(cloud.slack_messages_for(run_id))
+        _wait(lambda: cloud.slack_messages_for(run.run_id), slack_timeout)
+    messages = len(cloud.slack_messages_for(run.run_id))
     if messages != 1:
         found.append(Violation("one Slack message", f"{messages} messages"))
-    poison = cloud.poison_sent(run_id)
-    if poison:
-
-        def missing() -> list[tuple[str, str]]:
-            letters = cloud.dead_letters()
-            return [(queue, body) for queue, body in poison if body not in letters.get(queue, [])]
-
-        _wait(lambda: not missing(), dead_letter_timeout)
-        for queue, body in missing():
-            found.append(Violation("poison in DLQ", f"{body!r} is not in {queue}"))
     return found
+
+
+def _poison_violations(cloud: LocalCloud, run_id: str, timeout: float) -> list[Violation]:
+    """The poison messages sent with the run reached their dead-letter queues."""
+    poison = cloud.poison_sent(run_id)
+    if not poison:
+        return []
+
+    def missing() -> list[tuple[str, str]]:
+        letters = cloud.dead_letters()
+        return [(queue, body) for queue, body in poison if body not in letters.get(queue, [])]
+
+    _wait(lambda: not missing(), timeout)
+    return [Violation("poison in DLQ", f"{body!r} is not in {queue}") for queue, body in missing()]
 
 
 def check_dead_letters(cloud: LocalCloud) -> list[Violation]:
