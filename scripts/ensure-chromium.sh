@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a headless-capable Chromium is on this machine: the HTML report tests and
-# `make screenshots` drive it over the DevTools protocol (src/localcloud/browser.py).
+# `make screenshots` drive it over the DevTools protocol (src/drillharness/browser.py).
 set -euo pipefail
 
 if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 """The local cloud: template.yaml deployed onto moto, the real handlers, a real PostgreSQL per
 restored instance, a Slack receiver, and the fault knobs. Used by `restoredrill demo`, the e2e
-tests and the soak (`python -m localcloud.soak`).
+tests and the soak (`python -m drillharness.soak`).
 
 Faults are armed per drill run: :meth:`LocalCloud.start_drill` takes the snapshot, works out the
 run id the drill will get, arms the fault for that run only (its RDS events, its instance, its
@@ -92,7 +92,7 @@ class Fault:
     """One row of the fault matrix: what goes wrong, and the verdict the drill must still reach.
 
     Whatever the fault, every drill must also keep the other promises (see
-    :mod:`localcloud.invariants`): instance and password deleted, report written, one Drill
+    :mod:`drillharness.invariants`): instance and password deleted, report written, one Drill
     Finished event, one Slack message, nothing left running.
     """
 
