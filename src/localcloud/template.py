@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import graphlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,10 @@ class Pseudo:
         )
 
     def value(self, name: str) -> Any:
-        values: dict[str, Any] = {
+        return self.values()[name]
+
+    def values(self) -> dict[str, Any]:
+        return {
             "AWS::StackName": self.stack_name,
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
@@ -130,21 +134,9 @@ class Pseudo:
             "AWS::NotificationARNs": [],
             "AWS::NoValue": NO_VALUE,
         }
-        return values[name]
 
 
-PSEUDO_PARAMETERS = frozenset(
-    {
-        "AWS::StackName",
-        "AWS::Region",
-        "AWS::AccountId",
-        "AWS::Partition",
-        "AWS::URLSuffix",
-        "AWS::StackId",
-        "AWS::NotificationARNs",
-        "AWS::NoValue",
-    }
-)
+PSEUDO_PARAMETERS = frozenset(Pseudo(stack_name="").values())
 
 # Intrinsics CloudFormation has but the local cloud cannot evaluate.
 _UNSUPPORTED = frozenset({"Fn::ImportValue", "Fn::Cidr", "Fn::Transform", "Fn::ForEach"})
@@ -310,24 +302,11 @@ class Template:
         enabled = [r for r in self.resources if self.resource_enabled(r)]
         # A reference to a resource whose condition is false is allowed only in a branch not
         # taken; resolve() raises for the others.
-        deps = {r: self.resource_dependencies(r) & set(enabled) for r in enabled}
-        order: list[str] = []
-        state: dict[str, int] = {}
-
-        def visit(node: str, stack: list[str]) -> None:
-            if state.get(node) == 2:
-                return
-            if state.get(node) == 1:
-                raise _circular([*stack[stack.index(node) :], node])
-            state[node] = 1
-            for dependency in sorted(deps[node]):
-                visit(dependency, [*stack, node])
-            state[node] = 2
-            order.append(node)
-
-        for logical_id in enabled:
-            visit(logical_id, [])
-        return order
+        graph = {r: sorted(self.resource_dependencies(r) & set(enabled)) for r in enabled}
+        try:
+            return list(graphlib.TopologicalSorter(graph).static_order())
+        except graphlib.CycleError as error:
+            raise _circular(list(reversed(error.args[1]))) from None
 
     # ------------------------------------------------------------------ bindings
 
@@ -607,24 +586,25 @@ def _check_text(name: str, spec: Mapping[str, Any], item: str) -> None:
 # ----------------------------------------------------------------------------------- walking
 
 
+def _mappings(node: Any) -> Iterator[dict[str, Any]]:
+    """Every mapping in ``node``, ``node`` itself included, at any depth."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _mappings(item)
+    elif isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _mappings(value)
+
+
 def references(node: Any) -> set[str]:
     """Every resource, parameter or pseudo parameter ``node`` refers to (all branches)."""
     found: set[str] = set()
-    _collect(node, found)
-    return found
-
-
-def _collect(node: Any, found: set[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _collect(item, found)
-    elif isinstance(node, dict):
-        collector = _REFERENCE_COLLECTORS.get(next(iter(node))) if len(node) == 1 else None
+    for mapping in _mappings(node):
+        collector = _REFERENCE_COLLECTORS.get(next(iter(mapping))) if len(mapping) == 1 else None
         if collector is not None:
-            collector(next(iter(node.values())), found)
-            return
-        for value in node.values():
-            _collect(value, found)
+            collector(next(iter(mapping.values())), found)
+    return found
 
 
 def _collect_ref(value: Any, found: set[str]) -> None:
@@ -637,12 +617,10 @@ def _collect_getatt(value: Any, found: set[str]) -> None:
         found.add(value.partition(".")[0])
     elif isinstance(value, list) and value and isinstance(value[0], str):
         found.add(value[0])
-        _collect(value[1:], found)
 
 
 def _collect_sub(value: Any, found: set[str]) -> None:
     text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
-    _collect(list(variables.values()), found)
     for match in _SUB_VARIABLE.finditer(str(text)):
         expression = match.group(1)
         if not expression.startswith("!") and expression not in variables:
@@ -657,29 +635,20 @@ _REFERENCE_COLLECTORS: dict[str, Callable[[Any, set[str]], None]] = {
 
 
 def _intrinsic_keys(node: Any) -> set[str]:
-    keys: set[str] = set()
-    if isinstance(node, list):
-        for item in node:
-            keys |= _intrinsic_keys(item)
-    elif isinstance(node, dict):
-        if len(node) == 1 and next(iter(node)).startswith("Fn::"):
-            keys.add(next(iter(node)))
-        for value in node.values():
-            keys |= _intrinsic_keys(value)
-    return keys
+    return {
+        key
+        for mapping in _mappings(node)
+        if len(mapping) == 1 and (key := next(iter(mapping))).startswith("Fn::")
+    }
 
 
 def _if_conditions(node: Any) -> Iterable[str]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _if_conditions(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Fn::If" and isinstance(value, list) and value:
-                yield str(value[0])
-            if key == "Condition" and isinstance(value, str) and len(node) == 1:
-                yield value
-            yield from _if_conditions(value)
+    for mapping in _mappings(node):
+        branches = mapping.get("Fn::If")
+        if isinstance(branches, list) and branches:
+            yield str(branches[0])
+        if len(mapping) == 1 and isinstance(mapping.get("Condition"), str):
+            yield mapping["Condition"]
 
 
 def _normal(value: Any) -> Any:
