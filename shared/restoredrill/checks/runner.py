@@ -12,12 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from restoredrill.baseline import Baseline, DatabaseBaseline, carry_forward
-from restoredrill.checks.catalog import (
-    AmcheckTargets,
-    DatabaseCatalog,
-    read_amcheck_targets,
-    read_catalog,
-)
+from restoredrill.checks.catalog import DatabaseCatalog, read_catalog
 from restoredrill.checks.connection import CheckConnection, classify_error, connect
 from restoredrill.checks.level0 import (
     InstanceInfo,
@@ -36,7 +31,7 @@ from restoredrill.checks.level2 import (
     freshness_task,
     row_count_check,
 )
-from restoredrill.checks.level3 import AmcheckSetup, amcheck_results, amcheck_tasks, ensure_amcheck
+from restoredrill.checks.level3 import AmcheckStage
 from restoredrill.checks.models import (
     CheckResult,
     CheckStatus,
@@ -265,11 +260,10 @@ class _Suite:
             for a in self.policy.assertions
             if (a.database or self.target.database) == database
         ]
-        setup: AmcheckSetup | None = None
-        targets: AmcheckTargets | None = None
+        stage: AmcheckStage | None = None
         if self.policy.level >= 3:
-            setup, targets, more = self._amcheck_setup(connection, catalog)
-            tasks += more
+            stage = AmcheckStage(catalog, self.policy, self.install_amcheck, self.secrets)
+            tasks.append(stage.task())
         pool = TaskPool(
             tasks=tasks,
             jobs=self.jobs,
@@ -280,14 +274,8 @@ class _Suite:
         )
         outcomes = pool.run()
         self._level2_results(catalog, outcomes, previous, current)
-        if setup is not None:
-            self.results += amcheck_results(
-                database,
-                [o for o in outcomes if o.kind in ("heap", "btree")],
-                setup,
-                targets,
-                self.policy,
-            )
+        if stage is not None:
+            self.results += stage.results(outcomes)
 
     def _freshness_tasks(self, catalog: DatabaseCatalog) -> list[Task]:
         tasks = []
@@ -300,27 +288,6 @@ class _Suite:
             self.freshness_found.add(index)
             tasks.append(freshness_task(rule, relation, self.snapshot_time, self.secrets))
         return tasks
-
-    def _amcheck_setup(
-        self, connection: CheckConnection, catalog: DatabaseCatalog
-    ) -> tuple[AmcheckSetup, AmcheckTargets | None, list[Task]]:
-        setup = ensure_amcheck(
-            connection, catalog, install=self.install_amcheck, secrets=self.secrets
-        )
-        if setup.schema is None:
-            return setup, None, []
-        try:
-            targets = read_amcheck_targets(connection, self.policy.amcheck.include_system_catalogs)
-        except Exception as exc:
-            error = classify_error(exc, *self.secrets)
-            setup = AmcheckSetup(
-                schema=None,
-                status=CheckStatus.ERROR,
-                message=f"could not list the relations to verify: {error}",
-                evidence=error.as_evidence(),
-            )
-            return setup, None, []
-        return setup, targets, amcheck_tasks(targets, setup, self.policy, self.secrets)
 
     def _level2_results(
         self,
