@@ -2,12 +2,16 @@
 
 Order: level 0 on one connection (connect, TLS, version, recovery, databases), then for each
 database to check: its catalog and schema fingerprint (level 1) on one connection, then the
-independent data and physical checks (levels 2 and 3) as tasks over ``parallelism``
-connections, biggest first. Nothing raises for database problems: they become results.
+independent data and physical checks (levels 2 and 3) as tasks of one pool over
+``parallelism`` connections, the most expensive first. Level 3's preparation (amcheck, the list
+of heaps and indexes) is itself a task of that pool: the row counts start while it runs, and
+the verifications it hands back join the same queue. Nothing raises for database problems:
+they become results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -192,6 +196,7 @@ class _Suite:
             return self.results, None
         self.instance = info
         self.server_version = info.server_version
+        self._without_jit(admin, info)
         self.results += instance_checks(
             info, self.target, self.policy, self.previous, (time.perf_counter() - started) * 1000
         )
@@ -222,6 +227,17 @@ class _Suite:
             self._unresolved_rules()
         baseline.databases = self.databases
         return self.results, carry_forward(baseline, self.previous)
+
+    def _without_jit(self, admin: CheckConnection, info: InstanceInfo) -> None:
+        """Turn JIT compilation off for levels 2 and 3: their statements are single scans of
+        well under a minute, for which compiling (and loading the LLVM library into each new
+        backend) costs more than it saves (a count of 5 million rows: 13 ms of 270). The
+        setting exists from PostgreSQL 11; an older server keeps its default."""
+        if self.policy.level < 2 or info.server_version_num < 110000:
+            return
+        self.settings["jit"] = "off"
+        with contextlib.suppress(Exception):  # an optimisation: the checks run without it
+            admin.run("SET jit = off")
 
     def _previous_db(self, database: str) -> DatabaseBaseline | None:
         if self.previous is None:
