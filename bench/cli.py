@@ -139,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
+    # The cluster first: building it starts .bench/ afresh, the operator's install included.
+    server = prepare_cluster(args.scale, rebuild=False)
     operator_bin = operator_install()
     restoredrill = str(operator_bin / "restoredrill")
     dev_restoredrill = str(Path(sys.executable).with_name("restoredrill"))
     heavy = heavy_modules_of_help(operator_bin / "python")
-    server = prepare_cluster(args.scale, rebuild=False)
     load_before = os.getloadavg()
     try:
         admin = server.admin_connect(DATABASE)
