@@ -284,7 +284,7 @@ def drop_caches() -> None:
 
 
 def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
+    return "PASS" if ok else "MISS"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,11 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError, InterfaceError
 from restoredrill.checksuite.connection import CheckConnection
+from restoredrill.checksuite.database_catalog import DatabaseCatalog
+from restoredrill.checksuite.families.physical import AmcheckStage
 from restoredrill.checksuite.results import CheckStatus
 from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement
+from restoredrill.ports.policy import DrillPolicy
 
 
 class FakeConnection(CheckConnection):
@@ -196,3 +199,69 @@ def test_a_bug_in_one_task_does_not_lose_the_others() -> None:
         "boom": CheckStatus.ERROR,
         "ok": CheckStatus.PASS,
     }
+
+
+def test_tasks_handed_back_are_queued_by_cost_biggest_first() -> None:
+    # Given a preparation task that hands back three tasks in no particular order of cost
+    order: list[str] = []
+
+    def recording(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        order.append(task.keys[0])
+        return passing(task, connection, budget)
+
+    def prepare(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        return [
+            item_task(["small"], recording, cost=1),
+            item_task(["big"], recording, cost=100),
+            item_task(["medium"], recording, cost=10),
+        ]
+
+    tasks = [item_task(["prepare"], prepare, cost=1000), item_task(["mid"], recording, cost=50)]
+    # When run on one connection
+    outcomes = pool(tasks, jobs=1).run()
+    # Then the handed-back tasks ran in cost order among the rest, and each has one outcome
+    assert order == ["big", "mid", "medium", "small"]
+    assert sorted(o.key for o in outcomes) == ["big", "medium", "mid", "small"]
+
+
+def test_a_worker_waits_for_the_work_a_running_task_will_hand_back() -> None:
+    # Given a slow preparation that hands back four slow tasks, and one quick task beside it
+    def slow(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        time.sleep(0.03)
+        return passing(task, connection, budget)
+
+    def prepare(task: Task, connection: Any, budget: Budget) -> list[Outcome] | list[Task]:
+        time.sleep(0.05)
+        return [item_task([f"t{i}"], slow, cost=1e9) for i in range(4)]
+
+    tasks = [item_task(["prepare"], prepare, cost=1e10), item_task(["quick"], passing, cost=1e9)]
+    # When run on two connections (the second is free long before the preparation ends)
+    outcomes = pool(tasks, jobs=2).run()
+    by = {o.key: o.data["by"] for o in outcomes}
+    # Then the second connection stayed and took part of the handed-back work
+    assert sorted(by) == ["quick", "t0", "t1", "t2", "t3"]
+    assert {by[f"t{i}"] for i in range(4)} == {"first", "extra0"}
+
+
+def test_level_3_preparation_left_unrun_by_the_budget_reports_level_3_skipped() -> None:
+    # Given level 3's preparation as a task, and a budget already spent
+    catalog = DatabaseCatalog(
+        database="app",
+        size_bytes=0,
+        schemas=["public"],
+        extensions={"amcheck": "1.3"},
+        amcheck_schema="public",
+        amcheck_available=True,
+        public_creatable=True,
+    )
+    stage = AmcheckStage(catalog, DrillPolicy(level=3), install=False, secrets=["pw"])
+    budget = Budget(0, 60)
+    # When the pool runs it
+    outcomes = pool([stage.task()], jobs=1, budget=budget).run()
+    results = stage.results(outcomes)
+    # Then both level 3 checks are reported skipped for the budget, none silently missing
+    assert [(r.name, r.status) for r in results] == [
+        ("amcheck_heap", CheckStatus.SKIPPED),
+        ("amcheck_btree", CheckStatus.SKIPPED),
+    ]
+    assert all(budget.skipped_message in r.message for r in results)

@@ -11,6 +11,7 @@ the deadline.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -141,8 +142,34 @@ def split(task: Task) -> list[Task]:
     ]
 
 
+def _priority(task: Task) -> float:
+    """Sort key of the queue: the most expensive task first (longest processing time first)."""
+    return -task.cost
+
+
+@dataclass
+class _Lane:
+    """One worker's connection: whether the pool opened it (and so closes it), and how often it
+    was replaced after being lost."""
+
+    connection: CheckConnection | None
+    own: bool
+    reconnects: int = 0
+
+    def close(self) -> None:
+        if self.own and self.connection is not None:
+            self.connection.close()
+
+
 class TaskPool:
-    """Run tasks over up to ``jobs`` connections to one database."""
+    """Run tasks over up to ``jobs`` connections to one database.
+
+    The queue stays sorted by cost, most expensive first, also for tasks that a running task
+    hands back (a split batch, or the work a preparation task discovers): each free connection
+    takes the biggest task left, which keeps the connections busy until about the same time.
+    A worker that finds the queue empty waits while another task is still running, as that one
+    may still add work.
+    """
 
     def __init__(
         self,
@@ -154,26 +181,39 @@ class TaskPool:
         opener: Callable[[], CheckConnection],
         secrets: Sequence[str],
     ) -> None:
-        self._queue = sorted(tasks, key=lambda task: task.cost, reverse=True)
+        self._queue = sorted(tasks, key=_priority)
         self._jobs = max(1, jobs)
         self._budget = budget
         self._first = first
         self._opener = opener
         self._secrets = secrets
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._running = 0
         self._outcomes: list[Outcome] = []
         self._connect_errors: list[ServerError] = []
 
     def _next(self) -> Task | None:
-        with self._lock:
-            return self._queue.pop(0) if self._queue else None
+        with self._changed:
+            while not self._queue and self._running:
+                self._changed.wait()
+            if not self._queue:
+                return None
+            self._running += 1
+            return self._queue.pop(0)
 
-    def _push(self, tasks: list[Task]) -> None:
-        with self._lock:
-            self._queue[0:0] = tasks
+    def _done(self, more: list[Task]) -> None:
+        with self._changed:
+            for task in more:
+                bisect.insort(self._queue, task, key=_priority)
+            self._running -= 1
+            self._changed.notify_all()
+
+    def _work_left(self) -> bool:
+        with self._changed:
+            return bool(self._queue or self._running)
 
     def _record(self, outcomes: list[Outcome]) -> None:
-        with self._lock:
+        with self._changed:
             self._outcomes.extend(outcomes)
 
     def run(self) -> list[Outcome]:
@@ -193,25 +233,26 @@ class TaskPool:
             thread.join()
         # every worker is gone (could not connect, or lost its connection): nothing is lost
         leftover, self._queue = self._queue, []
-        reason = self._connect_errors[-1] if self._connect_errors else None
         for task in leftover:
-            if self._budget.exhausted():
-                self._outcomes.extend(task.skipped(self._budget.skipped_message))
-            else:
-                message = "no connection left to run it"
-                if reason is not None:
-                    message += f": {reason}"
-                self._outcomes.extend(
-                    Outcome(task.kind, key, CheckStatus.ERROR, message, item=item)
-                    for key, item in zip(task.keys, task.items, strict=True)
-                )
+            self._outcomes.extend(self._unrun(task))
         return self._outcomes
+
+    def _unrun(self, task: Task) -> list[Outcome]:
+        if self._budget.exhausted():
+            return task.skipped(self._budget.skipped_message)
+        message = "no connection left to run it"
+        if self._connect_errors:
+            message += f": {self._connect_errors[-1]}"
+        return [
+            Outcome(task.kind, key, CheckStatus.ERROR, message, item=item)
+            for key, item in zip(task.keys, task.items, strict=True)
+        ]
 
     def _connect(self) -> CheckConnection | None:
         try:
             return self._opener()
         except Exception as exc:
-            with self._lock:
+            with self._changed:
                 self._connect_errors.append(classify_error(exc, *self._secrets))
             return None
 
@@ -222,50 +263,60 @@ class TaskPool:
             raise ConnectionLost(classify_error(exc, *self._secrets)) from None
 
     def _work(self, connection: CheckConnection | None) -> None:
-        own = connection is None
+        """One worker: take the biggest task left until none is left or the connection is
+        gone for good. ``connection`` is the caller's; ``None``: open one (and close it)."""
         if connection is None:
-            if self._budget.exhausted() or not self._queue:
+            if self._budget.exhausted() or not self._work_left():
                 return
             connection = self._connect()
-            if connection is None:
-                return
-        reconnects = 0
+            lane = _Lane(connection, own=True)
+        else:
+            lane = _Lane(connection, own=False)
         try:
-            while (task := self._next()) is not None:
-                if self._budget.exhausted():
-                    self._record(task.skipped(self._budget.skipped_message))
-                    continue
-                started = time.perf_counter()
+            while lane.connection is not None and (task := self._next()) is not None:
+                more: list[Task] = []
                 try:
-                    self._arm(connection)
-                    result = task.runner(task, connection, self._budget)
-                except ConnectionLost as lost:
-                    self._record(
-                        error_outcomes(task, CheckStatus.ERROR, lost.error, "connection lost")
-                    )
-                    if reconnects >= 1:
-                        return
-                    reconnects += 1
-                    if own:
-                        connection.close()
-                    fresh = self._connect()
-                    if fresh is None:
-                        return
-                    connection, own = fresh, True
-                    continue
-                except Exception as exc:  # a bug must not lose the other tasks
-                    error = classify_error(exc, *self._secrets)
-                    self._record(error_outcomes(task, CheckStatus.ERROR, error, "internal error"))
-                    continue
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                if result and isinstance(result[0], Task):
-                    self._push([item for item in result if isinstance(item, Task)])
-                    continue
-                outcomes = [item for item in result if isinstance(item, Outcome)]
-                for outcome in outcomes:
-                    if not outcome.duration_ms:
-                        outcome.duration_ms = elapsed_ms / max(1, len(outcomes))
-                self._record(outcomes)
+                    more = self._attempt(task, lane)
+                finally:
+                    self._done(more)
         finally:
-            if own:
-                connection.close()
+            lane.close()
+
+    def _attempt(self, task: Task, lane: _Lane) -> list[Task]:
+        """Run ``task`` on the lane's connection: record its outcomes, or return the tasks it
+        handed back."""
+        assert lane.connection is not None
+        if self._budget.exhausted():
+            self._record(task.skipped(self._budget.skipped_message))
+            return []
+        started = time.perf_counter()
+        try:
+            self._arm(lane.connection)
+            result = task.runner(task, lane.connection, self._budget)
+        except ConnectionLost as lost:
+            self._record(error_outcomes(task, CheckStatus.ERROR, lost.error, "connection lost"))
+            self._replace(lane)
+            return []
+        except Exception as exc:  # a bug must not lose the other tasks
+            error = classify_error(exc, *self._secrets)
+            self._record(error_outcomes(task, CheckStatus.ERROR, error, "internal error"))
+            return []
+        more = [item for item in result if isinstance(item, Task)]
+        if more:
+            return more
+        outcomes = [item for item in result if isinstance(item, Outcome)]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for outcome in outcomes:
+            if not outcome.duration_ms:
+                outcome.duration_ms = elapsed_ms / max(1, len(outcomes))
+        self._record(outcomes)
+        return []
+
+    def _replace(self, lane: _Lane) -> None:
+        """A lost connection is replaced once; after a second loss the worker stops."""
+        lane.close()
+        if lane.reconnects >= 1:
+            lane.connection = None
+            return
+        lane.reconnects += 1
+        lane.connection, lane.own = self._connect(), True

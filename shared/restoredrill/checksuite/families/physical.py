@@ -17,6 +17,7 @@ from restoredrill.checksuite.database_catalog import (
     AmcheckTarget,
     AmcheckTargets,
     DatabaseCatalog,
+    read_amcheck_targets,
 )
 from restoredrill.checksuite.families.data import batched_tasks
 from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, worst_status
@@ -29,13 +30,15 @@ from restoredrill.checksuite.sql import (
 from restoredrill.checksuite.tasks import Budget, Outcome, Task, failed_statement, split
 from restoredrill.ports.policy import DrillPolicy
 
-__all__ = ["AmcheckSetup", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
+__all__ = ["AmcheckSetup", "AmcheckStage", "amcheck_results", "amcheck_tasks", "ensure_amcheck"]
 
 INSTALL_SCHEMA = AMCHECK_INSTALL_SCHEMA
 # Relative cost per byte, measured on PostgreSQL 15 (warm cache): verify_heapam reads a heap at
 # about the speed of count(*); bt_index_check takes about five times longer per index byte.
 HEAP_COST = 1.0
 BTREE_COST = 5.0
+# What the system catalogs (not in the catalog's relation list) add to the estimate of level 3.
+SYSTEM_CATALOGS_BYTES = 8 << 20
 
 
 @dataclass
@@ -100,6 +103,63 @@ def ensure_amcheck(
             evidence=error.as_evidence(),
         )
     return AmcheckSetup(schema=str(found), installed_by_us=True)
+
+
+@dataclass
+class AmcheckStage:
+    """Level 3 of one database as one task of the pool: it installs amcheck when needed and may,
+    lists the heaps and indexes to verify and hands back their tasks. Run in the pool, it lets
+    the other connections start the row counts at once instead of waiting for the listing."""
+
+    catalog: DatabaseCatalog
+    policy: DrillPolicy
+    install: bool
+    secrets: Sequence[str]
+    setup: AmcheckSetup | None = None
+    targets: AmcheckTargets | None = None
+
+    def task(self) -> Task:
+        """The preparation, its cost the work it will hand back (so it is taken early)."""
+        estimate = SYSTEM_CATALOGS_BYTES * HEAP_COST
+        for relation in self.catalog.relations:
+            if relation.countable:
+                estimate += relation.heap_bytes * HEAP_COST
+                estimate += max(0, relation.total_bytes - relation.heap_bytes) * BTREE_COST
+        return Task("amcheck_setup", [self.catalog.database], ["amcheck"], estimate, self._prepare)
+
+    def _prepare(
+        self, task: Task, connection: CheckConnection, budget: Budget
+    ) -> list[Outcome] | list[Task]:
+        self.setup = ensure_amcheck(
+            connection, self.catalog, install=self.install, secrets=self.secrets
+        )
+        if self.setup.schema is None:
+            return []
+        try:
+            self.targets = read_amcheck_targets(
+                connection, self.policy.amcheck.include_system_catalogs
+            )
+        except Exception as exc:
+            error = classify_error(exc, *self.secrets)
+            self.setup = AmcheckSetup(
+                schema=None,
+                status=CheckStatus.ERROR,
+                message=f"could not list the relations to verify: {error}",
+                evidence=error.as_evidence(),
+            )
+            return []
+        return amcheck_tasks(self.targets, self.setup, self.policy, self.secrets)
+
+    def results(self, outcomes: list[Outcome]) -> list[CheckResult]:
+        """The level 3 results of the database, from the pool's outcomes."""
+        setup = self.setup
+        if setup is None:  # the preparation never ran: the budget was spent, or no connection
+            (unrun,) = [o for o in outcomes if o.kind == "amcheck_setup"]
+            setup = AmcheckSetup(
+                schema=None, status=unrun.status, message=unrun.message, evidence=unrun.data
+            )
+        verified = [o for o in outcomes if o.kind in ("heap", "btree")]
+        return amcheck_results(self.catalog.database, verified, setup, self.targets, self.policy)
 
 
 def amcheck_tasks(
