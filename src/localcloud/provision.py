@@ -179,14 +179,6 @@ class QueueInfo:
 
 
 @dataclass
-class ProvisionedResource:
-    logical_id: str
-    type: str
-    physical_id: str
-    attributes: dict[str, Any]
-
-
-@dataclass
 class Stack:
     name: str
     region: str
@@ -194,7 +186,7 @@ class Stack:
     template: Template
     project_root: Path
     moto_url: str
-    resources: dict[str, ProvisionedResource] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     queues: dict[str, QueueInfo] = field(default_factory=dict)
     buses: dict[str, str] = field(default_factory=dict)  # name -> ARN
@@ -203,12 +195,11 @@ class Stack:
     schedules: list[ScheduleSource] = field(default_factory=list)
     layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> dir
     outputs: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
     def physical_id(self, logical_id: str) -> str:
         if logical_id not in self.resources:
             raise KeyError(f"no resource {logical_id!r} in stack {self.name}")
-        return self.resources[logical_id].physical_id
+        return self.resources[logical_id]
 
     def function(self, name_or_arn: str) -> FunctionSpec | None:
         """Look a function up by logical id, name, or (partial) ARN with optional qualifier."""
@@ -393,7 +384,7 @@ class _Provisioner:
         )
         self.stack.buses[DEFAULT_BUS] = self._bus_arn(DEFAULT_BUS)
         self._clients: dict[str, Any] = {}
-        self._handlers: dict[str, Callable[[str, dict[str, Any]], ProvisionedResource]] = {
+        self._handlers: dict[str, Callable[[str, dict[str, Any]], str]] = {
             "AWS::SQS::Queue": self._queue,
             "AWS::DynamoDB::Table": self._table,
             "AWS::S3::Bucket": self._bucket,
@@ -424,15 +415,9 @@ class _Provisioner:
     def _bus_arn(self, name: str) -> str:
         return self._arn("events", f"event-bus/{name}")
 
-    def _created(
-        self, logical_id: str, rtype: str, ref: str, attributes: dict[str, Any]
-    ) -> ProvisionedResource:
+    def _created(self, logical_id: str, ref: str, attributes: dict[str, Any]) -> str:
         self.t.bind(logical_id, ref, attributes)
-        return ProvisionedResource(logical_id, rtype, ref, attributes)
-
-    def _warn(self, message: str) -> None:
-        log.warning("%s", message)
-        self.stack.warnings.append(message)
+        return ref
 
     def _code_dir(self, code: Any, *, where: str) -> Path:
         base = self.t.path.parent if self.t.path is not None else self.stack.project_root
@@ -445,7 +430,7 @@ class _Provisioner:
             rtype = self.t.resources[logical_id]["Type"]
             where = f"Resources.{logical_id}"
             if rtype.startswith("AWS::CloudFormation::") or rtype.startswith("Custom::"):
-                self._warn(f"{logical_id}: {rtype} ignored locally")
+                log.warning("%s: %s ignored locally", logical_id, rtype)
                 self.t.bind(logical_id, logical_id, {})
                 continue
             properties = self.t.resolve(
@@ -462,7 +447,7 @@ class _Provisioner:
 
     # ------------------------------------------------------------------ SQS
 
-    def _queue(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _queue(self, logical_id: str, props: dict[str, Any]) -> str:
         fifo = str(props.get("FifoQueue", "false")).lower() == "true"
         name = props.get("QueueName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=80, suffix=".fifo" if fifo else ""
@@ -490,13 +475,11 @@ class _Provisioner:
         self.stack.queues[logical_id] = QueueInfo(
             logical_id, name, url, arn, attributes, template_vt
         )
-        return self._created(
-            logical_id, "AWS::SQS::Queue", url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
-        )
+        return self._created(logical_id, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
     # ------------------------------------------------------------------ DynamoDB
 
-    def _table(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _table(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("TableName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=255
         )
@@ -521,16 +504,16 @@ class _Provisioner:
                     },
                 )
             except (ClientError, BotoCoreError) as error:
-                self._warn(f"{logical_id}: point-in-time recovery not applied: {error}")
+                log.warning("%s: point-in-time recovery not applied: %s", logical_id, error)
         table = description["TableDescription"]
         attributes = {"Arn": table["TableArn"]}
         if table.get("LatestStreamArn"):
             attributes["StreamArn"] = table["LatestStreamArn"]
-        return self._created(logical_id, "AWS::DynamoDB::Table", name, attributes)
+        return self._created(logical_id, name, attributes)
 
     # ------------------------------------------------------------------ S3
 
-    def _bucket(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _bucket(self, logical_id: str, props: dict[str, Any]) -> str:
         p = self.pseudo
         name = props.get("BucketName") or physical_name(
             p.stack_name.lower(), logical_id.lower(), max_length=63, alphabet=_LOWER
@@ -549,7 +532,7 @@ class _Provisioner:
                 try:
                     getattr(s3, method)(Bucket=name, **settings(props[key]))
                 except (ClientError, BotoCoreError, KeyError, TypeError) as error:
-                    self._warn(f"{logical_id}: {key} not applied in moto: {error}")
+                    log.warning("%s: %s not applied in moto: %s", logical_id, key, error)
         attributes = {
             "Arn": f"arn:{p.partition}:s3:::{name}",
             "DomainName": f"{name}.s3.{p.url_suffix}",
@@ -557,19 +540,19 @@ class _Provisioner:
             "DualStackDomainName": f"{name}.s3.dualstack.{p.region}.{p.url_suffix}",
             "WebsiteURL": f"http://{name}.s3-website-{p.region}.{p.url_suffix}",
         }
-        return self._created(logical_id, "AWS::S3::Bucket", name, attributes)
+        return self._created(logical_id, name, attributes)
 
-    def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> str:
         # Recorded, not applied: moto enforces bucket policies, and the local cloud talks plain
         # HTTP to it, so a (recommended) DenyInsecureTransport statement would deny every call
         # that HTTPS satisfies in AWS. IAM is not enforced locally either.
         if not isinstance(props.get("PolicyDocument"), dict):
             raise TemplateError(f"Resources.{logical_id}: PolicyDocument must be an object")
-        return self._created(logical_id, "AWS::S3::BucketPolicy", props["Bucket"], {})
+        return self._created(logical_id, props["Bucket"], {})
 
     # ------------------------------------------------------------------ SSM
 
-    def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name") or f"CFN-{logical_id}-{_suffix(_MIXED)}"
         kwargs: dict[str, Any] = {
             "Name": name,
@@ -581,11 +564,11 @@ class _Provisioner:
             kwargs["Description"] = props["Description"]
         self.client("ssm").put_parameter(**kwargs)
         attributes = {"Type": kwargs["Type"], "Value": kwargs["Value"]}
-        return self._created(logical_id, "AWS::SSM::Parameter", name, attributes)
+        return self._created(logical_id, name, attributes)
 
     # ------------------------------------------------------------------ EventBridge
 
-    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name")
         if not name:
             raise TemplateError(f"Resources.{logical_id}: AWS::Events::EventBus needs a Name")
@@ -593,7 +576,7 @@ class _Provisioner:
             raise TemplateError(f"Resources.{logical_id}: event bus {name!r} already exists")
         arn = self._bus_arn(name)
         self.stack.buses[name] = arn
-        return self._created(logical_id, "AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
+        return self._created(logical_id, name, {"Arn": arn, "Name": name})
 
     def _resolve_bus(self, value: Any, *, where: str) -> str:
         name = str(value or DEFAULT_BUS)
@@ -616,7 +599,7 @@ class _Provisioner:
             return RuleTarget(kind="sqs", arn=arn, **common)
         raise TemplateError(f"{where}: target type of {arn} is not supported locally")
 
-    def _events_rule(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _events_rule(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}"
         name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
         bus = self._resolve_bus(props.get("EventBusName"), where=where)
@@ -638,9 +621,9 @@ class _Provisioner:
             self.stack.rules.append(
                 EventRule(logical_id, name, arn, bus, pattern, targets, enabled)
             )
-        return self._created(logical_id, "AWS::Events::Rule", name, {"Arn": arn})
+        return self._created(logical_id, name, {"Arn": arn})
 
-    def _scheduler_schedule(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _scheduler_schedule(self, logical_id: str, props: dict[str, Any]) -> str:
         # SAM's ScheduleV2 event: EventBridge Scheduler, run by the same local scheduler as rules.
         where = f"Resources.{logical_id}"
         name = props.get("Name") or physical_name(self.pseudo.stack_name, logical_id, max_length=64)
@@ -657,24 +640,26 @@ class _Provisioner:
                 props.get("State", "ENABLED") == "ENABLED",
             )
         )
-        return self._created(logical_id, "AWS::Scheduler::Schedule", name, {"Arn": arn})
+        return self._created(logical_id, name, {"Arn": arn})
 
     # ------------------------------------------------------------------ Lambda
 
-    def _layer(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _layer(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}.Content"
         directory = self._code_dir(props.get("Content"), where=where)
         if not directory.is_dir():
             raise TemplateError(f"{where}: {directory} is not a directory")
         arn = self._arn("lambda", f"layer:{props.get('LayerName') or logical_id}:1")
         self.stack.layers[arn] = directory
-        return self._created(logical_id, "AWS::Lambda::LayerVersion", arn, {})
+        return self._created(logical_id, arn, {})
 
     def _layer_dirs(self, logical_id: str, layers: list[str]) -> list[Path]:
         directories = []
         for layer in layers:
             if layer not in self.stack.layers:
-                self._warn(f"{logical_id}: layer {layer} is not local; the venv stands in for it")
+                log.warning(
+                    "%s: layer %s is not local; the venv stands in for it", logical_id, layer
+                )
                 continue
             directory = self.stack.layers[layer]
             directories.append(directory)
@@ -682,7 +667,7 @@ class _Provisioner:
                 directories.append(directory / "python")
         return directories
 
-    def _function(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _function(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}"
         if props.get("PackageType", "Zip") != "Zip":
             raise TemplateError(f"{where}: only Zip functions run locally")
@@ -709,7 +694,7 @@ class _Provisioner:
             dead_letter_arn=_dead_letter_arn(props, where=f"{where}.DeadLetterConfig"),
             reserved_concurrency=int(concurrency) if concurrency is not None else None,
         )
-        return self._created(logical_id, "AWS::Lambda::Function", name, {"Arn": arn})
+        return self._created(logical_id, name, {"Arn": arn})
 
     def _function_named(self, name: Any, *, where: str) -> FunctionSpec:
         spec = self.stack.function(str(name or ""))
@@ -733,7 +718,7 @@ class _Provisioner:
             )
         return Destination(dtype, arn)
 
-    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}"
         spec = self._function_named(props.get("FunctionName"), where=where)
         retries = int(props.get("MaximumRetryAttempts", 2))
@@ -749,9 +734,9 @@ class _Provisioner:
             on_success=self._destination(destinations.get("OnSuccess"), where=f"{where}.OnSuccess"),
             on_failure=self._destination(destinations.get("OnFailure"), where=f"{where}.OnFailure"),
         )
-        return self._created(logical_id, "AWS::Lambda::EventInvokeConfig", logical_id, {})
+        return self._created(logical_id, logical_id, {})
 
-    def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _event_source_mapping(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}"
         spec = self._function_named(props.get("FunctionName"), where=where)
         queue = self.stack.queue_by_arn(str(props.get("EventSourceArn", "")))
@@ -782,13 +767,11 @@ class _Provisioner:
             )
         )
         mapping_id = str(uuid.uuid4())
-        return self._created(
-            logical_id, "AWS::Lambda::EventSourceMapping", mapping_id, {"Id": mapping_id}
-        )
+        return self._created(logical_id, mapping_id, {"Id": mapping_id})
 
     # ------------------------------------------------------------------ the rest
 
-    def _record_only(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+    def _record_only(self, logical_id: str, props: dict[str, Any]) -> str:
         rtype = self.t.resources[logical_id]["Type"]
         p = self.pseudo
         if rtype == "AWS::IAM::ManagedPolicy":
@@ -796,22 +779,20 @@ class _Provisioner:
                 p.stack_name, logical_id, max_length=128
             )
             arn = self._arn("iam", f"policy/{name}", region=False)
-            return self._created(logical_id, rtype, arn, {"PolicyArn": arn})
+            return self._created(logical_id, arn, {"PolicyArn": arn})
         if rtype == "AWS::IAM::Role":
             name = props.get("RoleName") or physical_name(p.stack_name, logical_id, max_length=64)
             arn = self._arn("iam", f"role/{name}", region=False)
-            return self._created(
-                logical_id, rtype, name, {"Arn": arn, "RoleId": _suffix(_UPPER, 21)}
-            )
+            return self._created(logical_id, name, {"Arn": arn, "RoleId": _suffix(_UPPER, 21)})
         if rtype == "AWS::Logs::LogGroup":
             name = props.get("LogGroupName") or physical_name(
                 p.stack_name, logical_id, max_length=512
             )
             return self._created(
-                logical_id, rtype, name, {"Arn": self._arn("logs", f"log-group:{name}:*")}
+                logical_id, name, {"Arn": self._arn("logs", f"log-group:{name}:*")}
             )
         physical = physical_name(p.stack_name, logical_id, max_length=128)
-        return self._created(logical_id, rtype, physical, {"Arn": self._arn("local", physical)})
+        return self._created(logical_id, physical, {"Arn": self._arn("local", physical)})
 
 
 # Lambda refuses these in a function's Environment (set by the runtime).
