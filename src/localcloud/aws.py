@@ -96,7 +96,7 @@ class LocalAws:
     ) -> None:
         """
         ``function_env``: extra environment for every function (wins over the template's).
-        ``event_faults``: drop / duplicate / delay events put on any bus (see EventFaults).
+        ``event_faults``: drop / duplicate / reorder events put on any bus (see EventFaults).
         ``visibility_timeout_override``: every queue's VisibilityTimeout, in seconds.
         ``schedule_period_seconds``: the period of every schedule instead of its rate().
         ``async_retry_delay_seconds``: delay before async retry N is N times this (AWS: ~1 min).

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -71,26 +71,20 @@ class EventFaults:
     """Fault knobs applied to every event put on a bus (not to schedules or SQS).
 
     ``drop``: a predicate over the envelope; True drops the event (it is still logged).
-    ``drop_sources``: shorthand, drops every event whose ``source`` is listed.
     ``duplicate``: deliver every event N times to every matched rule (at-least-once delivery).
     ``copies``: per event, how many times to deliver it (wins over ``duplicate``).
-    ``delay``: seconds to hold an event back before delivering it.
     ``reorder``: a key per event (None: not reordered). Events with the same key are delivered
     swapped in pairs: each is held until the next one with its key arrives, which is delivered
     first (or until ``reorder_hold_seconds`` pass, then it is delivered alone).
     """
 
     drop: Callable[[dict[str, Any]], bool] | None = None
-    drop_sources: set[str] = field(default_factory=set)
     duplicate: int = 1
-    delay: Callable[[dict[str, Any]], float] | None = None
     copies: Callable[[dict[str, Any]], int] | None = None
     reorder: Callable[[dict[str, Any]], str | None] | None = None
     reorder_hold_seconds: float = 20.0
 
     def drops(self, envelope: dict[str, Any]) -> bool:
-        if envelope.get("source") in self.drop_sources:
-            return True
         return bool(self.drop is not None and self.drop(envelope))
 
     def copies_of(self, envelope: dict[str, Any]) -> int:
@@ -146,7 +140,7 @@ def _json_or_text(raw: bytes | str) -> Any:
 
 
 class _Scheduler:
-    """Run callables after a delay on one thread (retries, delayed events)."""
+    """Run callables after a delay on one thread (retries, held events)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None], Callable[[], None] | None]] = []
@@ -426,11 +420,7 @@ class Delivery:
         if key is not None:
             self._reorder(key, bus, envelope)
             return
-        delay = self.faults.delay(envelope) if self.faults.delay is not None else 0.0
-        if delay and delay > 0:
-            self._scheduler.schedule(delay, lambda: self._route(bus, envelope))
-        else:
-            self._route(bus, envelope)
+        self._route(bus, envelope)
 
     def _reorder(self, key: str, bus: str, envelope: dict[str, Any]) -> None:
         """Hold this event until the next one with the same key, and deliver that one first."""
