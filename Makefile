@@ -31,6 +31,10 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || echo "note: $(LAMBDA_PYTHON) (the Lambda runtime) not found; $(VENV) and the tests use $$($(PYTHON) -V)"
+	@# A venv of another Python (made before the Lambda runtime was chosen) is made anew: venv over
+	@# it would mix two Pythons' site-packages.
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -V)" != "$$($(PYTHON) -V)" ]; then \
+		echo "$(VENV) has $$($(BIN)/python -V); making it anew with $$($(PYTHON) -V)"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
