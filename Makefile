@@ -17,7 +17,7 @@ CHECKOV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
-.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build sam-local bench soak screenshots clean
+.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build export-template sam-local bench soak screenshots clean
 
 help:
 	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench    check suite vs pg_amcheck and count(*); the CLI's start-up; the evidence side"
 	@echo "make screenshots  a PASSED and a FAILED drill's HTML report, as PNGs in docs/screenshots"
 	@echo "make build    sam build"
+	@echo "make export-template BUCKET=<code bucket> REGION=<region> [REGIONAL=1]  plain CloudFormation for StackSets (docs/organization.md)"
 	@echo "make sam-local  every sample event in events/ through sam local invoke, outcomes checked (Docker + moto)"
 
 $(BIN)/.installed: pyproject.toml
@@ -96,6 +97,19 @@ format: venv
 
 build: tools
 	PYENV_VERSION=3.11.7:3.12.1 $(TOOLS)/bin/sam build
+
+# StackSets with service-managed permissions refuse SAM's transform: the built stack's code goes
+# to BUCKET (BUCKET-REGION with REGIONAL=1) and the template, transformed here, to
+# .aws-sam/plain-template.json (docs/organization.md).
+ifneq ($(filter export-template,$(MAKECMDGOALS)),)
+ifeq ($(and $(BUCKET),$(REGION)),)
+$(error usage: make export-template BUCKET=<code bucket> REGION=<region> [REGIONAL=1] [PREFIX=restoredrill])
+endif
+endif
+export-template: venv build
+	$(BIN)/python scripts/export_template.py --template .aws-sam/build/template.yaml \
+		--bucket $(BUCKET) --region $(REGION) --prefix $(or $(PREFIX),restoredrill) \
+		$(if $(REGIONAL),--regional) --output .aws-sam/plain-template.json
 
 # Installs docker.io and debootstrap when missing (root), starts dockerd when none runs (and
 # stops it after), builds the Lambda base image offline once, seeds moto and invokes every event.

@@ -1,0 +1,124 @@
+"""scripts/export_template.py: template.yaml as plain CloudFormation, its code on (moto's) S3.
+
+``sam package`` (.venv-tools, installed by ``make lint`` before the tests run in CI) uploads to
+a moto server through AWS_ENDPOINT_URL; cfn-lint (.venv-tools) checks the result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from localcloud.template import load_yaml
+from scripts.export_template import ExportError, code_locations, export
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+CFN_LINT = ROOT / ".venv-tools" / "bin" / "cfn-lint"
+REGION = "us-east-1"
+BUCKET = "acme-restoredrill-code"
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[Any]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "SAM_CLI_TELEMETRY": "0",
+        }.items():
+            patch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=url, region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.create_bucket(Bucket=f"{BUCKET}-{REGION}")
+        try:
+            yield s3
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(moto_s3: Any) -> dict[str, Any]:
+    return export(TEMPLATE, bucket=BUCKET, prefix="restoredrill", region=REGION)
+
+
+def test_export_leaves_no_sam_and_keeps_the_template_interface(plain: dict[str, Any]) -> None:
+    # Given template.yaml, a SAM template
+    source = load_yaml(TEMPLATE)
+    assert source["Transform"] == "AWS::Serverless-2016-10-31"
+    # When it is exported (fixture), Then no transform and no serverless resource remain
+    assert "Transform" not in plain
+    types = {resource["Type"] for resource in plain["Resources"].values()}
+    assert not [t for t in types if t.startswith("AWS::Serverless::")]
+    assert {"AWS::Lambda::Function", "AWS::Lambda::LayerVersion"} <= types
+    # And the operator's interface is the one the SAM template declares
+    for section in ("Parameters", "Conditions", "Rules", "Outputs"):
+        assert plain[section] == source[section], section
+
+
+def test_every_function_and_layer_is_code_in_the_given_bucket(
+    plain: dict[str, Any], moto_s3: Any
+) -> None:
+    # Given the exported template (fixture), When its code locations are read
+    locations = dict(code_locations(plain))
+    source = load_yaml(TEMPLATE)["Resources"]
+    serverless = [
+        name
+        for name, resource in source.items()
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion")
+    ]
+    # Then each function and layer of template.yaml has one (SAM suffixes a layer's logical id
+    # with a hash of its content), in the bucket given
+    assert len(locations) == len(serverless)
+    for name in serverless:
+        assert [found for found in locations if found.startswith(name)], name
+    for name, location in locations.items():
+        assert location["S3Bucket"] == BUCKET, name
+        assert location["S3Key"].startswith("restoredrill/"), name
+        # And the object it names was uploaded
+        head = moto_s3.head_object(Bucket=BUCKET, Key=location["S3Key"])
+        assert head["ContentLength"] > 0, name
+
+
+def test_the_plain_template_passes_cfn_lint(plain: dict[str, Any], tmp_path: Path) -> None:
+    # Given the exported template written as CloudFormation JSON
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(plain))
+    # When cfn-lint checks it
+    result = subprocess.run([str(CFN_LINT), str(path)], capture_output=True, text=True, check=False)
+    # Then it finds nothing
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_regional_export_names_each_regions_bucket(moto_s3: Any) -> None:
+    # Given code buckets named <base>-<Region> (Lambda reads code only from its own Region)
+    # When the template is exported with regional buckets
+    plain = export(TEMPLATE, bucket=BUCKET, prefix="regional", region=REGION, regional=True)
+    # Then every location names the bucket of the Region the stack instance is in
+    locations = dict(code_locations(plain))
+    assert locations
+    for name, location in locations.items():
+        assert location["S3Bucket"] == {"Fn::Sub": f"{BUCKET}-${{AWS::Region}}"}, name
+        # And the code was uploaded to the bucket of the Region exported from
+        moto_s3.head_object(Bucket=f"{BUCKET}-{REGION}", Key=location["S3Key"])
+
+
+def test_a_missing_bucket_is_a_clear_error(moto_s3: Any) -> None:
+    # Given a bucket that does not exist, When the template is exported to it
+    with pytest.raises(ExportError, match="sam package failed") as raised:
+        export(TEMPLATE, bucket="no-such-bucket", prefix="restoredrill", region=REGION)
+    # Then the error carries sam's reason
+    assert "S3 Bucket does not exist" in str(raised.value)
