@@ -43,7 +43,8 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# aws-sam-cli and cfn-lint pin their own boto3: they live in an environment of their own.
+# aws-sam-cli and cfn-lint pin their own boto3: they live in an environment of their own (the
+# adapter tests run both: tests/adapters/test_export_template.py).
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --upgrade pip
@@ -68,13 +69,13 @@ chromium:
 demo: venv postgres
 	$(BIN)/restoredrill demo $(if $(FAULT),--fault $(FAULT))
 
-test: venv postgres chromium
+test: venv $(TOOLS)/.installed postgres chromium
 	$(BIN)/pytest
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
 
-test-adapters: venv
+test-adapters: venv $(TOOLS)/.installed
 	$(BIN)/pytest tests/adapters
 
 test-db: venv postgres

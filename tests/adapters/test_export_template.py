@@ -17,7 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from localcloud.template import load_yaml
-from scripts.export_template import ExportError, code_locations, export
+from scripts.export_template import ExportError, code_locations, export, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -122,3 +122,27 @@ def test_a_missing_bucket_is_a_clear_error(moto_s3: Any) -> None:
         export(TEMPLATE, bucket="no-such-bucket", prefix="restoredrill", region=REGION)
     # Then the error carries sam's reason
     assert "S3 Bucket does not exist" in str(raised.value)
+
+
+def test_the_command_reports_a_failed_export_and_writes_no_template(
+    moto_s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an output path and a code bucket that does not exist
+    output = tmp_path / "plain.json"
+    # When the command runs
+    status = main(
+        [
+            "--template",
+            str(TEMPLATE),
+            "--bucket",
+            "no-such-bucket",
+            "--region",
+            REGION,
+            "--output",
+            str(output),
+        ]
+    )
+    # Then it fails with sam's reason on stderr and leaves no template behind
+    assert status == 1
+    assert "S3 Bucket does not exist" in capsys.readouterr().err
+    assert not output.exists()
