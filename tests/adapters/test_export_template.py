@@ -6,16 +6,21 @@ a moto server through AWS_ENDPOINT_URL; cfn-lint (.venv-tools) checks the result
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from localcloud.provision import provision
+from localcloud.sam import LOCAL_CODE_BUCKET
 from localcloud.template import load_yaml
 from scripts.export_template import ExportError, code_locations, export, main
 
@@ -24,10 +29,17 @@ TEMPLATE = ROOT / "template.yaml"
 CFN_LINT = ROOT / ".venv-tools" / "bin" / "cfn-lint"
 REGION = "us-east-1"
 BUCKET = "acme-restoredrill-code"
+NETWORK = {
+    "DBSubnetGroupName": "drill-subnets",
+    "DrillSecurityGroupId": "sg-0d0d0d0d0d0d0d0d0",
+    "CheckerSecurityGroupId": "sg-0c0c0c0c0c0c0c0c0",
+    "CheckerSubnetIds": "subnet-0a0a0a0a0a0a0a0a0,subnet-0b0b0b0b0b0b0b0b0",
+}
 
 
 @pytest.fixture(scope="module")
-def moto_s3() -> Iterator[Any]:
+def moto_url() -> Iterator[str]:
+    """A moto server that sam (a subprocess) and boto3 reach through AWS_ENDPOINT_URL."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -41,13 +53,19 @@ def moto_s3() -> Iterator[Any]:
             "SAM_CLI_TELEMETRY": "0",
         }.items():
             patch.setenv(name, value)
-        s3 = boto3.client("s3", endpoint_url=url, region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.create_bucket(Bucket=f"{BUCKET}-{REGION}")
         try:
-            yield s3
+            yield url
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_s3(moto_url: str) -> Any:
+    """The code buckets: one plain, one named for the Region (``--regional``)."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=f"{BUCKET}-{REGION}")
+    return s3
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +164,62 @@ def test_the_command_reports_a_failed_export_and_writes_no_template(
     assert status == 1
     assert "S3 Bucket does not exist" in capsys.readouterr().err
     assert not output.exists()
+
+
+def _code_from_project(plain: dict[str, Any]) -> dict[str, Any]:
+    """``plain`` with its S3 code replaced by the project directories the local cloud runs."""
+    source = load_yaml(TEMPLATE)["Resources"]
+    directories = {
+        name: resource["Properties"].get("CodeUri") or resource["Properties"]["ContentUri"]
+        for name, resource in source.items()
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion")
+    }
+    local = copy.deepcopy(plain)
+    for name, location in code_locations(local):
+        directory = next(ROOT / d for n, d in directories.items() if name.startswith(n))
+        location.clear()
+        location.update(S3Bucket=LOCAL_CODE_BUCKET, S3Key=quote(str(directory), safe=""))
+    return local
+
+
+def _without_layer_hash(logical_ids: Any) -> set[str]:
+    return {re.sub(r"(Layer)[0-9a-f]{10}$", r"\1", logical_id) for logical_id in logical_ids}
+
+
+def test_the_local_cloud_provisions_the_plain_template_as_the_sam_one(
+    plain: dict[str, Any], moto_url: str, tmp_path: Path
+) -> None:
+    # Given the exported template, its code pointed back at the project's directories (the local
+    # cloud runs code from disk), written as CloudFormation JSON
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(_code_from_project(plain)))
+    # When the local cloud provisions it and, beside it, template.yaml through its own transform
+    exported = provision(
+        path,
+        moto_url=moto_url,
+        stack_name="rd-plain",
+        parameter_overrides=NETWORK,
+        project_root=ROOT,
+    )
+    sam = provision(
+        TEMPLATE,
+        moto_url=moto_url,
+        stack_name="rd-sam",
+        parameter_overrides=NETWORK,
+        project_root=ROOT,
+    )
+    # Then both stacks have the same resources (a layer's id ends in a hash of its content)
+    assert _without_layer_hash(exported.resources) == _without_layer_hash(sam.resources)
+    # And every function runs the same code, layers, handler and settings in both
+    assert exported.functions.keys() == sam.functions.keys()
+    for name, function in exported.functions.items():
+        twin = sam.functions[name]
+        assert function.code_dir == twin.code_dir, name
+        assert function.layer_dirs == twin.layer_dirs, name
+        assert len(function.layer_dirs) == 2, name
+        assert (function.handler, function.timeout, function.memory_size) == (
+            twin.handler,
+            twin.timeout,
+            twin.memory_size,
+        ), name
+        assert function.environment.keys() == twin.environment.keys(), name
