@@ -111,17 +111,20 @@ def test_every_function_and_layer_is_code_in_the_given_bucket(
         assert head["ContentLength"] > 0, name
 
 
+def _cfn_lint(template: dict[str, Any], directory: Path) -> subprocess.CompletedProcess[str]:
+    path = directory / "plain.json"
+    path.write_text(json.dumps(template))
+    return subprocess.run([str(CFN_LINT), str(path)], capture_output=True, text=True, check=False)
+
+
 def test_the_plain_template_passes_cfn_lint(plain: dict[str, Any], tmp_path: Path) -> None:
-    # Given the exported template written as CloudFormation JSON
-    path = tmp_path / "plain.json"
-    path.write_text(json.dumps(plain))
-    # When cfn-lint checks it
-    result = subprocess.run([str(CFN_LINT), str(path)], capture_output=True, text=True, check=False)
+    # Given the exported template, When cfn-lint checks it as CloudFormation JSON
+    result = _cfn_lint(plain, tmp_path)
     # Then it finds nothing
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_regional_export_names_each_regions_bucket(moto_s3: Any) -> None:
+def test_regional_export_names_each_regions_bucket(moto_s3: Any, tmp_path: Path) -> None:
     # Given code buckets named <base>-<Region> (Lambda reads code only from its own Region)
     # When the template is exported with regional buckets
     plain = export(TEMPLATE, bucket=BUCKET, prefix="regional", region=REGION, regional=True)
@@ -132,6 +135,9 @@ def test_regional_export_names_each_regions_bucket(moto_s3: Any) -> None:
         assert location["S3Bucket"] == {"Fn::Sub": f"{BUCKET}-${{AWS::Region}}"}, name
         # And the code was uploaded to the bucket of the Region exported from
         moto_s3.head_object(Bucket=f"{BUCKET}-{REGION}", Key=location["S3Key"])
+    # And cfn-lint accepts the Region-dependent bucket names
+    result = _cfn_lint(plain, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_missing_bucket_is_a_clear_error(moto_s3: Any) -> None:
