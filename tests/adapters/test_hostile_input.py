@@ -460,9 +460,9 @@ def json_lines(logs: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ control
 
 
-def test_the_recorder_sees_a_genuine_drill_change_aws(world: World) -> None:
-    # Given an opted-in PostgreSQL database and its new automated snapshot (the one case in
-    # which a trigger may change AWS): without this, the other tests could pass by seeing nothing
+def opted_in_snapshot_event() -> dict[str, Any]:
+    """An opted-in PostgreSQL database in moto, and the automated-snapshot event of its snapshot
+    (named by ARN and identifier as RDS sends it)."""
     rds = boto3.client("rds", region_name=REGION)
     rds.create_db_instance(
         DBInstanceIdentifier="clinic-db",
@@ -477,6 +477,13 @@ def test_the_recorder_sees_a_genuine_drill_change_aws(world: World) -> None:
     event = sample("start_drill/automated-snapshot-created.json")
     event["detail"]["SourceArn"] = snapshot["DBSnapshotArn"]
     event["detail"]["SourceIdentifier"] = snapshot["DBSnapshotIdentifier"]
+    return event
+
+
+def test_the_recorder_sees_a_genuine_drill_change_aws(world: World) -> None:
+    # Given an opted-in PostgreSQL database and its new automated snapshot (the one case in
+    # which a trigger may change AWS): without this, the other tests could pass by seeing nothing
+    event = opted_in_snapshot_event()
     # When StartDrill gets the event
     outcome = world.invoke("StartDrill", event)
     # Then the drill starts and the recorder saw the run written, the restore and the poll
@@ -493,20 +500,7 @@ def test_one_snapshot_in_repeated_and_id_form_events_starts_logs_and_counts_one_
     world: World,
 ) -> None:
     # Given an opted-in PostgreSQL database and its new automated snapshot
-    rds = boto3.client("rds", region_name=REGION)
-    rds.create_db_instance(
-        DBInstanceIdentifier="clinic-db",
-        Engine="postgres",
-        DBInstanceClass="db.t4g.micro",
-        MasterUsername="admin",
-        MasterUserPassword="not-the-drill-password",
-        AllocatedStorage=20,
-        Tags=[{"Key": "restoredrill:drill", "Value": "enabled"}],
-    )
-    snapshot = rds.describe_db_snapshots(DBInstanceIdentifier="clinic-db")["DBSnapshots"][0]
-    by_arn = sample("start_drill/automated-snapshot-created.json")
-    by_arn["detail"]["SourceArn"] = snapshot["DBSnapshotArn"]
-    by_arn["detail"]["SourceIdentifier"] = snapshot["DBSnapshotIdentifier"]
+    by_arn = opted_in_snapshot_event()
     by_id = copy.deepcopy(by_arn)
     del by_id["detail"]["SourceArn"]
     # When StartDrill gets its event, the same event again, and the event naming it by id only
