@@ -65,6 +65,35 @@ def test_parsing_a_command_imports_nothing_of_its_implementation() -> None:
     assert heavy(loaded) == []
 
 
+def test_the_check_suite_and_the_checkers_request_load_no_yaml_parser() -> None:
+    # When the check suite and the checker's request (which carries a policy) are imported and
+    # a default policy is built, as `restoredrill check` without --policy and the checker do
+    loaded = modules_after(
+        "import restoredrill.checksuite\n"
+        "from restoredrill.ports.messages import CheckerRequest\n"
+        "from restoredrill.ports.policy import DrillPolicy\n"
+        "DrillPolicy()"
+    )
+    # Then PyYAML is not loaded: only reading a policy file needs it
+    assert "restoredrill.ports.policy" in loaded
+    assert [name for name in loaded if name.split(".")[0] == "yaml"] == []
+
+
+def test_reading_a_policy_file_still_reports_its_yaml_errors_by_line(tmp_path: Path) -> None:
+    # Given a policy file with a YAML syntax error on its third line
+    from restoredrill.ports.policy import PolicyError, load_policy_file
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("defaults:\n  level: 3\n  include_databases: [app\n")
+    # When it is read
+    with pytest.raises(PolicyError) as raised:
+        load_policy_file(policy)
+    # Then the error names the file and a line (the parser is loaded when needed)
+    [issue] = raised.value.issues
+    assert issue.source == str(policy)
+    assert issue.line is not None and issue.line >= 3
+
+
 def test_demo_help_lists_every_fault_of_the_local_cloud(capsys: pytest.CaptureFixture[str]) -> None:
     # When `demo --help` is asked for (the [local] extra is installed here)
     with pytest.raises(SystemExit) as exited:

@@ -28,9 +28,8 @@ import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -60,6 +59,9 @@ __all__ = [
     "parse_expectation",
     "parse_policy_text",
 ]
+
+if TYPE_CHECKING:
+    import yaml
 
 # ---------------------------------------------------------------------------------------------
 # durations
@@ -479,6 +481,8 @@ def _path_text(loc: tuple[int | str, ...]) -> str:
 
 def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the deepest YAML node that ``loc`` reaches."""
+    import yaml
+
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -533,6 +537,11 @@ def parse_policy_text(text: str, source: str = "<policy>") -> PolicyDocument:
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, dict[Any, Any]]:
     """The document's YAML tree (for line numbers) and its data, a mapping."""
+    # PyYAML is imported only when a policy file is read: `restoredrill check` without --policy
+    # and the checker function (its policy comes in its request) never read one, and the import
+    # is ~15 ms of their start-up.
+    import yaml
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -633,6 +642,8 @@ class _PolicyReader:
 
 def _reaches(node: yaml.Node | None, loc: tuple[int | str, ...]) -> bool:
     """True if every step of ``loc`` exists in the YAML tree (so the error is located there)."""
+    import yaml
+
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
