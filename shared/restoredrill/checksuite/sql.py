@@ -19,6 +19,7 @@ __all__ = [
     "UnsafeIdentifierError",
     "bt_index_check_sql",
     "count_batch_sql",
+    "count_range_sql",
     "count_sql",
     "fingerprint_sql",
     "freshness_sql",
@@ -69,6 +70,15 @@ def count_batch_sql(tables: Sequence[tuple[str, str]]) -> str:
         raise ValueError("no tables to count")
     parts = [f"(SELECT count(*) FROM {qualified_name(s, t)})" for s, t in tables]
     return "SELECT " + ", ".join(parts)
+
+
+def count_range_sql(schema: str, table: str, first_block: int, last_block: int | None) -> str:
+    """Exact row count of the tuples in an inclusive block range of a table (a missing end: to
+    the last block), by a TID range scan (PostgreSQL 14 and later)."""
+    where = f"ctid >= CAST('({int(first_block):d},0)' AS tid)"
+    if last_block is not None:
+        where += f" AND ctid < CAST('({int(last_block) + 1:d},0)' AS tid)"
+    return f"SELECT count(*) FROM {qualified_name(schema, table)} WHERE {where}"
 
 
 def fingerprint_sql(schema: str, table: str, method: str = HASH_FINGERPRINT) -> str:
@@ -123,16 +133,29 @@ def freshness_sql(schema: str, table: str, column: str, reference: datetime | No
     )
 
 
-def verify_heapam_sql(amcheck_schema: str, oid: int, check_toast: bool) -> str:
+def verify_heapam_sql(
+    amcheck_schema: str,
+    oid: int,
+    check_toast: bool,
+    *,
+    first_block: int | None = None,
+    last_block: int | None = None,
+) -> str:
     """Corruption reports of one heap relation (by OID), aggregated on the server: how many, and
-    the first five as JSON text."""
+    the first five as JSON text. ``first_block``/``last_block``: an inclusive block range (a
+    missing end: to the last block), as ``verify_heapam``'s ``startblock``/``endblock``."""
     fn = f"{quote_ident(amcheck_schema)}.verify_heapam"
     toast = "true" if check_toast else "false"
+    blocks = ""
+    if first_block is not None:
+        blocks += f", startblock => {int(first_block):d}"
+    if last_block is not None:
+        blocks += f", endblock => {int(last_block):d}"
     return (
         "WITH v AS MATERIALIZED ("
         f"SELECT blkno, offnum, attnum, msg FROM {fn}("
         f"CAST(CAST({int(oid):d} AS oid) AS regclass), on_error_stop => false, "
-        f"check_toast => {toast}, skip => 'none'))"
+        f"check_toast => {toast}, skip => 'none'{blocks}))"
         " SELECT (SELECT count(*) FROM v),"
         " (SELECT coalesce(json_agg(json_build_object("
         "'block', blkno, 'offset', offnum, 'attribute', attnum, 'message', msg)), '[]')"

@@ -252,8 +252,8 @@ def _aggregate(
 ) -> CheckResult:
     statuses = [o.status for o in outcomes]
     status = worst_status(statuses)
-    bad = [o for o in outcomes if o.status in (CheckStatus.FAIL, CheckStatus.ERROR)]
-    bad.sort(key=lambda o: 0 if o.status is CheckStatus.FAIL else 1)
+    order = (CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN)
+    bad = sorted((o for o in outcomes if o.status in order), key=lambda o: order.index(o.status))
     skipped = [o.key for o in outcomes if o.status is CheckStatus.SKIPPED]
     passed = sum(1 for s in statuses if s is CheckStatus.PASS)
     problems = []
