@@ -110,11 +110,13 @@ def test_a_plan_run_in_five_rounds_counts_and_verifies_what_the_unsplit_suite_do
     assert unsplit.verdict is SuiteVerdict.PASSED and unsplit.baseline is not None
     assert counts == unsplit.baseline.databases[DB].row_counts
     assert counts['"public"."ledger"'] == 12000
-    # And the heap check covered as many heaps as the unsplit one
-    assert (
-        named(results, "amcheck_heap").evidence["checked"]
-        == next(c for c in unsplit.checks if c.name == "amcheck_heap").evidence["checked"]
-    )
+    # And each phase read as many bytes as the unsplit one, and says how fast
+    for name in ("row_counts", "amcheck_heap", "amcheck_btree"):
+        split_evidence = named(results, name).evidence
+        unsplit_evidence = next(c for c in unsplit.checks if c.name == name).evidence
+        assert split_evidence["bytes_read"] == unsplit_evidence["bytes_read"] > 0
+        assert split_evidence["mib_per_s"] > 0 and unsplit_evidence["mib_per_s"] > 0
+        assert "MiB/s per connection" in named(results, name).message
 
 
 def test_damage_in_a_late_block_fails_only_its_range_naming_table_and_blocks(

@@ -20,7 +20,7 @@ from restoredrill.checksuite.plan import (
     plan_results,
     plan_tasks,
 )
-from restoredrill.checksuite.results import CheckResult, CheckStatus
+from restoredrill.checksuite.results import CheckResult, CheckStatus, throughput
 from restoredrill.ports.baseline import DatabaseBaseline, TableShape
 from restoredrill.ports.policy import DrillPolicy
 
@@ -281,3 +281,13 @@ def test_a_plan_task_refuses_unknown_fields() -> None:
                 "surprise": 1,
             }
         )
+
+
+def test_throughput_is_bytes_over_connection_time_and_absent_without_either() -> None:
+    # When 300 MiB were read in 1.5 s of statements, and when nothing was read
+    evidence, text = throughput(300 << 20, 1500)
+    nothing, no_text = throughput(0, 0)
+    # Then the rate is 200 MiB/s per connection, said in words; nothing read gives no rate
+    assert evidence == {"bytes_read": 300 << 20, "connection_seconds": 1.5, "mib_per_s": 200.0}
+    assert text == "read 300.0 MiB at 200 MiB/s per connection"
+    assert nothing["mib_per_s"] is None and no_text == ""

@@ -27,7 +27,9 @@ __all__ = [
     "ConnectionTarget",
     "SuiteVerdict",
     "capped",
+    "size_text",
     "summarize",
+    "throughput",
     "verdict_of",
     "worst_status",
 ]
@@ -74,3 +76,31 @@ EVIDENCE_LIST_CAP = 50
 
 def capped(items: list[Any], cap: int = EVIDENCE_LIST_CAP) -> list[Any]:
     return items[:cap]
+
+
+def size_text(size: int | None) -> str:
+    """A byte count for people: ``640.0 MiB``."""
+    if size is None:
+        return "size unknown"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def throughput(bytes_read: int, connection_ms: float) -> tuple[dict[str, Any], str]:
+    """The evidence and the words for what a check phase read: its bytes, and MiB/s per
+    connection (its bytes over the time its statements ran, summed over connections). On RDS a
+    restored volume is read at the speed of lazy loading: this is the figure that sizes the
+    drill's instance class and its time budget."""
+    evidence: dict[str, Any] = {
+        "bytes_read": bytes_read,
+        "connection_seconds": connection_ms / 1000,
+    }
+    if bytes_read <= 0 or connection_ms <= 0:
+        return evidence | {"mib_per_s": None}, ""
+    rate = bytes_read / (1 << 20) / (connection_ms / 1000)
+    evidence["mib_per_s"] = round(rate, 1)
+    return evidence, f"read {size_text(bytes_read)} at {rate:.0f} MiB/s per connection"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from restoredrill.checksuite.database_catalog import DatabaseCatalog
-from restoredrill.checksuite.results import CheckResult, CheckStatus, capped
+from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, size_text
 from restoredrill.ports.baseline import DatabaseBaseline, diff_schema
 from restoredrill.ports.policy import DrillPolicy
 
@@ -26,7 +26,7 @@ def catalog_check(catalog: DatabaseCatalog, duration_ms: float) -> CheckResult:
         database=catalog.database,
         message=(
             f"{len(catalog.schemas)} schema(s), {tables} table(s), "
-            f"{len(catalog.extensions)} extension(s), {_size(catalog.size_bytes)}"
+            f"{len(catalog.extensions)} extension(s), {size_text(catalog.size_bytes)}"
         ),
         evidence={
             "schemas": capped(catalog.schemas, 100),
@@ -37,17 +37,6 @@ def catalog_check(catalog: DatabaseCatalog, duration_ms: float) -> CheckResult:
         },
         duration_ms=duration_ms,
     )
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "size unknown"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
 
 
 def schema_check(

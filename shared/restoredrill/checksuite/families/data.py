@@ -18,7 +18,13 @@ from restoredrill.checksuite.connection import (
     classify_error,
 )
 from restoredrill.checksuite.database_catalog import DatabaseCatalog, Relation
-from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, worst_status
+from restoredrill.checksuite.results import (
+    CheckResult,
+    CheckStatus,
+    capped,
+    throughput,
+    worst_status,
+)
 from restoredrill.checksuite.sql import (
     HASH_FINGERPRINT,
     TEXT_FINGERPRINT,
@@ -282,6 +288,11 @@ def row_count_check(
     details = [f"{p['table']}: {p['message']}" for p in problems[:5]]
     if skipped:
         details.append(f"{len(skipped)} not counted (time budget)")
+    passed = [o for o in outcomes if o.status is CheckStatus.PASS]
+    rate, rate_text = throughput(
+        sum(o.item.heap_bytes for o in passed), sum(o.duration_ms for o in passed)
+    )
+    details += [rate_text] if rate_text else []
     message = head + ("; " + "; ".join(details) if details else "")
     return (
         CheckResult(
@@ -297,7 +308,8 @@ def row_count_check(
                 "problems": capped(problems),
                 "skipped": capped(skipped),
                 "skipped_count": len(skipped),
-            },
+            }
+            | rate,
             duration_ms=duration,
         ),
         counts,

@@ -20,7 +20,13 @@ from restoredrill.checksuite.database_catalog import (
     read_amcheck_targets,
 )
 from restoredrill.checksuite.families.data import batched_tasks
-from restoredrill.checksuite.results import CheckResult, CheckStatus, capped, worst_status
+from restoredrill.checksuite.results import (
+    CheckResult,
+    CheckStatus,
+    capped,
+    throughput,
+    worst_status,
+)
 from restoredrill.checksuite.sql import (
     bt_index_check_sql,
     quote_ident,
@@ -273,6 +279,11 @@ def _aggregate(
         message += "; " + "; ".join(f"{o.key}: {o.message}" for o in bad[:3])
     if skipped:
         message += f"; {len(skipped)} not checked (time budget)"
+    verified = [o for o in outcomes if o.status is CheckStatus.PASS]
+    rate, rate_text = throughput(
+        sum(o.item.size_bytes for o in verified), sum(o.duration_ms for o in verified)
+    )
+    message += f"; {rate_text}" if rate_text else ""
     evidence: dict[str, Any] = {
         "checked": len(outcomes) - len(skipped),
         "passed": passed,
@@ -281,7 +292,7 @@ def _aggregate(
         "skipped_count": len(skipped),
         "amcheck_schema": setup.schema,
         "amcheck_installed_by_restoredrill": setup.installed_by_us,
-    }
+    } | rate
     return CheckResult(
         name=name,
         level=3,
