@@ -120,6 +120,7 @@ sam-local: venv postgres build
 bench: venv postgres
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.cli
+	$(BIN)/python -m bench.plan
 	$(BIN)/python -m bench.evidence
 
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).
@@ -131,7 +132,7 @@ screenshots: venv postgres chromium
 	$(BIN)/python -m drillharness.screenshots
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench .bench-*
 
 # ---------------------------------------------------------------- lock
 # requirements.lock pins every dependency of pyproject.toml (all extras, every platform, Python

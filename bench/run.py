@@ -92,38 +92,40 @@ class Series:
 # --------------------------------------------------------------------------------------------
 
 
-def _server_from_meta(meta: dict[str, object]) -> PostgresServer:
+def _server_from_meta(meta: dict[str, object], directory: Path = BENCH_DIR) -> PostgresServer:
     return PostgresServer(
-        data_dir=BENCH_DIR / CLUSTER,
+        data_dir=directory / CLUSTER,
         port=int(str(meta["port"])),
         socket_dir=Path(str(meta["socket_dir"])),
-        log_file=BENCH_DIR / f"{CLUSTER}.log",
+        log_file=directory / f"{CLUSTER}.log",
         auto_port=True,
     )
 
 
-def prepare_cluster(scale: int, rebuild: bool) -> PostgresServer:
-    meta_file = BENCH_DIR / META
-    if not rebuild and meta_file.exists() and (BENCH_DIR / CLUSTER / "PG_VERSION").exists():
+def prepare_cluster(scale: int, rebuild: bool, directory: Path = BENCH_DIR) -> PostgresServer:
+    """The bench cluster of ``scale`` cached in ``directory`` (built when missing or of another
+    scale), started."""
+    meta_file = directory / META
+    if not rebuild and meta_file.exists() and (directory / CLUSTER / "PG_VERSION").exists():
         meta = json.loads(meta_file.read_text())
         if meta.get("scale") == scale and meta.get("complete"):
-            server = _server_from_meta(meta)
+            server = _server_from_meta(meta, directory)
             server.start()
-            print(f"reusing the cached cluster in {BENCH_DIR} (scale {scale})", flush=True)
+            print(f"reusing the cached cluster in {directory} (scale {scale})", flush=True)
             return server
-    if BENCH_DIR.exists():
-        stale = BENCH_DIR / CLUSTER
+    if directory.exists():
+        stale = directory / CLUSTER
         if (stale / "postmaster.pid").exists():
             try:
-                _server_from_meta(json.loads(meta_file.read_text())).stop("immediate")
+                _server_from_meta(json.loads(meta_file.read_text()), directory).stop("immediate")
             except Exception as exc:  # best effort before removing it
                 print(f"could not stop the old bench cluster: {exc}", file=sys.stderr)
-        shutil.rmtree(BENCH_DIR)
-    BENCH_DIR.mkdir(parents=True)
-    os.chmod(BENCH_DIR, 0o755)  # noqa: S103 - the server user must reach its data dir
-    print(f"building the bench cluster in {BENCH_DIR} (pgbench scale {scale})...", flush=True)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    os.chmod(directory, 0o755)  # noqa: S103 - the server user must reach its data dir
+    print(f"building the bench cluster in {directory} (pgbench scale {scale})...", flush=True)
     started = time.monotonic()
-    server = init_cluster(BENCH_DIR, CLUSTER, data_checksums=True, ssl=True)
+    server = init_cluster(directory, CLUSTER, data_checksums=True, ssl=True)
     meta = {
         "scale": scale,
         "port": server.port,

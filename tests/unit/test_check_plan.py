@@ -19,6 +19,7 @@ from restoredrill.checksuite.plan import (
     block_ranges,
     plan_results,
     plan_tasks,
+    session_settings,
 )
 from restoredrill.checksuite.results import CheckResult, CheckStatus, throughput
 from restoredrill.ports.baseline import DatabaseBaseline, TableShape
@@ -63,6 +64,7 @@ def a_plan(**changes: object) -> DatabasePlan:
     fields: dict[str, object] = {
         "database": "app",
         "level": 3,
+        "server_version_num": 150000,
         "block_size": BLOCK,
         "task_bytes": 4 * BLOCK,
         "amcheck_schema": "public",
@@ -291,3 +293,12 @@ def test_throughput_is_bytes_over_connection_time_and_absent_without_either() ->
     assert evidence == {"bytes_read": 300 << 20, "connection_seconds": 1.5, "mib_per_s": 200.0}
     assert text == "read 300.0 MiB at 200 MiB/s per connection"
     assert nothing["mib_per_s"] is None and no_text == ""
+
+
+def test_plan_sessions_run_without_parallel_workers_and_without_jit_where_it_exists() -> None:
+    # When the session settings of a PostgreSQL 15 plan and of a PostgreSQL 10 plan are made
+    modern = session_settings(a_plan())
+    old = session_settings(a_plan(server_version_num=100023))
+    # Then both turn parallel query off; only the server that has JIT gets it turned off
+    assert modern == {"max_parallel_workers_per_gather": "0", "jit": "off"}
+    assert old == {"max_parallel_workers_per_gather": "0"}

@@ -35,7 +35,11 @@ from restoredrill.checksuite.database_catalog import (
     DatabaseCatalog,
     read_amcheck_targets,
 )
-from restoredrill.checksuite.families.data import row_count_check
+from restoredrill.checksuite.families.data import (
+    SMALL_RELATION_BYTES,
+    batched,
+    row_count_check,
+)
 from restoredrill.checksuite.families.physical import (
     BTREE_COST,
     HEAP_COST,
@@ -51,12 +55,14 @@ from restoredrill.checksuite.results import (
 )
 from restoredrill.checksuite.sql import (
     bt_index_check_sql,
+    count_batch_sql,
     count_range_sql,
     count_sql,
     qualified_name,
+    verify_heapam_batch_sql,
     verify_heapam_sql,
 )
-from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement
+from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement, split
 from restoredrill.ports.baseline import DatabaseBaseline
 from restoredrill.ports.policy import DrillPolicy
 
@@ -73,6 +79,7 @@ __all__ = [
     "read_database_plan",
     "run_in_rounds",
     "run_plan_tasks",
+    "session_settings",
 ]
 
 # About a minute of reading for one task on a lazily loaded RDS volume: small enough that an
@@ -136,6 +143,7 @@ class DatabasePlan(BaseModel):
 
     database: str
     level: int = Field(ge=2, le=3)
+    server_version_num: int = Field(gt=0)
     block_size: int = Field(gt=0)
     task_bytes: int = Field(gt=0)
     amcheck_schema: str | None = None
@@ -283,6 +291,7 @@ def read_database_plan(
     return DatabasePlan(
         database=catalog.database,
         level=level,
+        server_version_num=version,
         block_size=block_size,
         task_bytes=task_bytes,
         amcheck_schema=setup.schema,
@@ -386,6 +395,7 @@ def run_plan_tasks(
     """Run ``tasks`` of ``plan`` over up to ``jobs`` connections for at most ``seconds``, the
     most expensive first. Returns an outcome for every task that started (``skipped`` when the
     time ran out while it ran); tasks it never started are left out, for the next round."""
+    settings = session_settings(plan) | (settings or {})
     secrets = [target.password.get_secret_value()]
     budget = Budget(seconds, min(policy.statement_timeout, seconds))
     runnable = [task for task in tasks if not task.oversized]
@@ -408,7 +418,7 @@ def run_plan_tasks(
     runner = _Runner(plan, policy, secrets)
     try:
         pool = TaskPool(
-            tasks=[runner.task(task) for task in runnable],
+            tasks=runner.tasks(runnable),
             jobs=jobs,
             budget=budget,
             first=first,
@@ -419,6 +429,16 @@ def run_plan_tasks(
     finally:
         first.close()
     return outcomes + runner.outcomes(finished)
+
+
+def session_settings(plan: DatabasePlan) -> dict[str, str]:
+    """The sessions of a plan's tasks: the tasks are the parallelism (parallel query workers on
+    top would oversubscribe the instance), and each is one scan, for which JIT compilation costs
+    more than it saves (see the suite's own ``_without_jit``)."""
+    settings = {"max_parallel_workers_per_gather": "0"}
+    if plan.server_version_num >= 110000:
+        settings["jit"] = "off"
+    return settings
 
 
 def run_in_rounds(
@@ -476,31 +496,72 @@ class _Runner:
         self._started: set[str] = set()
         self._lock = threading.Lock()
 
-    def task(self, planned: PlannedTask) -> Task:
-        return Task(planned.kind, [planned], [planned.id], planned.cost, self._run)
+    def tasks(self, planned: Sequence[PlannedTask]) -> list[Task]:
+        """Pool tasks: a big planned task alone, small whole relations of one kind together in
+        one statement (the system catalogs are hundreds of tiny heaps and indexes); a batch
+        that fails is split so that each planned task gets its own outcome."""
+        alone = [t for t in planned if not _batchable(t)]
+        pool = [Task(t.kind, [t], [t.id], t.cost, self._run) for t in alone]
+        for kind in ("count", "heap", "btree"):
+            small = [t for t in planned if _batchable(t) and t.kind == kind]
+            for group in batched(small, lambda t: t.bytes):
+                cost = sum(t.cost for t in group)
+                pool.append(Task(kind, group, [t.id for t in group], cost, self._run))
+        return pool
 
     def _run(
         self, task: Task, connection: CheckConnection, budget: Budget
     ) -> list[Outcome] | list[Task]:
-        planned: PlannedTask = task.items[0]
+        planned: Sequence[PlannedTask] = task.items
         with self._lock:
-            self._started.add(planned.id)
+            self._started.update(t.id for t in planned)
         started = time.perf_counter()
         try:
-            data = self._execute(planned, connection)
+            if len(planned) > 1:
+                return self._run_batch(task, connection, budget, started)
+            data = self._execute(planned[0], connection)
         except Exception as exc:
             return failed_statement(task, connection, budget, exc, self.secrets)
         status = CheckStatus.FAIL if data.get("reports") else CheckStatus.PASS
         return [
             Outcome(
-                planned.kind,
-                planned.id,
+                planned[0].kind,
+                planned[0].id,
                 status,
                 _reports_message(data) if status is CheckStatus.FAIL else "",
                 data,
                 (time.perf_counter() - started) * 1000,
-                planned,
+                planned[0],
             )
+        ]
+
+    def _run_batch(
+        self, task: Task, connection: CheckConnection, budget: Budget, started: float
+    ) -> list[Outcome] | list[Task]:
+        planned: Sequence[PlannedTask] = task.items
+        schema = self.plan.amcheck_schema or ""
+        rows: list[Any] = [None] * len(planned)
+        if task.kind == "count":
+            rows = connection.run(count_batch_sql([(t.schema_name, t.name) for t in planned]))[0]
+        elif task.kind == "heap":
+            oids = [t.oid for t in planned]
+            toast = self.policy.amcheck.check_toast
+            if int(connection.scalar(verify_heapam_batch_sql(schema, oids, toast))):
+                return split(task)
+        else:
+            hai = self.policy.amcheck.heapallindexed
+            connection.run(bt_index_check_sql(schema, [t.oid for t in planned], hai))
+        share = (time.perf_counter() - started) * 1000 / len(planned)
+        return [
+            Outcome(
+                t.kind,
+                t.id,
+                CheckStatus.PASS,
+                data={} if count is None else {"rows": int(count)},
+                duration_ms=share,
+                item=t,
+            )
+            for t, count in zip(planned, rows, strict=True)
         ]
 
     def _execute(self, planned: PlannedTask, connection: CheckConnection) -> dict[str, Any]:
@@ -542,6 +603,12 @@ class _Runner:
             for outcome in finished
             if outcome.status is not CheckStatus.SKIPPED or outcome.key in self._started
         ]
+
+
+def _batchable(task: PlannedTask) -> bool:
+    """A small task over a whole relation (a batch statement has no block ranges)."""
+    whole = task.first_block in (None, 0) and task.last_block is None
+    return whole and task.bytes < SMALL_RELATION_BYTES and not task.oversized
 
 
 def _reports_message(data: dict[str, Any]) -> str:
