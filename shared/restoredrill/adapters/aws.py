@@ -19,7 +19,12 @@ from botocore.exceptions import (
     ValidationError,
 )
 
-from restoredrill.ports.gateways import CheckerFailed, EffectRejected, latest_published
+from restoredrill.ports.gateways import (
+    CheckerFailed,
+    EffectRejected,
+    counts_for_schedule,
+    latest_published,
+)
 from restoredrill.ports.records import (
     DRILL_PORT,
     INSTANCE_PREFIX,
@@ -217,6 +222,22 @@ class DynamoRunStore:
                     break
         return latest_published(published)
 
+    def last_drill(self, source_db: str, *, excluding_run_id: str) -> RunRecord | None:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=BY_SOURCE_DB_INDEX,
+            KeyConditionExpression="source_db = :db",
+            ExpressionAttributeValues={":db": {"S": source_db}},
+            ScanIndexForward=False,
+            PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
+        ):
+            for item in page["Items"]:
+                run = RunRecord.model_validate_json(str(item["record"]["S"]))
+                if run.run_id != excluding_run_id and counts_for_schedule(run):
+                    return run
+        return None
+
     def active_runs(self) -> list[RunRecord]:
         paginator = self._client.get_paginator("query")
         runs: list[RunRecord] = []
@@ -305,6 +326,7 @@ class RdsAdapter:
             kms_key_id=found.get("KmsKeyId"),
             master_username=str(found.get("MasterUsername", "postgres")),
             allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
             region=arn_parts[3] if len(arn_parts) > 4 else None,
             account_id=arn_parts[4] if len(arn_parts) > 4 else None,
         )

@@ -33,5 +33,13 @@ def duration_text(seconds: float | None) -> str:
     return f"{days}d{rest // 3600:02d}h"
 
 
+def usd_text(amount: float | None) -> str:
+    """Dollars for people: ``$0.0074`` below a dollar (a drill costs fractions of a cent),
+    ``$12.40`` above; ``no price`` when unknown."""
+    if amount is None:
+        return "no price"
+    return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
