@@ -107,6 +107,7 @@ def test_the_estimate_adds_instance_seconds_storage_and_lambda_at_the_shipped_pr
     assert lam.usd == pytest.approx(117.125 * 0.0000166667 + 39 * 0.2 / 1e6, abs=1e-8)
     assert "estimated, not measured" in lam.basis
     # And the total is their sum, complete, and marked an estimate of list prices
+    assert cost.storage.usd is not None and cost.instance.usd is not None
     assert cost.total_usd == pytest.approx(cost.instance.usd + cost.storage.usd + lam.usd, abs=1e-7)
     assert cost.estimate is True and cost.complete and cost.missing_prices == []
     assert cost.prices.region == "us-east-1" and not cost.prices.overridden_by_policy
