@@ -127,6 +127,9 @@ def _tags(tag_list: list[Any] | None) -> dict[str, str]:
 
 
 QUERY_PAGE_SIZE = 25
+# The last drill that counts for a schedule is nearly always the newest run (an ERROR or the
+# asking run itself may come first): small pages read a few records, not 25 of up to 14 KB.
+LAST_DRILL_PAGE_SIZE = 3
 # The newest-created runs among which the last published one is looked for: a drill created
 # earlier can finish later (a slow restore), but not dozens of drills later.
 LATEST_REPORT_WINDOW = 25
@@ -230,7 +233,7 @@ class DynamoRunStore:
             KeyConditionExpression="source_db = :db",
             ExpressionAttributeValues={":db": {"S": source_db}},
             ScanIndexForward=False,
-            PaginationConfig={"PageSize": QUERY_PAGE_SIZE},
+            PaginationConfig={"PageSize": LAST_DRILL_PAGE_SIZE},
         ):
             for item in page["Items"]:
                 run = RunRecord.model_validate_json(str(item["record"]["S"]))

@@ -114,7 +114,8 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
-    if ctx.runs.get(run_id) is None:
+    scheduled = policy.every is not None or policy.window is not None
+    if scheduled and not isinstance(request, RequestedDrill) and ctx.runs.get(run_id) is None:
         # A repeated event of a drill already under way is not a snapshot to skip.
         _check_schedule(request, policy, source_db, snapshot.snapshot_id, run_id, now, ctx)
     run = RunRecord(
@@ -161,7 +162,8 @@ def _check_schedule(
     """Raises DrillNotDue (after telling ``on_skipped``) when the policy's schedule says an
     automated snapshot is not to be drilled now."""
     on_demand = isinstance(request, RequestedDrill)
-    last = None if on_demand else ctx.runs.last_drill(source_db, excluding_run_id=run_id)
+    wants_last = not on_demand and policy.every is not None
+    last = ctx.runs.last_drill(source_db, excluding_run_id=run_id) if wants_last else None
     decision = schedule_decision(
         policy,
         now=now,
