@@ -115,7 +115,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
     scheduled = policy.every is not None or policy.window is not None
-    if scheduled and not isinstance(request, RequestedDrill) and ctx.runs.get(run_id) is None:
+    if scheduled and ctx.runs.get(run_id) is None:
         # A repeated event of a drill already under way is not a snapshot to skip.
         _check_schedule(request, policy, source_db, snapshot.snapshot_id, run_id, now, ctx)
     run = RunRecord(
@@ -160,7 +160,7 @@ def _check_schedule(
     ctx: DrillContext,
 ) -> None:
     """Raises DrillNotDue (after telling ``on_skipped``) when the policy's schedule says an
-    automated snapshot is not to be drilled now."""
+    automated snapshot is not to be drilled now; a Drill Requested (on demand) always is."""
     on_demand = isinstance(request, RequestedDrill)
     wants_last = not on_demand and policy.every is not None
     last = ctx.runs.last_drill(source_db, excluding_run_id=run_id) if wants_last else None
