@@ -18,6 +18,7 @@ from restoredrill.domain.cost import (
 from restoredrill.domain.drill import advance_drill, poll_drill, start_drill
 from restoredrill.domain.report.html import render_report_html
 from restoredrill.domain.report.model import DrillFinished
+from restoredrill.domain.report.text import usd_text
 from restoredrill.ports.policy import PolicyError, parse_policy_text
 from restoredrill.ports.records import (
     CheckerOutcome,
@@ -241,3 +242,20 @@ def test_a_drills_report_event_slack_message_and_page_carry_its_estimate() -> No
     assert any(shown in str(block) for block in blocks)
     page = render_report_html(report)
     assert f"≈ {shown} (estimate)" in page and "on-demand list prices of 2026-11" in page
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (None, "no price"),
+        (0.0, "$0"),
+        (0.0000022, "< $0.0001"),
+        (0.0027146, "$0.0027"),
+        (0.07469, "$0.0747"),
+        (1114.5, "$1,114.50"),
+    ],
+)
+def test_dollars_read_for_people_down_to_a_hundredth_of_a_cent(
+    amount: float | None, shown: str
+) -> None:
+    assert usd_text(amount) == shown

@@ -7,6 +7,9 @@ from typing import Any
 
 from restoredrill.ports.messages import CheckResult
 
+# The smallest amount shown in dollars: four decimals, a hundredth of a cent.
+USD_SHOWN_MIN = 0.0001
+
 
 def display_name(check: dict[str, Any] | CheckResult) -> str:
     """A check named for people: ``row_counts[app]``, ``freshness[app/orders.created_at]``."""
@@ -35,9 +38,13 @@ def duration_text(seconds: float | None) -> str:
 
 def usd_text(amount: float | None) -> str:
     """Dollars for people: ``$0.0074`` below a dollar (a drill costs fractions of a cent),
-    ``$12.40`` above; ``no price`` when unknown."""
+    ``$12.40`` above, ``< $0.0001`` for less, ``$0`` for nothing; ``no price`` when unknown."""
     if amount is None:
         return "no price"
+    if amount == 0:
+        return "$0"
+    if amount < USD_SHOWN_MIN:
+        return f"< ${USD_SHOWN_MIN}"
     return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
