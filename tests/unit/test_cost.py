@@ -241,7 +241,7 @@ def test_a_drills_report_event_slack_message_and_page_carry_its_estimate() -> No
     assert f"Estimated cost: ≈ {shown} at list prices" in text
     assert any(shown in str(block) for block in blocks)
     page = render_report_html(report)
-    assert f"≈ {shown} (estimate)" in page and "on-demand list prices of 2026-11" in page
+    assert f"≈ {shown} (estimate)" in page and "us-east-1 list prices 2026-11" in page
 
 
 @pytest.mark.parametrize(
