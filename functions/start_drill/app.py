@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from restoredrill.composition.wiring import drill_context
-from restoredrill.domain.drill import DrillRejected, start_drill
+from restoredrill.domain.drill import DrillNotDue, DrillRejected, start_drill
 from restoredrill.ports.inbound_events import (
     InvalidEvent,
     is_drill_requested,
@@ -29,6 +29,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if request is None:
             return {"status": "ignored"}
         run = start_drill(request, drill_context())
+    except DrillNotDue as skipped:
+        # Logged and counted (DrillsSkippedBySchedule) by the drill context's on_skipped.
+        return {"status": "skipped", "reason": str(skipped)}
     except (InvalidEvent, DrillRejected) as rejected:
         # Retrying cannot make this event a drill: say why and let it go.
         logger.warning("no drill started", extra={"reason": str(rejected)})

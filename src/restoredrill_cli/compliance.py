@@ -29,7 +29,8 @@ from typing import Annotated, Any, Final, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from restoredrill.domain.report.text import duration_text
+from restoredrill.domain.report.text import duration_text, usd_text
+from restoredrill.ports.policy import coverage_hours
 
 __all__ = [
     "ComplianceSummary",
@@ -37,6 +38,7 @@ __all__ = [
     "DatabaseSummary",
     "DrillRef",
     "FailedCheck",
+    "MonthCost",
     "OptedInDatabase",
     "Totals",
     "TrendPoint",
@@ -158,11 +160,25 @@ class DatabaseSummary(_Output):
     last_passing: DrillRef | None
     rto_trend: list[TrendPoint]
     rpo_trend: list[TrendPoint]
+    # The estimated cost of the drills in the window whose reports carry one (schema 1.4 on);
+    # None when none does.
+    estimated_cost_usd: float | None
+    drills_costed: int
+    cost_by_month: dict[str, float]
 
     @property
     def key(self) -> str:
         """``<region>/<db>``: how the HTML rows and the text name the database."""
         return f"{self.region or UNKNOWN_REGION}/{self.db_instance_identifier}"
+
+
+class MonthCost(_Output):
+    """The estimated cost of every database's drills created in one calendar month (UTC) of the
+    window."""
+
+    month: str
+    usd: float
+    drills_costed: int
 
 
 class UnreadableReport(_Output):
@@ -188,6 +204,8 @@ class Totals(_Output):
     unreadable: int
     # The same run passed in twice (one central bucket listed through two regions' stacks).
     duplicates_ignored: int
+    estimated_cost_usd: float
+    drills_costed: int
 
 
 class ComplianceSummary(_Output):
@@ -198,6 +216,7 @@ class ComplianceSummary(_Output):
     default_max_hours_between_drills: float
     totals: Totals
     databases: list[DatabaseSummary]
+    cost_by_month: list[MonthCost]
     unreadable_reports: list[UnreadableReport]
 
 
@@ -269,6 +288,11 @@ class _Location(_Read):
 
 class _Policy(_Read):
     max_hours_between_drills: _Hours | None = None
+    every: _Seconds | None = None
+
+
+class _Cost(_Read):
+    total_usd: _Seconds
 
 
 class _Report(_Read):
@@ -282,6 +306,8 @@ class _Report(_Read):
     check_summary: _CheckSummary | None = None
     location: _Location | None = None
     policy: _Policy | None = None
+    # Version 1.4 on: the drill's estimated cost.
+    cost: _Cost | None = None
 
     @property
     def rto_seconds(self) -> float | None:
@@ -402,8 +428,23 @@ def build_summary(
         default_max_hours_between_drills=default_max_hours_between_drills,
         totals=_totals(summaries, unreadable=len(unreadable), duplicates=duplicates),
         databases=summaries,
+        cost_by_month=_cost_by_month(readable, since),
         unreadable_reports=unreadable,
     )
+
+
+def _cost_by_month(reports: Sequence[_Report], since: datetime) -> list[MonthCost]:
+    months: dict[str, tuple[float, int]] = {}
+    for report in reports:
+        if report.cost is None or report.run.created_at < since:
+            continue
+        month = _month(report.run.created_at)
+        usd, drills = months.get(month, (0.0, 0))
+        months[month] = (usd + report.cost.total_usd, drills + 1)
+    return [
+        MonthCost(month=month, usd=_usd(usd), drills_costed=drills)
+        for month, (usd, drills) in sorted(months.items())
+    ]
 
 
 def _each_run_once(
@@ -447,16 +488,7 @@ def _database_summary(
     last = drills[-1] if drills else None
     last_passing = next((drill for drill in reversed(drills) if drill.verdict == "PASSED"), None)
 
-    if (
-        last is not None
-        and last.policy is not None
-        and last.policy.max_hours_between_drills is not None
-    ):
-        limit, limit_from = last.policy.max_hours_between_drills, "report policy"
-    elif opted is not None and "max_hours_between_drills" in opted.model_fields_set:
-        limit, limit_from = opted.max_hours_between_drills, "database"
-    else:
-        limit, limit_from = default_max_hours, "default"
+    limit, limit_from = _coverage_limit(last, opted, default_max_hours)
 
     # A drill that finished after `now` (clock skew between machines) is simply fresh.
     age = max((now - last.run.finished_at).total_seconds(), 0.0) if last is not None else None
@@ -474,6 +506,12 @@ def _database_summary(
     for drill in in_window:
         counts[_COUNT_FIELDS[drill.verdict]] += 1
     failing = last is not None and last.verdict != "PASSED"
+    costed = [drill for drill in in_window if drill.cost is not None]
+    costs: dict[str, float] = {}
+    for drill in costed:
+        assert drill.cost is not None
+        month = _month(drill.run.created_at)
+        costs[month] = costs.get(month, 0.0) + drill.cost.total_usd
     # RDS says what the database is now; the last report what it was when last drilled.
     return DatabaseSummary(
         region=key[0],
@@ -500,7 +538,35 @@ def _database_summary(
         last_passing=_ref(last_passing, since) if last_passing is not None else None,
         rto_trend=_trend(in_window, lambda drill: drill.rto_seconds),
         rpo_trend=_trend(in_window, lambda drill: drill.rpo_seconds),
+        estimated_cost_usd=_usd(sum(costs.values())) if costed else None,
+        drills_costed=len(costed),
+        cost_by_month={month: _usd(usd) for month, usd in sorted(costs.items())},
     )
+
+
+def _coverage_limit(
+    last: _Report | None, opted: OptedInDatabase | None, default_max_hours: float
+) -> tuple[float, LimitSource]:
+    """How many hours the database may go undrilled, and where that came from: the policy of its
+    last report (``every`` plus slack, when larger than ``max_hours_between_drills``), the
+    opted-in database's, or the default."""
+    policy = last.policy if last is not None else None
+    if policy is not None and (
+        policy.max_hours_between_drills is not None or policy.every is not None
+    ):
+        hours = policy.max_hours_between_drills or default_max_hours
+        return coverage_hours(hours, policy.every), "report policy"
+    if opted is not None and "max_hours_between_drills" in opted.model_fields_set:
+        return opted.max_hours_between_drills, "database"
+    return default_max_hours, "default"
+
+
+def _month(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def _usd(amount: float) -> float:
+    return round(amount, 6)
 
 
 def _ref(drill: _Report, since: datetime) -> DrillRef:
@@ -556,6 +622,8 @@ def _totals(summaries: Sequence[DatabaseSummary], *, unreadable: int, duplicates
         regions=sorted({summary.region for summary in summaries if summary.region}),
         unreadable=unreadable,
         duplicates_ignored=duplicates,
+        estimated_cost_usd=_usd(sum(summary.estimated_cost_usd or 0.0 for summary in summaries)),
+        drills_costed=sum(summary.drills_costed for summary in summaries),
     )
 
 
@@ -667,6 +735,8 @@ def _markdown(summary: ComplianceSummary) -> str:
         f"| passed | {totals.passed} |",
         f"| pass rate | {_percent(totals.pass_rate)} |",
         f"| unreadable reports | {totals.unreadable} |",
+        "| estimated cost of the drills (list prices) | "
+        f"{_cost_text(totals.estimated_cost_usd, totals.drills_costed)} |",
         "",
         "## Databases",
         "",
@@ -675,8 +745,8 @@ def _markdown(summary: ComplianceSummary) -> str:
         "window's start and not counted in it.",
         "",
         "| region | database | coverage | drills | pass rate | last drill | last passing "
-        "| RTO (latest, trend) | RPO (latest, trend) |",
-        "|---|---|---|---:|---:|---|---|---|---|",
+        "| RTO (latest, trend) | RPO (latest, trend) | est. cost |",
+        "|---|---|---|---:|---:|---|---|---|---|---:|",
     ]
     for db in summary.databases:
         counts = db.verdicts
@@ -701,12 +771,14 @@ def _markdown(summary: ComplianceSummary) -> str:
             _md_drill(db.last_passing, verdict=False),
             _md_trend(db.rto_trend),
             _md_trend(db.rpo_trend),
+            _cost_text(db.estimated_cost_usd, db.drills_costed),
         ]
         lines.append("| " + " | ".join(cells) + " |")
 
     never = [db for db in summary.databases if db.coverage == "never_drilled"]
     overdue = [db for db in summary.databases if db.coverage == "overdue"]
     failing = [db for db in summary.databases if db.failing]
+    lines += _md_cost_by_month(summary)
     lines += ["", "## Never drilled", ""]
     lines += [
         f"- {_md_name(db)}: opted in, no drill report found (limit "
@@ -724,6 +796,31 @@ def _markdown(summary: ComplianceSummary) -> str:
             for item in summary.unreadable_reports
         ]
     return "\n".join(lines) + "\n"
+
+
+def _cost_text(usd: float | None, drills: int) -> str:
+    if usd is None or not drills:
+        return "-"
+    return f"≈ {usd_text(usd)} ({drills} drill{'s' if drills != 1 else ''})"
+
+
+def _md_cost_by_month(summary: ComplianceSummary) -> list[str]:
+    lines = [
+        "",
+        "## Estimated cost by month",
+        "",
+        "At on-demand list prices (each report's `cost`; reports before schema 1.4 carry none): "
+        "an estimate, not the bill.",
+        "",
+    ]
+    if not summary.cost_by_month:
+        return [*lines, "No drill in the window carries a cost estimate."]
+    lines += ["| month | drills | estimated cost |", "|---|---:|---:|"]
+    lines += [
+        f"| {month.month} | {month.drills_costed} | ≈ {usd_text(month.usd)} |"
+        for month in summary.cost_by_month
+    ]
+    return lines
 
 
 def _md_overdue(db: DatabaseSummary) -> str:
@@ -831,7 +928,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        when=_when, duration=duration_text, percent=_percent, hours=_hours_text, latest=_latest
+        when=_when,
+        duration=duration_text,
+        percent=_percent,
+        hours=_hours_text,
+        latest=_latest,
+        usd=usd_text,
     )
     environment.globals["coverage_labels"] = COVERAGE_LABELS
     environment.globals["unknown_region"] = UNKNOWN_REGION

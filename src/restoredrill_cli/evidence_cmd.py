@@ -159,7 +159,7 @@ def opted_in(stack: StackClient, policy: PolicyDocument | None) -> list[complian
             engine_version=found.engine_version,
         )
         if policy is not None:
-            hours = policy.for_database(found.db_id).max_hours_between_drills
+            hours = policy.for_database(found.db_id).coverage_hours
             database = compliance.OptedInDatabase.model_validate(
                 database.model_dump() | {"max_hours_between_drills": hours}
             )

@@ -307,3 +307,39 @@ def test_drill_finished_goes_to_the_bus(aws: None) -> None:
     EventBridgeDrillEvents(events, "drills").drill_finished({"run_id": RUN_ID})
     with pytest.raises(Exception, match=r"ResourceNotFound|does not exist|not published"):
         EventBridgeDrillEvents(events, "no-such-bus").drill_finished({"run_id": RUN_ID})
+
+
+def test_the_last_drill_of_a_database_skips_errors_timeouts_and_the_asking_run(
+    run_table: str,
+) -> None:
+    # Given, newest first: the asking run, an ERROR, a TIMED_OUT, another database's run, a
+    # FAILED one and an older PASSED one (more than a page of the query)
+    store = DynamoRunStore(
+        boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
+    )
+
+    def stored(run_id: str, hours: int, verdict: Verdict | None, db: str = "clinic-db") -> None:
+        store.create(
+            a_run(run_id).model_copy(
+                update={
+                    "created_at": START + timedelta(hours=hours),
+                    "verdict": verdict,
+                    "source_db": db,
+                }
+            )
+        )
+
+    stored("1" * 20, 1, Verdict.PASSED)
+    stored("2" * 20, 2, Verdict.FAILED)
+    stored("3" * 20, 3, None, db="other-db")
+    stored("4" * 20, 4, Verdict.TIMED_OUT)
+    stored("5" * 20, 5, Verdict.ERROR)
+    stored("6" * 20, 6, None)
+    # When the last drill that counts for the schedule is looked up for the asking run
+    last = store.last_drill("clinic-db", excluding_run_id="6" * 20)
+    # Then it is the FAILED one: it said something about the backup
+    assert last is not None and last.run_id == "2" * 20
+    # And a drill still under way counts for any other run; a database without runs has none
+    under_way = store.last_drill("clinic-db", excluding_run_id="0" * 20)
+    assert under_way is not None and under_way.run_id == "6" * 20
+    assert store.last_drill("new-db", excluding_run_id="6" * 20) is None

@@ -61,6 +61,18 @@ def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalC
     assert report["snapshot"]["snapshot_id"].startswith("rds:clinic-db-")
     check_names = {check["name"] for check in report["checks"]["checks"]}
     assert {"connect", "not_in_recovery"} <= check_names
+    # And it carries the drill's estimated cost: the instance from available to deleted (10
+    # minutes at least), the volume from the restore request on, and the Lambda invocations
+    cost = report["cost"]
+    assert cost["estimate"] is True and cost["complete"], cost["missing_prices"]
+    assert cost["instance"]["instance_class"] == run.instance_class
+    assert cost["instance"]["billed_seconds"] == max(cost["instance"]["seconds"], 600)
+    assert cost["storage"]["allocated_gib"] == report["snapshot"]["allocated_storage_gib"]
+    assert cost["lambda_invocations"]["requests"] > 0
+    assert cost["total_usd"] == pytest.approx(
+        cost["instance"]["usd"] + cost["storage"]["usd"] + cost["lambda_invocations"]["usd"],
+        abs=1e-7,
+    )
     # And everything the drill created is gone
     assert_cleaned_up(cloud, run)
     # And Slack got exactly one message, naming the verdict, the database and the report
@@ -68,6 +80,7 @@ def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalC
     assert len(messages) == 1
     text = messages[0]["body"]["text"]
     assert "PASSED" in text and "clinic-db" in text and report_key(run) in text
+    assert f"Estimated cost: ≈ ${cost['total_usd']:.4f} at list prices" in text
     assert len(cloud.drill_finished_events()) == 1
 
 

@@ -99,6 +99,18 @@ def test_the_summary_shows_passed_failed_timed_out_and_never_drilled(
     # And billing-db, opted in but never drilled, is called out
     assert databases["billing-db"]["coverage"] == "never_drilled"
     assert summary["totals"]["never_drilled"] == 1
+    # And clinic-db's cost is the sum of its three reports' estimates, in this month's row
+    costs = [
+        stack.cloud.report(report_key(run))["cost"]["total_usd"]
+        for run in (stack.passed, stack.failed, stack.timed_out)
+    ]
+    assert clinic["drills_costed"] == 3 and databases["billing-db"]["drills_costed"] == 0
+    assert clinic["estimated_cost_usd"] == pytest.approx(sum(costs), abs=1e-6)
+    month = stack.passed.created_at.strftime("%Y-%m")
+    assert clinic["cost_by_month"] == {month: pytest.approx(sum(costs), abs=1e-6)}
+    assert summary["cost_by_month"] == [
+        {"month": month, "usd": pytest.approx(sum(costs), abs=1e-6), "drills_costed": 3}
+    ]
 
 
 def test_the_markdown_summary_names_all_four_outcomes(

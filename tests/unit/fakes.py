@@ -10,7 +10,7 @@ from typing import Any
 from restoredrill.adapters.aws import new_password
 from restoredrill.domain.drill import DrillContext
 from restoredrill.ports.config import DrillSettings
-from restoredrill.ports.gateways import EffectRejected, latest_published
+from restoredrill.ports.gateways import EffectRejected, counts_for_schedule, latest_published
 from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
@@ -102,6 +102,16 @@ class InMemoryRunStore:
             for run in self.runs.values()
             if run.source_db == source_db and run.run_id != excluding_run_id
         )
+
+    def last_drill(self, source_db: str, *, excluding_run_id: str) -> RunRecord | None:
+        counted = [
+            run
+            for run in self.runs.values()
+            if run.source_db == source_db
+            and run.run_id != excluding_run_id
+            and counts_for_schedule(run)
+        ]
+        return max(counted, key=lambda run: run.created_at, default=None)
 
 
 class FakeRds:

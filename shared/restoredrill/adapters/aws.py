@@ -19,7 +19,12 @@ from botocore.exceptions import (
     ValidationError,
 )
 
-from restoredrill.ports.gateways import CheckerFailed, EffectRejected, latest_published
+from restoredrill.ports.gateways import (
+    CheckerFailed,
+    EffectRejected,
+    counts_for_schedule,
+    latest_published,
+)
 from restoredrill.ports.records import (
     DRILL_PORT,
     INSTANCE_PREFIX,
@@ -122,6 +127,9 @@ def _tags(tag_list: list[Any] | None) -> dict[str, str]:
 
 
 QUERY_PAGE_SIZE = 25
+# The last drill that counts for a schedule is nearly always the newest run (an ERROR or the
+# asking run itself may come first): small pages read a few records, not 25 of up to 14 KB.
+LAST_DRILL_PAGE_SIZE = 3
 # The newest-created runs among which the last published one is looked for: a drill created
 # earlier can finish later (a slow restore), but not dozens of drills later.
 LATEST_REPORT_WINDOW = 25
@@ -217,6 +225,22 @@ class DynamoRunStore:
                     break
         return latest_published(published)
 
+    def last_drill(self, source_db: str, *, excluding_run_id: str) -> RunRecord | None:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=BY_SOURCE_DB_INDEX,
+            KeyConditionExpression="source_db = :db",
+            ExpressionAttributeValues={":db": {"S": source_db}},
+            ScanIndexForward=False,
+            PaginationConfig={"PageSize": LAST_DRILL_PAGE_SIZE},
+        ):
+            for item in page["Items"]:
+                run = RunRecord.model_validate_json(str(item["record"]["S"]))
+                if run.run_id != excluding_run_id and counts_for_schedule(run):
+                    return run
+        return None
+
     def active_runs(self) -> list[RunRecord]:
         paginator = self._client.get_paginator("query")
         runs: list[RunRecord] = []
@@ -305,6 +329,7 @@ class RdsAdapter:
             kms_key_id=found.get("KmsKeyId"),
             master_username=str(found.get("MasterUsername", "postgres")),
             allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
             region=arn_parts[3] if len(arn_parts) > 4 else None,
             account_id=arn_parts[4] if len(arn_parts) > 4 else None,
         )

@@ -17,12 +17,14 @@ from restoredrill.ports.records import RunRecord, RunState
 
 if TYPE_CHECKING:
     from restoredrill.domain.drill import SweepSummary
+    from restoredrill.domain.eligibility import DrillNotDue
 
 logger = Logger(child=True)
 
 RUNS_TIMED_OUT = "RunsTimedOut"
 ORPHANS_DELETED = "OrphansDeleted"
 SWEEP_RUNS_FAILED = "SweepRunsFailed"
+DRILLS_SKIPPED_BY_SCHEDULE = "DrillsSkippedBySchedule"
 
 PHASE_METRICS = {
     RunState.RESTORING: "RestoreSeconds",
@@ -39,6 +41,20 @@ def record_started(run: RunRecord) -> None:
     logger.info(
         "drill started",
         extra={"run_id": run.run_id, "source_db": run.source_db, "trigger": run.trigger},
+    )
+
+
+def record_skipped(skipped: DrillNotDue) -> None:
+    """An automated snapshot the schedule did not drill: counted, and named in the log with why,
+    so that no snapshot goes undrilled unseen."""
+    Metrics().add_metric(name=DRILLS_SKIPPED_BY_SCHEDULE, unit=MetricUnit.Count, value=1)
+    logger.info(
+        "snapshot skipped by schedule",
+        extra={
+            "source_db": skipped.source_db,
+            "snapshot_id": skipped.snapshot_id,
+            "reason": skipped.why,
+        },
     )
 
 

@@ -35,7 +35,7 @@ from restoredrill.adapters.aws import (
     SsmPasswordVault,
 )
 from restoredrill.adapters.slack import SlackWebhookNotifier
-from restoredrill.composition.telemetry import record_finished, record_started
+from restoredrill.composition.telemetry import record_finished, record_skipped, record_started
 from restoredrill.domain.announcement import DrillFinished, announce
 from restoredrill.domain.drill import DrillContext
 from restoredrill.ports.config import CheckRunnerSettings, DrillSettings, NotifySettings
@@ -97,6 +97,7 @@ def drill_context() -> DrillContext:
         policies=_policy_document(settings.drill_policy_file),
         on_started=record_started,
         on_finished=record_finished,
+        on_skipped=record_skipped,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from restoredrill.domain.report.model import DrillFinished, EventReportLocation, FailedCheck
-from restoredrill.domain.report.text import duration_text
+from restoredrill.domain.report.text import duration_text, usd_text
 from restoredrill.ports.gateways import ChatNotifier
 
 __all__ = ["DrillFinished", "announce", "render"]
@@ -109,6 +109,8 @@ def _fallback(finished: DrillFinished) -> str:
     lines.append(f"Restore time (RTO): {_duration(finished.restore_seconds)}")
     if finished.rpo_seconds is not None:
         lines.append(f"Data freshness (RPO): {_duration(finished.rpo_seconds)}")
+    if finished.estimated_cost_usd is not None:
+        lines.append(f"Estimated cost: {_cost(finished.estimated_cost_usd)}")
     report = finished.report
     if report.console_url:
         lines.append(f"Report: {report.console_url} ({report.uri})")
@@ -123,6 +125,10 @@ def _fallback(finished: DrillFinished) -> str:
     return _escape("\n".join(lines))
 
 
+def _cost(amount: float) -> str:
+    return f"≈ {usd_text(amount)} at list prices"
+
+
 def _facts(finished: DrillFinished) -> dict[str, Any]:
     fields = [
         f"*Database*\n{_escape(finished.source_db)}",
@@ -131,6 +137,8 @@ def _facts(finished: DrillFinished) -> dict[str, Any]:
     ]
     if finished.rpo_seconds is not None:
         fields.append(f"*Data freshness (RPO)*\n{_duration(finished.rpo_seconds)}")
+    if finished.estimated_cost_usd is not None:
+        fields.append(f"*Estimated cost*\n{_cost(finished.estimated_cost_usd)}")
     return {
         "type": "section",
         "fields": [{"type": "mrkdwn", "text": _clip(text, FIELD_TEXT_MAX)} for text in fields],

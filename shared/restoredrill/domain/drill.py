@@ -11,8 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from restoredrill.domain.eligibility import DrillNotDue as DrillNotDue
 from restoredrill.domain.eligibility import DrillRejected as DrillRejected
-from restoredrill.domain.eligibility import eligible_snapshot
+from restoredrill.domain.eligibility import eligible_snapshot, schedule_decision
 from restoredrill.domain.report.document import build_report, report_bytes
 from restoredrill.domain.report.finished_event import finished_event_detail
 from restoredrill.domain.report.html import render_report_html
@@ -43,13 +44,14 @@ from restoredrill.ports.gateways import (
     RunStore,
 )
 from restoredrill.ports.messages import CheckerTarget, CheckRunRequest
-from restoredrill.ports.policy import PolicyDocument, PolicyError
+from restoredrill.ports.policy import DrillPolicy, PolicyDocument, PolicyError
 from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     RUN_ID_TAG,
     CheckerOutcome,
     DrillRequest,
     PhaseTiming,
+    RequestedDrill,
     RunRecord,
     RunState,
     Verdict,
@@ -74,6 +76,7 @@ class DrillContext:
     policies: PolicyDocument | PolicyError = field(default_factory=PolicyDocument)
     on_started: Callable[[RunRecord], None] = field(default=lambda run: None)
     on_finished: Callable[[RunRecord], None] = field(default=lambda run: None)
+    on_skipped: Callable[[DrillNotDue], None] = field(default=lambda skipped: None)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -111,6 +114,10 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
+    scheduled = policy.every is not None or policy.window is not None
+    if scheduled and ctx.runs.get(run_id) is None:
+        # A repeated event of a drill already under way is not a snapshot to skip.
+        _check_schedule(request, policy, source_db, snapshot.snapshot_id, run_id, now, ctx)
     run = RunRecord(
         run_id=run_id,
         source_db=source_db,
@@ -141,6 +148,32 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     # The poll chain is the fallback for every RDS event that never comes.
     ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
     return advance_drill(run.run_id, ctx) or run
+
+
+def _check_schedule(
+    request: DrillRequest,
+    policy: DrillPolicy,
+    source_db: str,
+    snapshot_id: str,
+    run_id: str,
+    now: datetime,
+    ctx: DrillContext,
+) -> None:
+    """Raises DrillNotDue (after telling ``on_skipped``) when the policy's schedule says an
+    automated snapshot is not to be drilled now; a Drill Requested (on demand) always is."""
+    on_demand = isinstance(request, RequestedDrill)
+    wants_last = not on_demand and policy.every is not None
+    last = ctx.runs.last_drill(source_db, excluding_run_id=run_id) if wants_last else None
+    decision = schedule_decision(
+        policy,
+        now=now,
+        last_drill_started=last.created_at if last is not None else None,
+        on_demand=on_demand,
+    )
+    if not decision.due:
+        skipped = DrillNotDue(source_db, snapshot_id, decision.why or "not due")
+        ctx.on_skipped(skipped)
+        raise skipped
 
 
 def advance_drill(
@@ -286,14 +319,22 @@ def _publish(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     so a repeated publish writes the same bytes."""
     bucket = ctx.settings.report_bucket
     key = report_key(run)
-    document = build_report(run, bucket=bucket, key=key)
+    document = build_report(
+        run, bucket=bucket, key=key, poll_delay_seconds=ctx.settings.poll_delay_seconds
+    )
     body = report_bytes(document)
     digest = hashlib.sha256(body).hexdigest()
     ctx.reports.put(key, body, REPORT_CONTENT_TYPE)
     ctx.reports.put(html_report_key(key), _html_page(document, digest), HTML_CONTENT_TYPE)
     ctx.vault.delete(_password_name(run))
     ctx.events.drill_finished(
-        finished_event_detail(run, bucket=bucket, key=key, report_sha256=digest)
+        finished_event_detail(
+            run,
+            bucket=bucket,
+            key=key,
+            report_sha256=digest,
+            estimated_cost_usd=document["cost"]["total_usd"],
+        )
     )
     return {"report_key": key, "report_sha256": digest}
 

@@ -1,4 +1,5 @@
-"""Which snapshot a request may drill: the one set of rules StartDrill and the operator CLI share.
+"""Which snapshot a request may drill, and when: the one set of rules StartDrill and the operator
+CLI share.
 
 StartDrill refuses a request with these rules; the CLI runs the same ones before it publishes
 Drill Requested, so an operator hears the refusal at once instead of finding no drill later.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from restoredrill.domain.report.text import duration_text
 from restoredrill.ports.gateways import RdsGateway
+from restoredrill.ports.policy import EVERY_DRIFT_ALLOWANCE, DrillPolicy
 from restoredrill.ports.records import SnapshotInfo
 
 POSTGRES_ENGINE_PREFIX = "postgres"
@@ -114,3 +118,58 @@ def _check_snapshot_source(
             f"{snapshot_db}, the database of snapshot {snapshot_id}, no longer exists, and "
             f"nothing else shows its opt-in tag {key}={value}"
         )
+
+
+class DrillNotDue(DrillRejected):
+    """An automated snapshot the database's schedule (``every``, ``window``) says not to drill.
+    Not an error: the snapshot is skipped, said so in the log and counted
+    (``DrillsSkippedBySchedule``); the next one is considered again."""
+
+    def __init__(self, source_db: str, snapshot_id: str, why: str) -> None:
+        super().__init__(f"snapshot {snapshot_id} of {source_db} skipped by its schedule: {why}")
+        self.source_db = source_db
+        self.snapshot_id = snapshot_id
+        self.why = why
+
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    """Whether an automated snapshot is drilled now; ``why`` says why not (None when due)."""
+
+    due: bool
+    why: str | None = None
+
+
+DUE = ScheduleDecision(due=True)
+
+
+def schedule_decision(
+    policy: DrillPolicy,
+    *,
+    now: datetime,
+    last_drill_started: datetime | None,
+    on_demand: bool,
+) -> ScheduleDecision:
+    """The schedule's word on a snapshot arriving ``now``. On-demand drills are always due; an
+    automated one only inside the policy's ``window`` and once the last drill that counts
+    (``last_drill_started``, None for none) is ``every`` old, less the drift allowance."""
+    if on_demand:
+        return DUE
+    window = policy.window
+    if window is not None and not window.contains(now):
+        return ScheduleDecision(
+            due=False,
+            why=f"it arrived at {now.astimezone(UTC):%H:%M} UTC, outside the drill window "
+            f"{window.text} UTC",
+        )
+    if policy.every is not None and last_drill_started is not None:
+        age = (now - last_drill_started).total_seconds()
+        wanted = policy.every * (1 - EVERY_DRIFT_ALLOWANCE)
+        if age < wanted:
+            return ScheduleDecision(
+                due=False,
+                why=f"the last drill started {duration_text(age)} ago "
+                f"({last_drill_started.astimezone(UTC):%Y-%m-%d %H:%M} UTC) and the policy "
+                f"drills every {duration_text(policy.every)}",
+            )
+    return DUE

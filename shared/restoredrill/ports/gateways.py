@@ -12,6 +12,7 @@ from restoredrill.ports.records import (
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
+    Verdict,
 )
 
 
@@ -44,6 +45,11 @@ class RunStore(Protocol):
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
         """The newest published report of this database (any verdict), other than the given
         run's: the link the next report carries."""
+        ...
+
+    def last_drill(self, source_db: str, *, excluding_run_id: str) -> RunRecord | None:
+        """The newest-created run of this database, other than the given run's, that counts for
+        its schedule (:func:`counts_for_schedule`)."""
         ...
 
 
@@ -110,6 +116,13 @@ class SyncChecker(Protocol):
     def check(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The checker's answer; raises CheckerFailed when the function errored."""
         ...
+
+
+def counts_for_schedule(run: RunRecord) -> bool:
+    """A drill that is still under way or said something about the backup (PASSED, FAILED).
+    ERROR and TIMED_OUT say nothing about it: the next snapshot is drilled whatever ``every``
+    says."""
+    return run.verdict is None or run.verdict in (Verdict.PASSED, Verdict.FAILED)
 
 
 def latest_published(runs: Iterable[RunRecord]) -> ReportLink | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -35,6 +35,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -45,11 +46,13 @@ __all__ = [
     "Assertion",
     "ContentFingerprintPolicy",
     "DrillPolicy",
+    "DrillWindow",
     "Expectation",
     "FreshnessRule",
     "PolicyDocument",
     "PolicyError",
     "PolicyIssue",
+    "PriceOverrides",
     "RowCountPolicy",
     "SchemaPolicy",
     "TableRef",
@@ -58,6 +61,7 @@ __all__ = [
     "parse_duration",
     "parse_expectation",
     "parse_policy_text",
+    "parse_window",
 ]
 
 if TYPE_CHECKING:
@@ -389,6 +393,103 @@ class AmcheckPolicy(_Strict):
     include_system_catalogs: bool = True
 
 
+# ---------------------------------------------------------------------------------------------
+# schedules
+# ---------------------------------------------------------------------------------------------
+
+_WINDOW = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})\s*$")
+# What a day's snapshot time may drift from the day before (RDS takes automated backups anywhere
+# in the instance's backup window, at least 30 minutes long): a database is due again after this
+# share of `every` short of it, so that `every: 24h` never skips a snapshot taken minutes earlier
+# in the day than yesterday's.
+EVERY_DRIFT_ALLOWANCE = 0.1
+# The compliance summary's slack past `every` before a database is overdue: the same 12 hours the
+# 36-hour default gives a daily snapshot.
+COVERAGE_SLACK_HOURS = 12.0
+
+
+class DrillWindow(BaseModel):
+    """The UTC hours in which automated drills may start, ``HH:MM-HH:MM`` (RDS's own format for
+    backup windows); a window whose end is before its start wraps midnight (``22:00-02:00``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: time
+    end: time
+
+    @property
+    def text(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether ``moment`` (converted to UTC) is in the window: start included, end not."""
+        utc = moment.astimezone(UTC).time()
+        if self.start < self.end:
+            return self.start <= utc < self.end
+        return utc >= self.start or utc < self.end
+
+
+def parse_window(value: Any) -> DrillWindow:
+    """A :class:`DrillWindow` from ``HH:MM-HH:MM`` in UTC."""
+    if isinstance(value, DrillWindow):
+        return value
+    match = _WINDOW.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f"invalid window {value!r}: use UTC hours as HH:MM-HH:MM, e.g. '01:00-05:00' "
+            "(or '22:00-02:00' across midnight)"
+        )
+    start_h, start_m, end_h, end_m = (int(part) for part in match.groups())
+    if start_h > 23 or end_h > 24 or start_m > 59 or end_m > 59 or (end_h == 24 and end_m):
+        raise ValueError(f"invalid window {value!r}: hours are 00-23 and minutes 00-59")
+    start, end = time(start_h, start_m), time(end_h % 24, end_m)
+    if start == end:
+        raise ValueError(
+            f"invalid window {value!r}: start and end are the same; leave `window` out to "
+            "allow drills at any hour"
+        )
+    return DrillWindow(start=start, end=end)
+
+
+Window = Annotated[
+    DrillWindow, BeforeValidator(parse_window), PlainSerializer(lambda window: window.text)
+]
+
+# ---------------------------------------------------------------------------------------------
+# cost: prices that replace the shipped list prices
+# ---------------------------------------------------------------------------------------------
+
+_Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class PriceOverrides(_Strict):
+    """Prices (USD) that replace the shipped on-demand list prices in a drill's cost estimate:
+    your region's, or what you actually pay. Unset ones keep the shipped price."""
+
+    instance_hourly: dict[Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")], _Price] = (
+        Field(default_factory=dict)
+    )
+    storage_gib_month: dict[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")], _Price] = Field(
+        default_factory=dict
+    )
+    lambda_gb_second: _Price | None = None
+    lambda_requests_per_million: _Price | None = None
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where these prices come from (shown in the report beside the estimate).",
+    )
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.instance_hourly
+            or self.storage_gib_month
+            or self.lambda_gb_second is not None
+            or self.lambda_requests_per_million is not None
+        )
+
+
 class DrillPolicy(_Strict):
     """Everything a drill of one database needs to know. Durations are seconds or strings such as
     ``10m``."""
@@ -411,6 +512,12 @@ class DrillPolicy(_Strict):
     # Coverage in the compliance summary: a database whose last drill finished longer ago than
     # this is called out as overdue. Daily snapshots plus slack for the backup window moving.
     max_hours_between_drills: float = Field(default=36.0, gt=0, le=24 * 366)
+    # Automated drills only: drill a new snapshot when the last drill of this database started at
+    # least this long ago, and only start them within these UTC hours. On-demand drills (Drill
+    # Requested, `restoredrill run`) bypass both.
+    every: Duration | None = Field(default=None, le=366 * 86400)
+    window: Window | None = None
+    prices: PriceOverrides = Field(default_factory=PriceOverrides)
 
     @model_validator(mode="after")
     def _unique_names(self) -> DrillPolicy:
@@ -420,10 +527,24 @@ class DrillPolicy(_Strict):
             raise ValueError(f"assertion names must be unique: {', '.join(duplicates)}")
         return self
 
+    @property
+    def coverage_hours(self) -> float:
+        """How long after its last drill the compliance summary calls this database overdue: a
+        database drilled weekly by policy is not overdue after two days."""
+        return coverage_hours(self.max_hours_between_drills, self.every)
+
     def wants_database(self, name: str) -> bool:
         if name in self.exclude_databases:
             return False
         return self.include_databases is None or name in self.include_databases
+
+
+def coverage_hours(max_hours_between_drills: float, every_seconds: float | None) -> float:
+    """The larger of ``max_hours_between_drills`` and ``every`` plus the slack a daily snapshot
+    has (:data:`COVERAGE_SLACK_HOURS`)."""
+    if every_seconds is None:
+        return max_hours_between_drills
+    return max(max_hours_between_drills, every_seconds / 3600 + COVERAGE_SLACK_HOURS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class SnapshotInfo(BaseModel):
     kms_key_id: str | None = None
     master_username: str
     allocated_storage_gib: int | None = None
+    storage_type: str | None = None
     region: str | None = None
     account_id: str | None = None
 

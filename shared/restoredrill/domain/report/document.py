@@ -13,6 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from restoredrill.domain.cost import (
+    DEFAULT_POLL_DELAY_SECONDS,
+    estimate_drill_cost,
+    price_table_for,
+)
 from restoredrill.domain.report.location import report_location
 from restoredrill.domain.report.model import (
     REPORT_KIND,
@@ -123,8 +128,15 @@ def _check_summary(suite: CheckSuiteResult | None) -> CheckSummary | None:
     )
 
 
-def drill_report(run: RunRecord, *, bucket: str, key: str) -> DrillReport:
-    """The report of a finished run (its verdict and finish time set)."""
+def drill_report(
+    run: RunRecord,
+    *,
+    bucket: str,
+    key: str,
+    poll_delay_seconds: int = DEFAULT_POLL_DELAY_SECONDS,
+) -> DrillReport:
+    """The report of a finished run (its verdict and finish time set). ``poll_delay_seconds``:
+    the stack's, for the estimate of the drill's poll invocations."""
     snapshot = run.snapshot
     suite = run.checks
     rpo = measured_rpo(suite)
@@ -188,12 +200,23 @@ def drill_report(run: RunRecord, *, bucket: str, key: str) -> DrillReport:
             ),
         ),
         location=report_location(run, bucket=bucket, key=key),
+        cost=estimate_drill_cost(
+            run, price_table_for(run.policy), poll_delay_seconds=poll_delay_seconds
+        ),
     )
 
 
-def build_report(run: RunRecord, *, bucket: str, key: str) -> dict[str, Any]:
+def build_report(
+    run: RunRecord,
+    *,
+    bucket: str,
+    key: str,
+    poll_delay_seconds: int = DEFAULT_POLL_DELAY_SECONDS,
+) -> dict[str, Any]:
     """The report as the JSON document stored (see :func:`report_bytes`)."""
-    return drill_report(run, bucket=bucket, key=key).model_dump(mode="json")
+    return drill_report(
+        run, bucket=bucket, key=key, poll_delay_seconds=poll_delay_seconds
+    ).model_dump(mode="json")
 
 
 def _text_or_none(value: Any) -> str | None:

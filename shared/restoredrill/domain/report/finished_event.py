@@ -39,7 +39,12 @@ def _failed_check_entry(check: CheckResult) -> FailedCheck:
 
 
 def finished_event(
-    run: RunRecord, *, bucket: str, key: str, report_sha256: str | None = None
+    run: RunRecord,
+    *,
+    bucket: str,
+    key: str,
+    report_sha256: str | None = None,
+    estimated_cost_usd: float | None = None,
 ) -> DrillFinished:
     """The Drill Finished event's detail: what Slack (or any subscriber) needs without reading
     the report. At most :data:`EVENT_DETAIL_MAX_BYTES` of JSON: failed checks (failures first)
@@ -70,6 +75,7 @@ def finished_event(
         rpo_seconds=rpo.seconds if rpo else None,
         rpo_check=rpo.check if rpo else None,
         failed_checks_total=len(not_passed_checks),
+        estimated_cost_usd=estimated_cost_usd,
         report=EventReportLocation(
             bucket=bucket,
             key=key,
@@ -94,12 +100,22 @@ def finished_event(
 
 
 def finished_event_detail(
-    run: RunRecord, *, bucket: str, key: str, report_sha256: str | None = None
+    run: RunRecord,
+    *,
+    bucket: str,
+    key: str,
+    report_sha256: str | None = None,
+    estimated_cost_usd: float | None = None,
 ) -> dict[str, Any]:
-    """:func:`finished_event`, as the JSON the event carries."""
-    return finished_event(run, bucket=bucket, key=key, report_sha256=report_sha256).model_dump(
-        mode="json"
-    )
+    """:func:`finished_event`, as the JSON the event carries (``estimated_cost_usd``: the
+    report's cost estimate, for Slack)."""
+    return finished_event(
+        run,
+        bucket=bucket,
+        key=key,
+        report_sha256=report_sha256,
+        estimated_cost_usd=estimated_cost_usd,
+    ).model_dump(mode="json")
 
 
 def _json_size(value: Any) -> int:

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from restoredrill.domain.report.evidence import evidence_summary
 from restoredrill.domain.report.model import DrillReport
-from restoredrill.domain.report.text import display_name, duration_text
+from restoredrill.domain.report.text import display_name, duration_text, usd_text
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_NAME = "drill-report.html.j2"
@@ -144,7 +144,19 @@ def render_report_html(
         chain=report.get("chain"),
         report_sha256=report_sha256,
         location=report["location"],
+        cost=_cost_texts(report["cost"]),
     )
+
+
+def _cost_texts(cost: dict[str, Any]) -> dict[str, str]:
+    """The estimate's total and lines in dollars, a line without a price as ``no price``."""
+    return {
+        "total": usd_text(cost["total_usd"]),
+        **{
+            line: usd_text(cost[line]["usd"])
+            for line in ("instance", "storage", "lambda_invocations")
+        },
+    }
 
 
 def _headline(report: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from restoredrill.ports.messages import CheckStatus, CheckSuiteResult
 from restoredrill.ports.records import Verdict
 
-REPORT_SCHEMA_VERSION = "1.3"
+REPORT_SCHEMA_VERSION = "1.4"
 REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REPORT_KIND = "restoredrill.drill-report"
@@ -340,6 +340,92 @@ class ReportLocation(_Document):
     )
 
 
+class InstanceUsage(_Document):
+    """The restored instance: billed per second from available until deleted, 10 minutes at
+    least."""
+
+    instance_class: str = Field(pattern=r"^db\.")
+    seconds: Seconds = Field(
+        description=(
+            "From available (the secure phase's start) until deleted; 0 when never available."
+        )
+    )
+    billed_seconds: Seconds = Field(
+        description="seconds, raised to RDS's 10-minute minimum (0 when seconds is 0)."
+    )
+    price_per_hour: Annotated[float, Field(ge=0)] | None = Field(
+        description="On-demand USD per hour of the class; null when the price table has none."
+    )
+    usd: Annotated[float, Field(ge=0)] | None = Field(
+        description="billed_seconds / 3600 x price_per_hour; null when the price is missing."
+    )
+
+
+class StorageUsage(_Document):
+    """The restored volume: the snapshot's allocated storage and storage type."""
+
+    storage_type: str = Field(
+        min_length=1, description="The snapshot's storage type (gp2 when RDS did not say)."
+    )
+    allocated_gib: int = Field(ge=0)
+    seconds: Seconds = Field(
+        description="From the restore request until the instance was gone (conservative)."
+    )
+    gib_seconds: Seconds = Field(description="allocated_gib x seconds.")
+    price_per_gib_month: Annotated[float, Field(ge=0)] | None = Field(
+        description="USD per GiB-month of the storage type; null when the price table has none."
+    )
+    usd: Annotated[float, Field(ge=0)] | None = Field(
+        description=(
+            "gib_seconds / (730 h x 3600) x price_per_gib_month; null when the price is missing."
+        )
+    )
+
+
+class LambdaUsage(_Document):
+    """The drill's Lambda invocations, estimated from its timeline (not measured)."""
+
+    requests: int = Field(ge=0)
+    gb_seconds: Seconds
+    price_per_gb_second: Annotated[float, Field(ge=0)]
+    price_per_million_requests: Annotated[float, Field(ge=0)]
+    usd: Annotated[float, Field(ge=0)]
+    basis: str = Field(min_length=1, description="How requests and GB-seconds were estimated.")
+
+
+class PriceBasis(_Document):
+    """Which prices the estimate used."""
+
+    table: str = Field(min_length=1, description="The price table shipped with restoredrill.")
+    region: str = Field(min_length=1, description="The region whose list prices the table has.")
+    as_of: str = Field(min_length=1, description="When the table's prices were read.")
+    note: str = Field(min_length=1, description="What the prices are, and what they leave out.")
+    overridden_by_policy: bool = Field(
+        description="True when the drill policy's `prices` replaced some of the table's."
+    )
+    policy_source: str | None = Field(
+        description="Where the policy says its prices come from; null when it does not say."
+    )
+
+
+class ReportCost(_Document):
+    """The estimated cost of this drill at on-demand list prices: an estimate, not a bill."""
+
+    estimate: Literal[True] = Field(description="Always true: list prices, not the bill.")
+    currency: Literal["USD"]
+    total_usd: Annotated[float, Field(ge=0)] = Field(
+        description="The sum of the lines whose price is known."
+    )
+    complete: bool = Field(description="False when a price was missing (see missing_prices).")
+    missing_prices: list[str] = Field(
+        description="The price table entries the estimate needed and did not find."
+    )
+    instance: InstanceUsage
+    storage: StorageUsage
+    lambda_invocations: LambdaUsage
+    prices: PriceBasis
+
+
 # The rules between fields that one field's model cannot say.
 REPORT_RULES: list[dict[str, Any]] = [
     {
@@ -384,11 +470,11 @@ class DrillReport(_Document):
     and the HTML report's key in `location`. Version 1.3 is generated from the code's model: it
     adds the S3 console's pages of the report and of its HTML page in `location`
     (`console_url`, `html_console_url`) and describes the check suite and its baseline field by
-    field."""
+    field. Version 1.4 adds `cost`, the drill's estimated cost at on-demand list prices."""
 
     model_config = ConfigDict(title="restoredrill drill report", json_schema_extra=_with_rules)
 
-    schema_version: Literal["1.3"] = Field(
+    schema_version: Literal["1.4"] = Field(
         description="The version of this schema the report follows (the end of `$id`)."
     )
     kind: Literal["restoredrill.drill-report"]
@@ -436,6 +522,13 @@ class DrillReport(_Document):
     )
     chain: ReportChain
     location: ReportLocation
+    cost: ReportCost = Field(
+        description=(
+            "The drill's estimated cost: instance-seconds by class, the restored volume's "
+            "GiB-seconds by storage type, and its Lambda invocations (estimated), at the list "
+            "prices shipped with restoredrill or the policy's `prices`."
+        )
+    )
 
 
 class ReportSchemaGenerator(GenerateJsonSchema):
@@ -515,6 +608,7 @@ class DrillFinished(BaseModel):
     rpo_check: str | None = None
     failed_checks: list[FailedCheck] = Field(default_factory=list)
     failed_checks_total: int | None = None  # more than listed when the event had to be bounded
+    estimated_cost_usd: float | None = None
     report: EventReportLocation
     created_at: str | None = None
     finished_at: str | None = None

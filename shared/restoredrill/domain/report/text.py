@@ -7,6 +7,9 @@ from typing import Any
 
 from restoredrill.ports.messages import CheckResult
 
+# The smallest amount shown in dollars: four decimals, a hundredth of a cent.
+USD_SHOWN_MIN = 0.0001
+
 
 def display_name(check: dict[str, Any] | CheckResult) -> str:
     """A check named for people: ``row_counts[app]``, ``freshness[app/orders.created_at]``."""
@@ -31,6 +34,18 @@ def duration_text(seconds: float | None) -> str:
         return f"{hours}h{rest // 60:02d}m"
     days, rest = divmod(whole, 86_400)
     return f"{days}d{rest // 3600:02d}h"
+
+
+def usd_text(amount: float | None) -> str:
+    """Dollars for people: ``$0.0074`` below a dollar (a drill costs fractions of a cent),
+    ``$12.40`` above, ``< $0.0001`` for less, ``$0`` for nothing; ``no price`` when unknown."""
+    if amount is None:
+        return "no price"
+    if amount == 0:
+        return "$0"
+    if amount < USD_SHOWN_MIN:
+        return f"< ${USD_SHOWN_MIN}"
+    return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
 def clip(text: str, limit: int) -> str:
