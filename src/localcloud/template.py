@@ -1,15 +1,7 @@
-"""Read a CloudFormation template (SAM's expanded first) and resolve it as CloudFormation would.
-
-- YAML with the short-form tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...) and the long forms.
-- SAM templates are expanded by aws-sam-translator (:mod:`localcloud.sam`): Globals, events,
-  roles and destinations arrive here as the plain CloudFormation SAM would deploy.
-- Parameters: template defaults overridden by the caller (like ``--parameter-overrides``), with
-  the CloudFormation validations (required, AllowedValues, AllowedPattern, Min/Max...).
-- Pseudo parameters, Conditions, ``AWS::NoValue``.
-- Refs and GetAtts to resources resolve to what provisioning bound (:meth:`Template.bind`).
-
-Anything unknown (an intrinsic, a Ref to a name the template does not declare, a circular
-dependency) raises :class:`TemplateError`: a wiring mistake must fail locally too.
+"""Resolve a CloudFormation template (SAM's expanded by :mod:`localcloud.sam`) as CloudFormation
+would: parameters with their validations, pseudo parameters, conditions, intrinsics, and Refs and
+GetAtts to what provisioning bound (:meth:`Template.bind`). Anything unknown raises
+:class:`TemplateError`: a wiring mistake must fail locally too.
 """
 
 from __future__ import annotations
@@ -27,18 +19,12 @@ from typing import Any
 
 import yaml
 from samtranslator.plugins.globals.globals import GlobalProperties  # type: ignore[import-untyped]
+from samtranslator.yaml_helper import intrinsics_multi_constructor  # type: ignore[import-untyped]
 
 from localcloud.errors import TemplateError
 from localcloud.sam import expand, is_sam
 
-__all__ = [
-    "NO_VALUE",
-    "Pseudo",
-    "Template",
-    "TemplateError",
-    "load_yaml",
-    "merge_globals",
-]
+__all__ = ["NO_VALUE", "Pseudo", "Template", "TemplateError", "load_yaml", "merge_globals"]
 
 
 class _NoValue:
@@ -55,41 +41,16 @@ class _NoValue:
 
 NO_VALUE: Any = _NoValue()
 
-# ----------------------------------------------------------------------------------- YAML
-
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader + CloudFormation tags; dates stay strings (``2010-09-09``)."""
+    """SafeLoader + CloudFormation's short-form tags; dates stay strings (``2010-09-09``)."""
 
 
 _CfnLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-
-
-def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise TemplateError(f"!{tag_suffix}: unexpected YAML node {type(node).__name__}")
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        if not attribute:
-            raise TemplateError(f"!GetAtt {value!r}: expected 'Resource.Attribute'")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def load_yaml(source: str | Path) -> dict[str, Any]:
@@ -99,9 +60,6 @@ def load_yaml(source: str | Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise TemplateError("the template is not a mapping")
     return document
-
-
-# ----------------------------------------------------------------------------------- model
 
 
 @dataclass(frozen=True)
@@ -119,9 +77,6 @@ class Pseudo:
             f"arn:{self.partition}:cloudformation:{self.region}:{self.account_id}:"
             f"stack/{self.stack_name}/{stack_uuid}"
         )
-
-    def value(self, name: str) -> Any:
-        return self.values()[name]
 
     def values(self) -> dict[str, Any]:
         return {
@@ -197,9 +152,7 @@ class Template:
 
     def _pseudo_values(self) -> dict[str, str]:
         names = ("AWS::StackName", "AWS::Region", "AWS::AccountId", "AWS::Partition")
-        return {name: self.pseudo.value(name) for name in names}
-
-    # ------------------------------------------------------------------ parameters
+        return {name: self.pseudo.values()[name] for name in names}
 
     def _resolve_parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(self._declared))
@@ -220,8 +173,6 @@ class Template:
                 f"parameters without a default must be given (parameter_overrides): {missing}"
             )
         return values
-
-    # ------------------------------------------------------------------ conditions
 
     def condition(self, name: str) -> bool:
         if name in self._conditions:
@@ -249,8 +200,6 @@ class Template:
     def resource_enabled(self, logical_id: str) -> bool:
         condition = self.resources[logical_id].get("Condition")
         return True if condition is None else self.condition(str(condition))
-
-    # ------------------------------------------------------------------ references
 
     def _known_name(self, name: str) -> bool:
         return name in self._declared or name in PSEUDO_PARAMETERS or name in self.resources
@@ -308,15 +257,13 @@ class Template:
         except graphlib.CycleError as error:
             raise _circular(list(reversed(error.args[1]))) from None
 
-    # ------------------------------------------------------------------ bindings
-
     def bind(self, logical_id: str, ref: Any, attributes: Mapping[str, Any] | None = None) -> None:
         """Record what a created resource's Ref and GetAtt return."""
         self._bindings[logical_id] = _Binding(ref=ref, attributes=dict(attributes or {}))
 
     def _ref(self, name: str, *, where: str) -> Any:
         if name in PSEUDO_PARAMETERS:
-            return self.pseudo.value(name)
+            return self.pseudo.values()[name]
         if name in self.parameters:
             return self.parameters[name]
         if name not in self.resources:
@@ -342,8 +289,6 @@ class Template:
                 f"{attribute!r}; it has {sorted(binding.attributes)}"
             )
         return binding.attributes[attribute]
-
-    # ------------------------------------------------------------------ resolution
 
     def resolve(self, node: Any, *, where: str = "template") -> Any:
         """Evaluate every intrinsic in ``node``; ``AWS::NoValue`` removes keys/items."""
@@ -534,9 +479,6 @@ def _circular(cycle: list[str]) -> TemplateError:
     return TemplateError("circular dependency between resources: " + " -> ".join(cycle) + reason)
 
 
-# ----------------------------------------------------------------------------------- parameters
-
-
 def _coerce_parameter(name: str, spec: Mapping[str, Any], raw: Any) -> Any:
     ptype = str(spec.get("Type", "String"))
     if ptype.startswith("AWS::SSM::Parameter::Value<"):
@@ -583,9 +525,6 @@ def _check_text(name: str, spec: Mapping[str, Any], item: str) -> None:
         raise TemplateError(f"parameter {name}: longer than MaxLength {spec['MaxLength']}")
 
 
-# ----------------------------------------------------------------------------------- walking
-
-
 def _mappings(node: Any) -> Iterator[dict[str, Any]]:
     """Every mapping in ``node``, ``node`` itself included, at any depth."""
     if isinstance(node, list):
@@ -600,38 +539,22 @@ def _mappings(node: Any) -> Iterator[dict[str, Any]]:
 def references(node: Any) -> set[str]:
     """Every resource, parameter or pseudo parameter ``node`` refers to (all branches)."""
     found: set[str] = set()
-    for mapping in _mappings(node):
-        collector = _REFERENCE_COLLECTORS.get(next(iter(mapping))) if len(mapping) == 1 else None
-        if collector is not None:
-            collector(next(iter(mapping.values())), found)
+    for mapping in (m for m in _mappings(node) if len(m) == 1):
+        ((key, value),) = mapping.items()
+        if key == "Ref" and isinstance(value, str):
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            parts = value.split(".") if isinstance(value, str) else value
+            if isinstance(parts, list) and parts and isinstance(parts[0], str):
+                found.add(parts[0])
+        elif key == "Fn::Sub":
+            text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
+            for expression in _SUB_VARIABLE.findall(str(text)):
+                if not expression.startswith("!") and expression not in variables:
+                    found.add(
+                        expression.partition(".")[0] if "::" not in expression else expression
+                    )
     return found
-
-
-def _collect_ref(value: Any, found: set[str]) -> None:
-    if isinstance(value, str):
-        found.add(value)
-
-
-def _collect_getatt(value: Any, found: set[str]) -> None:
-    if isinstance(value, str):
-        found.add(value.partition(".")[0])
-    elif isinstance(value, list) and value and isinstance(value[0], str):
-        found.add(value[0])
-
-
-def _collect_sub(value: Any, found: set[str]) -> None:
-    text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
-    for match in _SUB_VARIABLE.finditer(str(text)):
-        expression = match.group(1)
-        if not expression.startswith("!") and expression not in variables:
-            found.add(expression.partition(".")[0] if "::" not in expression else expression)
-
-
-_REFERENCE_COLLECTORS: dict[str, Callable[[Any, set[str]], None]] = {
-    "Ref": _collect_ref,
-    "Fn::GetAtt": _collect_getatt,
-    "Fn::Sub": _collect_sub,
-}
 
 
 def _intrinsic_keys(node: Any) -> set[str]:
