@@ -289,8 +289,6 @@ class LocalCloud:
         self._dead_letters: dict[str, dict[str, str]] = {}  # DLQ logical id -> id -> body
         self._dead_letters_lock = threading.Lock()
 
-    # -- lifecycle ---------------------------------------------------------------------
-
     def __enter__(self) -> LocalCloud:
         self.start()
         return self
@@ -387,8 +385,6 @@ class LocalCloud:
                     found.append(f"postgres {pid}: {cmdline[:120]}")
         return found
 
-    # -- faults, per drill run -------------------------------------------------------------
-
     def arm(self, run_id: str, fault: Fault) -> None:
         """Make ``fault`` happen to the drill run ``run_id`` (before it starts)."""
         assert self.aws is not None and self.rds is not None
@@ -467,8 +463,6 @@ class LocalCloud:
     def crashes_fired(self) -> list[tuple[str, str]]:
         """(``service.Operation``, run id) of every armed crash that happened."""
         return crash.fired(self.crash_dir)
-
-    # -- the world a drill happens in ----------------------------------------------------
 
     def create_source_database(self, instance_id: str = "clinic-db") -> SourceDatabase:
         """A production-like PostgreSQL with the clinic's data, opted in to drills."""
@@ -571,8 +565,6 @@ class LocalCloud:
             "pid": os.getpid(),
         }
 
-    # -- looking at the outcome ----------------------------------------------------------
-
     def run(self, run_id: str) -> RunRecord | None:
         assert self.aws is not None
         item = (
@@ -670,7 +662,7 @@ class LocalCloud:
         assert self.aws is not None
         return [
             envelope
-            for _, envelope in self.aws.events_log
+            for _, envelope in self.aws.delivery.events_log
             if envelope.get("detail-type") == "Drill Finished"
             and (run_id is None or envelope.get("detail", {}).get("run_id") == run_id)
         ]

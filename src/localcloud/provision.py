@@ -28,21 +28,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from localcloud.sam import local_code_dir
 from localcloud.template import Template, TemplateError
 
-__all__ = [
-    "Destination",
-    "EventRule",
-    "FunctionSpec",
-    "InvokeConfig",
-    "QueueInfo",
-    "RuleTarget",
-    "ScheduleSource",
-    "SqsEventSource",
-    "Stack",
-    "local_client",
-    "parse_rate",
-    "provision",
-]
-
 log = logging.getLogger(__name__)
 
 # The local cloud's fake credentials (moto accepts anything; these never reach AWS).
@@ -88,9 +73,6 @@ _RECORD_ONLY = frozenset(
         "AWS::Events::EventBusPolicy",
     }
 )
-
-
-# ----------------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
@@ -264,8 +246,6 @@ def _function_name_from(name_or_arn: str) -> tuple[str, str | None]:
     return name_or_arn, None
 
 
-# ----------------------------------------------------------------------------------- names
-
 _UPPER = string.ascii_uppercase + string.digits
 _MIXED = string.ascii_letters + string.digits
 _LOWER = string.ascii_lowercase + string.digits
@@ -314,8 +294,6 @@ def parse_rate(expression: str) -> float | None:
         raise TemplateError(f"schedule {expression!r}: use the singular unit for 1 only")
     return value * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
 
-
-# ----------------------------------------------------------------------------------- provisioning
 
 _QUEUE_ATTRIBUTES = (
     "DelaySeconds",
@@ -406,8 +384,6 @@ class _Provisioner:
             )
         return self._clients[service]
 
-    # ------------------------------------------------------------------ helpers
-
     def _arn(self, service: str, resource: str, *, region: bool = True) -> str:
         p = self.pseudo
         return f"arn:{p.partition}:{service}:{p.region if region else ''}:{p.account_id}:{resource}"
@@ -422,8 +398,6 @@ class _Provisioner:
     def _code_dir(self, code: Any, *, where: str) -> Path:
         base = self.t.path.parent if self.t.path is not None else self.stack.project_root
         return local_code_dir(code, base=base, where=where)
-
-    # ------------------------------------------------------------------ run
 
     def run(self) -> Stack:
         for logical_id in self.t.creation_order():
@@ -444,8 +418,6 @@ class _Provisioner:
             )
         self.stack.outputs = self.t.outputs()
         return self.stack
-
-    # ------------------------------------------------------------------ SQS
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> str:
         fifo = str(props.get("FifoQueue", "false")).lower() == "true"
@@ -476,8 +448,6 @@ class _Provisioner:
             logical_id, name, url, arn, attributes, template_vt
         )
         return self._created(logical_id, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
-
-    # ------------------------------------------------------------------ DynamoDB
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("TableName") or physical_name(
@@ -510,8 +480,6 @@ class _Provisioner:
         if table.get("LatestStreamArn"):
             attributes["StreamArn"] = table["LatestStreamArn"]
         return self._created(logical_id, name, attributes)
-
-    # ------------------------------------------------------------------ S3
 
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> str:
         p = self.pseudo
@@ -550,8 +518,6 @@ class _Provisioner:
             raise TemplateError(f"Resources.{logical_id}: PolicyDocument must be an object")
         return self._created(logical_id, props["Bucket"], {})
 
-    # ------------------------------------------------------------------ SSM
-
     def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name") or f"CFN-{logical_id}-{_suffix(_MIXED)}"
         kwargs: dict[str, Any] = {
@@ -565,8 +531,6 @@ class _Provisioner:
         self.client("ssm").put_parameter(**kwargs)
         attributes = {"Type": kwargs["Type"], "Value": kwargs["Value"]}
         return self._created(logical_id, name, attributes)
-
-    # ------------------------------------------------------------------ EventBridge
 
     def _event_bus(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name")
@@ -641,8 +605,6 @@ class _Provisioner:
             )
         )
         return self._created(logical_id, name, {"Arn": arn})
-
-    # ------------------------------------------------------------------ Lambda
 
     def _layer(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}.Content"
@@ -768,8 +730,6 @@ class _Provisioner:
         )
         mapping_id = str(uuid.uuid4())
         return self._created(logical_id, mapping_id, {"Id": mapping_id})
-
-    # ------------------------------------------------------------------ the rest
 
     def _record_only(self, logical_id: str, props: dict[str, Any]) -> str:
         rtype = self.t.resources[logical_id]["Type"]

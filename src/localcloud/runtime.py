@@ -227,8 +227,6 @@ class Runtime:
         self._in_flight = 0
         self._started_pids: list[int] = []
 
-    # ------------------------------------------------------------------ public
-
     @property
     def in_flight(self) -> int:
         return self._in_flight
@@ -281,8 +279,6 @@ class Runtime:
             pools = list(self._pools.values())
         for pool in pools:
             pool.close()
-
-    # ------------------------------------------------------------------ internals
 
     def _spec(self, function: FunctionSpec | str) -> FunctionSpec:
         if isinstance(function, FunctionSpec):

@@ -18,11 +18,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from localcloud.serving import ServingThread
+from localcloud.serving import LoopbackServer
 
 __all__ = ["SlackReceiver"]
 
@@ -41,15 +41,9 @@ class _Fault:
         return self.match is None or self.match in record["raw"]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    receiver: SlackReceiver
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: SlackReceiver
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -65,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
-        receiver = self.server.receiver
+        receiver = self.server
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = _parse(raw, self.headers.get("Content-Type", ""))
@@ -120,25 +114,14 @@ def _reason(status: int) -> str:
     )
 
 
-class SlackReceiver:
+class SlackReceiver(LoopbackServer):
     """Loopback webhook receiver; ``requests`` holds every POST, ``messages`` the valid ones."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._server = _Server((host, port), _Handler)
-        self._server.receiver = self
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(_Handler, "localcloud-slack", host)
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._faults: deque[_Fault] = deque()
-        self._serving = ServingThread(self._server, "localcloud-slack")
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._serving.start()
-
-    def stop(self) -> None:
-        self._serving.stop()
 
     def __enter__(self) -> SlackReceiver:
         self.start()
@@ -147,11 +130,9 @@ class SlackReceiver:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ what it got
-
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_port}{WEBHOOK_PATH}"
+        return f"{super().url}{WEBHOOK_PATH}"
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -175,8 +156,6 @@ class SlackReceiver:
             time.sleep(0.05)
         return self.messages
 
-    # ------------------------------------------------------------------ faults
-
     def fail_next(
         self,
         count: int = 1,
@@ -199,8 +178,6 @@ class SlackReceiver:
         ``seconds``, then the connection is closed unanswered; they are not messages."""
         with self._lock:
             self._faults.extend(_Fault(hang_seconds=seconds, match=match) for _ in range(count))
-
-    # ------------------------------------------------------------------ internals
 
     def _receive(self, record: dict[str, Any]) -> _Fault | None:
         """Record a request and take the fault (if any) that applies to it, atomically."""

@@ -80,9 +80,6 @@ def _log_error(error: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-# ----------------------------------------------------------------------------------- context
-
-
 class LambdaContext:
     """The context object the AWS Python runtime passes (awslambdaric ``LambdaContext``)."""
 
@@ -120,9 +117,6 @@ class LambdaContext:
             f"function_name={self.function_name},"
             f"invoked_function_arn={self.invoked_function_arn}])"
         )
-
-
-# ----------------------------------------------------------------------------------- setup
 
 
 class _RequestIdFilter(logging.Filter):
@@ -196,9 +190,6 @@ def _get_handler(handler: str) -> Any:
             "Runtime.HandlerNotFound",
             f"Handler '{function_name}' missing on module '{module_name}'",
         ) from None
-
-
-# ----------------------------------------------------------------------------------- invoke
 
 
 def _json_default(value: Any) -> Any:
