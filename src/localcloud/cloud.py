@@ -1,12 +1,9 @@
 """The local cloud: template.yaml deployed onto moto, the real handlers, a real PostgreSQL per
-restored instance, a Slack receiver, and the fault knobs. Used by `restoredrill demo`, the e2e
-tests and the soak (`python -m drillharness.soak`).
+restored instance, a Slack receiver, and the fault knobs.
 
-Faults are armed per drill run: :meth:`LocalCloud.start_drill` takes the snapshot, works out the
-run id the drill will get, arms the fault for that run only (its RDS events, its instance, its
-AWS calls, its Slack message, its report) and then delivers RDS-EVENT-0091. So one local cloud can
-run many drills with different faults at once. ``LocalCloud(fault=NAME)`` arms NAME for every
-drill it starts (what `restoredrill demo --fault NAME` does).
+Faults are armed per drill run (:meth:`LocalCloud.start_drill` arms the fault for the run id the
+drill will get, then delivers RDS-EVENT-0091), so one cloud can run drills with different faults
+at once; ``LocalCloud(fault=NAME)`` arms NAME for every drill it starts.
 """
 
 from __future__ import annotations
@@ -511,9 +508,7 @@ class LocalCloud:
         assert self.rds is not None and self.aws is not None
         event = self.rds.create_automated_snapshot(instance_id)
         run_id = self.run_id_for_snapshot_event(event)
-        chosen = fault_named(fault) if isinstance(fault, str | None) else fault
-        if fault is None:
-            chosen = self.fault
+        chosen = fault_named(fault) if isinstance(fault, str) else fault or self.fault
         if chosen is not NO_FAULT:
             self.arm(run_id, chosen)
         with self._lock:
@@ -540,11 +535,8 @@ class LocalCloud:
         return run_id_for(f"snapshot:{event['detail']['SourceArn']}")
 
     def target_description(self) -> dict[str, Any]:
-        """This cloud as a stack for the operator commands (`restoredrill run ... --local`, see
-        restoredrill_cli.target): the moto server, the local endpoint that answers EventBridge
-        and Lambda, the stack's outputs (the real physical names) and parameter values, as
-        DescribeStacks would give them, and this process's id (a state file whose process is
-        gone is stale)."""
+        """This cloud as a stack for the operator commands (restoredrill_cli.target), with this
+        process's id: a state file whose process is gone is stale."""
         assert self.aws is not None
         parameters = {
             name: ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
@@ -567,18 +559,7 @@ class LocalCloud:
 
     def run(self, run_id: str) -> RunRecord | None:
         assert self.aws is not None
-        item = (
-            self.aws.client("dynamodb")
-            .get_item(
-                TableName=self.aws.physical_id("RunTable"),
-                Key={"run_id": {"S": run_id}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-        if item is None:
-            return None
-        return RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
+        return self.runs([run_id]).get(run_id)
 
     def runs(self, run_ids: list[str]) -> dict[str, RunRecord]:
         """The runs that exist among ``run_ids`` (one BatchGetItem per 100)."""
@@ -593,9 +574,7 @@ class LocalCloud:
             while request:
                 response = client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(table, []):
-                    run = RunRecord.model_validate_json(
-                        TypeDeserializer().deserialize(item["record"])
-                    )
+                    run = _run_record(item)
                     found[run.run_id] = run
                 request = response.get("UnprocessedKeys") or {}
         return found
@@ -608,11 +587,7 @@ class LocalCloud:
             .paginate(TableName=self.aws.physical_id("RunTable"))
         )
         # A scan answers at most 1 MB a page: a soak's runs (with their check results) span many.
-        return [
-            RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
-            for page in pages
-            for item in page["Items"]
-        ]
+        return [_run_record(item) for page in pages for item in page["Items"]]
 
     def wait_for_run(
         self,
@@ -638,10 +613,7 @@ class LocalCloud:
 
     def wait_for_slack(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
         assert self.aws is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.aws.slack.messages) < count:
-            time.sleep(0.1)
-        return list(self.aws.slack.messages)
+        return self.aws.slack.wait_for(count, timeout)
 
     def report(self, key: str) -> dict[str, Any]:
         assert self.aws is not None
@@ -720,6 +692,10 @@ class LocalCloud:
                     for message in messages:
                         seen[message["MessageId"]] = message["Body"]
             return {queue: list(seen.values()) for queue, seen in self._dead_letters.items()}
+
+
+def _run_record(item: dict[str, Any]) -> RunRecord:
+    return RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
 
 
 def _cmdline(pid: int) -> str | None:

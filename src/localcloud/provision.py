@@ -1,11 +1,6 @@
-"""Create a template's resources in moto, the way CloudFormation would after SAM's transform.
-
-aws-sam-translator expands the SAM resources (:mod:`localcloud.sam`); this module wires the
-CloudFormation that comes out. Data resources (SQS queues with their redrive policies, DynamoDB
-tables, S3 buckets, SSM parameters) are really created in the moto server. What moto cannot run
-(functions, event buses, rules, schedules, event source mappings, async invoke configs) is
-recorded in a :class:`Stack` for the runtime and the delivery layer. Unknown resource types are
-an error.
+"""Create the CloudFormation that SAM's transform made (:mod:`localcloud.sam`) the way
+CloudFormation would: data resources really in moto, what moto cannot run (functions, buses,
+rules, schedules, event source mappings) as records in a :class:`Stack`. Unknown types are errors.
 """
 
 from __future__ import annotations
@@ -36,11 +31,8 @@ LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105
 
 
 def local_client(service: str, *, endpoint_url: str, region: str = "us-east-1") -> Any:
-    """A boto3 client for the local cloud: explicit endpoint, region and fake credentials.
-
-    Nothing is read from or written to ``os.environ`` (or ~/.aws): a real profile or endpoint in
-    the caller's environment cannot leak in.
-    """
+    """A boto3 client with explicit endpoint, region and fake credentials: nothing is read from
+    ``os.environ`` or ~/.aws, so a real profile or endpoint cannot leak in."""
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_ACCESS_KEY_ID,
         aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
@@ -295,21 +287,6 @@ def parse_rate(expression: str) -> float | None:
     return value * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
 
 
-_QUEUE_ATTRIBUTES = (
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-)
-
 # CloudFormation's bucket properties in the S3 API's requests (applied after CreateBucket).
 _BUCKET_SETTINGS: tuple[tuple[str, str, Callable[[Any], dict[str, Any]]], ...] = (
     (
@@ -424,15 +401,12 @@ class _Provisioner:
         name = props.get("QueueName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=80, suffix=".fifo" if fifo else ""
         )
+        # Every other property of AWS::SQS::Queue is a queue attribute of the same name.
         attributes = {
-            key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
-            for key in _QUEUE_ATTRIBUTES
-            if key in props
+            key: json.dumps(value) if isinstance(value, dict) else _text(value, where=logical_id)
+            for key, value in props.items()
+            if key not in ("QueueName", "Tags")
         }
-        for key in ("RedrivePolicy", "RedriveAllowPolicy"):
-            if key in props:
-                value = props[key]
-                attributes[key] = value if isinstance(value, str) else json.dumps(value)
         template_vt = int(attributes.get("VisibilityTimeout", "30"))
         if self.visibility_timeout_override is not None:
             attributes["VisibilityTimeout"] = str(self.visibility_timeout_override)
@@ -886,7 +860,7 @@ def _create_table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]
 def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     """A function's variables, refused where Lambda refuses them (reserved names, over 4 KB)."""
     variables = (props.get("Environment") or {}).get("Variables") or {}
-    environment = {str(k): _env_value(v, where=f"{where}.{k}") for k, v in variables.items()}
+    environment = {str(k): _text(v, where=f"{where}.{k}") for k, v in variables.items()}
     reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
     if reserved:
         raise TemplateError(f"{where}: Lambda reserves {reserved}; they cannot be set")
@@ -896,12 +870,12 @@ def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     return environment
 
 
-def _env_value(value: Any, *, where: str) -> str:
+def _text(value: Any, *, where: str) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str | int | float):
         return str(value)
-    raise TemplateError(f"{where}: environment values must be strings, got {value!r}")
+    raise TemplateError(f"{where}: expected a string, got {value!r}")
 
 
 def _timeout(props: Mapping[str, Any], *, where: str) -> int:
