@@ -28,7 +28,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
-from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
+from localcloud.postgres import PostgresServer, _pid_alive, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
 from localcloud.s3faults import S3WriteFaults
 
@@ -701,19 +701,11 @@ def _run_record(item: dict[str, Any]) -> RunRecord:
 def _cmdline(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
     except OSError:
         return None
-    if state in ("Z", "X"):
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace")
+    return raw.replace(b"\0", b" ").decode(errors="replace") if _pid_alive(pid) else None
 
 
 def _all_cmdlines() -> list[tuple[int, str]]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            cmdline = _cmdline(int(entry))
-            if cmdline:
-                found.append((int(entry), cmdline))
-    return found
+    pids = (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return [(pid, cmdline) for pid in pids if (cmdline := _cmdline(pid))]

@@ -1,16 +1,7 @@
-"""Deliver events to functions the way AWS does.
-
-- EventBridge: the ``default`` bus and the stack's buses; rules matched with moto's
-  ``EventPattern``; every matching rule invokes its target asynchronously. Fault knobs
-  (:class:`EventFaults`) drop, duplicate or delay events; every event put on a bus is logged.
-- Lambda async invokes: retries on function error (``MaximumRetryAttempts``, default 2) after a
-  scaled-down delay, then the ``OnSuccess`` / ``OnFailure`` destination with AWS's record shape,
-  else the function's ``DeadLetterQueue``, else the :attr:`Delivery.undelivered` list.
-- SQS event sources: one poller per mapping (long poll, up to ``BatchSize``), the Lambda SQS
-  event shape, ``ReportBatchItemFailures``; redelivery and dead-lettering through moto's real
-  visibility timeout and ``RedrivePolicy``.
-- Schedules: ``rate(...)`` timers (period overridable) invoking asynchronously with the
-  "Scheduled Event" shape.
+"""Deliver events to functions the way AWS does: EventBridge rules (moto's ``EventPattern``) with
+fault knobs (:class:`EventFaults`), Lambda async invokes with retries then destinations, a DLQ or
+:attr:`Delivery.undelivered`, SQS event sources over moto's real visibility timeout and redrive,
+and ``rate(...)`` schedules.
 """
 
 from __future__ import annotations
@@ -239,11 +230,8 @@ class Delivery:
                 self._spawn(f"schedule-{schedule.logical_id}", self._tick, schedule)
 
     def stop(self) -> None:
-        """Stop pollers, timers, retries and the runtime (idempotent).
-
-        Async invocations still waiting (queued or between retries) are recorded in
-        :attr:`undelivered` with condition ``Stopped``: nothing is lost silently.
-        """
+        """Stop (idempotent); async invocations still waiting are recorded in
+        :attr:`undelivered` with condition ``Stopped``: nothing is lost silently."""
         self._stop.set()
         self.runtime.close()  # running invocations return at once
         self._scheduler.stop()
@@ -330,13 +318,9 @@ class Delivery:
 
     def _envelope(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """``event`` with the envelope fields it lacks, filled in as EventBridge fills them."""
-        filled: dict[str, Any] = {"version": "0", "id": str(uuid.uuid4()), "resources": []}
-        filled |= {
-            "account": self.stack.account_id,
-            "region": self.stack.region,
-            "time": _now_iso(),
-        }
-        return filled | {"detail": {}} | copy.deepcopy(dict(event))
+        filled: dict[str, Any] = {"version": "0", "id": str(uuid.uuid4()), "time": _now_iso()}
+        filled |= {"account": self.stack.account_id, "region": self.stack.region}
+        return filled | {"resources": [], "detail": {}} | copy.deepcopy(dict(event))
 
     def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """The PutEvents API: returns ``{FailedEntryCount, Entries}``."""

@@ -1,15 +1,6 @@
-"""The local endpoint for Lambda ``Invoke`` and EventBridge ``PutEvents``.
-
-moto's Lambda needs Docker to run code and moto's EventBridge does not run targets, so functions
-reach these two APIs here (``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_EVENTBRIDGE``). The
-endpoint speaks the wire protocols boto3 uses:
-
-- Lambda (rest-json): ``POST /2015-03-31/functions/{FunctionName}/invocations`` with
-  ``X-Amz-Invocation-Type`` ``RequestResponse`` (200 + payload, ``X-Amz-Function-Error`` on a
-  function error), ``Event`` (202, queued as an async invoke) or ``DryRun`` (204).
-- EventBridge (JSON 1.1): ``POST /`` with ``X-Amz-Target: AWSEvents.PutEvents``.
-
-Errors come back in the shapes boto3 parses into ``ClientError`` (e.g. ResourceNotFoundException).
+"""The local endpoint for Lambda ``Invoke`` and EventBridge ``PutEvents``, in the wire protocols
+boto3 uses: moto's Lambda needs Docker to run code and moto's EventBridge does not run targets.
+Errors come back in the shapes boto3 parses into ``ClientError``.
 """
 
 from __future__ import annotations
@@ -55,8 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        request_id = str(uuid.uuid4())
-        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
@@ -67,9 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _lambda_error(self, status: int, error_type: str, message: str) -> None:
         body = json.dumps({"Type": "User", "message": message}).encode()
         self._reply(
-            status,
-            body,
-            {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+            status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
         )
 
     def _json11_error(self, status: int, error_type: str, message: str) -> None:

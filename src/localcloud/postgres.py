@@ -108,11 +108,8 @@ def free_port() -> int:
 
 
 def scratch_root() -> Path | None:
-    """Where throwaway clusters go: $RESTOREDRILL_PG_TMPDIR, else /dev/shm, else the temp dir.
-
-    Clusters are throwaway, and on tmpfs copying one (a restore) is ~20x faster than on a
-    disk with ``discard``; ``None`` means "the system temp dir".
-    """
+    """$RESTOREDRILL_PG_TMPDIR, else /dev/shm (a restore copies ~20x faster on tmpfs than on a
+    disk with ``discard``), else None: the system temp dir."""
     configured = os.environ.get("RESTOREDRILL_PG_TMPDIR")
     if configured:
         return Path(configured)
@@ -510,11 +507,8 @@ def _remove_templates() -> None:
 
 
 def _initdb_template(superuser: str, data_checksums: bool, timeout: float) -> Path:
-    """A pristine ``initdb`` output, made once per process and copied for each new cluster.
-
-    Copying (~0.05 s) instead of running initdb (~0.7 s) each time keeps the tests and the
-    local cloud fast; the copies share a system identifier, which nothing here relies on.
-    """
+    """A pristine ``initdb`` output, made once per process and copied (~0.05 s, initdb takes
+    ~0.7 s) for each new cluster; the copies share a system identifier, which nothing relies on."""
     global _template_root
     key = (superuser, data_checksums)
     with _template_lock:
@@ -616,10 +610,7 @@ def init_cluster(
 
 
 def base_backup(server: PostgresServer, target_dir: Path, *, timeout: float = 300) -> Path:
-    """Physical copy of a running ``server`` (pg_basebackup -X stream -c fast) into target_dir.
-
-    ``target_dir`` must not exist (or be empty); its parent must be usable by the server user.
-    """
+    """Physical copy of a running ``server`` into ``target_dir`` (absent or empty)."""
     target_dir = Path(target_dir)
     if not server.running:
         raise PostgresError(f"base backup of {server.name}: the server is not running")

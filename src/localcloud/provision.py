@@ -203,9 +203,7 @@ class Stack:
         return f"{self.moto_url}/{parts[4]}/{parts[5]}"
 
     def bus_name(self, name_or_arn: str) -> str | None:
-        name = (
-            name_or_arn.split("event-bus/", 1)[1] if ":event-bus/" in name_or_arn else name_or_arn
-        )
+        name = name_or_arn.rpartition(":event-bus/")[2]
         return name if name in self.buses else None
 
     def check_code(self) -> None:

@@ -1,14 +1,7 @@
-"""A Slack incoming-webhook receiver on loopback that records what it got.
-
-It answers like Slack: ``200 ok`` for a valid message, ``400 invalid_payload`` for a body that is
-not JSON, ``400 no_text`` for a message with neither ``text`` nor ``blocks`` nor ``attachments``,
-``404 no_service`` outside ``/services/...``. Fault knobs make the next K requests (optionally only
-those whose body contains a given text, e.g. a run id) answer a status (500, 429 with
-``Retry-After``...) or hang for N seconds and then drop the connection unanswered.
-
-A request that was never answered is not a message: the client timed out, so (as this receiver
-models Slack) nothing was posted to the channel, and the sender must retry. Real Slack may, rarely,
-post a message whose answer was lost; the fault matrix deliberately assumes it did not.
+"""A Slack incoming-webhook receiver on loopback that records what it got and answers like Slack
+(``ok``, ``invalid_payload``, ``no_text``, ``no_service``), with knobs to fail or hang the next
+requests. An unanswered request is not a message: the fault matrix assumes Slack did not post
+what the client gave up on, so the sender must retry.
 """
 
 from __future__ import annotations

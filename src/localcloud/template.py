@@ -322,9 +322,6 @@ class Template:
             raise TemplateError(f"{at}: Ref takes a name, got {arg!r}")
         return self._ref(arg, where=at)
 
-    def _fn_condition(self, arg: Any, at: str) -> bool:
-        return self.condition(str(arg))
-
     def _fn_getatt(self, arg: Any, at: str) -> Any:
         name, attribute = _arguments(
             arg.split(".", 1) if isinstance(arg, str) else arg, 2, "[Resource, Attribute]", at
@@ -336,9 +333,7 @@ class Template:
         return self.resolve(if_true if self.condition(str(condition)) else if_false, where=at)
 
     def _fn_equals(self, arg: Any, at: str) -> bool:
-        left, right = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Value1, Value2]", at)
-        )
+        left, right = self._resolved_arguments(arg, 2, "[Value1, Value2]", at)
         return bool(_normal(left) == _normal(right))
 
     def _fn_not(self, arg: Any, at: str) -> bool:
@@ -350,32 +345,23 @@ class Template:
             raise TemplateError(f"{at}: expected 2 to 10 conditions")
         return [self._eval_condition(v, where=at) for v in arg]
 
-    def _fn_and(self, arg: Any, at: str) -> bool:
-        return all(self._conditions_of(arg, at))
-
-    def _fn_or(self, arg: Any, at: str) -> bool:
-        return any(self._conditions_of(arg, at))
+    def _resolved_arguments(self, arg: Any, count: int, expected: str, at: str) -> list[Any]:
+        return [self.resolve(v, where=at) for v in _arguments(arg, count, expected, at)]
 
     def _fn_join(self, arg: Any, at: str) -> str:
-        delimiter, values = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, [Values]]", at)
-        )
+        delimiter, values = self._resolved_arguments(arg, 2, "[Delimiter, [Values]]", at)
         if not isinstance(values, list):
             raise TemplateError(f"{at}: the values to join must be a list, got {values!r}")
         return str(delimiter).join(_scalar(v, where=at) for v in values)
 
     def _fn_select(self, arg: Any, at: str) -> Any:
-        index, values = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Index, [Values]]", at)
-        )
+        index, values = self._resolved_arguments(arg, 2, "[Index, [Values]]", at)
         if not isinstance(values, list) or not 0 <= int(index) < len(values):
             raise TemplateError(f"{at}: index {index} out of range of {values!r}")
         return values[int(index)]
 
     def _fn_split(self, arg: Any, at: str) -> list[str]:
-        delimiter, text = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, String]", at)
-        )
+        delimiter, text = self._resolved_arguments(arg, 2, "[Delimiter, String]", at)
         return _scalar(text, where=at).split(str(delimiter))
 
     def _fn_base64(self, arg: Any, at: str) -> str:
@@ -389,12 +375,6 @@ class Template:
             return self.mappings[names[0]][names[1]][names[2]]
         except (KeyError, TypeError):
             raise TemplateError(f"{at}: no mapping entry {names}") from None
-
-    def _fn_get_azs(self, arg: Any, at: str) -> list[str]:
-        return [f"{self.pseudo.region}{zone}" for zone in "abc"]
-
-    def _fn_to_json_string(self, arg: Any, at: str) -> str:
-        return json.dumps(self.resolve(arg, where=at), separators=(",", ":"))
 
     def _fn_length(self, arg: Any, at: str) -> int:
         values = self.resolve(arg, where=at)
@@ -443,7 +423,7 @@ class Template:
 
 _INTRINSIC_FUNCTIONS: dict[str, Callable[[Template, Any, str], Any]] = {
     "Ref": Template._fn_ref,
-    "Condition": Template._fn_condition,
+    "Condition": lambda t, arg, at: t.condition(str(arg)),
     "Fn::GetAtt": Template._fn_getatt,
     "Fn::Sub": Template._fn_sub,
     "Fn::If": Template._fn_if,
@@ -452,12 +432,14 @@ _INTRINSIC_FUNCTIONS: dict[str, Callable[[Template, Any, str], Any]] = {
     "Fn::Select": Template._fn_select,
     "Fn::Split": Template._fn_split,
     "Fn::Not": Template._fn_not,
-    "Fn::And": Template._fn_and,
-    "Fn::Or": Template._fn_or,
+    "Fn::And": lambda t, arg, at: all(t._conditions_of(arg, at)),
+    "Fn::Or": lambda t, arg, at: any(t._conditions_of(arg, at)),
     "Fn::Base64": Template._fn_base64,
     "Fn::FindInMap": Template._fn_find_in_map,
-    "Fn::GetAZs": Template._fn_get_azs,
-    "Fn::ToJsonString": Template._fn_to_json_string,
+    "Fn::GetAZs": lambda t, arg, at: [f"{t.pseudo.region}{zone}" for zone in "abc"],
+    "Fn::ToJsonString": lambda t, arg, at: json.dumps(
+        t.resolve(arg, where=at), separators=(",", ":")
+    ),
     "Fn::Length": Template._fn_length,
 }
 INTRINSICS = frozenset(_INTRINSIC_FUNCTIONS)

@@ -135,11 +135,8 @@ def _setup_logging() -> None:
 
 
 def _isolate_imports() -> None:
-    """Handler code sees its CodeUri, its layers and the installed packages, nothing else.
-
-    The project is installed in editable mode, so without this a function could import the layer
-    package even when its template forgot ``Layers``: the local cloud would hide the mistake.
-    """
+    """Handler code sees its CodeUri, its layers and the installed packages: with the project
+    installed in editable mode, a function whose template forgot ``Layers`` would still work."""
     own_root = str(Path(__file__).resolve().parent.parent)
     declared = set(filter(None, os.environ.get("_LOCALCLOUD_CODE_PATH", "").split(os.pathsep)))
     sys.path[:] = [p for p in sys.path if p != own_root or p in declared]
