@@ -281,7 +281,6 @@ class LocalAws:
         return self.delivery.emit(event, bus)
 
     def invoke(self, function: str, payload: Any = None) -> InvokeResult:
-        """Invoke a function synchronously by logical id, name or ARN."""
         spec = self.stack.function(function)
         if spec is None:
             raise KeyError(f"no function {function!r}")

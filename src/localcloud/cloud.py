@@ -412,9 +412,6 @@ class LocalCloud:
         with self._lock:
             return self._armed.get(run_id, NO_FAULT)
 
-    def expected_verdict(self, run_id: str) -> Verdict:
-        return self.fault_of(run_id).verdict
-
     def _event_fault(self, envelope: dict[str, Any]) -> Fault | None:
         run_id = run_id_of_event(envelope)
         if run_id is None:
@@ -458,7 +455,6 @@ class LocalCloud:
             return [item for items in self._poison.values() for item in items]
 
     def crashes_fired(self) -> list[tuple[str, str]]:
-        """(``service.Operation``, run id) of every armed crash that happened."""
         return crash.fired(self.crash_dir)
 
     def create_source_database(self, instance_id: str = "clinic-db") -> SourceDatabase:

@@ -115,7 +115,6 @@ def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> N
 
 
 def install(directory: Path) -> None:
-    """Hook every botocore client this process creates from now on (see the module doc)."""
     import botocore.session
 
     original = botocore.session.Session.create_client

@@ -305,7 +305,6 @@ class Delivery:
         return False
 
     def emit(self, event: dict[str, Any], bus: str = DEFAULT_BUS) -> str:
-        """Put a full event envelope (e.g. an RDS event) on a bus; returns its id."""
         name = self.stack.bus_name(bus)
         if name is None:
             raise BusNotFoundError(bus)
@@ -323,7 +322,6 @@ class Delivery:
         return filled | {"resources": [], "detail": {}} | copy.deepcopy(dict(event))
 
     def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        """The PutEvents API: returns ``{FailedEntryCount, Entries}``."""
         if not entries:
             raise PutEventsValidationError("Entries must contain at least 1 entry")
         if len(entries) > MAX_PUT_EVENTS_ENTRIES:

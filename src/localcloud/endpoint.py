@@ -191,8 +191,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LocalEndpoint(LoopbackServer):
-    """A loopback HTTP server answering Lambda Invoke and EventBridge PutEvents."""
-
     def __init__(self) -> None:
         super().__init__(_Handler, "localcloud-endpoint")
         self._delivery: Delivery | None = None

@@ -216,7 +216,6 @@ _started: set[PostgresServer] = set()
 
 
 def running_servers() -> list[PostgresServer]:
-    """Servers this process started that have not been stopped yet."""
     with _registry_lock:
         return [server for server in _started if server.running]
 
@@ -284,7 +283,6 @@ class PostgresServer:
 
     @property
     def pid(self) -> int | None:
-        """The postmaster's pid while running."""
         return self._read_pid() if self.running else None
 
     def _read_pid(self) -> int | None:
@@ -384,7 +382,6 @@ class PostgresServer:
             raise PostgresError(f"postmaster {pid} of {self.name} still alive after stop")
 
     def destroy(self) -> None:
-        """Stop (immediate) and remove the data directory and its log."""
         self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
@@ -428,7 +425,6 @@ class PostgresServer:
         )
 
     def dsn(self, user: str, password: str, database: str = "postgres") -> str:
-        """A ``postgresql://`` URL for clients that take one."""
         return (
             f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@{self.host}:{self.port}/{quote(database, safe='')}?sslmode=require"

@@ -922,7 +922,6 @@ def provision(
     visibility_timeout_override: int | None = None,
     project_root: Path | None = None,
 ) -> Stack:
-    """Load, resolve and create ``template_path`` in the moto server at ``moto_url``."""
     template_path = Path(template_path).resolve()
     template = Template.load(
         template_path,

@@ -191,8 +191,6 @@ class _Pool:
 
 
 class Runtime:
-    """Invoke functions of a provisioned stack in warm local worker processes."""
-
     def __init__(
         self,
         functions: Mapping[str, FunctionSpec],

@@ -40,7 +40,6 @@ class S3WriteFaults:
         self.failed: list[str] = []  # keys of the writes that were failed
 
     def fail_next(self, key_contains: str, count: int) -> None:
-        """The next ``count`` PutObject calls of a key containing ``key_contains`` answer 500."""
         with self._lock:
             self._remaining[key_contains] = self._remaining.get(key_contains, 0) + count
 

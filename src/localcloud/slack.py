@@ -77,14 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
                     headers["Retry-After"] = str(fault.retry_after)
                 self._answer(fault.status, fault.body or _reason(fault.status), headers)
                 return
-        if not self.path.startswith("/services/"):
-            self._answer(404, "no_service")
-        elif body is None:
-            self._answer(400, "invalid_payload")
-        elif not (body.get("text") or body.get("blocks") or body.get("attachments")):
-            self._answer(400, "no_text")
-        else:
-            self._answer(200, "ok")
+        self._answer(*_slack_answer(self.path, body))
+
+
+def _slack_answer(path: str, body: dict[str, Any] | None) -> tuple[int, str]:
+    if not path.startswith("/services/"):
+        return 404, "no_service"
+    if body is None:
+        return 400, "invalid_payload"
+    if not (body.get("text") or body.get("blocks") or body.get("attachments")):
+        return 400, "no_text"
+    return 200, "ok"
 
 
 def _parse(raw: bytes, content_type: str) -> dict[str, Any] | None:
@@ -108,8 +111,6 @@ def _reason(status: int) -> str:
 
 
 class SlackReceiver(LoopbackServer):
-    """Loopback webhook receiver; ``requests`` holds every POST, ``messages`` the valid ones."""
-
     def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__(_Handler, "localcloud-slack", host)
         self._lock = threading.Lock()
@@ -174,18 +175,12 @@ class SlackReceiver(LoopbackServer):
 
     def _receive(self, record: dict[str, Any]) -> _Fault | None:
         """Record a request and take the fault (if any) that applies to it, atomically."""
-        body = record["body"]
         with self._lock:
             fault = next((f for f in self._faults if f.applies_to(record)), None)
             if fault is not None:
                 self._faults.remove(fault)
-            record["accepted"] = (
-                fault is None
-                and record["path"].startswith("/services/")
-                and body is not None
-                and bool(body.get("text") or body.get("blocks") or body.get("attachments"))
-            )
-            if fault is not None:
                 record["fault"] = {"status": fault.status, "hang_seconds": fault.hang_seconds}
+            status, _ = _slack_answer(record["path"], record["body"])
+            record["accepted"] = fault is None and status == 200
             self._requests.append(record)
         return fault

@@ -54,7 +54,6 @@ _CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def load_yaml(source: str | Path) -> dict[str, Any]:
-    """Load a template from a path (or YAML/JSON text) into plain dicts and lists."""
     text = source.read_text() if isinstance(source, Path) else source
     document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     if not isinstance(document, dict):
@@ -111,8 +110,6 @@ class _Binding:
 
 
 class Template:
-    """A loaded template with its parameter values resolved and resources bindable."""
-
     def __init__(
         self,
         document: Mapping[str, Any],
