@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.sam import local_code_dir
-from localcloud.template import Template, TemplateError
+from localcloud.template import Template, TemplateError, scalar_text
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +401,9 @@ class _Provisioner:
         )
         # Every other property of AWS::SQS::Queue is a queue attribute of the same name.
         attributes = {
-            key: json.dumps(value) if isinstance(value, dict) else _text(value, where=logical_id)
+            key: json.dumps(value)
+            if isinstance(value, dict)
+            else scalar_text(value, where=logical_id)
             for key, value in props.items()
             if key not in ("QueueName", "Tags")
         }
@@ -858,7 +860,7 @@ def _create_table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]
 def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     """A function's variables, refused where Lambda refuses them (reserved names, over 4 KB)."""
     variables = (props.get("Environment") or {}).get("Variables") or {}
-    environment = {str(k): _text(v, where=f"{where}.{k}") for k, v in variables.items()}
+    environment = {str(k): scalar_text(v, where=f"{where}.{k}") for k, v in variables.items()}
     reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
     if reserved:
         raise TemplateError(f"{where}: Lambda reserves {reserved}; they cannot be set")
@@ -866,14 +868,6 @@ def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     if size > 4096:
         raise TemplateError(f"{where}: {size} bytes exceeds Lambda's 4 KB limit")
     return environment
-
-
-def _text(value: Any, *, where: str) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise TemplateError(f"{where}: expected a string, got {value!r}")
 
 
 def _timeout(props: Mapping[str, Any], *, where: str) -> int:

@@ -349,7 +349,7 @@ class Template:
         delimiter, values = self._resolved_arguments(arg, 2, "[Delimiter, [Values]]", at)
         if not isinstance(values, list):
             raise TemplateError(f"{at}: the values to join must be a list, got {values!r}")
-        return str(delimiter).join(_scalar(v, where=at) for v in values)
+        return str(delimiter).join(scalar_text(v, where=at) for v in values)
 
     def _fn_select(self, arg: Any, at: str) -> Any:
         index, values = self._resolved_arguments(arg, 2, "[Index, [Values]]", at)
@@ -359,15 +359,15 @@ class Template:
 
     def _fn_split(self, arg: Any, at: str) -> list[str]:
         delimiter, text = self._resolved_arguments(arg, 2, "[Delimiter, String]", at)
-        return _scalar(text, where=at).split(str(delimiter))
+        return scalar_text(text, where=at).split(str(delimiter))
 
     def _fn_base64(self, arg: Any, at: str) -> str:
-        text = _scalar(self.resolve(arg, where=at), where=at)
+        text = scalar_text(self.resolve(arg, where=at), where=at)
         return base64.b64encode(text.encode()).decode()
 
     def _fn_find_in_map(self, arg: Any, at: str) -> Any:
         keys = _arguments(arg, 3, "[MapName, TopLevelKey, SecondLevelKey]", at)
-        names = [_scalar(self.resolve(v, where=at), where=at) for v in keys]
+        names = [scalar_text(self.resolve(v, where=at), where=at) for v in keys]
         try:
             return self.mappings[names[0]][names[1]][names[2]]
         except (KeyError, TypeError):
@@ -395,7 +395,7 @@ class Template:
             if expression.startswith("!"):
                 return "${" + expression[1:] + "}"
             value = self._sub_value(expression, variables, where=at)
-            return _scalar(value, where=f"{at} ${{{expression}}}")
+            return scalar_text(value, where=f"{at} ${{{expression}}}")
 
         return _SUB_VARIABLE.sub(substitute, text)
 
@@ -414,7 +414,7 @@ class Template:
             if condition is not None and not self.condition(str(condition)):
                 continue
             value = self.resolve((output or {}).get("Value"), where=f"Outputs.{name}")
-            result[name] = _scalar(value, where=f"Outputs.{name}")
+            result[name] = scalar_text(value, where=f"Outputs.{name}")
         return result
 
 
@@ -561,7 +561,8 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any, *, where: str) -> str:
+def scalar_text(value: Any, *, where: str) -> str:
+    """A value CloudFormation turns into a string (true/false for booleans), else an error."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str | int | float):
