@@ -255,7 +255,7 @@ class Soak:
     def _check(self, cloud: LocalCloud, drill: Drill) -> None:
         try:
             drill.violations = check_drill(
-                cloud, drill.run_id, cloud.expected_verdict(drill.run_id)
+                cloud, drill.run_id, cloud.fault_of(drill.run_id).verdict
             )
             run = cloud.run(drill.run_id)
             drill.verdict = run.verdict.value if run is not None and run.verdict else None

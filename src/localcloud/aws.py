@@ -1,14 +1,6 @@
 """``LocalAws``: template.yaml "deployed" onto a moto server, with the real handlers running in
-local Lambda workers and events delivered the way AWS delivers them.
-
-    with LocalAws(template_path=..., project_root=..., work_dir=...) as aws:
-        aws.client("ssm").put_parameter(...)
-        aws.emit(rds_event)
-        aws.wait_idle(30)
-        aws.events_log  # every event put on every bus
-
-Nothing is written to ``os.environ``: clients get an explicit ``endpoint_url`` and fake
-credentials, functions get their environment passed to their worker processes.
+local Lambda workers and events delivered the way AWS delivers them. Nothing is written to
+``os.environ``: clients get an explicit endpoint and fake credentials, workers their environment.
 
 moto, as checked for this (moto 5.2, server mode):
 - SQS ``DelaySeconds`` (per message and per queue) is honoured; ``RedrivePolicy`` is real: a
@@ -43,7 +35,7 @@ from werkzeug.serving import make_server
 
 from localcloud.delivery import Delivery, EventFaults, UndeliveredInvocation
 from localcloud.endpoint import LocalEndpoint
-from localcloud.provision import DEFAULT_BUS, Destination, Stack, local_client, provision
+from localcloud.provision import DEFAULT_BUS, Stack, local_client, provision
 from localcloud.runtime import InvokeResult, Runtime
 from localcloud.slack import SlackReceiver
 
@@ -131,8 +123,6 @@ class LocalAws:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ lifecycle
-
     def __enter__(self) -> LocalAws:
         self.start()
         return self
@@ -199,7 +189,7 @@ class LocalAws:
             async_retry_delay_seconds=self.async_retry_delay_seconds,
             schedule_period_seconds=self.schedule_period_seconds,
         )
-        self._endpoint.attach(self._stack, self._runtime, self._delivery)
+        self._endpoint.attach(self._delivery)
         self._delivery.start()
         log.info(
             "local cloud up: moto %s, endpoint %s, %d functions, %d rules, %d queues",
@@ -231,8 +221,6 @@ class LocalAws:
             except Exception:
                 log.exception("stopping %s failed", name)
 
-    # ------------------------------------------------------------------ addresses
-
     @property
     def moto_url(self) -> str:
         if self._moto is None:
@@ -261,8 +249,6 @@ class LocalAws:
                 )
             return found
 
-    # ------------------------------------------------------------------ the stack
-
     @property
     def stack(self) -> Stack:
         if self._stack is None:
@@ -290,49 +276,16 @@ class LocalAws:
             raise KeyError(f"no output {name!r}; outputs: {sorted(self.stack.outputs)}")
         return self.stack.outputs[name]
 
-    # ------------------------------------------------------------------ events and invokes
-
     def emit(self, event: dict[str, Any], bus: str = DEFAULT_BUS) -> str:
-        """Put a full event envelope on a bus (as an AWS service would), faults applied.
-
-        Missing envelope fields (id, time, account, region...) are filled in; returns the id.
-        """
+        """Put a full event envelope on a bus (as an AWS service would), faults applied."""
         return self.delivery.emit(event, bus)
 
     def invoke(self, function: str, payload: Any = None) -> InvokeResult:
-        """Invoke a function synchronously by logical id, name or ARN."""
         spec = self.stack.function(function)
         if spec is None:
             raise KeyError(f"no function {function!r}")
         body = payload if isinstance(payload, str | bytes) else json.dumps(payload or {})
         return self.runtime.invoke(spec, body)
-
-    @property
-    def events_log(self) -> list[tuple[str, dict[str, Any]]]:
-        """(bus name, envelope) of every event put on every bus, dropped ones included."""
-        return self.delivery.events_log
-
-    @property
-    def dropped_events(self) -> list[tuple[str, dict[str, Any]]]:
-        return self.delivery.dropped_events
-
-    @property
-    def delivered_events(self) -> list[tuple[str, dict[str, Any]]]:
-        """(bus name, envelope) in the order events reached their rules (after any delay)."""
-        return self.delivery.delivered_events
-
-    @property
-    def undelivered(self) -> list[UndeliveredInvocation]:
-        """Async invocations that failed for good with no destination or DLQ to go to."""
-        return self.delivery.undelivered
-
-    @property
-    def destinations_log(self) -> list[tuple[Destination, dict[str, Any]]]:
-        return self.delivery.destinations_log
-
-    def wait_idle(self, timeout: float) -> bool:
-        """True once no invocation runs or waits (best effort; delayed SQS messages excluded)."""
-        return self.delivery.wait_idle(timeout)
 
     def log_text(self, logical_id: str) -> str:
         path = self.logs_dir / f"{logical_id}.log"

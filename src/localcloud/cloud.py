@@ -1,12 +1,9 @@
 """The local cloud: template.yaml deployed onto moto, the real handlers, a real PostgreSQL per
-restored instance, a Slack receiver, and the fault knobs. Used by `restoredrill demo`, the e2e
-tests and the soak (`python -m drillharness.soak`).
+restored instance, a Slack receiver, and the fault knobs.
 
-Faults are armed per drill run: :meth:`LocalCloud.start_drill` takes the snapshot, works out the
-run id the drill will get, arms the fault for that run only (its RDS events, its instance, its
-AWS calls, its Slack message, its report) and then delivers RDS-EVENT-0091. So one local cloud can
-run many drills with different faults at once. ``LocalCloud(fault=NAME)`` arms NAME for every
-drill it starts (what `restoredrill demo --fault NAME` does).
+Faults are armed per drill run (:meth:`LocalCloud.start_drill` arms the fault for the run id the
+drill will get, then delivers RDS-EVENT-0091), so one cloud can run drills with different faults
+at once; ``LocalCloud(fault=NAME)`` arms NAME for every drill it starts.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
-from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
+from localcloud.postgres import PostgresServer, _pid_alive, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
 from localcloud.s3faults import S3WriteFaults
 
@@ -289,8 +286,6 @@ class LocalCloud:
         self._dead_letters: dict[str, dict[str, str]] = {}  # DLQ logical id -> id -> body
         self._dead_letters_lock = threading.Lock()
 
-    # -- lifecycle ---------------------------------------------------------------------
-
     def __enter__(self) -> LocalCloud:
         self.start()
         return self
@@ -387,8 +382,6 @@ class LocalCloud:
                     found.append(f"postgres {pid}: {cmdline[:120]}")
         return found
 
-    # -- faults, per drill run -------------------------------------------------------------
-
     def arm(self, run_id: str, fault: Fault) -> None:
         """Make ``fault`` happen to the drill run ``run_id`` (before it starts)."""
         assert self.aws is not None and self.rds is not None
@@ -418,9 +411,6 @@ class LocalCloud:
     def fault_of(self, run_id: str) -> Fault:
         with self._lock:
             return self._armed.get(run_id, NO_FAULT)
-
-    def expected_verdict(self, run_id: str) -> Verdict:
-        return self.fault_of(run_id).verdict
 
     def _event_fault(self, envelope: dict[str, Any]) -> Fault | None:
         run_id = run_id_of_event(envelope)
@@ -465,10 +455,7 @@ class LocalCloud:
             return [item for items in self._poison.values() for item in items]
 
     def crashes_fired(self) -> list[tuple[str, str]]:
-        """(``service.Operation``, run id) of every armed crash that happened."""
         return crash.fired(self.crash_dir)
-
-    # -- the world a drill happens in ----------------------------------------------------
 
     def create_source_database(self, instance_id: str = "clinic-db") -> SourceDatabase:
         """A production-like PostgreSQL with the clinic's data, opted in to drills."""
@@ -517,9 +504,7 @@ class LocalCloud:
         assert self.rds is not None and self.aws is not None
         event = self.rds.create_automated_snapshot(instance_id)
         run_id = self.run_id_for_snapshot_event(event)
-        chosen = fault_named(fault) if isinstance(fault, str | None) else fault
-        if fault is None:
-            chosen = self.fault
+        chosen = fault_named(fault) if isinstance(fault, str) else fault or self.fault
         if chosen is not NO_FAULT:
             self.arm(run_id, chosen)
         with self._lock:
@@ -546,11 +531,8 @@ class LocalCloud:
         return run_id_for(f"snapshot:{event['detail']['SourceArn']}")
 
     def target_description(self) -> dict[str, Any]:
-        """This cloud as a stack for the operator commands (`restoredrill run ... --local`, see
-        restoredrill_cli.target): the moto server, the local endpoint that answers EventBridge
-        and Lambda, the stack's outputs (the real physical names) and parameter values, as
-        DescribeStacks would give them, and this process's id (a state file whose process is
-        gone is stale)."""
+        """This cloud as a stack for the operator commands (restoredrill_cli.target), with this
+        process's id: a state file whose process is gone is stale."""
         assert self.aws is not None
         parameters = {
             name: ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
@@ -571,22 +553,9 @@ class LocalCloud:
             "pid": os.getpid(),
         }
 
-    # -- looking at the outcome ----------------------------------------------------------
-
     def run(self, run_id: str) -> RunRecord | None:
         assert self.aws is not None
-        item = (
-            self.aws.client("dynamodb")
-            .get_item(
-                TableName=self.aws.physical_id("RunTable"),
-                Key={"run_id": {"S": run_id}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-        if item is None:
-            return None
-        return RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
+        return self.runs([run_id]).get(run_id)
 
     def runs(self, run_ids: list[str]) -> dict[str, RunRecord]:
         """The runs that exist among ``run_ids`` (one BatchGetItem per 100)."""
@@ -601,9 +570,7 @@ class LocalCloud:
             while request:
                 response = client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(table, []):
-                    run = RunRecord.model_validate_json(
-                        TypeDeserializer().deserialize(item["record"])
-                    )
+                    run = _run_record(item)
                     found[run.run_id] = run
                 request = response.get("UnprocessedKeys") or {}
         return found
@@ -616,11 +583,7 @@ class LocalCloud:
             .paginate(TableName=self.aws.physical_id("RunTable"))
         )
         # A scan answers at most 1 MB a page: a soak's runs (with their check results) span many.
-        return [
-            RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
-            for page in pages
-            for item in page["Items"]
-        ]
+        return [_run_record(item) for page in pages for item in page["Items"]]
 
     def wait_for_run(
         self,
@@ -646,10 +609,7 @@ class LocalCloud:
 
     def wait_for_slack(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
         assert self.aws is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.aws.slack.messages) < count:
-            time.sleep(0.1)
-        return list(self.aws.slack.messages)
+        return self.aws.slack.wait_for(count, timeout)
 
     def report(self, key: str) -> dict[str, Any]:
         assert self.aws is not None
@@ -670,7 +630,7 @@ class LocalCloud:
         assert self.aws is not None
         return [
             envelope
-            for _, envelope in self.aws.events_log
+            for _, envelope in self.aws.delivery.events_log
             if envelope.get("detail-type") == "Drill Finished"
             and (run_id is None or envelope.get("detail", {}).get("run_id") == run_id)
         ]
@@ -730,22 +690,18 @@ class LocalCloud:
             return {queue: list(seen.values()) for queue, seen in self._dead_letters.items()}
 
 
+def _run_record(item: dict[str, Any]) -> RunRecord:
+    return RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
+
+
 def _cmdline(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
     except OSError:
         return None
-    if state in ("Z", "X"):
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace")
+    return raw.replace(b"\0", b" ").decode(errors="replace") if _pid_alive(pid) else None
 
 
 def _all_cmdlines() -> list[tuple[int, str]]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            cmdline = _cmdline(int(entry))
-            if cmdline:
-                found.append((int(entry), cmdline))
-    return found
+    pids = (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return [(pid, cmdline) for pid in pids if (cmdline := _cmdline(pid))]

@@ -1,17 +1,10 @@
 """Crash a Lambda worker right after one AWS call succeeded, before the handler can record it.
 
-The fault matrix's ``crash-after-*`` faults: the worker (:mod:`localcloud.worker`) calls
-:func:`install` when ``LOCALCLOUD_CRASH_DIR`` is in its environment. Every botocore client it
-creates then gets two hooks for each operation below: ``before-parameter-build`` keeps the call's
-parameters in the request context, and ``after-call`` - once AWS (moto) answered 2xx - looks for an
-*arm file* for that operation and that drill run. If there is one, the worker renames it to
-``<name>.fired`` and dies with ``os._exit(1)``: the side effect happened, the handler never
-returned, and the trigger retries the way AWS does (an async retry, an SQS redelivery).
-
-An arm file is ``<service>.<Operation>.<run id>`` in the crash directory. Renaming is atomic, so
-however many worker processes make the same call concurrently, exactly one of them crashes, and
-only the first time: "first time" is coordinated through the file system, not through memory.
-Production code knows nothing of this: the hooks exist only inside the local runtime's workers.
+When ``LOCALCLOUD_CRASH_DIR`` is set, :func:`install` hooks every botocore client the worker
+creates: after a 2xx answer to an operation below, an *arm file* ``<service>.<Operation>.<run
+id>`` in that directory is renamed to ``.fired`` and the worker dies with ``os._exit(1)``. The
+rename is atomic, so however many workers make the call, exactly one crashes, once. Production
+code knows nothing of this.
 """
 
 from __future__ import annotations
@@ -122,7 +115,6 @@ def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> N
 
 
 def install(directory: Path) -> None:
-    """Hook every botocore client this process creates from now on (see the module doc)."""
     import botocore.session
 
     original = botocore.session.Session.create_client

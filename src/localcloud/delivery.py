@@ -1,30 +1,19 @@
-"""Deliver events to functions the way AWS does.
-
-- EventBridge: the ``default`` bus and the stack's buses; rules matched with moto's
-  ``EventPattern``; every matching rule invokes its target asynchronously. Fault knobs
-  (:class:`EventFaults`) drop, duplicate or delay events; every event put on a bus is logged.
-- Lambda async invokes: retries on function error (``MaximumRetryAttempts``, default 2) after a
-  scaled-down delay, then the ``OnSuccess`` / ``OnFailure`` destination with AWS's record shape,
-  else the function's ``DeadLetterQueue``, else the :attr:`Delivery.undelivered` list.
-- SQS event sources: one poller per mapping (long poll, up to ``BatchSize``), the Lambda SQS
-  event shape, ``ReportBatchItemFailures``; redelivery and dead-lettering through moto's real
-  visibility timeout and ``RedrivePolicy``.
-- Schedules: ``rate(...)`` timers (period overridable) invoking asynchronously with the
-  "Scheduled Event" shape.
+"""Deliver events to functions the way AWS does: EventBridge rules (moto's ``EventPattern``) with
+fault knobs (:class:`EventFaults`), Lambda async invokes with retries then destinations, a DLQ or
+:attr:`Delivery.undelivered`, SQS event sources over moto's real visibility timeout and redrive,
+and ``rate(...)`` schedules.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import heapq
-import itertools
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,14 +33,6 @@ from localcloud.provision import (
 )
 from localcloud.runtime import InvokeResult, Runtime
 from localcloud.template import TemplateError
-
-__all__ = [
-    "BusNotFoundError",
-    "Delivery",
-    "EventFaults",
-    "PutEventsValidationError",
-    "UndeliveredInvocation",
-]
 
 log = logging.getLogger(__name__)
 
@@ -139,62 +120,54 @@ def _json_or_text(raw: bytes | str) -> Any:
         return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
-class _Scheduler:
-    """Run callables after a delay on one thread (retries, held events)."""
+def _nothing() -> None:
+    pass
+
+
+class _Timers:
+    """Run callables after a delay (retries, held events); what stop() catches waiting is
+    cancelled with its ``on_cancel``."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None], Callable[[], None] | None]] = []
-        self._counter = itertools.count()
-        self._cond = threading.Condition()
+        self._waiting: dict[threading.Timer, Callable[[], None]] = {}
+        self._lock = threading.Lock()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="localcloud-scheduler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def __len__(self) -> int:
-        with self._cond:
-            return len(self._heap)
+        with self._lock:
+            return len(self._waiting)
 
     def schedule(
-        self,
-        delay: float,
-        action: Callable[[], None],
-        on_cancel: Callable[[], None] | None = None,
+        self, delay: float, action: Callable[[], None], on_cancel: Callable[[], None] = _nothing
     ) -> None:
-        with self._cond:
-            due = time.monotonic() + delay
-            heapq.heappush(self._heap, (due, next(self._counter), action, on_cancel))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        """Stop; what was still waiting gets its ``on_cancel`` called."""
-        with self._cond:
-            self._stopped = True
-            pending = [on_cancel for *_, on_cancel in self._heap if on_cancel is not None]
-            self._heap.clear()
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        for on_cancel in pending:
-            try:
-                on_cancel()
-            except Exception:
-                log.exception("cancel callback failed")
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout)
-                if self._stopped:
+        def run() -> None:
+            with self._lock:
+                if self._waiting.pop(timer, None) is None:
                     return
-                _, _, action, _ = heapq.heappop(self._heap)
             try:
                 action()
             except Exception:
                 log.exception("scheduled action failed")
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        with self._lock:
+            if not self._stopped:
+                self._waiting[timer] = on_cancel
+                timer.start()
+                return
+        on_cancel()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            waiting, self._waiting = self._waiting, {}
+        for timer, on_cancel in waiting.items():
+            timer.cancel()
+            try:
+                on_cancel()
+            except Exception:
+                log.exception("cancel callback failed")
 
 
 class Delivery:
@@ -222,7 +195,7 @@ class Delivery:
         self._executor = ThreadPoolExecutor(
             max_workers=async_concurrency, thread_name_prefix="localcloud-async"
         )
-        self._scheduler = _Scheduler()
+        self._scheduler = _Timers()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -239,8 +212,6 @@ class Delivery:
         }
         self._started = False
 
-    # ------------------------------------------------------------------ lifecycle
-
     def start(self) -> None:
         if self._started:
             return
@@ -251,7 +222,6 @@ class Delivery:
                     " locally (only rate() expressions have a period)"
                 )
         self._started = True
-        self._scheduler.start()
         for source in self.stack.sqs_sources:
             if source.enabled:
                 self._spawn(f"poller-{source.logical_id}", self._poll, source)
@@ -260,11 +230,8 @@ class Delivery:
                 self._spawn(f"schedule-{schedule.logical_id}", self._tick, schedule)
 
     def stop(self) -> None:
-        """Stop pollers, timers, retries and the runtime (idempotent).
-
-        Async invocations still waiting (queued or between retries) are recorded in
-        :attr:`undelivered` with condition ``Stopped``: nothing is lost silently.
-        """
+        """Stop (idempotent); async invocations still waiting are recorded in
+        :attr:`undelivered` with condition ``Stopped``: nothing is lost silently."""
         self._stop.set()
         self.runtime.close()  # running invocations return at once
         self._scheduler.stop()
@@ -276,8 +243,6 @@ class Delivery:
         thread = threading.Thread(target=target, args=args, name=f"localcloud-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
-
-    # ------------------------------------------------------------------ introspection
 
     @property
     def events_log(self) -> list[tuple[str, dict[str, Any]]]:
@@ -339,29 +304,24 @@ class Delivery:
             time.sleep(0.05)
         return False
 
-    # ------------------------------------------------------------------ EventBridge
-
     def emit(self, event: dict[str, Any], bus: str = DEFAULT_BUS) -> str:
-        """Put a full event envelope (e.g. an RDS event) on a bus; returns its id."""
         name = self.stack.bus_name(bus)
         if name is None:
             raise BusNotFoundError(bus)
-        envelope = copy.deepcopy(event)
-        envelope.setdefault("version", "0")
-        envelope.setdefault("id", str(uuid.uuid4()))
-        envelope.setdefault("account", self.stack.account_id)
-        envelope.setdefault("time", _now_iso())
-        envelope.setdefault("region", self.stack.region)
-        envelope.setdefault("resources", [])
-        envelope.setdefault("detail", {})
+        envelope = self._envelope(event)
         for key in ("source", "detail-type"):
             if key not in envelope:
                 raise ValueError(f"an event needs {key!r}")
         self.put_event(name, envelope)
         return str(envelope["id"])
 
+    def _envelope(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """``event`` with the envelope fields it lacks, filled in as EventBridge fills them."""
+        filled: dict[str, Any] = {"version": "0", "id": str(uuid.uuid4()), "time": _now_iso()}
+        filled |= {"account": self.stack.account_id, "region": self.stack.region}
+        return filled | {"resources": [], "detail": {}} | copy.deepcopy(dict(event))
+
     def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        """The PutEvents API: returns ``{FailedEntryCount, Entries}``."""
         if not entries:
             raise PutEventsValidationError("Entries must contain at least 1 entry")
         if len(entries) > MAX_PUT_EVENTS_ENTRIES:
@@ -388,19 +348,16 @@ class Delivery:
             if problem is not None:
                 results.append({"ErrorCode": problem[0], "ErrorMessage": problem[1]})
                 continue
-            event_id = str(uuid.uuid4())
-            envelope = {
-                "version": "0",
-                "id": event_id,
-                "detail-type": entry["DetailType"],
-                "source": entry["Source"],
-                "account": self.stack.account_id,
-                "time": _event_time(entry.get("Time")),
-                "region": self.stack.region,
-                "resources": list(entry.get("Resources") or []),
-                "detail": json.loads(entry["Detail"]),
-            }
-            results.append({"EventId": event_id})
+            envelope = self._envelope(
+                {
+                    "detail-type": entry["DetailType"],
+                    "source": entry["Source"],
+                    "time": _event_time(entry.get("Time")),
+                    "resources": list(entry.get("Resources") or []),
+                    "detail": json.loads(entry["Detail"]),
+                }
+            )
+            results.append({"EventId": envelope["id"]})
             accepted.append((bus, envelope))
         for bus, envelope in accepted:
             self.put_event(bus, envelope)
@@ -477,8 +434,6 @@ class Delivery:
             self._sqs.send_message(
                 QueueUrl=self.stack.queue_url_for_arn(target.arn), MessageBody=body
             )
-
-    # ------------------------------------------------------------------ Lambda async
 
     def invoke_async(
         self, spec: FunctionSpec, payload: str, *, request_id: str | None = None
@@ -633,22 +588,13 @@ class Delivery:
             bus = self.stack.bus_name(destination.arn)
             if bus is None:
                 raise BusNotFoundError(destination.arn)
-            success = record["requestContext"]["condition"] == "Success"
-            self.put_event(
-                bus,
-                {
-                    "version": "0",
-                    "id": str(uuid.uuid4()),
-                    "detail-type": "Lambda Function Invocation Result - "
-                    + ("Success" if success else "Failure"),
-                    "source": "lambda",
-                    "account": self.stack.account_id,
-                    "time": _now_iso(),
-                    "region": self.stack.region,
-                    "resources": [self.stack.buses[bus], record["requestContext"]["functionArn"]],
-                    "detail": record,
-                },
-            )
+            outcome = "Success" if record["requestContext"]["condition"] == "Success" else "Failure"
+            resources = [self.stack.buses[bus], record["requestContext"]["functionArn"]]
+            event: dict[str, Any] = {
+                "detail-type": f"Lambda Function Invocation Result - {outcome}"
+            }
+            event |= {"source": "lambda", "resources": resources, "detail": record}
+            self.put_event(bus, self._envelope(event))
         else:  # pragma: no cover - provisioning refuses other types
             raise ValueError(f"unsupported destination {destination.type}")
 
@@ -667,8 +613,6 @@ class Delivery:
                     time=_now_iso(millis=True),
                 )
             )
-
-    # ------------------------------------------------------------------ SQS event sources
 
     def _poll(self, source: SqsEventSource) -> None:
         spec = self.stack.functions[source.function]
@@ -824,20 +768,9 @@ class Delivery:
             failed.add(identifier)
         return failed
 
-    # ------------------------------------------------------------------ schedules
-
     def scheduled_event(self, schedule: ScheduleSource) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": self.stack.account_id,
-            "time": _now_iso(),
-            "region": self.stack.region,
-            "resources": [schedule.arn],
-            "detail": {},
-        }
+        event = {"detail-type": "Scheduled Event", "source": "aws.events"}
+        return self._envelope({**event, "resources": [schedule.arn]})
 
     def fire_schedule(self, schedule: ScheduleSource) -> None:
         event = self.scheduled_event(schedule)

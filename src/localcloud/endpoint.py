@@ -1,15 +1,6 @@
-"""The local endpoint for Lambda ``Invoke`` and EventBridge ``PutEvents``.
-
-moto's Lambda needs Docker to run code and moto's EventBridge does not run targets, so functions
-reach these two APIs here (``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_EVENTBRIDGE``). The
-endpoint speaks the wire protocols boto3 uses:
-
-- Lambda (rest-json): ``POST /2015-03-31/functions/{FunctionName}/invocations`` with
-  ``X-Amz-Invocation-Type`` ``RequestResponse`` (200 + payload, ``X-Amz-Function-Error`` on a
-  function error), ``Event`` (202, queued as an async invoke) or ``DryRun`` (204).
-- EventBridge (JSON 1.1): ``POST /`` with ``X-Amz-Target: AWSEvents.PutEvents``.
-
-Errors come back in the shapes boto3 parses into ``ClientError`` (e.g. ResourceNotFoundException).
+"""The local endpoint for Lambda ``Invoke`` and EventBridge ``PutEvents``, in the wire protocols
+boto3 uses: moto's Lambda needs Docker to run code and moto's EventBridge does not run targets.
+Errors come back in the shapes boto3 parses into ``ClientError``.
 """
 
 from __future__ import annotations
@@ -18,14 +9,14 @@ import base64
 import json
 import logging
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from localcloud.delivery import BusNotFoundError, Delivery, PutEventsValidationError
-from localcloud.provision import FunctionSpec, Stack
-from localcloud.runtime import FUNCTION_ERROR, Runtime
-from localcloud.serving import ServingThread
+from localcloud.provision import FunctionSpec
+from localcloud.runtime import FUNCTION_ERROR
+from localcloud.serving import LoopbackServer
 
 __all__ = ["LocalEndpoint"]
 
@@ -42,20 +33,12 @@ class _LambdaError(Exception):
     """An Invoke Lambda refuses: (HTTP status, error type, message)."""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    endpoint: LocalEndpoint
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LocalEndpoint
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("endpoint: " + format, *args)
-
-    # ------------------------------------------------------------------ plumbing
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -63,8 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        request_id = str(uuid.uuid4())
-        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
@@ -75,16 +57,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _lambda_error(self, status: int, error_type: str, message: str) -> None:
         body = json.dumps({"Type": "User", "message": message}).encode()
         self._reply(
-            status,
-            body,
-            {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+            status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
         )
 
     def _json11_error(self, status: int, error_type: str, message: str) -> None:
         body = json.dumps({"__type": error_type, "message": message}).encode()
         self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1"})
-
-    # ------------------------------------------------------------------ routing
 
     def do_POST(self) -> None:
         try:
@@ -107,8 +85,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._lambda_error(404, "UnknownOperationException", "only Invoke and PutEvents")
 
-    # ------------------------------------------------------------------ Lambda
-
     def _invoke(self, function_name: str) -> None:
         try:
             spec, invocation_type, payload = self._invoke_request(function_name)
@@ -118,14 +94,14 @@ class _Handler(BaseHTTPRequestHandler):
         if invocation_type == "DryRun":
             self._reply(204)
         elif invocation_type == "Event":
-            request_id = self.server.endpoint.delivery.invoke_async(spec, payload)
+            request_id = self.server.delivery.invoke_async(spec, payload)
             self._reply(202, b"", {"x-amzn-Remapped-x-amzn-RequestId": request_id})
         else:
             self._invoke_sync(spec, payload)
 
     def _invoke_request(self, function_name: str) -> tuple[FunctionSpec, str, str]:
         """The function, invocation type and payload of an Invoke, refused as Lambda would."""
-        stack = self.server.endpoint.stack
+        stack = self.server.delivery.stack
         body = self._body()
         qualifiers = parse_qs(urlsplit(self.path).query).get("Qualifier")
         qualifier = qualifiers[0] if qualifiers else None
@@ -157,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         if client_context:
             client_context = base64.b64decode(client_context).decode()
         tail = self.headers.get("X-Amz-Log-Type") == "Tail"
-        result = self.server.endpoint.runtime.invoke(
+        result = self.server.delivery.runtime.invoke(
             spec,
             payload,
             client_context=client_context,
@@ -180,10 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail.encode()).decode()
         self._reply(200, result.payload, headers)
 
-    # ------------------------------------------------------------------ EventBridge
-
     def _events(self, operation: str) -> None:
-        endpoint = self.server.endpoint
+        endpoint = self.server
         body = self._body()
         if operation != "PutEvents":
             self._json11_error(
@@ -216,45 +190,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class LocalEndpoint:
-    """A loopback HTTP server answering Lambda Invoke and EventBridge PutEvents."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._server = _Server((host, port), _Handler)
-        self._server.endpoint = self
-        self._serving = ServingThread(self._server, "localcloud-endpoint")
-        self._stack: Stack | None = None
-        self._runtime: Runtime | None = None
+class LocalEndpoint(LoopbackServer):
+    def __init__(self) -> None:
+        super().__init__(_Handler, "localcloud-endpoint")
         self._delivery: Delivery | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_port}"
-
-    def attach(self, stack: Stack, runtime: Runtime, delivery: Delivery) -> None:
-        self._stack, self._runtime, self._delivery = stack, runtime, delivery
-
-    @property
-    def stack(self) -> Stack:
-        if self._stack is None:
-            raise RuntimeError("the endpoint is not attached to a stack yet")
-        return self._stack
-
-    @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None:
-            raise RuntimeError("the endpoint is not attached to a runtime yet")
-        return self._runtime
+    def attach(self, delivery: Delivery) -> None:
+        self._delivery = delivery
 
     @property
     def delivery(self) -> Delivery:
         if self._delivery is None:
-            raise RuntimeError("the endpoint is not attached to delivery yet")
+            raise RuntimeError("the endpoint is not attached to a stack yet")
         return self._delivery
-
-    def start(self) -> None:
-        self._serving.start()
-
-    def stop(self) -> None:
-        self._serving.stop()

@@ -1,18 +1,9 @@
-"""Throwaway PostgreSQL clusters on loopback: the local cloud's RDS data plane.
+"""Throwaway PostgreSQL clusters on loopback, the local cloud's RDS data plane: TLS and
+scram-sha-256 over TCP on 127.0.0.1, trust over the unix socket for the superuser.
 
-Every cluster is a real PostgreSQL server (the newest ``/usr/lib/postgresql/*/bin``), listening
-on 127.0.0.1 only, with TLS (a self-signed certificate) and scram-sha-256 over TCP, and trust over
-its unix socket for the superuser (``admin_connect``).
-
-PostgreSQL refuses to run as root, so when this process is root every server-side binary runs
-through ``runuser -u postgres --`` and every directory a server writes to is owned by ``postgres``.
-Use :func:`make_parent_dir` to get such a directory.
-
-A "snapshot" is a physical copy of a running server made with ``pg_basebackup``
-(:func:`base_backup`); restoring it (:func:`restore_copy`) copies it into a new data directory.
-
-Nothing this module starts outlives the process: every started server is registered and
-:func:`stop_all_started` (registered with :mod:`atexit`) stops the ones still running.
+PostgreSQL refuses to run as root, so as root every server-side binary runs through ``runuser -u
+postgres --`` in directories ``postgres`` owns (:func:`make_parent_dir`). A snapshot is a
+``pg_basebackup`` copy; no server started here outlives the process (:func:`stop_all_started`).
 """
 
 from __future__ import annotations
@@ -61,11 +52,6 @@ _MAX_SOCKET_DIR_LEN = 80
 
 class PostgresError(RuntimeError):
     """A PostgreSQL binary failed or a server did not come up/go down in time."""
-
-
-# --------------------------------------------------------------------------------------------
-# binaries, users, ports
-# --------------------------------------------------------------------------------------------
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
@@ -122,11 +108,8 @@ def free_port() -> int:
 
 
 def scratch_root() -> Path | None:
-    """Where throwaway clusters go: $RESTOREDRILL_PG_TMPDIR, else /dev/shm, else the temp dir.
-
-    Clusters are throwaway, and on tmpfs copying one (a restore) is ~20x faster than on a
-    disk with ``discard``; ``None`` means "the system temp dir".
-    """
+    """$RESTOREDRILL_PG_TMPDIR, else /dev/shm (a restore copies ~20x faster on tmpfs than on a
+    disk with ``discard``), else None: the system temp dir."""
     configured = os.environ.get("RESTOREDRILL_PG_TMPDIR")
     if configured:
         return Path(configured)
@@ -172,11 +155,6 @@ def ensure_usable_dir(path: Path) -> None:
             f"the {POSTGRES_OS_USER!r} user cannot write to {path} (is a parent directory "
             "closed, e.g. 0700?); use localcloud.postgres.make_parent_dir()"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# subprocesses
-# --------------------------------------------------------------------------------------------
 
 
 def _tail(path: Path | None, lines: int = _LOG_TAIL_LINES) -> str:
@@ -233,16 +211,11 @@ def _run(
     return result
 
 
-# --------------------------------------------------------------------------------------------
-# process registry
-# --------------------------------------------------------------------------------------------
-
 _registry_lock = threading.Lock()
 _started: set[PostgresServer] = set()
 
 
 def running_servers() -> list[PostgresServer]:
-    """Servers this process started that have not been stopped yet."""
     with _registry_lock:
         return [server for server in _started if server.running]
 
@@ -278,11 +251,6 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-# --------------------------------------------------------------------------------------------
-# the server
-# --------------------------------------------------------------------------------------------
-
-
 class PostgresServer:
     """One cluster (data directory) and, once started, its postmaster."""
 
@@ -313,11 +281,8 @@ class PostgresServer:
         state = f"pid {self._pid}" if self.running else "stopped"
         return f"PostgresServer({self.name!r}, port={self.port}, {state})"
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
     @property
     def pid(self) -> int | None:
-        """The postmaster's pid while running."""
         return self._read_pid() if self.running else None
 
     def _read_pid(self) -> int | None:
@@ -355,31 +320,30 @@ class PostgresServer:
             with _registry_lock:
                 _started.add(self)
 
+    def _pg_ctl(self, command: str, *args: str, timeout: float, what: str) -> None:
+        pg_ctl = [
+            str(postgres_bin_dir() / "pg_ctl"),
+            command,
+            "-w",
+            "-t",
+            str(int(max(timeout, 1))),
+        ]
+        _run(
+            [*pg_ctl, "-D", str(self.data_dir), *args],
+            timeout=timeout + 10,
+            what=what,
+            log_file=self.log_file,
+            cwd=self.data_dir.parent,
+        )
+
     def _pg_ctl_start(self, timeout: float) -> None:
         ensure_usable_dir(self.socket_dir)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories='{self.socket_dir}'"
         )
-        _run(
-            [
-                str(postgres_bin_dir() / "pg_ctl"),
-                "start",
-                "-w",
-                "-t",
-                str(int(max(timeout, 1))),
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                options,
-            ],
-            timeout=timeout + 10,
-            what=f"starting PostgreSQL {self.name} on port {self.port}",
-            log_file=self.log_file,
-            cwd=self.data_dir.parent,
-        )
+        what = f"starting PostgreSQL {self.name} on port {self.port}"
+        self._pg_ctl("start", "-l", str(self.log_file), "-o", options, timeout=timeout, what=what)
 
     def stop(self, mode: str = "fast", timeout: float = 30) -> None:
         """Stop the postmaster (``fast``, ``smart`` or ``immediate``). Idempotent."""
@@ -398,22 +362,8 @@ class PostgresServer:
 
     def _stop_running(self, pid: int, mode: str, timeout: float) -> None:
         try:
-            _run(
-                [
-                    str(postgres_bin_dir() / "pg_ctl"),
-                    "stop",
-                    "-w",
-                    "-t",
-                    str(int(max(timeout, 1))),
-                    "-m",
-                    mode,
-                    "-D",
-                    str(self.data_dir),
-                ],
-                timeout=timeout + 10,
-                what=f"stopping PostgreSQL {self.name}",
-                log_file=self.log_file,
-                cwd=self.data_dir.parent,
+            self._pg_ctl(
+                "stop", "-m", mode, timeout=timeout, what=f"stopping PostgreSQL {self.name}"
             )
         except PostgresError:
             if not _pid_alive(pid):
@@ -432,13 +382,10 @@ class PostgresServer:
             raise PostgresError(f"postmaster {pid} of {self.name} still alive after stop")
 
     def destroy(self) -> None:
-        """Stop (immediate) and remove the data directory and its log."""
         self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             self.log_file.unlink()
-
-    # -- connections --------------------------------------------------------------------------
 
     @property
     def unix_socket_path(self) -> Path:
@@ -478,7 +425,6 @@ class PostgresServer:
         )
 
     def dsn(self, user: str, password: str, database: str = "postgres") -> str:
-        """A ``postgresql://`` URL for clients that take one."""
         return (
             f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@{self.host}:{self.port}/{quote(database, safe='')}?sslmode=require"
@@ -501,10 +447,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return not _pid_alive(pid)
 
 
-# --------------------------------------------------------------------------------------------
-# clusters, snapshots, restores
-# --------------------------------------------------------------------------------------------
-
 _cert_lock = threading.Lock()
 
 
@@ -516,23 +458,9 @@ def _ensure_certificate(parent_dir: Path) -> tuple[Path, Path]:
         if cert.exists() and key.exists():
             return cert, key
         cert_dir.mkdir(exist_ok=True)
+        files = ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)]
         _run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *files],
             timeout=60,
             what="making a self-signed TLS certificate",
             as_postgres=False,
@@ -575,11 +503,8 @@ def _remove_templates() -> None:
 
 
 def _initdb_template(superuser: str, data_checksums: bool, timeout: float) -> Path:
-    """A pristine ``initdb`` output, made once per process and copied for each new cluster.
-
-    Copying (~0.05 s) instead of running initdb (~0.7 s) each time keeps the tests and the
-    local cloud fast; the copies share a system identifier, which nothing here relies on.
-    """
+    """A pristine ``initdb`` output, made once per process and copied (~0.05 s, initdb takes
+    ~0.7 s) for each new cluster; the copies share a system identifier, which nothing relies on."""
     global _template_root
     key = (superuser, data_checksums)
     with _template_lock:
@@ -590,19 +515,14 @@ def _initdb_template(superuser: str, data_checksums: bool, timeout: float) -> Pa
             atexit.register(_remove_templates)
         target = _template_root / f"{superuser}-{'checksums' if data_checksums else 'plain'}"
         shutil.rmtree(target, ignore_errors=True)
-        args = [
-            str(postgres_bin_dir() / "initdb"),
-            "-D",
-            str(target),
-            "-U",
-            superuser,
+        settings = [
             "--auth-local=trust",
             "--auth-host=scram-sha-256",
             "--encoding=UTF8",
             "--locale=C",
-            "--no-sync",
-            "--no-instructions",
         ]
+        args = [str(postgres_bin_dir() / "initdb"), "-D", str(target), "-U", superuser, *settings]
+        args += ["--no-sync", "--no-instructions"]
         if data_checksums:
             args.append("--data-checksums")
         _run(args, timeout=timeout, what=f"initdb {target}", cwd=_template_root)
@@ -686,32 +606,15 @@ def init_cluster(
 
 
 def base_backup(server: PostgresServer, target_dir: Path, *, timeout: float = 300) -> Path:
-    """Physical copy of a running ``server`` (pg_basebackup -X stream -c fast) into target_dir.
-
-    ``target_dir`` must not exist (or be empty); its parent must be usable by the server user.
-    """
+    """Physical copy of a running ``server`` into ``target_dir`` (absent or empty)."""
     target_dir = Path(target_dir)
     if not server.running:
         raise PostgresError(f"base backup of {server.name}: the server is not running")
     ensure_usable_dir(target_dir.parent)
+    source = ["-h", str(server.socket_dir), "-p", str(server.port), "-U", server.superuser]
+    fast = ["-X", "stream", "-c", "fast", "--no-sync", "--no-password"]
     _run(
-        [
-            str(postgres_bin_dir() / "pg_basebackup"),
-            "-D",
-            str(target_dir),
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-sync",
-            "--no-password",
-            "-h",
-            str(server.socket_dir),
-            "-p",
-            str(server.port),
-            "-U",
-            server.superuser,
-        ],
+        [str(postgres_bin_dir() / "pg_basebackup"), "-D", str(target_dir), *fast, *source],
         timeout=timeout,
         what=f"pg_basebackup of {server.name} into {target_dir}",
         log_file=server.log_file,

@@ -1,11 +1,6 @@
-"""Create a template's resources in moto, the way CloudFormation would after SAM's transform.
-
-aws-sam-translator expands the SAM resources (:mod:`localcloud.sam`); this module wires the
-CloudFormation that comes out. Data resources (SQS queues with their redrive policies, DynamoDB
-tables, S3 buckets, SSM parameters) are really created in the moto server. What moto cannot run
-(functions, event buses, rules, schedules, event source mappings, async invoke configs) is
-recorded in a :class:`Stack` for the runtime and the delivery layer. Unknown resource types are
-an error.
+"""Create the CloudFormation that SAM's transform made (:mod:`localcloud.sam`) the way
+CloudFormation would: data resources really in moto, what moto cannot run (functions, buses,
+rules, schedules, event source mappings) as records in a :class:`Stack`. Unknown types are errors.
 """
 
 from __future__ import annotations
@@ -26,22 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.sam import local_code_dir
-from localcloud.template import Template, TemplateError
-
-__all__ = [
-    "Destination",
-    "EventRule",
-    "FunctionSpec",
-    "InvokeConfig",
-    "QueueInfo",
-    "RuleTarget",
-    "ScheduleSource",
-    "SqsEventSource",
-    "Stack",
-    "local_client",
-    "parse_rate",
-    "provision",
-]
+from localcloud.template import Template, TemplateError, scalar_text
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +31,8 @@ LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105
 
 
 def local_client(service: str, *, endpoint_url: str, region: str = "us-east-1") -> Any:
-    """A boto3 client for the local cloud: explicit endpoint, region and fake credentials.
-
-    Nothing is read from or written to ``os.environ`` (or ~/.aws): a real profile or endpoint in
-    the caller's environment cannot leak in.
-    """
+    """A boto3 client with explicit endpoint, region and fake credentials: nothing is read from
+    ``os.environ`` or ~/.aws, so a real profile or endpoint cannot leak in."""
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_ACCESS_KEY_ID,
         aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
@@ -88,9 +65,6 @@ _RECORD_ONLY = frozenset(
         "AWS::Events::EventBusPolicy",
     }
 )
-
-
-# ----------------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
@@ -229,9 +203,7 @@ class Stack:
         return f"{self.moto_url}/{parts[4]}/{parts[5]}"
 
     def bus_name(self, name_or_arn: str) -> str | None:
-        name = (
-            name_or_arn.split("event-bus/", 1)[1] if ":event-bus/" in name_or_arn else name_or_arn
-        )
+        name = name_or_arn.rpartition(":event-bus/")[2]
         return name if name in self.buses else None
 
     def check_code(self) -> None:
@@ -263,8 +235,6 @@ def _function_name_from(name_or_arn: str) -> tuple[str, str | None]:
         return parts[0], parts[1]
     return name_or_arn, None
 
-
-# ----------------------------------------------------------------------------------- names
 
 _UPPER = string.ascii_uppercase + string.digits
 _MIXED = string.ascii_letters + string.digits
@@ -314,23 +284,6 @@ def parse_rate(expression: str) -> float | None:
         raise TemplateError(f"schedule {expression!r}: use the singular unit for 1 only")
     return value * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
 
-
-# ----------------------------------------------------------------------------------- provisioning
-
-_QUEUE_ATTRIBUTES = (
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-)
 
 # CloudFormation's bucket properties in the S3 API's requests (applied after CreateBucket).
 _BUCKET_SETTINGS: tuple[tuple[str, str, Callable[[Any], dict[str, Any]]], ...] = (
@@ -406,8 +359,6 @@ class _Provisioner:
             )
         return self._clients[service]
 
-    # ------------------------------------------------------------------ helpers
-
     def _arn(self, service: str, resource: str, *, region: bool = True) -> str:
         p = self.pseudo
         return f"arn:{p.partition}:{service}:{p.region if region else ''}:{p.account_id}:{resource}"
@@ -422,8 +373,6 @@ class _Provisioner:
     def _code_dir(self, code: Any, *, where: str) -> Path:
         base = self.t.path.parent if self.t.path is not None else self.stack.project_root
         return local_code_dir(code, base=base, where=where)
-
-    # ------------------------------------------------------------------ run
 
     def run(self) -> Stack:
         for logical_id in self.t.creation_order():
@@ -445,22 +394,19 @@ class _Provisioner:
         self.stack.outputs = self.t.outputs()
         return self.stack
 
-    # ------------------------------------------------------------------ SQS
-
     def _queue(self, logical_id: str, props: dict[str, Any]) -> str:
         fifo = str(props.get("FifoQueue", "false")).lower() == "true"
         name = props.get("QueueName") or physical_name(
             self.pseudo.stack_name, logical_id, max_length=80, suffix=".fifo" if fifo else ""
         )
+        # Every other property of AWS::SQS::Queue is a queue attribute of the same name.
         attributes = {
-            key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
-            for key in _QUEUE_ATTRIBUTES
-            if key in props
+            key: json.dumps(value)
+            if isinstance(value, dict)
+            else scalar_text(value, where=logical_id)
+            for key, value in props.items()
+            if key not in ("QueueName", "Tags")
         }
-        for key in ("RedrivePolicy", "RedriveAllowPolicy"):
-            if key in props:
-                value = props[key]
-                attributes[key] = value if isinstance(value, str) else json.dumps(value)
         template_vt = int(attributes.get("VisibilityTimeout", "30"))
         if self.visibility_timeout_override is not None:
             attributes["VisibilityTimeout"] = str(self.visibility_timeout_override)
@@ -476,8 +422,6 @@ class _Provisioner:
             logical_id, name, url, arn, attributes, template_vt
         )
         return self._created(logical_id, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
-
-    # ------------------------------------------------------------------ DynamoDB
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("TableName") or physical_name(
@@ -510,8 +454,6 @@ class _Provisioner:
         if table.get("LatestStreamArn"):
             attributes["StreamArn"] = table["LatestStreamArn"]
         return self._created(logical_id, name, attributes)
-
-    # ------------------------------------------------------------------ S3
 
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> str:
         p = self.pseudo
@@ -550,8 +492,6 @@ class _Provisioner:
             raise TemplateError(f"Resources.{logical_id}: PolicyDocument must be an object")
         return self._created(logical_id, props["Bucket"], {})
 
-    # ------------------------------------------------------------------ SSM
-
     def _ssm_parameter(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name") or f"CFN-{logical_id}-{_suffix(_MIXED)}"
         kwargs: dict[str, Any] = {
@@ -565,8 +505,6 @@ class _Provisioner:
         self.client("ssm").put_parameter(**kwargs)
         attributes = {"Type": kwargs["Type"], "Value": kwargs["Value"]}
         return self._created(logical_id, name, attributes)
-
-    # ------------------------------------------------------------------ EventBridge
 
     def _event_bus(self, logical_id: str, props: dict[str, Any]) -> str:
         name = props.get("Name")
@@ -641,8 +579,6 @@ class _Provisioner:
             )
         )
         return self._created(logical_id, name, {"Arn": arn})
-
-    # ------------------------------------------------------------------ Lambda
 
     def _layer(self, logical_id: str, props: dict[str, Any]) -> str:
         where = f"Resources.{logical_id}.Content"
@@ -768,8 +704,6 @@ class _Provisioner:
         )
         mapping_id = str(uuid.uuid4())
         return self._created(logical_id, mapping_id, {"Id": mapping_id})
-
-    # ------------------------------------------------------------------ the rest
 
     def _record_only(self, logical_id: str, props: dict[str, Any]) -> str:
         rtype = self.t.resources[logical_id]["Type"]
@@ -926,7 +860,7 @@ def _create_table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]
 def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     """A function's variables, refused where Lambda refuses them (reserved names, over 4 KB)."""
     variables = (props.get("Environment") or {}).get("Variables") or {}
-    environment = {str(k): _env_value(v, where=f"{where}.{k}") for k, v in variables.items()}
+    environment = {str(k): scalar_text(v, where=f"{where}.{k}") for k, v in variables.items()}
     reserved = sorted(set(environment) & _RESERVED_ENVIRONMENT)
     if reserved:
         raise TemplateError(f"{where}: Lambda reserves {reserved}; they cannot be set")
@@ -934,14 +868,6 @@ def _environment(props: Mapping[str, Any], *, where: str) -> dict[str, str]:
     if size > 4096:
         raise TemplateError(f"{where}: {size} bytes exceeds Lambda's 4 KB limit")
     return environment
-
-
-def _env_value(value: Any, *, where: str) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise TemplateError(f"{where}: environment values must be strings, got {value!r}")
 
 
 def _timeout(props: Mapping[str, Any], *, where: str) -> int:
@@ -990,7 +916,6 @@ def provision(
     visibility_timeout_override: int | None = None,
     project_root: Path | None = None,
 ) -> Stack:
-    """Load, resolve and create ``template_path`` in the moto server at ``moto_url``."""
     template_path = Path(template_path).resolve()
     template = Template.load(
         template_path,

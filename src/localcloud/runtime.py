@@ -1,11 +1,6 @@
-"""Run Lambda handlers locally: a small pool of warm worker processes per function.
-
-Each worker is ``python -m localcloud.worker`` (see :mod:`localcloud.worker`) started on first
-use with the function's environment as Lambda would give it. Function stdout/stderr go to
-``<logs_dir>/<LogicalId>.log``. An invocation that exceeds the function's ``Timeout`` kills its
-worker and returns ``Task timed out after N.00 seconds``; a worker that dies (``os._exit``, a
-signal) returns ``Runtime.ExitError``. Both, like every function error, come back as an
-:class:`InvokeResult` with ``function_error="Unhandled"`` - nothing raises to the caller.
+"""Run Lambda handlers locally in a small pool of warm worker processes per function
+(:mod:`localcloud.worker`). A timeout kills the worker, as a worker's death ends the invocation:
+both, like every function error, come back in the :class:`InvokeResult`; nothing raises.
 """
 
 from __future__ import annotations
@@ -196,8 +191,6 @@ class _Pool:
 
 
 class Runtime:
-    """Invoke functions of a provisioned stack in warm local worker processes."""
-
     def __init__(
         self,
         functions: Mapping[str, FunctionSpec],
@@ -227,8 +220,6 @@ class Runtime:
         self._in_flight = 0
         self._started_pids: list[int] = []
 
-    # ------------------------------------------------------------------ public
-
     @property
     def in_flight(self) -> int:
         return self._in_flight
@@ -239,8 +230,7 @@ class Runtime:
         with self._lock:
             return list(self._started_pids)
 
-    def log_path(self, function: FunctionSpec | str) -> Path:
-        spec = self._spec(function)
+    def log_path(self, spec: FunctionSpec) -> Path:
         return self.logs_dir / f"{spec.logical_id}.log"
 
     def invoke(
@@ -282,17 +272,12 @@ class Runtime:
         for pool in pools:
             pool.close()
 
-    # ------------------------------------------------------------------ internals
-
     def _spec(self, function: FunctionSpec | str) -> FunctionSpec:
         if isinstance(function, FunctionSpec):
             return function
-        if function in self.functions:
-            return self.functions[function]
-        for spec in self.functions.values():
-            if function in (spec.name, spec.arn):
-                return spec
-        raise KeyError(f"no function {function!r}")
+        if function not in self.functions:
+            raise KeyError(f"no function {function!r}")
+        return self.functions[function]
 
     def _pool(self, spec: FunctionSpec) -> _Pool:
         with self._lock:
@@ -305,13 +290,7 @@ class Runtime:
             return pool
 
     def _error_result(self, request_id: str, error_type: str, message: str) -> InvokeResult:
-        body = {"errorMessage": message, "errorType": error_type}
-        return InvokeResult(
-            request_id=request_id,
-            payload=json.dumps(body).encode(),
-            function_error=FUNCTION_ERROR,
-            error_type=error_type,
-        )
+        return _failure(request_id, {"errorMessage": message, "errorType": error_type})
 
     def _append_log(self, spec: FunctionSpec, text: str) -> None:
         with self.log_path(spec).open("a") as handle:
@@ -350,13 +329,7 @@ class Runtime:
             raw = str(message.get("payload", ""))
             body = base64.b64decode(raw) if message.get("binary") else raw.encode()
             return InvokeResult(request_id=request_id, payload=body)
-        error = dict(message.get("error") or {})
-        return InvokeResult(
-            request_id=request_id,
-            payload=json.dumps(error).encode(),
-            function_error=FUNCTION_ERROR,
-            error_type=str(error.get("errorType")),
-        )
+        return _failure(request_id, dict(message.get("error") or {}))
 
     def _ready_worker(
         self, pool: _Pool, spec: FunctionSpec, request_id: str
@@ -375,12 +348,7 @@ class Runtime:
             raise
         if init_error is not None:
             pool.release(worker, healthy=False)
-            return InvokeResult(
-                request_id=request_id,
-                payload=json.dumps({**init_error, "requestId": request_id}).encode(),
-                function_error=FUNCTION_ERROR,
-                error_type=str(init_error.get("errorType")),
-            )
+            return _failure(request_id, {**init_error, "requestId": request_id})
         pool.started(worker)
         return worker
 
@@ -511,6 +479,12 @@ class Runtime:
             return worker, dict(message.get("error") or {})
         worker.init_ms = message.get("init_ms")
         return worker, None
+
+
+def _failure(request_id: str, error: dict[str, Any]) -> InvokeResult:
+    payload = json.dumps(error).encode()
+    error_type = str(error.get("errorType"))
+    return InvokeResult(request_id, payload, function_error=FUNCTION_ERROR, error_type=error_type)
 
 
 def _trace_id() -> str:

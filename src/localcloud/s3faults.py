@@ -1,10 +1,6 @@
-"""S3 write failures for the fault matrix: moto's PutObject answers ``500 InternalError``.
-
-:class:`S3WriteFaults` patches moto's S3 ``PutObject`` handler (in this process, where the local
-cloud runs moto's server) so that the next N writes of a key containing a given text (a drill's run
-id: reports are ``reports/<region>/<db>/.../<run id>.json``) fail the way S3 fails when it
-has a bad moment: HTTP 500 with an ``InternalError`` body, which boto3 retries by itself before it
-gives up (so N must exceed the client's attempts for the caller to see the failure).
+"""S3 write failures for the fault matrix: the next N PutObjects of a key containing a text (a
+run id) answer ``500 InternalError`` from moto, which runs in this process. boto3 retries those by
+itself, so N must exceed the client's attempts for the caller to see the failure.
 """
 
 from __future__ import annotations
@@ -44,7 +40,6 @@ class S3WriteFaults:
         self.failed: list[str] = []  # keys of the writes that were failed
 
     def fail_next(self, key_contains: str, count: int) -> None:
-        """The next ``count`` PutObject calls of a key containing ``key_contains`` answer 500."""
         with self._lock:
             self._remaining[key_contains] = self._remaining.get(key_contains, 0) + count
 

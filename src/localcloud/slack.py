@@ -1,14 +1,7 @@
-"""A Slack incoming-webhook receiver on loopback that records what it got.
-
-It answers like Slack: ``200 ok`` for a valid message, ``400 invalid_payload`` for a body that is
-not JSON, ``400 no_text`` for a message with neither ``text`` nor ``blocks`` nor ``attachments``,
-``404 no_service`` outside ``/services/...``. Fault knobs make the next K requests (optionally only
-those whose body contains a given text, e.g. a run id) answer a status (500, 429 with
-``Retry-After``...) or hang for N seconds and then drop the connection unanswered.
-
-A request that was never answered is not a message: the client timed out, so (as this receiver
-models Slack) nothing was posted to the channel, and the sender must retry. Real Slack may, rarely,
-post a message whose answer was lost; the fault matrix deliberately assumes it did not.
+"""A Slack incoming-webhook receiver on loopback that records what it got and answers like Slack
+(``ok``, ``invalid_payload``, ``no_text``, ``no_service``), with knobs to fail or hang the next
+requests. An unanswered request is not a message: the fault matrix assumes Slack did not post
+what the client gave up on, so the sender must retry.
 """
 
 from __future__ import annotations
@@ -18,11 +11,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from localcloud.serving import ServingThread
+from localcloud.serving import LoopbackServer
 
 __all__ = ["SlackReceiver"]
 
@@ -41,15 +34,9 @@ class _Fault:
         return self.match is None or self.match in record["raw"]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    receiver: SlackReceiver
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: SlackReceiver
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -65,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
-        receiver = self.server.receiver
+        receiver = self.server
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = _parse(raw, self.headers.get("Content-Type", ""))
@@ -90,14 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
                     headers["Retry-After"] = str(fault.retry_after)
                 self._answer(fault.status, fault.body or _reason(fault.status), headers)
                 return
-        if not self.path.startswith("/services/"):
-            self._answer(404, "no_service")
-        elif body is None:
-            self._answer(400, "invalid_payload")
-        elif not (body.get("text") or body.get("blocks") or body.get("attachments")):
-            self._answer(400, "no_text")
-        else:
-            self._answer(200, "ok")
+        self._answer(*_slack_answer(self.path, body))
+
+
+def _slack_answer(path: str, body: dict[str, Any] | None) -> tuple[int, str]:
+    if not path.startswith("/services/"):
+        return 404, "no_service"
+    if body is None:
+        return 400, "invalid_payload"
+    if not (body.get("text") or body.get("blocks") or body.get("attachments")):
+        return 400, "no_text"
+    return 200, "ok"
 
 
 def _parse(raw: bytes, content_type: str) -> dict[str, Any] | None:
@@ -120,25 +110,12 @@ def _reason(status: int) -> str:
     )
 
 
-class SlackReceiver:
-    """Loopback webhook receiver; ``requests`` holds every POST, ``messages`` the valid ones."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._server = _Server((host, port), _Handler)
-        self._server.receiver = self
+class SlackReceiver(LoopbackServer):
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(_Handler, "localcloud-slack", host)
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._faults: deque[_Fault] = deque()
-        self._serving = ServingThread(self._server, "localcloud-slack")
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._serving.start()
-
-    def stop(self) -> None:
-        self._serving.stop()
 
     def __enter__(self) -> SlackReceiver:
         self.start()
@@ -147,11 +124,9 @@ class SlackReceiver:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ what it got
-
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_port}{WEBHOOK_PATH}"
+        return f"{super().url}{WEBHOOK_PATH}"
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -174,8 +149,6 @@ class SlackReceiver:
         while time.monotonic() < deadline and len(self.messages) < count:
             time.sleep(0.05)
         return self.messages
-
-    # ------------------------------------------------------------------ faults
 
     def fail_next(
         self,
@@ -200,22 +173,14 @@ class SlackReceiver:
         with self._lock:
             self._faults.extend(_Fault(hang_seconds=seconds, match=match) for _ in range(count))
 
-    # ------------------------------------------------------------------ internals
-
     def _receive(self, record: dict[str, Any]) -> _Fault | None:
         """Record a request and take the fault (if any) that applies to it, atomically."""
-        body = record["body"]
         with self._lock:
             fault = next((f for f in self._faults if f.applies_to(record)), None)
             if fault is not None:
                 self._faults.remove(fault)
-            record["accepted"] = (
-                fault is None
-                and record["path"].startswith("/services/")
-                and body is not None
-                and bool(body.get("text") or body.get("blocks") or body.get("attachments"))
-            )
-            if fault is not None:
                 record["fault"] = {"status": fault.status, "hang_seconds": fault.hang_seconds}
+            status, _ = _slack_answer(record["path"], record["body"])
+            record["accepted"] = fault is None and status == 200
             self._requests.append(record)
         return fault

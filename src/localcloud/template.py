@@ -1,15 +1,7 @@
-"""Read a CloudFormation template (SAM's expanded first) and resolve it as CloudFormation would.
-
-- YAML with the short-form tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...) and the long forms.
-- SAM templates are expanded by aws-sam-translator (:mod:`localcloud.sam`): Globals, events,
-  roles and destinations arrive here as the plain CloudFormation SAM would deploy.
-- Parameters: template defaults overridden by the caller (like ``--parameter-overrides``), with
-  the CloudFormation validations (required, AllowedValues, AllowedPattern, Min/Max...).
-- Pseudo parameters, Conditions, ``AWS::NoValue``.
-- Refs and GetAtts to resources resolve to what provisioning bound (:meth:`Template.bind`).
-
-Anything unknown (an intrinsic, a Ref to a name the template does not declare, a circular
-dependency) raises :class:`TemplateError`: a wiring mistake must fail locally too.
+"""Resolve a CloudFormation template (SAM's expanded by :mod:`localcloud.sam`) as CloudFormation
+would: parameters with their validations, pseudo parameters, conditions, intrinsics, and Refs and
+GetAtts to what provisioning bound (:meth:`Template.bind`). Anything unknown raises
+:class:`TemplateError`: a wiring mistake must fail locally too.
 """
 
 from __future__ import annotations
@@ -27,18 +19,12 @@ from typing import Any
 
 import yaml
 from samtranslator.plugins.globals.globals import GlobalProperties  # type: ignore[import-untyped]
+from samtranslator.yaml_helper import intrinsics_multi_constructor  # type: ignore[import-untyped]
 
 from localcloud.errors import TemplateError
 from localcloud.sam import expand, is_sam
 
-__all__ = [
-    "NO_VALUE",
-    "Pseudo",
-    "Template",
-    "TemplateError",
-    "load_yaml",
-    "merge_globals",
-]
+__all__ = ["NO_VALUE", "Pseudo", "Template", "TemplateError", "load_yaml", "merge_globals"]
 
 
 class _NoValue:
@@ -55,53 +41,24 @@ class _NoValue:
 
 NO_VALUE: Any = _NoValue()
 
-# ----------------------------------------------------------------------------------- YAML
-
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader + CloudFormation tags; dates stay strings (``2010-09-09``)."""
+    """SafeLoader + CloudFormation's short-form tags; dates stay strings (``2010-09-09``)."""
 
 
 _CfnLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-
-
-def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise TemplateError(f"!{tag_suffix}: unexpected YAML node {type(node).__name__}")
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        if not attribute:
-            raise TemplateError(f"!GetAtt {value!r}: expected 'Resource.Attribute'")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def load_yaml(source: str | Path) -> dict[str, Any]:
-    """Load a template from a path (or YAML/JSON text) into plain dicts and lists."""
     text = source.read_text() if isinstance(source, Path) else source
     document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     if not isinstance(document, dict):
         raise TemplateError("the template is not a mapping")
     return document
-
-
-# ----------------------------------------------------------------------------------- model
 
 
 @dataclass(frozen=True)
@@ -119,9 +76,6 @@ class Pseudo:
             f"arn:{self.partition}:cloudformation:{self.region}:{self.account_id}:"
             f"stack/{self.stack_name}/{stack_uuid}"
         )
-
-    def value(self, name: str) -> Any:
-        return self.values()[name]
 
     def values(self) -> dict[str, Any]:
         return {
@@ -156,8 +110,6 @@ class _Binding:
 
 
 class Template:
-    """A loaded template with its parameter values resolved and resources bindable."""
-
     def __init__(
         self,
         document: Mapping[str, Any],
@@ -197,9 +149,7 @@ class Template:
 
     def _pseudo_values(self) -> dict[str, str]:
         names = ("AWS::StackName", "AWS::Region", "AWS::AccountId", "AWS::Partition")
-        return {name: self.pseudo.value(name) for name in names}
-
-    # ------------------------------------------------------------------ parameters
+        return {name: self.pseudo.values()[name] for name in names}
 
     def _resolve_parameters(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(self._declared))
@@ -220,8 +170,6 @@ class Template:
                 f"parameters without a default must be given (parameter_overrides): {missing}"
             )
         return values
-
-    # ------------------------------------------------------------------ conditions
 
     def condition(self, name: str) -> bool:
         if name in self._conditions:
@@ -249,8 +197,6 @@ class Template:
     def resource_enabled(self, logical_id: str) -> bool:
         condition = self.resources[logical_id].get("Condition")
         return True if condition is None else self.condition(str(condition))
-
-    # ------------------------------------------------------------------ references
 
     def _known_name(self, name: str) -> bool:
         return name in self._declared or name in PSEUDO_PARAMETERS or name in self.resources
@@ -308,15 +254,13 @@ class Template:
         except graphlib.CycleError as error:
             raise _circular(list(reversed(error.args[1]))) from None
 
-    # ------------------------------------------------------------------ bindings
-
     def bind(self, logical_id: str, ref: Any, attributes: Mapping[str, Any] | None = None) -> None:
         """Record what a created resource's Ref and GetAtt return."""
         self._bindings[logical_id] = _Binding(ref=ref, attributes=dict(attributes or {}))
 
     def _ref(self, name: str, *, where: str) -> Any:
         if name in PSEUDO_PARAMETERS:
-            return self.pseudo.value(name)
+            return self.pseudo.values()[name]
         if name in self.parameters:
             return self.parameters[name]
         if name not in self.resources:
@@ -342,8 +286,6 @@ class Template:
                 f"{attribute!r}; it has {sorted(binding.attributes)}"
             )
         return binding.attributes[attribute]
-
-    # ------------------------------------------------------------------ resolution
 
     def resolve(self, node: Any, *, where: str = "template") -> Any:
         """Evaluate every intrinsic in ``node``; ``AWS::NoValue`` removes keys/items."""
@@ -377,9 +319,6 @@ class Template:
             raise TemplateError(f"{at}: Ref takes a name, got {arg!r}")
         return self._ref(arg, where=at)
 
-    def _fn_condition(self, arg: Any, at: str) -> bool:
-        return self.condition(str(arg))
-
     def _fn_getatt(self, arg: Any, at: str) -> Any:
         name, attribute = _arguments(
             arg.split(".", 1) if isinstance(arg, str) else arg, 2, "[Resource, Attribute]", at
@@ -391,9 +330,7 @@ class Template:
         return self.resolve(if_true if self.condition(str(condition)) else if_false, where=at)
 
     def _fn_equals(self, arg: Any, at: str) -> bool:
-        left, right = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Value1, Value2]", at)
-        )
+        left, right = self._resolved_arguments(arg, 2, "[Value1, Value2]", at)
         return bool(_normal(left) == _normal(right))
 
     def _fn_not(self, arg: Any, at: str) -> bool:
@@ -405,51 +342,36 @@ class Template:
             raise TemplateError(f"{at}: expected 2 to 10 conditions")
         return [self._eval_condition(v, where=at) for v in arg]
 
-    def _fn_and(self, arg: Any, at: str) -> bool:
-        return all(self._conditions_of(arg, at))
-
-    def _fn_or(self, arg: Any, at: str) -> bool:
-        return any(self._conditions_of(arg, at))
+    def _resolved_arguments(self, arg: Any, count: int, expected: str, at: str) -> list[Any]:
+        return [self.resolve(v, where=at) for v in _arguments(arg, count, expected, at)]
 
     def _fn_join(self, arg: Any, at: str) -> str:
-        delimiter, values = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, [Values]]", at)
-        )
+        delimiter, values = self._resolved_arguments(arg, 2, "[Delimiter, [Values]]", at)
         if not isinstance(values, list):
             raise TemplateError(f"{at}: the values to join must be a list, got {values!r}")
-        return str(delimiter).join(_scalar(v, where=at) for v in values)
+        return str(delimiter).join(scalar_text(v, where=at) for v in values)
 
     def _fn_select(self, arg: Any, at: str) -> Any:
-        index, values = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Index, [Values]]", at)
-        )
+        index, values = self._resolved_arguments(arg, 2, "[Index, [Values]]", at)
         if not isinstance(values, list) or not 0 <= int(index) < len(values):
             raise TemplateError(f"{at}: index {index} out of range of {values!r}")
         return values[int(index)]
 
     def _fn_split(self, arg: Any, at: str) -> list[str]:
-        delimiter, text = (
-            self.resolve(v, where=at) for v in _arguments(arg, 2, "[Delimiter, String]", at)
-        )
-        return _scalar(text, where=at).split(str(delimiter))
+        delimiter, text = self._resolved_arguments(arg, 2, "[Delimiter, String]", at)
+        return scalar_text(text, where=at).split(str(delimiter))
 
     def _fn_base64(self, arg: Any, at: str) -> str:
-        text = _scalar(self.resolve(arg, where=at), where=at)
+        text = scalar_text(self.resolve(arg, where=at), where=at)
         return base64.b64encode(text.encode()).decode()
 
     def _fn_find_in_map(self, arg: Any, at: str) -> Any:
         keys = _arguments(arg, 3, "[MapName, TopLevelKey, SecondLevelKey]", at)
-        names = [_scalar(self.resolve(v, where=at), where=at) for v in keys]
+        names = [scalar_text(self.resolve(v, where=at), where=at) for v in keys]
         try:
             return self.mappings[names[0]][names[1]][names[2]]
         except (KeyError, TypeError):
             raise TemplateError(f"{at}: no mapping entry {names}") from None
-
-    def _fn_get_azs(self, arg: Any, at: str) -> list[str]:
-        return [f"{self.pseudo.region}{zone}" for zone in "abc"]
-
-    def _fn_to_json_string(self, arg: Any, at: str) -> str:
-        return json.dumps(self.resolve(arg, where=at), separators=(",", ":"))
 
     def _fn_length(self, arg: Any, at: str) -> int:
         values = self.resolve(arg, where=at)
@@ -473,7 +395,7 @@ class Template:
             if expression.startswith("!"):
                 return "${" + expression[1:] + "}"
             value = self._sub_value(expression, variables, where=at)
-            return _scalar(value, where=f"{at} ${{{expression}}}")
+            return scalar_text(value, where=f"{at} ${{{expression}}}")
 
         return _SUB_VARIABLE.sub(substitute, text)
 
@@ -492,13 +414,13 @@ class Template:
             if condition is not None and not self.condition(str(condition)):
                 continue
             value = self.resolve((output or {}).get("Value"), where=f"Outputs.{name}")
-            result[name] = _scalar(value, where=f"Outputs.{name}")
+            result[name] = scalar_text(value, where=f"Outputs.{name}")
         return result
 
 
 _INTRINSIC_FUNCTIONS: dict[str, Callable[[Template, Any, str], Any]] = {
     "Ref": Template._fn_ref,
-    "Condition": Template._fn_condition,
+    "Condition": lambda t, arg, at: t.condition(str(arg)),
     "Fn::GetAtt": Template._fn_getatt,
     "Fn::Sub": Template._fn_sub,
     "Fn::If": Template._fn_if,
@@ -507,12 +429,14 @@ _INTRINSIC_FUNCTIONS: dict[str, Callable[[Template, Any, str], Any]] = {
     "Fn::Select": Template._fn_select,
     "Fn::Split": Template._fn_split,
     "Fn::Not": Template._fn_not,
-    "Fn::And": Template._fn_and,
-    "Fn::Or": Template._fn_or,
+    "Fn::And": lambda t, arg, at: all(t._conditions_of(arg, at)),
+    "Fn::Or": lambda t, arg, at: any(t._conditions_of(arg, at)),
     "Fn::Base64": Template._fn_base64,
     "Fn::FindInMap": Template._fn_find_in_map,
-    "Fn::GetAZs": Template._fn_get_azs,
-    "Fn::ToJsonString": Template._fn_to_json_string,
+    "Fn::GetAZs": lambda t, arg, at: [f"{t.pseudo.region}{zone}" for zone in "abc"],
+    "Fn::ToJsonString": lambda t, arg, at: json.dumps(
+        t.resolve(arg, where=at), separators=(",", ":")
+    ),
     "Fn::Length": Template._fn_length,
 }
 INTRINSICS = frozenset(_INTRINSIC_FUNCTIONS)
@@ -532,9 +456,6 @@ def _circular(cycle: list[str]) -> TemplateError:
         else ""
     )
     return TemplateError("circular dependency between resources: " + " -> ".join(cycle) + reason)
-
-
-# ----------------------------------------------------------------------------------- parameters
 
 
 def _coerce_parameter(name: str, spec: Mapping[str, Any], raw: Any) -> Any:
@@ -583,9 +504,6 @@ def _check_text(name: str, spec: Mapping[str, Any], item: str) -> None:
         raise TemplateError(f"parameter {name}: longer than MaxLength {spec['MaxLength']}")
 
 
-# ----------------------------------------------------------------------------------- walking
-
-
 def _mappings(node: Any) -> Iterator[dict[str, Any]]:
     """Every mapping in ``node``, ``node`` itself included, at any depth."""
     if isinstance(node, list):
@@ -600,38 +518,22 @@ def _mappings(node: Any) -> Iterator[dict[str, Any]]:
 def references(node: Any) -> set[str]:
     """Every resource, parameter or pseudo parameter ``node`` refers to (all branches)."""
     found: set[str] = set()
-    for mapping in _mappings(node):
-        collector = _REFERENCE_COLLECTORS.get(next(iter(mapping))) if len(mapping) == 1 else None
-        if collector is not None:
-            collector(next(iter(mapping.values())), found)
+    for mapping in (m for m in _mappings(node) if len(m) == 1):
+        ((key, value),) = mapping.items()
+        if key == "Ref" and isinstance(value, str):
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            parts = value.split(".") if isinstance(value, str) else value
+            if isinstance(parts, list) and parts and isinstance(parts[0], str):
+                found.add(parts[0])
+        elif key == "Fn::Sub":
+            text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
+            for expression in _SUB_VARIABLE.findall(str(text)):
+                if not expression.startswith("!") and expression not in variables:
+                    found.add(
+                        expression.partition(".")[0] if "::" not in expression else expression
+                    )
     return found
-
-
-def _collect_ref(value: Any, found: set[str]) -> None:
-    if isinstance(value, str):
-        found.add(value)
-
-
-def _collect_getatt(value: Any, found: set[str]) -> None:
-    if isinstance(value, str):
-        found.add(value.partition(".")[0])
-    elif isinstance(value, list) and value and isinstance(value[0], str):
-        found.add(value[0])
-
-
-def _collect_sub(value: Any, found: set[str]) -> None:
-    text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1] or {})
-    for match in _SUB_VARIABLE.finditer(str(text)):
-        expression = match.group(1)
-        if not expression.startswith("!") and expression not in variables:
-            found.add(expression.partition(".")[0] if "::" not in expression else expression)
-
-
-_REFERENCE_COLLECTORS: dict[str, Callable[[Any, set[str]], None]] = {
-    "Ref": _collect_ref,
-    "Fn::GetAtt": _collect_getatt,
-    "Fn::Sub": _collect_sub,
-}
 
 
 def _intrinsic_keys(node: Any) -> set[str]:
@@ -659,7 +561,8 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any, *, where: str) -> str:
+def scalar_text(value: Any, *, where: str) -> str:
+    """A value CloudFormation turns into a string (true/false for booleans), else an error."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str | int | float):

@@ -1,9 +1,6 @@
-"""One warm Lambda execution environment: ``python -m localcloud.worker <fd>``.
-
-The parent (:mod:`localcloud.runtime`) starts it with the function's environment, its code and
-layer directories on ``PYTHONPATH`` and one end of a socket pair as file descriptor ``<fd>``. The
-protocol (JSON lines) runs only on that socket: the handler's stdout and stderr are the function's
-log file, so its prints and EMF metrics can never corrupt it.
+"""One warm Lambda execution environment: ``python -m localcloud.worker <fd>``, started by
+:mod:`localcloud.runtime`. The protocol (JSON lines) runs only on the socket ``<fd>``: stdout and
+stderr are the function's log file, so its prints and EMF metrics can never corrupt it.
 
 Protocol
     worker -> parent   {"type": "ready", "init_ms": ...} | {"type": "init_error", "error": {...}}
@@ -48,39 +45,30 @@ class _Fault(Exception):
         self.trace = trace or []
 
 
-def _error(message: str, error_type: str, trace: list[str], request_id: str = "") -> dict[str, Any]:
+def _current_error(request_id: str = "") -> dict[str, Any]:
+    """The AWS runtime's error document for the exception being handled, logged as it logs it."""
+    etype, value, tb = sys.exc_info()
+    if isinstance(value, _Fault):
+        error_type, message, trace = value.error_type, value.message, value.trace
+    else:
+        frames = traceback.extract_tb(tb)
+        # Drop this module's own frames, as the AWS runtime drops bootstrap.py's.
+        while frames and frames[0].filename == __file__:
+            frames = traceback.StackSummary.from_list(list(frames)[1:])
+        error_type = etype.__name__ if etype else "Exception"
+        message, trace = str(value), traceback.format_list(frames)
+    lines = [f"[ERROR] {error_type}: {message}"]
+    if trace:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(line.rstrip("\n") for line in trace)
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
     return {
         "errorMessage": message,
         "errorType": error_type,
         "requestId": request_id,
         "stackTrace": trace,
     }
-
-
-def _exception_error(request_id: str = "") -> dict[str, Any]:
-    etype, value, tb = sys.exc_info()
-    frames = traceback.extract_tb(tb)
-    # Drop this module's own frames, as the AWS runtime drops bootstrap.py's.
-    while frames and frames[0].filename == __file__:
-        frames = traceback.StackSummary.from_list(list(frames)[1:])
-    return _error(
-        str(value),
-        etype.__name__ if etype else "Exception",
-        traceback.format_list(frames),
-        request_id,
-    )
-
-
-def _log_error(error: dict[str, Any]) -> None:
-    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
-    if error.get("stackTrace"):
-        lines.append("Traceback (most recent call last):")
-        lines.extend(line.rstrip("\n") for line in error["stackTrace"])
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-
-
-# ----------------------------------------------------------------------------------- context
 
 
 class LambdaContext:
@@ -122,9 +110,6 @@ class LambdaContext:
         )
 
 
-# ----------------------------------------------------------------------------------- setup
-
-
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = _CURRENT_REQUEST_ID or ""
@@ -150,11 +135,8 @@ def _setup_logging() -> None:
 
 
 def _isolate_imports() -> None:
-    """Handler code sees its CodeUri, its layers and the installed packages, nothing else.
-
-    The project is installed in editable mode, so without this a function could import the layer
-    package even when its template forgot ``Layers``: the local cloud would hide the mistake.
-    """
+    """Handler code sees its CodeUri, its layers and the installed packages: with the project
+    installed in editable mode, a function whose template forgot ``Layers`` would still work."""
     own_root = str(Path(__file__).resolve().parent.parent)
     declared = set(filter(None, os.environ.get("_LOCALCLOUD_CODE_PATH", "").split(os.pathsep)))
     sys.path[:] = [p for p in sys.path if p != own_root or p in declared]
@@ -196,9 +178,6 @@ def _get_handler(handler: str) -> Any:
             "Runtime.HandlerNotFound",
             f"Handler '{function_name}' missing on module '{module_name}'",
         ) from None
-
-
-# ----------------------------------------------------------------------------------- invoke
 
 
 def _json_default(value: Any) -> Any:
@@ -246,14 +225,8 @@ def _invoke(handler: Any, request: dict[str, Any], *, init_ms: float | None) -> 
         result = handler(event, context)
         payload, binary = _marshal(result)
         response.update(ok=True, payload=payload, binary=binary)
-    except _Fault as fault:
-        error = _error(fault.message, fault.error_type, fault.trace, request_id)
-        _log_error(error)
-        response.update(ok=False, error=error)
     except Exception:
-        error = _exception_error(request_id)
-        _log_error(error)
-        response.update(ok=False, error=error)
+        response.update(ok=False, error=_current_error(request_id))
     finally:
         duration = (time.monotonic() - started) * 1000
         max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
@@ -284,15 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     crash.install_from_environ()
     try:
         handler = _get_handler(os.environ["_HANDLER"])
-    except _Fault as fault:
-        error = _error(fault.message, fault.error_type, fault.trace)
-        _log_error(error)
-        _send(channel, {"type": "init_error", "error": error})
-        return 1
     except Exception:
-        error = _exception_error()
-        _log_error(error)
-        _send(channel, {"type": "init_error", "error": error})
+        _send(channel, {"type": "init_error", "error": _current_error()})
         return 1
     init_ms: float | None = (time.monotonic() - started) * 1000
     _send(channel, {"type": "ready", "init_ms": init_ms})

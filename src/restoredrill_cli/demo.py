@@ -53,7 +53,7 @@ def _reaction_seconds(cloud: LocalCloud, run: RunRecord) -> float | None:
     securing = run.phases.get(RunState.SECURING)
     restored = [
         envelope
-        for _, envelope in cloud.aws.events_log
+        for _, envelope in cloud.aws.delivery.events_log
         if envelope.get("detail", {}).get("EventID") in ("RDS-EVENT-0043", "RDS-EVENT-0008")
         and run.instance_id in str(envelope.get("resources"))
     ]

@@ -211,10 +211,10 @@ def test_put_events_reaches_only_the_rules_whose_pattern_matches(cloud: LocalAws
     assert set(envelope) == {
         "version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"
     }  # fmt: skip
-    assert cloud.wait_idle(10)
+    assert cloud.delivery.wait_idle(10)
     assert items(cloud, f"event#{ids[1]}") == [] and items(cloud, f"event#{ids[2]}") == []
     # And every event put on a bus is logged with its bus
-    logged = {envelope["id"]: bus for bus, envelope in cloud.events_log}
+    logged = {envelope["id"]: bus for bus, envelope in cloud.delivery.events_log}
     assert logged[ids[0]] == f"{STACK}-bus" and logged[ids[2]] == "default"
 
 
@@ -265,7 +265,7 @@ def test_emitted_rds_events_match_prefix_patterns(cloud: LocalAws) -> None:
     # Then both drill instances' events arrive, the production one does not
     assert wait_until(lambda: items(cloud, f"event#{bare['id']}"))
     assert wait_until(lambda: items(cloud, f"event#{prefixed['id']}"))
-    assert cloud.wait_idle(10)
+    assert cloud.delivery.wait_idle(10)
     assert items(cloud, f"event#{production['id']}") == []
 
 
@@ -290,11 +290,11 @@ def test_event_faults_drop_by_predicate_and_duplicate_to_every_rule(cloud: Local
         cloud.emit(rds_event(doubled, "drill-10"))
         # Then the dropped one is logged but never delivered; the other is delivered twice
         assert wait_until(lambda: len(items(cloud, f"event#{doubled}")) == 2)
-        assert cloud.wait_idle(10)
+        assert cloud.delivery.wait_idle(10)
         assert items(cloud, f"event#{dropped}") == []
         assert len(items(cloud, f"event#{doubled}")) == 2
-        assert dropped in [e["id"] for _, e in cloud.events_log]
-        assert dropped in [e["id"] for _, e in cloud.dropped_events]
+        assert dropped in [e["id"] for _, e in cloud.delivery.events_log]
+        assert dropped in [e["id"] for _, e in cloud.delivery.dropped_events]
     finally:
         cloud.delivery.faults = saved
 
@@ -428,7 +428,9 @@ def test_a_failed_async_invoke_without_destination_is_recorded_not_lost(cloud: L
         Payload=json.dumps({"key": key, "fail": True}),
     )
     # When it fails, Then the local cloud keeps it in `undelivered`, with the error
-    found = wait_until(lambda: [u for u in cloud.undelivered if u.payload.get("key") == key])
+    found = wait_until(
+        lambda: [u for u in cloud.delivery.undelivered if u.payload.get("key") == key]
+    )
     assert found and found[0].condition == "RetriesExhausted" and found[0].attempts == 1
     assert found[0].function == "NoDestinationFunction"
     assert found[0].response["errorMessage"] == "asked to fail"

@@ -92,12 +92,12 @@ def test_the_drill_password_never_reaches_logs_reports_events_or_queues(cloud: L
     assert len(passwords) == 1 and len(passwords[0]) >= 32
     # When everything the drill wrote is gathered: every function's log, the report, every event,
     # every async destination record (they repeat the request payload) and the Slack message
-    records = [record for _, record in cloud.aws.destinations_log]
+    records = [record for _, record in cloud.aws.delivery.destinations_log]
     haystack = "\n".join(
         [
             all_logs(cloud),
             json.dumps(cloud.report(report_key(run))),
-            json.dumps([envelope for _, envelope in cloud.aws.events_log]),
+            json.dumps([envelope for _, envelope in cloud.aws.delivery.events_log]),
             json.dumps(records, default=str),
             json.dumps(cloud.aws.slack.messages),
         ]
@@ -158,7 +158,7 @@ def test_a_database_that_is_not_opted_in_is_never_restored(cloud: LocalCloud) ->
     )
     # When its automated snapshot appears
     cloud.take_automated_snapshot("billing-db")
-    cloud.aws.wait_idle(timeout=15)
+    cloud.aws.delivery.wait_idle(timeout=15)
     # Then no run exists and no instance was restored
     assert cloud.all_runs() == []
     instances = cloud.aws.client("rds").describe_db_instances()["DBInstances"]

@@ -113,8 +113,8 @@ def crashed_after_checker_invoke(cloud: LocalCloud, run: RunRecord) -> None:
 def lost_events(cloud: LocalCloud, run: RunRecord) -> None:
     assert cloud.aws is not None
     # Every RDS instance event of the run was dropped, none reached a rule
-    assert len(events_of(cloud, run, cloud.aws.dropped_events)) >= 3
-    assert events_of(cloud, run, cloud.aws.delivered_events) == []
+    assert len(events_of(cloud, run, cloud.aws.delivery.dropped_events)) >= 3
+    assert events_of(cloud, run, cloud.aws.delivery.delivered_events) == []
     assert not run.credentials_confirmed
 
 
@@ -126,12 +126,12 @@ def duplicated_events(cloud: LocalCloud, run: RunRecord) -> None:
 
 def reordered_events(cloud: LocalCloud, run: RunRecord) -> None:
     assert cloud.aws is not None
-    emitted = events_of(cloud, run, cloud.aws.events_log)
+    emitted = events_of(cloud, run, cloud.aws.delivery.events_log)
     deadline = time.monotonic() + 30
-    while len(events_of(cloud, run, cloud.aws.delivered_events)) < len(emitted):
+    while len(events_of(cloud, run, cloud.aws.delivery.delivered_events)) < len(emitted):
         assert time.monotonic() < deadline, "held-back events were never delivered"
         time.sleep(0.2)
-    delivered = events_of(cloud, run, cloud.aws.delivered_events)
+    delivered = events_of(cloud, run, cloud.aws.delivery.delivered_events)
     # The same events arrived, the restore's after the credentials reset's
     assert sorted(delivered) == sorted(emitted)
     assert emitted.index("RDS-EVENT-0043") < emitted.index("RDS-EVENT-0016")
@@ -148,7 +148,7 @@ def restore_stuck(cloud: LocalCloud, run: RunRecord) -> None:
     # It never got past RESTORING; the deadline ended it
     assert "deadline" in (run.reason or "") and "RESTORING" in (run.reason or "")
     assert RunState.SECURING not in run.phases
-    assert "RDS-EVENT-0043" not in events_of(cloud, run, cloud.aws.events_log)
+    assert "RDS-EVENT-0043" not in events_of(cloud, run, cloud.aws.delivery.events_log)
 
 
 def checker_hung(cloud: LocalCloud, run: RunRecord) -> None:
@@ -159,7 +159,7 @@ def checker_hung(cloud: LocalCloud, run: RunRecord) -> None:
     # through its OnFailure destination
     failures = [
         record
-        for _, record in cloud.aws.destinations_log
+        for _, record in cloud.aws.delivery.destinations_log
         if record["requestContext"]["condition"] != "Success"
         and record["requestPayload"].get("run_id") == run.run_id
     ]
