@@ -37,8 +37,13 @@ FUNCTIONS = ROOT / "functions"
 STACK = {"Ref": "AWS::StackName"}
 DRILL_TAG_KEYS = {OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG}
 # The only calls allowed on Resource "*": DescribeDBInstances has no resource-level permissions,
-# and both are made in their list forms (every instance; the snapshots of one instance).
-NO_RESOURCE_LEVEL = {"rds:DescribeDBInstances", "rds:DescribeDBSnapshots"}
+# and both are made in their list forms (every instance; the snapshots of one instance);
+# DescribeAccountAttributes (the admission's quota headroom) takes no resource at all.
+NO_RESOURCE_LEVEL = {
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBSnapshots",
+    "rds:DescribeAccountAttributes",
+}
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
 # restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data
 # key S3 asks for when a report goes to a bucket encrypted with SSE-KMS.
@@ -49,8 +54,13 @@ IMPLIED_BY_AWS = {
     "kms:DescribeKey",
     "kms:GenerateDataKey",
 }
-# boto3 method -> IAM action, where the two differ by more than the casing.
-IAM_ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+# boto3 method -> IAM action, where the two differ by more than the casing. TransactWriteItems
+# has no IAM action of its own: each Put in it is authorized as PutItem (DynamoDB developer
+# guide, "Using IAM with DynamoDB transactions"); the adapters' transactions hold Puts only.
+IAM_ACTION_OF = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "dynamodb:TransactWriteItems": "dynamodb:PutItem",
+}
 CLIENT_SERVICES = {
     "DynamoDBClient": "dynamodb",
     "RDSClient": "rds",
