@@ -620,6 +620,7 @@ class LocalCloud:
             RunRecord.model_validate_json(TypeDeserializer().deserialize(item["record"]))
             for page in pages
             for item in page["Items"]
+            if "record" in item  # drill slots ("slot#<n>") are not runs
         ]
 
     def wait_for_run(

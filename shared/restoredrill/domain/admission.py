@@ -30,6 +30,7 @@ LEASE_MARGIN = timedelta(hours=1)
 NEVER = datetime.min.replace(tzinfo=UTC)
 INSTANCES_QUOTA = "DBInstances"
 STORAGE_QUOTA = "AllocatedStorage"
+SLOT_WAIT = "waiting for a drill slot"
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,12 @@ class AdmissionRules:
 
 @dataclass(frozen=True)
 class Candidacy:
-    """A slot this run may take now, or None and why it waits."""
+    """A slot this run may take now, or None and why it waits (`why` is recorded on the run when
+    it changes, so it stays coarse; `detail` is only logged)."""
 
     slot: int | None
     why: str
+    detail: str = ""
 
 
 def fairness_key(run: RunRecord) -> tuple[datetime, datetime, str]:
@@ -87,14 +90,17 @@ def candidacy(
     if held:
         return Candidacy(held[0].slot, "already holds a drill slot")
     if run.not_before is not None and now < run.not_before:
-        return Candidacy(None, f"backing off until {run.not_before.isoformat()}")
+        # The reason it backs off (the refusal) stays the recorded one.
+        return Candidacy(
+            None, run.wait_reason or "backing off", f"until {run.not_before.isoformat()}"
+        )
     free = free_slots(leases, rules.max_concurrent, now)
     if not free:
-        return Candidacy(None, f"waiting for a drill slot (all {rules.max_concurrent} taken)")
+        return Candidacy(None, SLOT_WAIT, f"all {rules.max_concurrent} taken")
     order = [queued_run.run_id for queued_run in queue_order([*queued, run], now)]
     rank = order.index(run.run_id)
     if rank >= len(free):
-        return Candidacy(None, f"waiting for a drill slot ({rank} drills ahead in the queue)")
+        return Candidacy(None, SLOT_WAIT, f"{rank} drills ahead in the queue")
     return Candidacy(free[rank], "a drill slot is free")
 
 

@@ -220,7 +220,7 @@ def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
     queued = [other for other in ctx.runs.active_runs() if other.state is RunState.QUEUED]
     chance = candidacy(run, queued, ctx.slots.leases(), rules, now)
     if chance.slot is None:
-        return _waiting(run, chance.why)
+        return _waiting(run, chance.why, chance.detail)
     try:
         quotas = ctx.rds.account_quotas()
     except EffectRejected as refused:
@@ -232,13 +232,12 @@ def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
     return Step(record=record, why=f"admitted on drill slot {lease.slot}", lease=lease)
 
 
-def _waiting(run: RunRecord, why: str) -> Step:
-    logger.info("drill queued", extra={"run_id": run.run_id, "why": why})
-    # Recorded only when it changes (`operator status` and the final report show it).
-    coarse = why.split(" (", 1)[0]
-    if run.wait_reason == coarse:
+def _waiting(run: RunRecord, why: str, detail: str = "") -> Step:
+    logger.info("drill queued", extra={"run_id": run.run_id, "why": why, "detail": detail})
+    # Recorded only when it changes: the report of a drill never admitted quotes it.
+    if run.wait_reason == why:
         return Step(why=why)
-    return Step(record=amend(run, wait_reason=coarse), why=why)
+    return Step(record=amend(run, wait_reason=why), why=why)
 
 
 def _release_slot(before: RunRecord, after: RunRecord, ctx: DrillContext) -> None:

@@ -228,7 +228,7 @@ def _requeue(run: RunRecord, reason: str, now: datetime, rules: Rules | QueueTim
         now,
         requeues=requeues,
         not_before=now + delay,
-        wait_reason=f"restore refused for capacity ({reason}); retried after backing off",
+        wait_reason=f"restore refused for capacity, retried after a backoff: {reason}",
         # The maximum wait counts from when the drill was first queued, refusals included.
         deadline=queued_at + rules.max_queue_wait,
     )
