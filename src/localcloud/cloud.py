@@ -31,6 +31,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
+from localcloud.dynamodb_isolation import isolate_transactions
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
 from localcloud.s3faults import S3WriteFaults
@@ -53,6 +54,8 @@ LOCAL_PARAMETERS = {
     "CredentialsSettleSeconds": "1",
     "CheckerTimeoutSeconds": "30",
     "DrillDeadlineMinutes": "5",
+    # The fault matrix runs all its drills at once; the admission tests and the soak set a cap.
+    "MaxConcurrentDrills": "25",
     "SlackWebhookParameterName": SLACK_PARAMETER,
     "LogLevel": "INFO",
 }
@@ -324,6 +327,7 @@ class LocalCloud:
         )
         try:
             self.s3_faults.install()
+            isolate_transactions()
             self.aws.start()
             self.rds = LocalRds(
                 state_dir=self._pg_dir,

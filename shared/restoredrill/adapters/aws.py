@@ -161,8 +161,8 @@ class DynamoRunStore:
             TableName=self._table, Key={"run_id": {"S": run_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
+        if item is None or "record" not in item:
+            return None  # no such run (a drill slot's key is no run either)
         return RunRecord.model_validate_json(str(item["record"]["S"]))
 
     def create(self, run: RunRecord) -> bool:
