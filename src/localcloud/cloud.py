@@ -26,7 +26,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from restoredrill.domain.drill import run_id_for
-from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
+from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdict
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
@@ -625,6 +625,21 @@ class LocalCloud:
             for page in pages
             for item in page["Items"]
             if "record" in item  # drill slots ("slot#<n>") are not runs
+        ]
+
+    def slot_leases(self) -> list[Lease]:
+        """The drill slots held now (the run table's "slot#<n>" items)."""
+        assert self.aws is not None
+        pages = (
+            self.aws.client("dynamodb")
+            .get_paginator("scan")
+            .paginate(TableName=self.aws.physical_id("RunTable"))
+        )
+        return [
+            Lease.model_validate_json(TypeDeserializer().deserialize(item["lease"]))
+            for page in pages
+            for item in page["Items"]
+            if "lease" in item
         ]
 
     def wait_for_run(

@@ -419,6 +419,9 @@ class LocalRds:
         # Every master password a caller set, so tests can prove none of them leaked anywhere.
         self._passwords_set: list[str] = []
         self.quota_refusals_made = 0
+        # Restored instances that exist now, and the most that ever existed at once.
+        self.restored_now = 0
+        self.restored_peak = 0
         self.snapshots_dir = self.state_dir / "snapshots"
         self.instances_dir = self.state_dir / "instances"
 
@@ -673,6 +676,8 @@ class LocalRds:
                 master_username=instance.master_username,
             )
             self._instances[identifier] = record
+            self.restored_now += 1
+            self.restored_peak = max(self.restored_peak, self.restored_now)
             self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
             return instance
 
@@ -964,6 +969,7 @@ class LocalRds:
                 )
             if self._instances.get(record.identifier) is record:
                 del self._instances[record.identifier]
+                self.restored_now -= 1
             return _envelope(
                 detail_type="RDS DB Instance Event",
                 account=self.account_id,
