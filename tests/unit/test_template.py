@@ -1115,3 +1115,30 @@ def test_every_checkov_skip_says_why(t: dict[str, Any]) -> None:
         # Then it names one check and gives a reason
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), logical_id
         assert len(str(skip.get("comment", "")).split()) >= 6, f"{logical_id} {skip['id']}"
+
+
+def test_the_adapters_transactions_hold_puts_only_so_put_item_authorizes_them() -> None:
+    # Given every TransactWriteItems call of the adapters
+    tree = ast.parse(AWS_ADAPTERS.read_text())
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "transact_write_items"
+    ]
+    assert calls
+    for call in calls:
+        (items,) = [k.value for k in call.keywords if k.arg == "TransactItems"]
+        assert isinstance(items, ast.List)
+        # Then each action is a Put: DynamoDB authorizes it as dynamodb:PutItem, which is what
+        # IAM_ACTION_OF maps TransactWriteItems to (an Update, Delete or ConditionCheck would
+        # need its own action granted)
+        kinds = {
+            ast.literal_eval(key)
+            for entry in items.elts
+            if isinstance(entry, ast.Dict)
+            for key in entry.keys
+            if key is not None
+        }
+        assert kinds == {"Put"} and len(items.elts) == 2
