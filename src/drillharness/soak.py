@@ -348,7 +348,8 @@ class Soak:
             "",
             "invariant violations by kind: "
             + (", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())) or "none"),
-            "cloud invariants (only poison in DLQs, reports chained, nothing running after stop): "
+            "cloud invariants (only poison in DLQs, reports chained, never more than the "
+            "cap running, nothing running after stop): "
             + ("; ".join(map(str, self.cloud_violations)) or "kept"),
             f"CPU time: {cpu_total:.1f}s in all = {cpu_total / count:.2f}s per drill "
             f"({(cpu_total - cpu_setup) / count:.2f}s per drill without the "

@@ -58,7 +58,7 @@ from moto.rds.responses import RDSResponse
 
 from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
 
-__all__ = ["AccountLimits", "LocalRds", "RdsFaults"]
+__all__ = ["AccountLimits", "LocalRds", "RdsFaults", "emulate_account_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,18 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
-    setattr(RDSResponse, "describe_account_attributes", _describe_account_attributes)  # noqa: B010
+    emulate_account_attributes()
+
+
+def emulate_account_attributes() -> None:
+    """Have moto answer DescribeAccountAttributes (it has no such action): from the installed
+    LocalRds's limits, or AWS's default quotas. Left in place once set: it changes no answer moto
+    gives, it only adds one."""
+    if "describe_account_attributes" not in RDSResponse.__dict__:
+        setattr(RDSResponse, "describe_account_attributes", _describe_account_attributes)  # noqa: B010
 
 
 def _unpatch_moto() -> None:
-    delattr(RDSResponse, "describe_account_attributes")
     for name in _PATCHED_BACKEND_METHODS:
         setattr(RDSBackend, name, _originals.pop(name))
     setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
