@@ -15,8 +15,10 @@ For one drill run (:func:`check_drill`):
 For the cloud: :func:`check_dead_letters` (dead-letter queues hold the poison and nothing else),
 :func:`check_report_chains` (every database's reports form an intact chain whose digests match
 the run table, and a publish repeated after a crash wrote the same bytes: no report object has
-versions with other bytes) and, after it stopped, :func:`check_nothing_running` (no Lambda
-worker, no PostgreSQL left).
+versions with other bytes), :func:`check_admission_cap` (never more drills running than
+MaxConcurrentDrills: neither restored instances at once in the local RDS, nor admitted runs
+whose instance was not yet gone, and no drill slot left held) and, after it stopped,
+:func:`check_nothing_running` (no Lambda worker, no PostgreSQL left).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from restoredrill.domain.report.location import report_key
-from restoredrill.ports.records import RunRecord, Verdict
+from restoredrill.ports.records import RunRecord, RunState, Verdict
 
 from restoredrill_cli.evidence_cmd import chain_of
 from restoredrill_cli.stack import StackClient
@@ -39,10 +41,12 @@ __all__ = [
     "CLOUD_INVARIANTS",
     "DRILL_INVARIANTS",
     "Violation",
+    "check_admission_cap",
     "check_dead_letters",
     "check_drill",
     "check_nothing_running",
     "check_report_chains",
+    "max_admitted_at_once",
 ]
 
 DRILL_INVARIANTS = (
@@ -56,7 +60,12 @@ DRILL_INVARIANTS = (
     "one Slack message",
     "poison in DLQ",
 )
-CLOUD_INVARIANTS = ("only poison in DLQs", "reports chained", "nothing running")
+CLOUD_INVARIANTS = (
+    "only poison in DLQs",
+    "reports chained",
+    "never more than the cap running",
+    "nothing running",
+)
 
 
 @dataclass(frozen=True)
@@ -190,5 +199,55 @@ def check_report_chains(cloud: LocalCloud) -> list[Violation]:
             Violation("reports chained", f"{finding.kind} {finding.key}: {finding.message}")
             for finding in chain_of(stack, source_db).findings
             if finding.severity == "error" or finding.kind == "rewritten"
+        ]
+    return found
+
+
+def _slot_interval(run: RunRecord) -> tuple[float, float] | None:
+    """From the run's admission until its instance was gone (it entered REPORTING)."""
+    if run.admitted_at is None:
+        return None
+    reporting = run.phases.get(RunState.REPORTING)
+    end = reporting.started_at if reporting is not None else run.finished_at
+    return run.admitted_at.timestamp(), (end or run.admitted_at).timestamp()
+
+
+def max_admitted_at_once(runs: list[RunRecord]) -> int:
+    """The most runs that were admitted and still held their instance at the same moment (as
+    their records tell it; a requeued run counts from its last admission)."""
+    edges: list[tuple[float, int]] = []
+    for run in runs:
+        interval = _slot_interval(run)
+        if interval is not None:
+            edges += [(interval[0], 1), (interval[1], -1)]
+    at_once = peak = 0
+    for _, step in sorted(edges):  # an end sorts before a start at the same instant
+        at_once += step
+        peak = max(peak, at_once)
+    return peak
+
+
+def check_admission_cap(cloud: LocalCloud, cap: int) -> list[Violation]:
+    """Never more than ``cap`` drills running: the local RDS's peak of restored instances alive at
+    once, the runs' admission intervals, and, once every drill finished, no slot still held."""
+    assert cloud.rds is not None
+    found = []
+    if cloud.rds.restored_peak > cap:
+        found.append(
+            Violation(
+                "never more than the cap running",
+                f"{cloud.rds.restored_peak} restored instances at once, cap {cap}",
+            )
+        )
+    runs = cloud.all_runs()
+    admitted = max_admitted_at_once(runs)
+    if admitted > cap:
+        found.append(
+            Violation("never more than the cap running", f"{admitted} admitted at once, cap {cap}")
+        )
+    if all(run.is_finished for run in runs):
+        found += [
+            Violation("never more than the cap running", f"slot {lease.slot} still held: {lease}")
+            for lease in cloud.slot_leases()
         ]
     return found

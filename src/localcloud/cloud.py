@@ -23,11 +23,12 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from restoredrill.domain.drill import run_id_for
-from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, Verdict
+from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdict
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
 from localcloud.clinic import create_master_user, load_clinic
+from localcloud.dynamodb_isolation import isolate_transactions
 from localcloud.postgres import PostgresServer, _pid_alive, init_cluster, make_parent_dir
 from localcloud.rds import LocalRds, RdsFaults
 from localcloud.s3faults import S3WriteFaults
@@ -50,6 +51,8 @@ LOCAL_PARAMETERS = {
     "CredentialsSettleSeconds": "1",
     "CheckerTimeoutSeconds": "30",
     "DrillDeadlineMinutes": "5",
+    # The fault matrix runs all its drills at once; the admission tests and the soak set a cap.
+    "MaxConcurrentDrills": "25",
     "SlackWebhookParameterName": SLACK_PARAMETER,
     "LogLevel": "INFO",
 }
@@ -319,6 +322,7 @@ class LocalCloud:
         )
         try:
             self.s3_faults.install()
+            isolate_transactions()
             self.aws.start()
             self.rds = LocalRds(
                 state_dir=self._pg_dir,
@@ -583,7 +587,23 @@ class LocalCloud:
             .paginate(TableName=self.aws.physical_id("RunTable"))
         )
         # A scan answers at most 1 MB a page: a soak's runs (with their check results) span many.
-        return [_run_record(item) for page in pages for item in page["Items"]]
+        # Drill slots ("slot#<n>") share the table and are not runs.
+        return [_run_record(item) for page in pages for item in page["Items"] if "record" in item]
+
+    def slot_leases(self) -> list[Lease]:
+        """The drill slots held now (the run table's "slot#<n>" items)."""
+        assert self.aws is not None
+        pages = (
+            self.aws.client("dynamodb")
+            .get_paginator("scan")
+            .paginate(TableName=self.aws.physical_id("RunTable"))
+        )
+        return [
+            Lease.model_validate_json(TypeDeserializer().deserialize(item["lease"]))
+            for page in pages
+            for item in page["Items"]
+            if "lease" in item
+        ]
 
     def wait_for_run(
         self,

@@ -21,6 +21,12 @@ Faults come from :attr:`LocalRds.faults`, or from :attr:`LocalRds.instance_fault
 instance (by identifier), read when each restore or reset begins. ``RdsFaults.stuck_restore``
 keeps a restore ``creating`` until the instance is deleted.
 
+Account quotas: moto has no ``DescribeAccountAttributes``; the local RDS answers it from
+:class:`AccountLimits` (an instance quota, and "production" instances and storage that are not
+moto's), counting moto's instances on top, and refuses a restore beyond the instance quota with
+``InstanceQuotaExceeded`` as RDS does. ``RdsFaults.quota_refusals`` refuses that many restores
+with it whatever the count.
+
 Source instances (:meth:`LocalRds.register_source_instance`) point at a server the caller owns;
 their automated snapshots (:meth:`LocalRds.create_automated_snapshot`) are real base backups.
 Events are EventBridge envelopes handed to ``emit_event`` outside of any lock.
@@ -40,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from moto.core.responses import ActionResult
 from moto.rds.exceptions import (
     DBInstanceNotFoundError,
     InvalidParameterCombination,
@@ -47,10 +54,11 @@ from moto.rds.exceptions import (
     RDSClientError,
 )
 from moto.rds.models import DBInstance, RDSBackend, rds_backends
+from moto.rds.responses import RDSResponse
 
 from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
 
-__all__ = ["LocalRds", "RdsFaults"]
+__all__ = ["AccountLimits", "LocalRds", "RdsFaults", "emulate_account_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,18 @@ class RdsFaults:
     stuck_restore: bool = False  # the restore never ends (until the instance is deleted)
     wrong_password: bool = False  # the reset applies another password: logins are refused
     hang_after_reset: bool = False  # after the reset, every table is locked: reads wait
+    quota_refusals: int = 0  # restores refused with InstanceQuotaExceeded before one goes through
+
+
+@dataclass
+class AccountLimits:
+    """The account's RDS quotas in this Region, and what production uses outside moto."""
+
+    instance_quota: int = 40  # AWS's default DBInstances quota per Region
+    production_instances: int = 0
+    storage_quota_gib: int = 100_000  # AWS's default AllocatedStorage quota (100 TiB)
+    production_storage_gib: int = 0
+    cluster_quota: int = 40
 
 
 @dataclass
@@ -139,6 +159,34 @@ def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any)
             "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
         )
     return local._on_restore(backend, from_snapshot_id, overrides)
+
+
+def _describe_account_attributes(response: RDSResponse) -> ActionResult:
+    local = _local_for(response.backend)
+    limits = local.account_limits if local is not None else AccountLimits()
+    return ActionResult({"AccountQuotas": _account_quotas(response.backend, limits)})
+
+
+def _account_quotas(backend: RDSBackend, limits: AccountLimits) -> list[dict[str, Any]]:
+    instances = list(backend.databases.values())
+    storage = sum(int(getattr(db, "allocated_storage", 0) or 0) for db in instances)
+    return [
+        {
+            "AccountQuotaName": "DBInstances",
+            "Used": limits.production_instances + len(instances),
+            "Max": limits.instance_quota,
+        },
+        {
+            "AccountQuotaName": "DBClusters",
+            "Used": len(backend.clusters),
+            "Max": limits.cluster_quota,
+        },
+        {
+            "AccountQuotaName": "AllocatedStorage",
+            "Used": limits.production_storage_gib + storage,
+            "Max": limits.storage_quota_gib,
+        },
+    ]
 
 
 def _patched_modify(backend: RDSBackend, db_instance_identifier: str, db_kwargs: Any) -> DBInstance:
@@ -206,6 +254,15 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
+    emulate_account_attributes()
+
+
+def emulate_account_attributes() -> None:
+    """Have moto answer DescribeAccountAttributes (it has no such action): from the installed
+    LocalRds's limits, or AWS's default quotas. Left in place once set: it changes no answer moto
+    gives, it only adds one."""
+    if "describe_account_attributes" not in RDSResponse.__dict__:
+        setattr(RDSResponse, "describe_account_attributes", _describe_account_attributes)  # noqa: B010
 
 
 def _unpatch_moto() -> None:
@@ -355,6 +412,7 @@ class LocalRds:
         self.region = region
         self.emit_event = emit_event
         self.faults = faults or RdsFaults()
+        self.account_limits = AccountLimits()
         # per instance identifier (lower case): wins over `faults`
         self.instance_faults: dict[str, RdsFaults] = {}
         # guards our records and every call into moto's backend made by us or the patches
@@ -367,6 +425,10 @@ class LocalRds:
         self._closed = False
         # Every master password a caller set, so tests can prove none of them leaked anywhere.
         self._passwords_set: list[str] = []
+        self.quota_refusals_made = 0
+        # Restored instances that exist now, and the most that ever existed at once.
+        self.restored_now = 0
+        self.restored_peak = 0
         self.snapshots_dir = self.state_dir / "snapshots"
         self.instances_dir = self.state_dir / "instances"
 
@@ -588,6 +650,7 @@ class LocalRds:
             snapshot_id = backend.extract_snapshot_name_from_arn(snapshot_id)
         snapshot_id = snapshot_id.lower()
         with self._lock:
+            self._refuse_beyond_quota(backend, str(overrides.get("db_instance_identifier", "")))
             instance = _call_original(
                 "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
             )
@@ -620,8 +683,21 @@ class LocalRds:
                 master_username=instance.master_username,
             )
             self._instances[identifier] = record
+            self.restored_now += 1
+            self.restored_peak = max(self.restored_peak, self.restored_now)
             self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
             return instance
+
+    def _refuse_beyond_quota(self, backend: RDSBackend, identifier: str) -> None:
+        faults = self.faults_for(identifier)
+        used = self.account_limits.production_instances + len(backend.databases)
+        if faults.quota_refusals > 0 or used >= self.account_limits.instance_quota:
+            faults.quota_refusals = max(0, faults.quota_refusals - 1)
+            self.quota_refusals_made += 1
+            raise RDSClientError(
+                "InstanceQuotaExceeded",
+                f"DB instance quota exceeded: {used} of {self.account_limits.instance_quota}",
+            )
 
     def _spawn(
         self, record: _Instance, what: str, job: Callable[..., dict[str, Any] | None], *args: Any
@@ -900,6 +976,7 @@ class LocalRds:
                 )
             if self._instances.get(record.identifier) is record:
                 del self._instances[record.identifier]
+                self.restored_now -= 1
             return _envelope(
                 detail_type="RDS DB Instance Event",
                 account=self.account_id,

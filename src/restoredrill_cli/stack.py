@@ -361,7 +361,9 @@ class StackClient:
             for page in paginator.paginate(
                 TableName=self.target.run_table,
                 ProjectionExpression="run_id, created_at",
-                FilterExpression="attribute_not_exists(active)",
+                # Finished runs only: drill slots ("slot#<n>") carry no record.
+                FilterExpression="attribute_not_exists(active) AND attribute_exists(#record)",
+                ExpressionAttributeNames={"#record": "record"},
             ):
                 keys.extend(
                     (str(item["created_at"]["S"]), str(item["run_id"]["S"]))

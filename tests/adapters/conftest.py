@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from localcloud.rds import emulate_account_attributes
 from localcloud.template import load_yaml
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -26,6 +27,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # moto has no DescribeAccountAttributes, which every drill's admission reads
+    emulate_account_attributes()
     with mock_aws():
         yield
 

@@ -64,6 +64,7 @@ def test_run_wait_passes_and_status_and_history_show_the_drill(
     run_id = out.splitlines()[0].split()[1].rstrip(":")
     states = [line.split()[2] for line in out.splitlines() if line.startswith("  +")]
     assert states == [
+        "QUEUED",
         "REQUESTED",
         "RESTORING",
         "SECURING",

@@ -46,6 +46,7 @@ def test_a_drill_restores_checks_reports_cleans_up_and_tells_slack(cloud: LocalC
     # Then the drill passed and every phase was timed
     assert run.verdict is Verdict.PASSED, run.reason
     assert list(run.phases) == [
+        RunState.QUEUED,
         RunState.REQUESTED,
         RunState.RESTORING,
         RunState.SECURING,

@@ -15,7 +15,9 @@ from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     SOURCE_DB_TAG,
+    AccountQuota,
     InstanceView,
+    Lease,
     ReportLink,
     RunRecord,
     SnapshotInfo,
@@ -114,6 +116,39 @@ class InMemoryRunStore:
         return max(counted, key=lambda run: run.created_at, default=None)
 
 
+class InMemorySlotStore:
+    """The drill slots with the adapter's conditions: a slot is taken only when free, expired or
+    already the run's, together with the run's record, or not at all."""
+
+    def __init__(self, runs: InMemoryRunStore) -> None:
+        self.runs = runs
+        self.slots: dict[int, Lease] = {}
+        self.admissions = 0
+        self.releases = 0
+
+    def leases(self) -> list[Lease]:
+        return sorted(self.slots.values(), key=lambda lease: lease.slot)
+
+    def admit(self, run: RunRecord, expected_version: int, lease: Lease, now: datetime) -> bool:
+        held = self.slots.get(lease.slot)
+        if held is not None and held.run_id != lease.run_id and held.expires_at >= now:
+            return False
+        stored = self.runs.runs.get(run.run_id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self.slots[lease.slot] = lease
+        self.runs.runs[run.run_id] = run
+        self.admissions += 1
+        return True
+
+    def release(self, lease: Lease) -> bool:
+        if self.slots.get(lease.slot) != lease:
+            return False
+        del self.slots[lease.slot]
+        self.releases += 1
+        return True
+
+
 class FakeRds:
     """RDS as the drill sees it. Tests move instances between statuses themselves."""
 
@@ -124,6 +159,11 @@ class FakeRds:
         self.calls: list[tuple[str, str]] = []
         self.passwords: dict[str, str] = {}
         self.refuse_restore: EffectRejected | None = None
+        self.quotas = [
+            AccountQuota(name="DBInstances", used=0, max=40),
+            AccountQuota(name="DBClusters", used=0, max=40),
+            AccountQuota(name="AllocatedStorage", used=0, max=100000),
+        ]
 
     def add_source(self, db: str, tags: dict[str, str], snapshot_id: str) -> None:
         self.sources[db] = SourceDatabase(instance_id=db, engine="postgres", tags=tags)
@@ -190,6 +230,10 @@ class FakeRds:
     def list_drill_instances(self) -> list[InstanceView]:
         return [view for view in self.instances.values() if view.tags.get(OWNER_TAG) == STACK]
 
+    def account_quotas(self) -> list[AccountQuota]:
+        self.calls.append(("account_quotas", ""))
+        return list(self.quotas)
+
     def count(self, call: str) -> int:
         return sum(1 for name, _ in self.calls if name == call)
 
@@ -254,12 +298,14 @@ class World:
     checker: FakeChecker
     reports: FakeReports
     events: FakeEvents
+    slots: InMemorySlotStore
 
 
 def world(**setting_overrides: Any) -> World:
     clock = Clock()
     runs, rds, vault = InMemoryRunStore(), FakeRds(), FakeVault()
     polls, checker, reports, events = FakePolls(), FakeChecker(), FakeReports(), FakeEvents()
+    slots = InMemorySlotStore(runs)
     ctx = DrillContext(
         settings=settings(**setting_overrides),
         clock=clock,
@@ -270,6 +316,7 @@ def world(**setting_overrides: Any) -> World:
         checker=checker,
         reports=reports,
         events=events,
+        slots=slots,
     )
     return World(
         ctx=ctx,
@@ -281,4 +328,5 @@ def world(**setting_overrides: Any) -> World:
         checker=checker,
         reports=reports,
         events=events,
+        slots=slots,
     )

@@ -37,8 +37,13 @@ FUNCTIONS = ROOT / "functions"
 STACK = {"Ref": "AWS::StackName"}
 DRILL_TAG_KEYS = {OWNER_TAG, RUN_ID_TAG, SOURCE_DB_TAG}
 # The only calls allowed on Resource "*": DescribeDBInstances has no resource-level permissions,
-# and both are made in their list forms (every instance; the snapshots of one instance).
-NO_RESOURCE_LEVEL = {"rds:DescribeDBInstances", "rds:DescribeDBSnapshots"}
+# and both are made in their list forms (every instance; the snapshots of one instance);
+# DescribeAccountAttributes (the admission's quota headroom) takes no resource at all.
+NO_RESOURCE_LEVEL = {
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBSnapshots",
+    "rds:DescribeAccountAttributes",
+}
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
 # restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data
 # key S3 asks for when a report goes to a bucket encrypted with SSE-KMS.
@@ -49,8 +54,13 @@ IMPLIED_BY_AWS = {
     "kms:DescribeKey",
     "kms:GenerateDataKey",
 }
-# boto3 method -> IAM action, where the two differ by more than the casing.
-IAM_ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+# boto3 method -> IAM action, where the two differ by more than the casing. TransactWriteItems
+# has no IAM action of its own: each Put in it is authorized as PutItem (DynamoDB developer
+# guide, "Using IAM with DynamoDB transactions"); the adapters' transactions hold Puts only.
+IAM_ACTION_OF = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "dynamodb:TransactWriteItems": "dynamodb:PutItem",
+}
 CLIENT_SERVICES = {
     "DynamoDBClient": "dynamodb",
     "RDSClient": "rds",
@@ -1105,3 +1115,30 @@ def test_every_checkov_skip_says_why(t: dict[str, Any]) -> None:
         # Then it names one check and gives a reason
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), logical_id
         assert len(str(skip.get("comment", "")).split()) >= 6, f"{logical_id} {skip['id']}"
+
+
+def test_the_adapters_transactions_hold_puts_only_so_put_item_authorizes_them() -> None:
+    # Given every TransactWriteItems call of the adapters
+    tree = ast.parse(AWS_ADAPTERS.read_text())
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "transact_write_items"
+    ]
+    assert calls
+    for call in calls:
+        (items,) = [k.value for k in call.keywords if k.arg == "TransactItems"]
+        assert isinstance(items, ast.List)
+        # Then each action is a Put: DynamoDB authorizes it as dynamodb:PutItem, which is what
+        # IAM_ACTION_OF maps TransactWriteItems to (an Update, Delete or ConditionCheck would
+        # need its own action granted)
+        kinds = {
+            ast.literal_eval(key)
+            for entry in items.elts
+            if isinstance(entry, ast.Dict)
+            for key in entry.keys
+            if key is not None
+        }
+        assert kinds == {"Put"} and len(items.elts) == 2

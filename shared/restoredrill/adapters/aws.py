@@ -31,7 +31,9 @@ from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     SOURCE_DB_TAG,
+    AccountQuota,
     InstanceView,
+    Lease,
     ReportLink,
     RunRecord,
     RunState,
@@ -141,7 +143,11 @@ class DynamoRunStore:
         self._table = table_name
         self._retention = timedelta(days=retention_days)
 
-    def _item(self, run: RunRecord) -> dict[str, Any]:
+    @property
+    def table_name(self) -> str:
+        return self._table
+
+    def item(self, run: RunRecord) -> dict[str, Any]:
         item: dict[str, Any] = {
             "run_id": {"S": run.run_id},
             "version": {"N": str(run.version)},
@@ -163,15 +169,15 @@ class DynamoRunStore:
             TableName=self._table, Key={"run_id": {"S": run_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
+        if item is None or "record" not in item:
+            return None  # no such run (a drill slot's key is no run either)
         return RunRecord.model_validate_json(str(item["record"]["S"]))
 
     def create(self, run: RunRecord) -> bool:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._item(run),
+                Item=self.item(run),
                 ConditionExpression="attribute_not_exists(run_id)",
             )
         except ClientError as error:
@@ -184,7 +190,7 @@ class DynamoRunStore:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._item(run),
+                Item=self.item(run),
                 ConditionExpression="#version = :expected",
                 ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
@@ -254,6 +260,108 @@ class DynamoRunStore:
                 RunRecord.model_validate_json(str(item["record"]["S"])) for item in page["Items"]
             )
         return runs
+
+
+# Drill slots are items of the run table keyed "slot#<n>": no run id has a "#", they carry neither
+# "active" nor "source_db", so no index and no run query ever sees them.
+SLOT_KEY_PREFIX = "slot#"
+# The quotas DescribeAccountAttributes reports that admission reads (RDS API reference,
+# AccountQuota): instances and storage bound a restore; clusters are read for the record.
+ADMISSION_QUOTAS = frozenset({"DBInstances", "DBClusters", "AllocatedStorage"})
+
+
+def _slot_key(slot: int) -> dict[str, Any]:
+    return {"run_id": {"S": f"{SLOT_KEY_PREFIX}{slot}"}}
+
+
+def _epoch(moment: datetime) -> str:
+    return f"{moment.timestamp():.6f}"
+
+
+class DynamoSlotStore:
+    """The drill slots as leases in the run table; an admission writes its lease and its run
+    record in one transaction, each under its own condition."""
+
+    def __init__(self, client: DynamoDBClient, runs: DynamoRunStore, slots: int) -> None:
+        self._client = client
+        self._runs = runs
+        self._slots = slots
+
+    def leases(self) -> list[Lease]:
+        keys = [_slot_key(slot) for slot in range(self._slots)]
+        table = self._runs.table_name
+        leases: list[Lease] = []
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self._client.batch_get_item(RequestItems=request)
+            leases.extend(
+                Lease.model_validate_json(str(item["lease"]["S"]))
+                for item in response["Responses"].get(table, [])
+                if "lease" in item
+            )
+            request = dict(response.get("UnprocessedKeys") or {})
+        return sorted(leases, key=lambda lease: lease.slot)
+
+    def admit(self, run: RunRecord, expected_version: int, lease: Lease, now: datetime) -> bool:
+        table = self._runs.table_name
+        slot_item = {
+            **_slot_key(lease.slot),
+            "holder": {"S": lease.run_id},
+            "lease_until": {"N": _epoch(lease.expires_at)},
+            "lease": {"S": lease.model_dump_json()},
+        }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": slot_item,
+                            "ConditionExpression": (
+                                "attribute_not_exists(holder) OR holder = :run "
+                                "OR lease_until < :now"
+                            ),
+                            "ExpressionAttributeValues": {
+                                ":run": {"S": lease.run_id},
+                                ":now": {"N": _epoch(now)},
+                            },
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": self._runs.item(run),
+                            "ConditionExpression": "#version = :expected",
+                            "ExpressionAttributeNames": {"#version": "version"},
+                            "ExpressionAttributeValues": {
+                                ":expected": {"N": str(expected_version)}
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+                return False
+            raise
+        return True
+
+    def release(self, lease: Lease) -> bool:
+        try:
+            self._client.delete_item(
+                TableName=self._runs.table_name,
+                Key=_slot_key(lease.slot),
+                ConditionExpression="holder = :run AND lease_until = :until",
+                ExpressionAttributeValues={
+                    ":run": {"S": lease.run_id},
+                    ":until": {"N": _epoch(lease.expires_at)},
+                },
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 def _class_not_offered(rejected: EffectRejected, run: RunRecord) -> EffectRejected:
@@ -442,6 +550,21 @@ class RdsAdapter:
             if _code(error) in ("DBInstanceNotFound", "InvalidDBInstanceState"):
                 return
             raise _rejected_or_raise(error) from None
+
+    def account_quotas(self) -> list[AccountQuota]:
+        try:
+            response = self._rds.describe_account_attributes()
+        except ClientError as error:
+            raise _rejected_or_raise(error) from None
+        return [
+            AccountQuota(
+                name=str(quota["AccountQuotaName"]),
+                used=int(quota.get("Used", 0)),
+                max=int(quota.get("Max", 0)),
+            )
+            for quota in response.get("AccountQuotas", [])
+            if quota.get("AccountQuotaName") in ADMISSION_QUOTAS
+        ]
 
     def list_drill_instances(self) -> list[InstanceView]:
         paginator = self._rds.get_paginator("describe_db_instances")

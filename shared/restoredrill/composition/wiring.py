@@ -26,6 +26,7 @@ from botocore.config import Config
 
 from restoredrill.adapters.aws import (
     DynamoRunStore,
+    DynamoSlotStore,
     EventBridgeDrillEvents,
     LambdaCheckerInvoker,
     LambdaSyncChecker,
@@ -78,11 +79,12 @@ def drill_context() -> DrillContext:
     def client(name: str):  # type: ignore[no-untyped-def]
         return session.client(name, config=AWS_CONFIG)  # type: ignore[call-overload]
 
+    dynamodb = client("dynamodb")
+    runs = DynamoRunStore(dynamodb, settings.run_table_name, settings.run_retention_days)
     return DrillContext(
         settings=settings,
-        runs=DynamoRunStore(
-            client("dynamodb"), settings.run_table_name, settings.run_retention_days
-        ),
+        runs=runs,
+        slots=DynamoSlotStore(dynamodb, runs, settings.max_concurrent_drills),
         rds=RdsAdapter(
             client("rds"),
             stack_name=settings.stack_name,

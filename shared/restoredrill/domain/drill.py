@@ -11,6 +11,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from restoredrill.domain.admission import (
+    AdmissionRules,
+    admitted,
+    candidacy,
+    headroom_shortfall,
+    queue_order,
+    reclaim_reason,
+)
 from restoredrill.domain.eligibility import DrillNotDue as DrillNotDue
 from restoredrill.domain.eligibility import DrillRejected as DrillRejected
 from restoredrill.domain.eligibility import eligible_snapshot, schedule_decision
@@ -28,6 +36,7 @@ from restoredrill.domain.runstate import (
     Observation,
     Rules,
     Step,
+    amend,
     decide,
     on_effect_rejected,
 )
@@ -42,14 +51,17 @@ from restoredrill.ports.gateways import (
     RdsGateway,
     ReportStore,
     RunStore,
+    SlotStore,
 )
 from restoredrill.ports.messages import CheckerTarget, CheckRunRequest
 from restoredrill.ports.policy import DrillPolicy, PolicyDocument, PolicyError
 from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     RUN_ID_TAG,
+    SLOT_HOLDING_STATES,
     CheckerOutcome,
     DrillRequest,
+    Lease,
     PhaseTiming,
     RequestedDrill,
     RunRecord,
@@ -73,6 +85,7 @@ class DrillContext:
     checker: CheckerInvoker
     reports: ReportStore
     events: DrillEvents
+    slots: SlotStore
     policies: PolicyDocument | PolicyError = field(default_factory=PolicyDocument)
     on_started: Callable[[RunRecord], None] = field(default=lambda run: None)
     on_finished: Callable[[RunRecord], None] = field(default=lambda run: None)
@@ -87,6 +100,17 @@ class DrillContext:
             checker_timeout=timedelta(seconds=self.settings.checker_timeout_seconds),
             checker_result_grace=timedelta(seconds=self.settings.checker_result_grace_seconds),
             claim_lease=timedelta(seconds=self.settings.claim_lease_seconds),
+            requeue_backoff=timedelta(seconds=self.settings.poll_delay_seconds),
+            max_queue_wait=timedelta(minutes=self.settings.max_queue_wait_minutes),
+        )
+
+    @property
+    def admission_rules(self) -> AdmissionRules:
+        return AdmissionRules(
+            max_concurrent=self.settings.max_concurrent_drills,
+            reserve_instances=self.settings.quota_reserve_instances,
+            reserve_storage_gib=self.settings.quota_reserve_storage_gib,
+            drill_deadline=timedelta(minutes=self.settings.drill_deadline_minutes),
         )
 
 
@@ -118,6 +142,9 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     if scheduled and ctx.runs.get(run_id) is None:
         # A repeated event of a drill already under way is not a snapshot to skip.
         _check_schedule(request, policy, source_db, snapshot.snapshot_id, run_id, now, ctx)
+    last_passed = ctx.runs.last_passing(source_db)
+    # Every drill starts QUEUED: its own deadline starts when it is admitted; until then its
+    # deadline is the end of the maximum wait.
     run = RunRecord(
         run_id=run_id,
         source_db=source_db,
@@ -128,9 +155,12 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         requested_by=request.requested_by,
         policy=policy.model_dump(mode="json"),
         created_at=now,
-        deadline=now + timedelta(minutes=settings.drill_deadline_minutes),
+        state=RunState.QUEUED,
+        queued_at=now,
+        last_passed_at=last_passed.finished_at if last_passed is not None else None,
+        deadline=now + timedelta(minutes=settings.max_queue_wait_minutes),
         password_parameter=f"{settings.password_parameter_prefix}/{run_id}",
-        phases={RunState.REQUESTED: PhaseTiming(started_at=now)},
+        phases={RunState.QUEUED: PhaseTiming(started_at=now)},
     )
     if ctx.runs.create(run):
         # Once per drill: a repeated event or request finds the run below and counts nothing.
@@ -142,7 +172,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
             "drill already exists for this trigger",
             extra={"run_id": run_id, "state": existing.state.value},
         )
-        if existing.state is not RunState.REQUESTED:
+        if existing.state not in (RunState.QUEUED, RunState.REQUESTED):
             return existing
         run = existing
     # The poll chain is the fallback for every RDS event that never comes.
@@ -202,9 +232,11 @@ def advance_drill(
             ),
         )
         step = decide(run, seen, rules)
+        if run.state is RunState.QUEUED and step.is_wait:
+            step = _admission_step(run, ctx, seen.now)
         if step.is_wait:
             break
-        written = _carry_out(run, step, ctx)
+        written = _admit(run, step, ctx) if step.lease else _carry_out(run, step, ctx)
         if written is None:
             # Another trigger moved this run first (or nothing to record): re-read and stop.
             return ctx.runs.get(run_id)
@@ -212,6 +244,62 @@ def advance_drill(
         checker_outcome = None
         credentials_reset_event = False
     return run
+
+
+def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
+    """A queued run takes a free drill slot when it is its turn and the account keeps its reserve
+    of RDS quota; otherwise it keeps waiting, with the reason recorded when it changes."""
+    rules = ctx.admission_rules
+    queued = [other for other in ctx.runs.active_runs() if other.state is RunState.QUEUED]
+    chance = candidacy(run, queued, ctx.slots.leases(), rules, now)
+    if chance.slot is None:
+        return _waiting(run, chance.why, chance.detail)
+    try:
+        quotas = ctx.rds.account_quotas()
+    except EffectRejected as refused:
+        return _waiting(run, f"the RDS quotas could not be read: {refused}")
+    shortfall = headroom_shortfall(quotas, rules, run.snapshot.allocated_storage_gib)
+    if shortfall is not None:
+        return _waiting(run, shortfall)
+    record, lease = admitted(run, chance.slot, now, rules)
+    return Step(record=record, why=f"admitted on drill slot {lease.slot}", lease=lease)
+
+
+def _waiting(run: RunRecord, why: str, detail: str = "") -> Step:
+    logger.info("drill queued", extra={"run_id": run.run_id, "why": why, "detail": detail})
+    # Recorded only when it changes: the report of a drill never admitted quotes it.
+    if run.wait_reason == why:
+        return Step(why=why)
+    return Step(record=amend(run, wait_reason=why), why=why)
+
+
+def _release_slot(before: RunRecord, after: RunRecord, ctx: DrillContext) -> None:
+    """A run whose instance is gone (or that went back to the queue) frees its slot, and the
+    first queued drill is woken at once rather than at its next poll."""
+    lease = after.lease
+    if lease is None or before.state not in SLOT_HOLDING_STATES:
+        return
+    if after.state in SLOT_HOLDING_STATES:
+        return
+    try:
+        ctx.slots.release(lease)
+        waiting = queue_order(ctx.runs.active_runs(), ctx.clock())
+        if waiting:
+            ctx.polls.schedule(waiting[0].run_id, 1)
+    except Exception:
+        # The sweeper reclaims the slot of a run that no longer holds an instance.
+        logger.exception("drill slot not released", extra={"run_id": after.run_id})
+
+
+def _admit(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | None:
+    """The admission's record and its lease, written together or not at all."""
+    assert step.lease is not None and step.record is not None
+    log = {"run_id": run.run_id, "why": step.why, "slot": step.lease.slot}
+    if not ctx.slots.admit(step.record, run.version, step.lease, ctx.clock()):
+        logger.info("lost the race for a drill slot", extra=log)
+        return None
+    logger.info("drill admitted", extra=log)
+    return step.record
 
 
 def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | None:
@@ -231,7 +319,7 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
                 extra={**log, "effect": step.effect.value, "error": str(rejected)},
             )
             step = on_effect_rejected(
-                run, step.effect, str(rejected), ctx.clock(), code=rejected.code
+                run, step.effect, str(rejected), ctx.clock(), code=rejected.code, rules=ctx.rules
             )
             if step.effect is not None:
                 _perform(step.effect, run, ctx)
@@ -243,6 +331,7 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
     if not ctx.runs.replace(record, expected_version=run.version):
         logger.info("lost the race for this transition", extra=log)
         return None
+    _release_slot(run, record, ctx)
     effect = step.effect.value if step.effect else None
     logger.info("drill advanced", extra={**log, "to": record.state.value, "effect": effect})
     if record.is_finished:
@@ -367,12 +456,37 @@ class SweepSummary:
     runs_timed_out: int
     orphans_deleted: list[str]
     runs_failed: int = 0
+    slots_reclaimed: list[Lease] = field(default_factory=list)
+
+
+def reclaim_slots(ctx: DrillContext) -> list[Lease]:
+    """Take back the drill slots whose holder died without releasing them: its run finished, went
+    back to the queue or is missing, or the lease expired."""
+    reclaimed: list[Lease] = []
+    for lease in ctx.slots.leases():
+        why = reclaim_reason(lease, ctx.runs.get(lease.run_id), ctx.clock())
+        if why is not None and ctx.slots.release(lease):
+            logger.warning(
+                "drill slot reclaimed",
+                extra={"slot": lease.slot, "run_id": lease.run_id, "why": why},
+            )
+            reclaimed.append(lease)
+    return reclaimed
+
+
+def _sweep_order(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
+    """Drills under way first (their teardown frees slots), then the queue in its fair order."""
+    queued = queue_order(runs, now)
+    waiting = {run.run_id for run in queued}
+    return [run for run in runs if run.run_id not in waiting] + queued
 
 
 def sweep(ctx: DrillContext) -> SweepSummary:
-    """Enforce every deadline and delete drill instances that no live run owns."""
+    """Reclaim dead holders' drill slots, enforce every deadline (and the queue's maximum wait),
+    admit queued drills into free slots, and delete drill instances that no live run owns."""
+    reclaimed = reclaim_slots(ctx)
     advanced = timed_out = failed = 0
-    for run in ctx.runs.active_runs():
+    for run in _sweep_order(ctx.runs.active_runs(), ctx.clock()):
         try:
             after = advance_drill(run.run_id, ctx)
         except Exception:
@@ -405,4 +519,5 @@ def sweep(ctx: DrillContext) -> SweepSummary:
         runs_timed_out=timed_out,
         orphans_deleted=orphans,
         runs_failed=failed,
+        slots_reclaimed=reclaimed,
     )

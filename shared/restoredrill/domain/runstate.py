@@ -18,6 +18,7 @@ from restoredrill.ports.records import (
     ACTIVE_STATES,
     CheckerOutcome,
     InstanceView,
+    Lease,
     PhaseTiming,
     ReportChain,
     ReportLink,
@@ -52,6 +53,24 @@ SNAPSHOT_FAULT_CODES = frozenset(
     }
 )
 
+# Error codes with which RDS refuses a restore for quota or capacity, by the codes botocore's RDS
+# model gives RestoreDBInstanceFromDBSnapshot's faults (InstanceQuotaExceededFault's code is
+# InstanceQuotaExceeded, ...) and their fault names too. The backup is not at fault: the drill
+# goes back to the queue. DBClusterQuotaExceededFault is Aurora's (RestoreDBClusterFromSnapshot).
+CAPACITY_CODES = frozenset(
+    {
+        "InstanceQuotaExceeded",
+        "InstanceQuotaExceededFault",
+        "StorageQuotaExceeded",
+        "StorageQuotaExceededFault",
+        "InsufficientDBInstanceCapacity",
+        "InsufficientDBInstanceCapacityFault",
+        "DBClusterQuotaExceededFault",
+    }
+)
+# Waits after a refusal for capacity double from the poll delay up to SQS's longest delay.
+MAX_REQUEUE_BACKOFF = timedelta(seconds=900)
+
 # RDS may not list an instance for a short while after the restore call returns.
 INSTANCE_VISIBILITY_GRACE = timedelta(minutes=10)
 # The checker's result travels through the async destination and SQS after its timeout.
@@ -85,6 +104,17 @@ class Rules:
     checker_timeout: timedelta
     checker_result_grace: timedelta = CHECKER_RESULT_GRACE
     claim_lease: timedelta = CLAIM_LEASE
+    requeue_backoff: timedelta = timedelta(seconds=60)
+    max_queue_wait: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class QueueTimings:
+    requeue_backoff: timedelta = timedelta(seconds=60)
+    max_queue_wait: timedelta = timedelta(hours=12)
+
+
+QUEUE_DEFAULTS = QueueTimings()
 
 
 @dataclass(frozen=True)
@@ -95,12 +125,16 @@ class Step:
     effect: for effects whose repetition would be visible (a second checker on the same
     instance, a second Drill Finished). A claim that is never confirmed (its trigger crashed)
     expires after CLAIM_LEASE and the effect is claimed again.
+
+    With a `lease` (an admission), the record is written together with the lease on its drill
+    slot, in one transaction.
     """
 
     effect: Effect | None = None
     record: RunRecord | None = None
     why: str = ""
     claim: RunRecord | None = None
+    lease: Lease | None = None
 
     @property
     def is_wait(self) -> bool:
@@ -159,6 +193,46 @@ def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 
     handler = _BY_STATE[run.state]
     return handler(run, seen, rules)
+
+
+def _decide_queued(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    """Admission is decided by the caller, which reads the slots and the quotas; here only the
+    end of the maximum wait (the queued run's deadline)."""
+    if seen.now < run.deadline:
+        return WAIT
+    queued_at = run.queued_at or run.created_at
+    waited = int((seen.now - queued_at).total_seconds() // 60)
+    why = run.wait_reason or "waiting for a drill slot"
+    return _finish_without_instance(
+        run,
+        seen.now,
+        Verdict.ERROR,
+        f"not admitted: no restore started within the maximum wait ({waited} min queued; last: "
+        f"{why}). The backup was not tested.",
+    )
+
+
+def requeue_backoff(requeues: int, rules: Rules | QueueTimings) -> timedelta:
+    """The wait before the `requeues`-th admission after a refusal for capacity."""
+    doubled: timedelta = rules.requeue_backoff * (2 ** max(0, min(requeues - 1, 10)))
+    return min(doubled, MAX_REQUEUE_BACKOFF)
+
+
+def _requeue(run: RunRecord, reason: str, now: datetime, rules: Rules | QueueTimings) -> Step:
+    requeues = run.requeues + 1
+    delay = requeue_backoff(requeues, rules)
+    queued_at = run.queued_at or run.created_at
+    record = transition(
+        run,
+        RunState.QUEUED,
+        now,
+        requeues=requeues,
+        not_before=now + delay,
+        wait_reason=f"restore refused for capacity, retried after a backoff: {reason}",
+        # The maximum wait counts from when the drill was first queued, refusals included.
+        deadline=queued_at + rules.max_queue_wait,
+    )
+    return Step(record=record, why=f"restore refused for capacity; back to the queue ({reason})")
 
 
 def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
@@ -305,6 +379,7 @@ def _decide_finished(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 
 
 _BY_STATE = {
+    RunState.QUEUED: _decide_queued,
     RunState.REQUESTED: _decide_requested,
     RunState.RESTORING: _decide_restoring,
     RunState.SECURING: _decide_securing,
@@ -369,11 +444,21 @@ def _to_reporting(run: RunRecord, now: datetime) -> RunRecord:
 
 
 def on_effect_rejected(
-    run: RunRecord, effect: Effect, reason: str, now: datetime, *, code: str | None = None
+    run: RunRecord,
+    effect: Effect,
+    reason: str,
+    now: datetime,
+    *,
+    code: str | None = None,
+    rules: Rules | None = None,
 ) -> Step:
     """AWS refused an effect for good (not a throttle or outage): end the drill and say why.
-    A restore refused because of the snapshot itself (``code``) fails the backup; any other
-    refusal (permissions, quotas, a KMS key, the subnet group) is the drill's own ERROR."""
+    A restore refused because of the snapshot itself (``code``) fails the backup; one refused
+    for quota or capacity goes back to the queue with a backoff (never FAILED: the backup is not
+    at fault); any other refusal (permissions, a KMS key, the subnet group) is the drill's own
+    ERROR."""
+    if effect is Effect.RESTORE and code in CAPACITY_CODES:
+        return _requeue(run, reason, now, rules or QUEUE_DEFAULTS)
     if effect is Effect.RESTORE:
         verdict = Verdict.FAILED if code in SNAPSHOT_FAULT_CODES else Verdict.ERROR
         return _finish_without_instance(run, now, verdict, f"restore refused: {reason}")

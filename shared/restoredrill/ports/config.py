@@ -38,6 +38,11 @@ class DrillSettings(BaseModel):
     claim_lease_seconds: int = Field(default=90, ge=1, le=900)
     password_parameter_prefix: str = Field(pattern=r"^/[A-Za-z0-9_./-]+$")
     run_retention_days: int = Field(default=400, ge=1)
+    # Admission control (template.yaml: MaxConcurrentDrills, QuotaReserveInstances, ...).
+    max_concurrent_drills: int = Field(default=3, ge=1, le=100)
+    quota_reserve_instances: int = Field(default=5, ge=0)
+    quota_reserve_storage_gib: int = Field(default=0, ge=0)
+    max_queue_wait_minutes: float = Field(default=720, gt=0, le=10080)
     drill_policy_file: str | None = None
 
     @classmethod

@@ -4,10 +4,13 @@ unit tests implement them in memory."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 from restoredrill.ports.records import (
+    AccountQuota,
     InstanceView,
+    Lease,
     ReportLink,
     RunRecord,
     SnapshotInfo,
@@ -71,6 +74,26 @@ class RdsGateway(Protocol):
     def delete_drill_instance(self, run_id: str, instance_id: str) -> None: ...
 
     def list_drill_instances(self) -> list[InstanceView]: ...
+
+    def account_quotas(self) -> list[AccountQuota]:
+        """The account's RDS quotas in this Region (DescribeAccountAttributes)."""
+        ...
+
+
+class SlotStore(Protocol):
+    """The drill slots: at most one lease per slot, so never more holders than slots."""
+
+    def leases(self) -> list[Lease]: ...
+
+    def admit(self, run: RunRecord, expected_version: int, lease: Lease, now: datetime) -> bool:
+        """In one transaction: take `lease.slot` (when it is free, its lease expired before
+        `now`, or it is already this run's) and store `run` if the stored version is still
+        `expected_version`. False, and nothing written, when either condition fails."""
+        ...
+
+    def release(self, lease: Lease) -> bool:
+        """Free the slot if `lease.run_id` still holds it; False when it did not."""
+        ...
 
 
 class PasswordVault(Protocol):

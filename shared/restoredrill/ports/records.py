@@ -20,6 +20,7 @@ DRILL_PORT = 5432
 
 
 class RunState(StrEnum):
+    QUEUED = "QUEUED"  # waiting for a drill slot and for quota headroom; holds nothing
     REQUESTED = "REQUESTED"
     RESTORING = "RESTORING"
     SECURING = "SECURING"
@@ -32,6 +33,8 @@ class RunState(StrEnum):
 ACTIVE_STATES = frozenset(
     {RunState.REQUESTED, RunState.RESTORING, RunState.SECURING, RunState.CHECKING}
 )
+# The states in which a run holds a drill slot: from its admission until its instance is gone.
+SLOT_HOLDING_STATES = ACTIVE_STATES | {RunState.TEARING_DOWN}
 
 
 class Verdict(StrEnum):
@@ -105,6 +108,17 @@ class CheckerOutcome(BaseModel):
     error: str | None = None  # the function's error when it did not return
 
 
+class Lease(BaseModel):
+    """One drill slot held by one run until it is released, or until `expires_at` at the
+    latest (a holder that died without releasing it cannot keep it for ever)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slot: int = Field(ge=0)
+    run_id: str
+    expires_at: datetime
+
+
 class RunRecord(BaseModel):
     """One drill. Every change is a new version written conditionally on the previous one."""
 
@@ -137,6 +151,17 @@ class RunRecord(BaseModel):
     report_key: str | None = None
     report_sha256: str | None = None
     finished_at: datetime | None = None
+    # Admission: while QUEUED, `deadline` is the end of the maximum wait; the drill's own deadline
+    # starts when it is admitted, so time spent waiting never counts against it.
+    queued_at: datetime | None = None
+    # When the database last passed a drill (None: never): the longest without one goes first.
+    last_passed_at: datetime | None = None
+    admitted_at: datetime | None = None
+    lease: Lease | None = None  # the slot it was admitted with (kept after it is released)
+    # Restores refused for quota or capacity so far, and when the next admission may be tried.
+    requeues: int = 0
+    not_before: datetime | None = None
+    wait_reason: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -156,6 +181,16 @@ class RunRecord(BaseModel):
         if phase is None or RunState.SECURING not in self.phases:
             return None
         return phase.duration_seconds
+
+
+class AccountQuota(BaseModel):
+    """One of DescribeAccountAttributes' AccountQuotas: its name, the usage and the maximum."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    used: int
+    max: int
 
 
 class InstanceView(BaseModel):
