@@ -17,13 +17,14 @@ CHECKOV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 FAULT ?=
 
-.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build export-template sam-local bench soak screenshots clean
+.PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build export-template sam-local bench soak fleet screenshots clean
 
 help:
 	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
 	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
 	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint, checkov"
 	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
+	@echo "make fleet    100 tiny databases in two Regions against the cap and the quota (not in CI)"
 	@echo "make bench    check suite vs pg_amcheck and count(*); the CLI's start-up; the evidence side"
 	@echo "make screenshots  a PASSED and a FAILED drill's HTML report, as PNGs in docs/screenshots"
 	@echo "make build    sam build"
@@ -126,6 +127,9 @@ bench: venv postgres
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).
 soak: venv postgres
 	$(BIN)/python -m drillharness.soak --drills $(or $(DRILLS),200) --seed $(or $(SEED),1)
+
+fleet: venv postgres
+	$(BIN)/python -m drillharness.fleet
 
 # Drills through the local cloud, their HTML reports rendered by headless Chromium.
 screenshots: venv postgres chromium

@@ -66,12 +66,12 @@ class _QuietMotoServer(ThreadedMotoServer):
 
 class LocalAws:
     account_id = "123456789012"
-    region = "us-east-1"
 
     def __init__(
         self,
         *,
         template_path: Path,
+        region: str = "us-east-1",
         project_root: Path,
         work_dir: Path,
         stack_name: str = "restoredrill-local",
@@ -97,6 +97,7 @@ class LocalAws:
         right after the handler returned (its side effects done, its result lost).
         ``reset_moto``: moto's state is process-wide; start from a clean slate.
         """
+        self.region = region
         self.template_path = Path(template_path)
         self.project_root = Path(project_root)
         self.work_dir = Path(work_dir)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -263,8 +263,10 @@ class LocalCloud:
         patients: int = 2000,
         policy_file: Path | None = None,
         pool_size: int = 2,
+        region: str = "us-east-1",
     ) -> None:
         """``fault``: armed for every drill this cloud starts (its ``env`` applies too)."""
+        self.region = region
         self.fault = fault_named(fault)
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="restoredrill-local-"))
@@ -302,6 +304,7 @@ class LocalCloud:
         self._pg_dir = self._pg_dir_used = make_parent_dir()
         self.aws = LocalAws(
             template_path=PROJECT_ROOT / "template.yaml",
+            region=self.region,
             project_root=PROJECT_ROOT,
             work_dir=self.work_dir,
             stack_name=STACK_NAME,
@@ -461,8 +464,12 @@ class LocalCloud:
     def crashes_fired(self) -> list[tuple[str, str]]:
         return crash.fired(self.crash_dir)
 
-    def create_source_database(self, instance_id: str = "clinic-db") -> SourceDatabase:
-        """A production-like PostgreSQL with the clinic's data, opted in to drills."""
+    def create_source_database(
+        self, instance_id: str = "clinic-db", aliases: Sequence[str] = ()
+    ) -> SourceDatabase:
+        """A production-like PostgreSQL with the clinic's data, opted in to drills; ``aliases``:
+        more source instances served by the same server (a fleet of identical small databases
+        without a server each)."""
         assert self.rds is not None and self._pg_dir is not None
         server = init_cluster(self._pg_dir, instance_id)
         server.start()
@@ -486,17 +493,17 @@ class LocalCloud:
             )
         finally:
             clinic.close()
-        self.rds.register_source_instance(
-            db_instance_identifier=instance_id,
-            server=server,
-            master_username=MASTER_USER,
-            master_password=password,
-            tags=OPT_IN,
-            db_name="clinic",
-        )
-        source = SourceDatabase(instance_id=instance_id, server=server, row_counts=counts)
-        self.sources.append(source)
-        return source
+        for name in (instance_id, *aliases):
+            self.rds.register_source_instance(
+                db_instance_identifier=name,
+                server=server,
+                master_username=MASTER_USER,
+                master_password=password,
+                tags=OPT_IN,
+                db_name="clinic",
+            )
+            self.sources.append(SourceDatabase(instance_id=name, server=server, row_counts=counts))
+        return self.sources[-1 - len(aliases)]
 
     def take_automated_snapshot(
         self, instance_id: str, *, fault: str | Fault | None = None

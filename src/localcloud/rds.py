@@ -100,6 +100,8 @@ class AccountLimits:
     storage_quota_gib: int = 100_000  # AWS's default AllocatedStorage quota (100 TiB)
     production_storage_gib: int = 0
     cluster_quota: int = 40
+    # The caller's source instances are among the production instances (a fleet's databases).
+    sources_are_production: bool = False
 
 
 @dataclass
@@ -164,16 +166,19 @@ def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any)
 def _describe_account_attributes(response: RDSResponse) -> ActionResult:
     local = _local_for(response.backend)
     limits = local.account_limits if local is not None else AccountLimits()
-    return ActionResult({"AccountQuotas": _account_quotas(response.backend, limits)})
+    used = local.instances_used(response.backend) if local is not None else None
+    return ActionResult({"AccountQuotas": _account_quotas(response.backend, limits, used)})
 
 
-def _account_quotas(backend: RDSBackend, limits: AccountLimits) -> list[dict[str, Any]]:
+def _account_quotas(
+    backend: RDSBackend, limits: AccountLimits, used: int | None
+) -> list[dict[str, Any]]:
     instances = list(backend.databases.values())
     storage = sum(int(getattr(db, "allocated_storage", 0) or 0) for db in instances)
     return [
         {
             "AccountQuotaName": "DBInstances",
-            "Used": limits.production_instances + len(instances),
+            "Used": limits.production_instances + len(instances) if used is None else used,
             "Max": limits.instance_quota,
         },
         {
@@ -688,9 +693,19 @@ class LocalRds:
             self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
             return instance
 
+    def instances_used(self, backend: RDSBackend) -> int:
+        """DBInstances used: production's, and moto's instances (but the sources when they are
+        counted among production's)."""
+        limits = self.account_limits
+        with self._lock:
+            used = limits.production_instances + len(backend.databases)
+            if limits.sources_are_production:
+                used -= sum(1 for record in self._instances.values() if record.kind == "source")
+        return used
+
     def _refuse_beyond_quota(self, backend: RDSBackend, identifier: str) -> None:
         faults = self.faults_for(identifier)
-        used = self.account_limits.production_instances + len(backend.databases)
+        used = self.instances_used(backend)
         if faults.quota_refusals > 0 or used >= self.account_limits.instance_quota:
             faults.quota_refusals = max(0, faults.quota_refusals - 1)
             self.quota_refusals_made += 1

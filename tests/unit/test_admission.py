@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from restoredrill.domain.admission import (
     AdmissionRules,
     candidacy,
@@ -348,3 +349,32 @@ def test_the_sweeper_reclaims_the_slot_of_a_dead_holder_and_admits_the_next() ->
     assert summary.slots_reclaimed == [lease]
     assert state_of(w, waiting.run_id) is RunState.RESTORING
     assert [held.run_id for held in w.slots.leases()] == [waiting.run_id]
+
+
+def test_the_admission_time_is_read_after_the_slots_so_admissions_never_overlap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a cap of 1: db-0's drill finished (its instance gone, its slot released) and db-1
+    # queued behind it
+    w, _ = fleet(2, max_concurrent_drills=1)
+    first = start(w, "db-0")
+    second = start(w, "db-1")
+    w.clock.advance(minutes=10)
+    finish(w, first.run_id)
+    released = w.runs.runs[first.run_id].phases[RunState.REPORTING].started_at
+    # And reading the slots takes 5 s (a slow store under load)
+    read = w.slots.leases
+
+    def slow_leases() -> list[Lease]:
+        w.clock.advance(seconds=5)
+        return read()
+
+    monkeypatch.setattr(w.slots, "leases", slow_leases)
+    decided = w.clock()
+    # When db-1's drill is polled and admitted
+    poll_drill(second.run_id, w.ctx)
+    # Then its admission time is after the slots were read, not the decision's earlier clock
+    admitted = w.runs.runs[second.run_id].admitted_at
+    assert admitted is not None
+    assert admitted >= decided + timedelta(seconds=5)
+    assert admitted > released

@@ -261,7 +261,10 @@ def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
     shortfall = headroom_shortfall(quotas, rules, run.snapshot.allocated_storage_gib)
     if shortfall is not None:
         return _waiting(run, shortfall)
-    record, lease = admitted(run, chance.slot, now, rules)
+    # The admission's time is read after the slots were: a slot seen free was released before
+    # this moment, so admission intervals in the records never overlap more than the cap
+    # (the decision's `now` can predate a release it then saw).
+    record, lease = admitted(run, chance.slot, ctx.clock(), rules)
     return Step(record=record, why=f"admitted on drill slot {lease.slot}", lease=lease)
 
 
