@@ -33,6 +33,7 @@ from restoredrill.ports.records import (
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.provision import Stack, local_client, provision
+from localcloud.rds import emulate_account_attributes
 from localcloud.slack import SlackReceiver
 
 STACK_NAME = "restoredrill"
@@ -85,6 +86,8 @@ class World:
 
     def start(self) -> None:
         port = free_port(self.bridge)
+        # moto has no DescribeAccountAttributes; admission asks for the quota headroom first.
+        emulate_account_attributes()
         self.moto = ThreadedMotoServer(ip_address=self.bridge, port=port, verbose=False)
         self.moto.start()
         self.moto_url = f"http://{self.bridge}:{port}"
