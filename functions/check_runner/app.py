@@ -15,7 +15,8 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_check_run(event)
     logger.append_keys(run_id=request.run_id)
-    vault, checker = check_runner_adapters()
-    answer = run_check(request, vault, checker)
-    logger.info("checks returned", extra={"verdict": (answer["result"] or {}).get("verdict")})
+    vault, checker, work_store = check_runner_adapters()
+    answer = run_check(request, vault, checker, work_store)
+    verdict = (answer.get("result") or {}).get("verdict")
+    logger.info("checks returned", extra={"verdict": verdict, "round": answer.get("round")})
     return answer

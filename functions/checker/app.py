@@ -21,5 +21,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ca_bundle_file=os.environ.get("RDS_CA_BUNDLE_FILE"),
         seconds_left=context.get_remaining_time_in_millis() / 1000,
     )
-    logger.info("checks done", extra={"verdict": answer["result"]["verdict"]})
+    verdict = (answer.get("result") or {}).get("verdict")
+    logger.info("checks done", extra={"verdict": verdict, "mode": request.mode})
     return answer

@@ -17,6 +17,7 @@ moto, as checked for this (moto 5.2, server mode):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -85,6 +86,7 @@ class LocalAws:
         crash_after: Callable[[str, Any], bool] | None = None,
         reset_moto: bool = True,
         check_code: bool = True,
+        function_timeouts: Mapping[str, int] | None = None,
     ) -> None:
         """
         ``function_env``: extra environment for every function (wins over the template's).
@@ -96,6 +98,8 @@ class LocalAws:
         ``crash_after(function_logical_id, event)``: True makes that invocation's worker die
         right after the handler returned (its side effects done, its result lost).
         ``reset_moto``: moto's state is process-wide; start from a clean slate.
+        ``function_timeouts``: seconds by function logical id, below what the template allows
+        (the checker's per-invocation limit, to force checks into many rounds).
         """
         self.region = region
         self.template_path = Path(template_path)
@@ -112,6 +116,7 @@ class LocalAws:
         self.crash_after = crash_after
         self.reset_moto = reset_moto
         self.check_code = check_code
+        self.function_timeouts = dict(function_timeouts or {})
         self.logs_dir = self.work_dir / "logs"
         self.slack = SlackReceiver()
         self._moto: _QuietMotoServer | None = None
@@ -166,6 +171,9 @@ class LocalAws:
             visibility_timeout_override=self.visibility_timeout_override,
             project_root=self.project_root,
         )
+        for logical_id, seconds in self.function_timeouts.items():
+            spec = self._stack.functions[logical_id]
+            self._stack.functions[logical_id] = dataclasses.replace(spec, timeout=seconds)
         if self.check_code:
             self._stack.check_code()
         self._runtime = Runtime(

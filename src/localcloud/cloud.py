@@ -264,8 +264,10 @@ class LocalCloud:
         policy_file: Path | None = None,
         pool_size: int = 2,
         region: str = "us-east-1",
+        function_timeouts: Mapping[str, int] | None = None,
     ) -> None:
-        """``fault``: armed for every drill this cloud starts (its ``env`` applies too)."""
+        """``fault``: armed for every drill this cloud starts (its ``env`` applies too);
+        ``function_timeouts``: see :class:`LocalAws`."""
         self.region = region
         self.fault = fault_named(fault)
         self._own_work_dir = work_dir is None
@@ -275,6 +277,7 @@ class LocalCloud:
         self.patients = patients
         self.policy_file = policy_file or PROJECT_ROOT / "policy" / "drill-policy.yaml"
         self.pool_size = pool_size
+        self.function_timeouts = function_timeouts
         self.crash_dir = self.work_dir / "crash"
         self.s3_faults = S3WriteFaults()
         self.aws: LocalAws | None = None
@@ -322,6 +325,7 @@ class LocalCloud:
             schedule_period_seconds=10,
             async_retry_delay_seconds=0.5,
             pool_size=self.pool_size,
+            function_timeouts=self.function_timeouts,
         )
         try:
             self.s3_faults.install()

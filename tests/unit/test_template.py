@@ -502,7 +502,11 @@ def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_el
             "/restoredrill/${AWS::StackName}/runs/*",
         ),
         ("lambda:InvokeFunction", "CheckerFunction"),
+        ("s3:GetObject", "${CheckWorkBucket.Arn}/checks/*"),
+        ("s3:PutObject", "${CheckWorkBucket.Arn}/checks/*"),
     }
+    # And the work store's calls are exactly the two it is granted on the work bucket
+    assert _adapter_calls(CHECK_RUNNER_ADAPTERS) == {"s3:GetObject", "s3:PutObject"}
     # And its result (success or failure) goes back to advance through the results queue
     destinations = props["EventInvokeConfig"]["DestinationConfig"]
     assert set(destinations) == {"OnSuccess", "OnFailure"}
@@ -608,7 +612,11 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
     }
     # Then the policy of the functions that write reports carries a grant on it only when given
     writers = {where for where, s in allows(t) if "s3:PutObject" in actions(s)}
-    assert writers == {"DrillControlPolicy"}
+    assert writers == {"DrillControlPolicy", "CheckRunnerFunction"}
+    runner = t["Resources"]["CheckRunnerFunction"]["Properties"]["Policies"][0]["Statement"]
+    assert [target(s["Resource"]) for s in runner if "s3:PutObject" in actions(s)] == [
+        "${CheckWorkBucket.Arn}/checks/*"
+    ]
     drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (guarded,) = [i for i in drill if "Fn::If" in i and i["Fn::If"][0] == "HasReportBucketKmsKey"]
     granted, otherwise = guarded["Fn::If"][1:]
@@ -1021,12 +1029,22 @@ def test_created_security_groups_let_only_the_checker_reach_postgres(t: dict[str
 # ----------------------------------------------------------------------------- code vs template
 
 
-def _adapter_calls() -> set[str]:
-    """IAM actions of every boto3 call in the adapters (client methods and paginators)."""
+# Adapters only the check runner uses (its own role, tested on its own).
+CHECK_RUNNER_ADAPTERS = frozenset({"S3CheckWorkStore"})
+
+
+def _adapter_calls(classes: frozenset[str] | None = None) -> set[str]:
+    """IAM actions of every boto3 call in the drill's adapters (client methods and paginators),
+    or in the adapter classes named in ``classes``."""
     tree = ast.parse(AWS_ADAPTERS.read_text())
     session = botocore.session.get_session()
     found: set[str] = set()
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        wanted = (
+            cls.name in classes if classes is not None else cls.name not in CHECK_RUNNER_ADAPTERS
+        )
+        if not wanted:
+            continue
         init = next(
             (f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import secrets
@@ -700,6 +701,75 @@ class S3ReportStore:
             ChecksumAlgorithm="SHA256",
         )
         return f"s3://{self._bucket}/{key}"
+
+
+class S3CheckWorkStore:
+    """A run's checks in rounds in the work bucket: ``checks/<run>/work.json.gz`` (gzip: a plan
+    of 50,000 tables is several MB of JSON) and one object per claimed attempt at a round,
+    written only if absent (S3 conditional writes), so that one trigger wins a round."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._s3 = client
+        self._bucket = bucket
+
+    @staticmethod
+    def _work_key(run_id: str) -> str:
+        return f"checks/{run_id}/work.json.gz"
+
+    @staticmethod
+    def _claim_key(run_id: str, round_: int, attempt: int) -> str:
+        return f"checks/{run_id}/round-{round_:05d}-attempt-{attempt}.json"
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return response["Body"].read()
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        body = self._get(self._work_key(run_id))
+        if body is None:
+            return None
+        document: dict[str, Any] = json.loads(gzip.decompress(body))
+        return document
+
+    def save(self, run_id: str, document: dict[str, Any]) -> None:
+        body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=self._work_key(run_id),
+            Body=body,
+            ContentType="application/json",
+            ContentEncoding="gzip",
+        )
+
+    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=self._claim_key(run_id, round_, attempt),
+                Body=json.dumps(tasks).encode(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            # 412: the object exists (another trigger claimed the round); 409: a concurrent
+            # conditional write to the same key is under way (it will win).
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            raise
+        return True
+
+    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
+        body = self._get(self._claim_key(run_id, round_, attempt))
+        if body is None:
+            return None
+        tasks: dict[str, list[str]] = json.loads(body)
+        return tasks
 
 
 class EventBridgeDrillEvents:

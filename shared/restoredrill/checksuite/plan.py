@@ -33,6 +33,7 @@ from restoredrill.checksuite.database_catalog import (
     AmcheckTarget,
     AmcheckTargets,
     DatabaseCatalog,
+    Relation,
     read_amcheck_targets,
 )
 from restoredrill.checksuite.families.data import (
@@ -63,7 +64,7 @@ from restoredrill.checksuite.sql import (
     verify_heapam_sql,
 )
 from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement, split
-from restoredrill.ports.baseline import DatabaseBaseline
+from restoredrill.ports.baseline import DatabaseBaseline, TableShape
 from restoredrill.ports.policy import DrillPolicy
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "DatabasePlan",
     "PlanProgress",
+    "PlannedRelation",
     "PlannedTask",
     "TaskOutcome",
     "block_ranges",
@@ -136,6 +138,43 @@ class PlannedTask(BaseModel):
         return self.bytes * (BTREE_COST if self.kind == "btree" else HEAP_COST) + 8192
 
 
+class PlannedRelation(BaseModel):
+    """A table the plan counts, as the results need it once the tasks are done (the results
+    may be put together in another process, without the catalog)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    oid: int
+    schema_name: str
+    name: str
+    kind: str
+    persistence: str
+    heap_bytes: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, relation: Relation) -> PlannedRelation:
+        return cls(
+            oid=relation.oid,
+            schema_name=relation.schema,
+            name=relation.name,
+            kind=relation.kind,
+            persistence=relation.persistence,
+            heap_bytes=relation.heap_bytes,
+        )
+
+    def relation(self) -> Relation:
+        return Relation(
+            oid=self.oid,
+            schema=self.schema_name,
+            name=self.name,
+            kind=self.kind,
+            persistence=self.persistence,
+            heap_bytes=self.heap_bytes,
+            total_bytes=self.heap_bytes,
+            shape=TableShape(kind=self.kind, unlogged=self.persistence == "u"),
+        )
+
+
 class DatabasePlan(BaseModel):
     """The plan of one database and what its level 3 needs (where amcheck is, or why not)."""
 
@@ -152,6 +191,25 @@ class DatabasePlan(BaseModel):
     amcheck_message: str = ""
     heap_verification: bool = False
     tasks: list[PlannedTask] = Field(default_factory=list)
+    relations: list[PlannedRelation] = Field(default_factory=list)
+
+    def catalog(self) -> DatabaseCatalog:
+        """The counted tables as a catalog, for :func:`plan_results` where the real catalog is
+        not at hand (the schema checks were done when the plan was made)."""
+        return DatabaseCatalog(
+            database=self.database,
+            size_bytes=None,
+            schemas=[],
+            extensions={},
+            amcheck_schema=self.amcheck_schema,
+            amcheck_available=self.amcheck_schema is not None,
+            public_creatable=None,
+            relations=[relation.relation() for relation in self.relations],
+        )
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(task.bytes for task in self.tasks)
 
     def task(self, task_id: str) -> PlannedTask:
         for task in self.tasks:
@@ -299,6 +357,7 @@ def read_database_plan(
         amcheck_status=setup.status,
         amcheck_message=setup.message,
         heap_verification=targets is not None and "verify_heapam" in targets.functions,
+        relations=[PlannedRelation.of(r) for r in catalog.relations if r.countable],
         tasks=plan_tasks(
             catalog,
             targets,

@@ -35,6 +35,7 @@ from restoredrill.checksuite.families.instance import (
     roles_check,
 )
 from restoredrill.checksuite.families.physical import AmcheckStage
+from restoredrill.checksuite.plan import DatabasePlan, read_database_plan
 from restoredrill.checksuite.results import (
     CheckResult,
     CheckStatus,
@@ -48,7 +49,7 @@ from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool
 from restoredrill.ports.baseline import Baseline, DatabaseBaseline, carry_forward
 from restoredrill.ports.policy import DrillPolicy, FreshnessRule
 
-__all__ = ["default_parallelism", "run_check_suite"]
+__all__ = ["default_parallelism", "plan_check_suite", "run_check_suite"]
 
 
 def default_parallelism(policy: DrillPolicy, vcpus: int | None) -> int:
@@ -73,8 +74,12 @@ class _Suite:
         snapshot_time: datetime | None,
         vcpus: int | None,
         install_amcheck: bool,
+        planning: bool = False,
     ) -> None:
         self.target = target
+        # Levels 2 and 3's counts and verifications are planned here and run later, in rounds.
+        self.planning = planning
+        self.plans: list[DatabasePlan] = []
         self.policy = policy
         self.previous = baseline
         self.snapshot_time = snapshot_time
@@ -269,7 +274,7 @@ class _Suite:
         if self.policy.level < 2:
             return
 
-        tasks: list[Task] = count_tasks(catalog, self.policy, self.secrets)
+        tasks: list[Task] = [] if self.planning else count_tasks(catalog, self.policy, self.secrets)
         tasks += self._freshness_tasks(catalog)
         tasks += [
             assertion_task(a, self.secrets)
@@ -277,7 +282,9 @@ class _Suite:
             if (a.database or self.target.database) == database
         ]
         stage: AmcheckStage | None = None
-        if self.policy.level >= 3:
+        if self.planning:
+            self._plan_database(catalog, connection)
+        elif self.policy.level >= 3:
             stage = AmcheckStage(catalog, self.policy, self.install_amcheck, self.secrets)
             tasks.append(stage.task())
         pool = TaskPool(
@@ -292,6 +299,31 @@ class _Suite:
         self._level2_results(catalog, outcomes, previous, current)
         if stage is not None:
             self.results += stage.results(outcomes)
+
+    def _plan_database(self, catalog: DatabaseCatalog, connection: CheckConnection) -> None:
+        try:
+            plan = read_database_plan(
+                connection,
+                catalog,
+                self.policy,
+                install_amcheck=self.install_amcheck,
+                secrets=self.secrets,
+                task_bytes=self.policy.rounds.task_mib << 20,
+            )
+        except Exception as exc:
+            error = classify_error(exc, *self.secrets)
+            self.results.append(
+                CheckResult(
+                    name="check_plan",
+                    level=2,
+                    status=CheckStatus.FAIL if error.corruption else CheckStatus.ERROR,
+                    database=catalog.database,
+                    message=f"could not plan the data checks: {error}",
+                    evidence=error.as_evidence(),
+                )
+            )
+            return
+        self.plans.append(plan)
 
     def _freshness_tasks(self, catalog: DatabaseCatalog) -> list[Task]:
         tasks = []
@@ -316,6 +348,21 @@ class _Suite:
         kinds: dict[str, list[Outcome]] = {}
         for outcome in outcomes:
             kinds.setdefault(outcome.kind, []).append(outcome)
+        if not self.planning:
+            self._count_results(catalog, kinds, previous, current)
+        for outcome in kinds.get("freshness", []):
+            self.results.append(freshness_result(outcome, database))
+        for outcome in kinds.get("assertion", []):
+            self.assertions_run.add(outcome.key)
+            self.results.append(assertion_result(outcome, database))
+
+    def _count_results(
+        self,
+        catalog: DatabaseCatalog,
+        kinds: dict[str, list[Outcome]],
+        previous: DatabaseBaseline | None,
+        current: DatabaseBaseline,
+    ) -> None:
         if self.policy.content_fingerprint.enabled:
             fp_outcomes = kinds.get("fingerprint", [])
             result, counts = row_count_check(catalog, fp_outcomes, previous, self.policy)
@@ -328,11 +375,6 @@ class _Suite:
             result, counts = row_count_check(catalog, kinds.get("count", []), previous, self.policy)
             self.results.append(result)
             current.row_counts = counts
-        for outcome in kinds.get("freshness", []):
-            self.results.append(freshness_result(outcome, database))
-        for outcome in kinds.get("assertion", []):
-            self.assertions_run.add(outcome.key)
-            self.results.append(assertion_result(outcome, database))
 
     def _unresolved_rules(self) -> None:
         """Freshness rules whose table no checked database has, assertions never run."""
@@ -416,10 +458,30 @@ def run_check_suite(
     throwaway instance: yes; ``restoredrill check`` against someone's server: only when asked).
     Never raises for database problems: a refused connection gives verdict ERROR.
     """
+    suite = _Suite(target, policy, baseline, snapshot_time, vcpus, install_amcheck)
+    return _run(suite)
+
+
+def plan_check_suite(
+    target: ConnectionTarget,
+    policy: DrillPolicy,
+    *,
+    baseline: Baseline | None = None,
+    snapshot_time: datetime | None = None,
+    vcpus: int | None = None,
+    install_amcheck: bool = True,
+) -> tuple[CheckSuiteResult, list[DatabasePlan]]:
+    """Every check of ``policy.level`` except the row counts and amcheck's verifications, which
+    are planned instead (one :class:`DatabasePlan` per database checked) to be run in rounds.
+    The result's baseline has no row counts yet: the rounds add them."""
+    suite = _Suite(target, policy, baseline, snapshot_time, vcpus, install_amcheck, planning=True)
+    return _run(suite), suite.plans
+
+
+def _run(suite: _Suite) -> CheckSuiteResult:
     started_at = _now()
     wall = time.perf_counter()
     cpu = time.process_time()
-    suite = _Suite(target, policy, baseline, snapshot_time, vcpus, install_amcheck)
     checks, new_baseline = suite.run()
     verdict = verdict_of(checks)
     if not any(
@@ -435,7 +497,7 @@ def run_check_suite(
         duration_ms=(time.perf_counter() - wall) * 1000,
         server_version=suite.server_version,
         baseline=new_baseline,
-        level=policy.level,
+        level=suite.policy.level,
         complete=not any(c.status is CheckStatus.SKIPPED for c in checks),
         summary=summarize(checks),
         python_cpu_ms=(time.process_time() - cpu) * 1000,

@@ -31,6 +31,7 @@ from restoredrill.adapters.aws import (
     LambdaCheckerInvoker,
     LambdaSyncChecker,
     RdsAdapter,
+    S3CheckWorkStore,
     S3ReportStore,
     SqsPollQueue,
     SsmPasswordVault,
@@ -121,15 +122,20 @@ def _policy_document(path: str | None) -> PolicyDocument | PolicyError:
 
 
 @cache
-def check_runner_adapters() -> tuple[SsmPasswordVault, LambdaSyncChecker]:
+def check_runner_adapters() -> tuple[SsmPasswordVault, LambdaSyncChecker, S3CheckWorkStore | None]:
     settings = CheckRunnerSettings.from_environ(os.environ)
     session = boto3.session.Session()
+    work_store = None
+    if settings.check_work_bucket:
+        s3 = session.client("s3", config=AWS_CONFIG)
+        work_store = S3CheckWorkStore(s3, settings.check_work_bucket)
     return (
         SsmPasswordVault(session.client("ssm", config=AWS_CONFIG)),
         LambdaSyncChecker(
             checker_lambda_client(session, settings.checker_timeout_seconds),
             settings.checker_function_name,
         ),
+        work_store,
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from restoredrill.checksuite import ConnectionTarget, run_check_suite
 from restoredrill.checksuite.results import summarize
+from restoredrill.domain.check_rounds import run_planning_checker, run_share_checker
 from restoredrill.ports.inbound_events import InvalidEvent
 from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckResult, CheckStatus
 from restoredrill.ports.policy import DrillPolicy
@@ -64,7 +65,10 @@ def run_checker(
     seconds_left: float | None = None,
 ) -> dict[str, Any]:
     """``seconds_left``: how long the function may still run (its context's remaining time).
-    The answer is a :class:`CheckerAnswer`, within the size its way back allows."""
+    The answer is a :class:`CheckerAnswer`, within the size its way back allows; with the
+    policy's ``rounds``, a share's outcomes (see :mod:`restoredrill.domain.check_rounds`)."""
+    if request.mode != "suite":
+        return _run_rounds_mode(request, ca_bundle_file, seconds_left)
     result = run_check_suite(
         with_ca_bundle(request.target, ca_bundle_file),
         policy_within(request.policy, seconds_left),
@@ -83,3 +87,22 @@ def run_checker(
         checks = [*result.checks, note]
         result = result.model_copy(update={"checks": checks, "summary": summarize(checks)})
     return CheckerAnswer(run_id=request.run_id, result=result).model_dump(mode="json")
+
+
+def round_seconds(seconds_left: float | None, policy: DrillPolicy) -> float:
+    """The time a round's invocation gives its tasks: what the function has left, less the time
+    to hand the answer back (a quarter of it when the function is short, as locally)."""
+    if seconds_left is None:
+        return policy.time_budget
+    handover = min(RESULT_HANDOVER_SECONDS, seconds_left / 4)
+    return max(seconds_left - handover, MIN_BUDGET_SECONDS)
+
+
+def _run_rounds_mode(
+    request: CheckerRequest, ca_bundle_file: str | None, seconds_left: float | None
+) -> dict[str, Any]:
+    secured = request.model_copy(update={"target": with_ca_bundle(request.target, ca_bundle_file)})
+    seconds = round_seconds(seconds_left, request.policy)
+    if request.mode == "plan":
+        return run_planning_checker(secured, seconds)
+    return run_share_checker(secured, seconds)

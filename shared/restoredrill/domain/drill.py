@@ -382,6 +382,8 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
         snapshot_time=run.snapshot.snapshot_created_at,
         vcpus=vcpus_of(run.instance_class),
         deadline=run.deadline,
+        round=run.check_round,
+        attempt=run.check_attempt,
     )
     return request.to_payload()
 

@@ -16,9 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from restoredrill.ports.gateways import CheckerFailed, PasswordReader, SyncChecker
+from restoredrill.domain.check_rounds import run_check_round
+from restoredrill.ports.gateways import CheckerFailed, CheckWorkStore, PasswordReader, SyncChecker
 from restoredrill.ports.inbound_events import InvalidEvent
 from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckRunRequest
+from restoredrill.ports.policy import DrillPolicy
 
 
 def parse_check_run(event: Any) -> CheckRunRequest:
@@ -29,13 +31,22 @@ def parse_check_run(event: Any) -> CheckRunRequest:
 
 
 def run_check(
-    request: CheckRunRequest, vault: PasswordReader, checker: SyncChecker
+    request: CheckRunRequest,
+    vault: PasswordReader,
+    checker: SyncChecker,
+    work_store: CheckWorkStore | None = None,
 ) -> dict[str, Any]:
     """The checker's answer for this run, as `advance` reads it from the destination record:
-    a :class:`CheckerAnswer`, within the size its way back allows."""
+    a :class:`CheckerAnswer`, within the size its way back allows. With the policy's
+    ``rounds``, one round of the plan (:func:`run_check_round`): a :class:`RoundAnswer` while
+    the plan goes on, the final :class:`CheckerAnswer` when it ends."""
     password = vault.get(request.password_parameter)
     if password is None:
         raise CheckerFailed("the run's password is gone: the drill has moved on")
+    if DrillPolicy.model_validate(request.policy).in_rounds:
+        if work_store is None:
+            raise CheckerFailed("the policy asks for rounds but no work store is configured")
+        return run_check_round(request, password, checker, work_store)
     reply = checker.check(CheckerRequest.for_run(request, password).to_payload())
     try:
         answer = CheckerAnswer.model_validate(reply)

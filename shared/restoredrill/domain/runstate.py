@@ -75,6 +75,9 @@ MAX_REQUEUE_BACKOFF = timedelta(seconds=900)
 INSTANCE_VISIBILITY_GRACE = timedelta(minutes=10)
 # The checker's result travels through the async destination and SQS after its timeout.
 CHECKER_RESULT_GRACE = timedelta(minutes=2)
+# A round of checks that never answered is asked for once more (its tasks are charged an
+# attempt each by the check runner); a second loss ends the drill in ERROR.
+ROUND_ATTEMPTS = 2
 # Longer than any advance function may run (its timeout is 60 s): a claim older than this was lost.
 CLAIM_LEASE = timedelta(seconds=90)
 
@@ -306,13 +309,42 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     if run.checker_invoked_at is None:
         return _claim_again(run, now, rules, Effect.INVOKE_CHECKER, "checker_invoked_at")
     if now - run.checker_invoked_at > rules.checker_timeout + rules.checker_result_grace:
+        if run.check_round > 0 and run.check_attempt + 1 < ROUND_ATTEMPTS:
+            why = f"round {run.check_round} of the checks never answered; asking again"
+            return _ask_round(run, now, run.check_round, run.check_attempt + 1, why)
         return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
     return WAIT
+
+
+def _ask_round(run: RunRecord, now: datetime, round_: int, attempt: int, why: str) -> Step:
+    """Invoke the check runner for one round of a plan, claimed like the first invoke."""
+    claim = amend(
+        run,
+        check_round=round_,
+        check_attempt=attempt,
+        effect_claimed_at=now,
+        checker_invoked_at=None,
+    )
+    return Step(Effect.INVOKE_CHECKER, amend(claim, checker_invoked_at=now), why, claim=claim)
+
+
+def _on_round_answer(run: RunRecord, seen: Observation) -> Step:
+    outcome = seen.checker_outcome
+    assert outcome is not None
+    if outcome.duplicate_round:
+        return Step(why="that round had been claimed by another trigger already")
+    finished = outcome.round_finished
+    if run.state is not RunState.CHECKING or finished != run.check_round:
+        return Step(why=f"round {finished} of the checks is not the current one: ignored")
+    why = f"round {finished} of the checks done; round {finished + 1}"
+    return _ask_round(run, seen.now, run.check_round + 1, 0, why)
 
 
 def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Observation) -> Step:
     outcome = seen.checker_outcome
     assert outcome is not None
+    if outcome.round_finished is not None or outcome.duplicate_round:
+        return _on_round_answer(run, seen)
     if outcome.succeeded and outcome.verdict is not None:
         verdict = outcome.verdict
         reason = None if verdict is Verdict.PASSED else _failed_checks_reason(outcome)

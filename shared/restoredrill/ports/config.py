@@ -55,6 +55,8 @@ class CheckRunnerSettings(BaseModel):
 
     checker_function_name: str = Field(min_length=1)
     checker_timeout_seconds: int = Field(ge=1, le=900)
+    # Where checks in rounds keep their plan between rounds (the policy's ``rounds``).
+    check_work_bucket: str | None = Field(default=None, min_length=3, max_length=63)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> CheckRunnerSettings:

@@ -141,6 +141,26 @@ class SyncChecker(Protocol):
         ...
 
 
+class CheckWorkStore(Protocol):
+    """Where a run's checks in rounds keep their plan and progress between rounds, and claim
+    rounds (a round triggered twice runs once)."""
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        """The run's stored work, or None when there is none."""
+        ...
+
+    def save(self, run_id: str, document: dict[str, Any]) -> None: ...
+
+    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
+        """Claim one attempt at one round, naming the tasks it takes (per database); False when
+        another trigger claimed it first."""
+        ...
+
+    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
+        """The tasks an attempt claimed, or None when it was never claimed."""
+        ...
+
+
 def counts_for_schedule(run: RunRecord) -> bool:
     """A drill that is still under way or said something about the backup (PASSED, FAILED).
     ERROR and TIMED_OUT say nothing about it: the next snapshot is drilled whatever ``every``

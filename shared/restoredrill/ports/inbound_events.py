@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
-from restoredrill.ports.messages import CheckerAnswer
+from restoredrill.ports.messages import CheckerAnswer, RoundAnswer
 from restoredrill.ports.records import (
     INSTANCE_PREFIX,
     CheckerOutcome,
@@ -240,6 +240,26 @@ def parse_poll_body(body: str) -> str:
         raise InvalidEvent('malformed poll message: expected {"run_id": <20 hex>}') from None
 
 
+def _round_outcome(run_id: str, response: dict[str, Any]) -> CheckerOutcome:
+    """A round of a plan ended (or was a duplicate): the plan goes on, no verdict yet."""
+    try:
+        answer = RoundAnswer.model_validate(response)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in problem["loc"]) for problem in error.errors())
+        return CheckerOutcome(
+            run_id=run_id,
+            succeeded=False,
+            error=f"the check runner returned a malformed round: {fields}",
+        )
+    if answer.run_id != run_id:
+        return CheckerOutcome(
+            run_id=run_id, succeeded=False, error="the check runner answered for another run"
+        )
+    if answer.duplicate:
+        return CheckerOutcome(run_id=run_id, succeeded=True, duplicate_round=True)
+    return CheckerOutcome(run_id=run_id, succeeded=True, round_finished=answer.round)
+
+
 def parse_checker_record(body: str) -> CheckerOutcome:
     """The Lambda async destination record that carries the checker's result (or its failure)."""
     try:
@@ -256,6 +276,8 @@ def parse_checker_record(body: str) -> CheckerOutcome:
             succeeded=False,
             error=f"{error_type or 'Error'}: {message or record.requestContext.condition}",
         )
+    if isinstance(response, dict) and "round" in response and "result" not in response:
+        return _round_outcome(run_id, response)
     if not isinstance(response, dict) or not isinstance(response.get("result"), dict):
         return CheckerOutcome(
             run_id=run_id, succeeded=False, error="the checker returned no result"

@@ -391,6 +391,9 @@ class CheckRunRequest(_CheckInputs):
     target: CheckerTarget
     policy: dict[str, Any] = Field(default_factory=dict)
     deadline: datetime | None = None
+    # Checks in rounds (the policy's ``rounds``): which round, and which attempt at it.
+    round: int = Field(default=0, ge=0)
+    attempt: int = Field(default=0, ge=0)
 
     def to_payload(self, max_bytes: int = CHECK_RUN_REQUEST_LIMIT) -> dict[str, Any]:
         """The request as sent, within ``max_bytes``: a baseline that does not fit (even
@@ -443,6 +446,11 @@ class CheckerRequest(_CheckInputs):
 
     target: ConnectionTarget
     policy: DrillPolicy = Field(default_factory=DrillPolicy)
+    # ``suite``: every check, in this invocation. With the policy's ``rounds``: ``plan`` (every
+    # check but the counts and verifications, which are planned, then as many tasks of the plan
+    # as time allows) or ``tasks`` (the tasks in ``work``, a share of one round).
+    mode: Literal["suite", "plan", "tasks"] = "suite"
+    work: dict[str, Any] | None = None
 
     @classmethod
     def for_run(cls, request: CheckRunRequest, password: str) -> CheckerRequest:
@@ -462,6 +470,23 @@ class CheckerRequest(_CheckInputs):
         payload = self.model_dump(mode="json")
         payload["target"]["password"] = self.target.password.get_secret_value()
         return payload
+
+
+class RoundAnswer(BaseModel):
+    """Check runner → async destination → ``advance`` when a round of a plan ended and the plan
+    goes on (no verdict yet), or when the round had been claimed by another trigger already
+    (``duplicate``: nothing to do)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    round: int = Field(ge=0)
+    attempt: int = Field(default=0, ge=0)
+    duplicate: bool = False
+    tasks_done: int = Field(default=0, ge=0)
+    tasks_total: int = Field(default=0, ge=0)
+    bytes_done: int = Field(default=0, ge=0)
+    bytes_total: int = Field(default=0, ge=0)
 
 
 class CheckerAnswer(BaseModel):

@@ -393,6 +393,21 @@ class AmcheckPolicy(_Strict):
     include_system_catalogs: bool = True
 
 
+class RoundsPolicy(_Strict):
+    """Levels 2 and 3 of a database larger than one checker invocation can read: a stored plan
+    of block-range tasks, run over as many checker invocations as it takes, in rounds of
+    ``parallelism`` invocations, each started by the drill's own choreography. The policy's
+    ``time_budget`` bounds the whole plan, the drill's deadline the drill."""
+
+    enabled: bool = False
+    # About a minute of reading per task on a lazily loaded RDS volume.
+    task_mib: int = Field(default=1024, ge=1, le=1 << 20)
+    # Bounds one invocation's request (the tasks travel in it) and what a killed invocation
+    # costs: each of its unfinished tasks uses one of its two attempts.
+    tasks_per_invocation: int = Field(default=500, ge=1, le=5000)
+    max_rounds: int = Field(default=200, ge=1, le=10000)
+
+
 # ---------------------------------------------------------------------------------------------
 # schedules
 # ---------------------------------------------------------------------------------------------
@@ -505,6 +520,7 @@ class DrillPolicy(_Strict):
         ContentFingerprintPolicy, BeforeValidator(_fingerprint_shorthand)
     ] = Field(default_factory=ContentFingerprintPolicy)
     amcheck: AmcheckPolicy = Field(default_factory=AmcheckPolicy)
+    rounds: RoundsPolicy = Field(default_factory=RoundsPolicy)
     time_budget: Duration = 600.0
     statement_timeout: Duration = 300.0
     parallelism: int | None = Field(default=None, ge=1, le=64)
@@ -525,7 +541,17 @@ class DrillPolicy(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"assertion names must be unique: {', '.join(duplicates)}")
+        if self.rounds.enabled and self.content_fingerprint.enabled:
+            raise ValueError(
+                "rounds and content_fingerprint cannot be combined: a content fingerprint reads "
+                "each table in one statement, which rounds exist to avoid"
+            )
         return self
+
+    @property
+    def in_rounds(self) -> bool:
+        """Levels 2 and 3 run as a plan over several checker invocations."""
+        return self.rounds.enabled and self.level >= 2
 
     @property
     def coverage_hours(self) -> float:

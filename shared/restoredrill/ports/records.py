@@ -106,6 +106,10 @@ class CheckerOutcome(BaseModel):
     verdict: Verdict | None = None  # PASSED / FAILED / ERROR from the check suite
     result: TravellingCheckSuite | None = None  # the check suite result, aggregates only
     error: str | None = None  # the function's error when it did not return
+    # Checks in rounds: this round ended and the plan goes on (no verdict yet) ...
+    round_finished: int | None = None
+    # ... or another trigger had already claimed the round: nothing to do.
+    duplicate_round: bool = False
 
 
 class Lease(BaseModel):
@@ -144,6 +148,10 @@ class RunRecord(BaseModel):
     credentials_reset_at: datetime | None = None
     credentials_confirmed: bool = False
     checker_invoked_at: datetime | None = None
+    # Checks in rounds: the round asked for last, and how often it was asked (a lost round is
+    # asked again once).
+    check_round: int = 0
+    check_attempt: int = 0
     effect_claimed_at: datetime | None = None
     # The checker's result; stored as it travelled (plain, or gzip+base64 when large).
     checks: TravellingCheckSuite | None = None
