@@ -181,7 +181,7 @@ def test_the_check_runners_client_outlasts_the_checker_and_keeps_its_connection_
     wiring.check_runner_adapters.cache_clear()
     try:
         # When its adapters are built
-        _, checker = wiring.check_runner_adapters()
+        _, checker, _ = wiring.check_runner_adapters()
     finally:
         wiring.check_runner_adapters.cache_clear()
     config: Any = checker._lambda.meta.config

@@ -614,7 +614,7 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
     writers = {where for where, s in allows(t) if "s3:PutObject" in actions(s)}
     assert writers == {"DrillControlPolicy", "CheckRunnerFunction"}
     runner = t["Resources"]["CheckRunnerFunction"]["Properties"]["Policies"][0]["Statement"]
-    assert [target(s["Resource"]) for s in runner if "s3:PutObject" in actions(s)] == [
+    assert [text(s["Resource"]) for s in runner if "s3:PutObject" in actions(s)] == [
         "${CheckWorkBucket.Arn}/checks/*"
     ]
     drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
