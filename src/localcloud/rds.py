@@ -598,6 +598,12 @@ class LocalRds:
             ):
                 del backend.database_snapshots[snapshot_id]
 
+    def snapshot_data_dir(self, snapshot_id: str) -> Path | None:
+        """Where a snapshot's base backup is (tests plant damage in it before a restore)."""
+        with self._lock:
+            snapshot = self._snapshots.get(snapshot_id)
+        return None if snapshot is None else snapshot.data_dir
+
     def forget_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot and its physical copy (a long local run would fill /dev/shm)."""
         snapshot_id = snapshot_id.lower()

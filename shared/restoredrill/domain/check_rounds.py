@@ -109,11 +109,13 @@ class CheckWork(BaseModel):
                 return plan
         raise KeyError(database)
 
-    def with_outcomes(self, outcomes: dict[str, list[TaskOutcome]]) -> CheckWork:
+    def with_outcomes(self, outcomes: dict[str, list[TaskOutcome]], round_: int) -> CheckWork:
+        """The progress with a round's outcomes; a problem says which round found it."""
         progress = dict(self.progress)
         for database, found in outcomes.items():
             plan = self.plan_of(database)
-            progress[database] = self.progress_of(plan).after_round(plan, found)
+            stamped = [o if o.status is CheckStatus.PASS else _in_round(o, round_) for o in found]
+            progress[database] = self.progress_of(plan).after_round(plan, stamped)
         return self.model_copy(update={"progress": progress})
 
     def with_lost(self, claimed: dict[str, list[str]], why: str) -> CheckWork:
@@ -122,6 +124,10 @@ class CheckWork(BaseModel):
             plan = self.plan_of(database)
             progress[database] = self.progress_of(plan).after_lost_round(plan, task_ids, why)
         return self.model_copy(update={"progress": progress})
+
+
+def _in_round(outcome: TaskOutcome, round_: int) -> TaskOutcome:
+    return outcome.model_copy(update={"evidence": outcome.evidence | {"round": round_}})
 
 
 class RoundShare(BaseModel):
@@ -328,7 +334,7 @@ def _plan_round(
         plans=answer.plans,
         invocations=1,
     )
-    return work.with_outcomes(answer.outcomes)
+    return work.with_outcomes(answer.outcomes, 0)
 
 
 def _share_answer(reply: dict[str, Any], run_id: str) -> ShareAnswer:
@@ -372,7 +378,7 @@ def _tasks_round(
         if isinstance(reply, str):
             work = work.with_lost(share.task_ids(), f"its checker stopped twice: {reply}")
         else:
-            work = work.with_outcomes(reply.outcomes)
+            work = work.with_outcomes(reply.outcomes, share.round)
     return work.model_copy(update={"invocations": work.invocations + len(shares)})
 
 
