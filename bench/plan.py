@@ -1,38 +1,45 @@
-"""``make bench`` (plan part): level 3 cut into a check plan and run in rounds, against the
-unsplit level 3 and ``pg_amcheck --jobs=2``, side by side in one run.
+"""``make bench`` (plan part): level 3 in rounds, against the unsplit level 3 and
+``pg_amcheck --jobs=2``, side by side in one run.
 
-The split contender does what the checker does for a database too large for one invocation,
-here in one process: the checks that run once (level 0 and 1: connect, catalog, schema), then
-the plan (row counts and heap verification in block ranges of ``--task-mib``, one index per
-task) run as a series of rounds of at most ``--round-seconds`` each, every round opening its own
-``--jobs`` connections as a fresh invocation would, then the results merged. The unsplit
-contender is ``run_check_suite`` at level 3 (one invocation with time enough).
+The rounds contender runs the code the check runner and the checker run on AWS for a database
+too large for one invocation (the policy's ``rounds``), with the Lambda transport taken out:
+round 0 is one checker call in ``plan`` mode (levels 0 and 1, the plan, then the first tasks on
+``--jobs`` connections); every later round is a fresh call of the check runner, as ``advance``
+triggers it, which loads the stored work (JSON, as through S3) and calls ``--jobs`` checkers at
+once, one connection each, on shares of at most ``--tasks-per-invocation`` tasks, each call
+given ``--round-seconds``. The unsplit contender is ``run_check_suite`` at level 3 (one
+invocation with time enough).
 
-It prints each median, the number of rounds and tasks, and the ratios against issue 10's
-targets: split <= 1.3x unsplit and <= 1.6x pg_amcheck. The cluster is cached under ``.bench``
-for the default scale and ``.bench-<scale>`` for another, so the other benches keep theirs.
+It prints each median, the GiB planned, the rounds and invocations, and the ratios against
+issue 10's targets: rounds <= 1.3x unsplit and <= 1.6x pg_amcheck. The cluster is cached under
+``.bench`` for the default scale and ``.bench-<scale>`` for another.
 
-    python -m bench.plan [--scale 50] [--rounds 3] [--round-seconds 1.0] [--task-mib 64]
+    python -m bench.plan [--scale 50] [--rounds 3] [--round-seconds 60] [--task-mib 64]
+                         [--tasks-per-invocation 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
-from restoredrill.checksuite import CheckStatus, run_check_suite
-from restoredrill.checksuite.connection import connect
-from restoredrill.checksuite.database_catalog import read_catalog
-from restoredrill.checksuite.plan import plan_results, read_database_plan, run_in_rounds
-from restoredrill.ports.policy import DrillPolicy
+from restoredrill.domain.check_rounds import run_planning_checker, run_share_checker
+from restoredrill.domain.checker_side import round_seconds
+from restoredrill.domain.password_broker import run_check
+from restoredrill.ports.messages import CheckerRequest, CheckerTarget, CheckRunRequest
+from restoredrill.ports.policy import DrillPolicy, RoundsPolicy
 
 from bench.run import (
     BENCH_DIR,
     DATABASE,
+    PASSWORD,
     REPO,
+    USER,
     Series,
     pg_amcheck,
     prepare_cluster,
@@ -44,37 +51,100 @@ from localcloud.postgres import PostgresServer
 
 SPLIT_VS_UNSPLIT_MAX = 1.3
 SPLIT_VS_AMCHECK_MAX = 1.6
+BENCH_RUN_ID = "be4c4be4c4be4c4be4c4"
+
+
+class InProcessChecker:
+    """The checker function without Lambda: each call is one invocation of ``seconds``."""
+
+    def __init__(self, server: PostgresServer, seconds: float) -> None:
+        self.target = target_for(server)
+        self.seconds = seconds
+
+    def check(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # The bench cluster has no TLS; the checker would insist on it.
+        request = CheckerRequest.model_validate(payload).model_copy(update={"target": self.target})
+        if request.mode == "plan":
+            return run_planning_checker(request, round_seconds(self.seconds, request.policy))
+        return run_share_checker(request, round_seconds(self.seconds, request.policy))
+
+
+class MemoryWorkStore:
+    def __init__(self) -> None:
+        self.work: dict[str, dict[str, Any]] = {}
+        self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
+        self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        return self.work.get(run_id)
+
+    def save(self, run_id: str, document: dict[str, Any]) -> None:
+        # As through S3: the document is written and read back as JSON.
+        self.work[run_id] = json.loads(json.dumps(document))
+
+    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
+        return self.claims.setdefault((run_id, round_, attempt), tasks) is tasks
+
+    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
+        return self.claims.get((run_id, round_, attempt))
+
+    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
+        return self.coverage.get((source_db, database))
+
+    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
+        self.coverage[(source_db, database)] = json.loads(json.dumps(document))
+
+
+class _Vault:
+    def get(self, name: str) -> str | None:
+        return PASSWORD
 
 
 def split_run(
-    server: PostgresServer, jobs: int, round_seconds: float, task_bytes: int, series: Series
+    server: PostgresServer,
+    jobs: int,
+    round_seconds: float,
+    task_bytes: int,
+    tasks_per_invocation: int,
+    series: Series,
 ) -> float:
-    """Level 3 through the plan, in rounds: the wall time from the first login to the merged
-    results."""
-    target = target_for(server)
-    policy = DrillPolicy(level=3, include_databases=[DATABASE], parallelism=jobs)
+    """Level 3 in rounds, through the code the check runner and the checker run on AWS
+    (:func:`run_check`, the plan and share modes), each round a fresh call as ``advance``
+    would trigger it: the wall time from the first login to the final result."""
+    policy = DrillPolicy(
+        level=3,
+        include_databases=[DATABASE],
+        parallelism=jobs,
+        rounds=RoundsPolicy(
+            enabled=True,
+            task_mib=max(1, task_bytes >> 20),
+            tasks_per_invocation=tasks_per_invocation,
+            max_rounds=10000,
+        ),
+        time_budget=3600,
+    )
+    checker, store = InProcessChecker(server, round_seconds), MemoryWorkStore()
+    request = CheckRunRequest(
+        run_id=BENCH_RUN_ID,
+        password_parameter="/bench/password",  # noqa: S106 - an SSM parameter name
+        target=CheckerTarget(host=server.host, port=server.port, user=USER, database=DATABASE),
+        policy=policy.model_dump(mode="json"),
+    )
     started = time.perf_counter()
-    once = run_check_suite(target, policy.model_copy(update={"level": 1}))
-    connection = connect(target, DATABASE, 600)
-    try:
-        catalog = read_catalog(connection)
-        plan = read_database_plan(
-            connection, catalog, policy, install_amcheck=False, secrets=[], task_bytes=task_bytes
-        )
-    finally:
-        connection.close()
-    progress, rounds = run_in_rounds(target, plan, policy, round_seconds=round_seconds, jobs=jobs)
-    results, _ = plan_results(plan, progress, catalog, policy, None)
+    answer = run_check(request, _Vault(), checker, store)
+    while "result" not in answer:
+        request = request.model_copy(update={"round": answer["round"] + 1})
+        answer = run_check(request, _Vault(), checker, store)
     elapsed = time.perf_counter() - started
-    bad = [
-        f"{c.display_name}: {c.message}"
-        for c in [*once.checks, *results]
-        if c.status is not CheckStatus.PASS
-    ]
+    result = answer["result"]
+    bad = [f"{c['name']}: {c['message']}" for c in result["checks"] if c["status"] != "pass"]
     if bad:
         raise SystemExit(f"the split level 3 did not pass: {bad}")
-    series.add_extra("rounds", rounds)
-    series.add_extra("tasks", len(plan.tasks))
+    rounds = next(c for c in result["checks"] if c["name"] == "check_rounds")["evidence"]
+    series.add_extra("rounds", rounds["rounds"])
+    series.add_extra("invocations", rounds["invocations"])
+    series.add_extra("tasks", rounds["tasks_planned"])
+    series.add_extra("gib", rounds["bytes_planned"] / (1 << 30))
     return elapsed
 
 
@@ -88,11 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--round-seconds",
         type=float,
-        default=1.0,
-        help="the per-invocation limit of the split run (default 1.0 s)",
+        default=60.0,
+        help="each checker invocation's time in the rounds run (default 60 s)",
     )
     parser.add_argument(
         "--task-mib", type=int, default=64, help="block range of one task (default 64 MiB)"
+    )
+    parser.add_argument(
+        "--tasks-per-invocation",
+        type=int,
+        default=30,
+        help="the policy's rounds.tasks_per_invocation (default 30)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -102,14 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         amcheck = Series(f"pg_amcheck --jobs={args.jobs}")
         unsplit = Series("level 3 unsplit (in-process)")
-        split = Series(f"level 3 split, rounds of {args.round_seconds:g} s (in-process)")
+        split = Series(
+            f"level 3 in rounds, invocations of {args.round_seconds:g} s"
+            f" and {args.tasks_per_invocation} tasks (in-process)"
+        )
         contenders: list[tuple[Series, Callable[[], float]]] = [
             (amcheck, lambda: pg_amcheck(server, args.jobs)),
             (unsplit, lambda: suite_run(server, 3, args.jobs, unsplit)),
             (
                 split,
                 lambda: split_run(
-                    server, args.jobs, args.round_seconds, args.task_mib << 20, split
+                    server,
+                    args.jobs,
+                    args.round_seconds,
+                    args.task_mib << 20,
+                    args.tasks_per_invocation,
+                    split,
                 ),
             ),
         ]
@@ -132,14 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"pgbench scale {args.scale}, {args.rounds} rounds, warm cache, jobs={args.jobs},"
-        f" {os.cpu_count()} CPUs; split: tasks of {args.task_mib} MiB,"
-        f" {split.extra_median('tasks'):.0f} tasks in {min(split.extra['rounds']):.0f}"
-        f"-{max(split.extra['rounds']):.0f} rounds"
+        f" {os.cpu_count()} CPUs; in rounds: {split.extra_median('gib'):.2f} GiB planned in"
+        f" tasks of {args.task_mib} MiB, {split.extra_median('tasks'):.0f} tasks in"
+        f" {min(split.extra['rounds']):.0f}-{max(split.extra['rounds']):.0f} rounds of"
+        f" {args.jobs} checker invocations ({split.extra_median('invocations'):.0f} in all)"
     )
-    print(f"{'contender':<52}{'median s':>10}{'min s':>9}{'max s':>9}")
+    print(f"{'contender':<70}{'median s':>10}{'min s':>9}{'max s':>9}")
     for series, _ in contenders:
         print(
-            f"{series.name:<52}{series.median:>10.3f}{min(series.seconds):>9.3f}"
+            f"{series.name:<70}{series.median:>10.3f}{min(series.seconds):>9.3f}"
             f"{max(series.seconds):>9.3f}"
         )
     print()

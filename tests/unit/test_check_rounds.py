@@ -192,6 +192,7 @@ class MemoryWorkStore:
     def __init__(self) -> None:
         self.work: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
+        self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
 
     def load(self, run_id: str) -> dict[str, Any] | None:
         return self.work.get(run_id)
@@ -208,14 +209,23 @@ class MemoryWorkStore:
     def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
         return self.claims.get((run_id, round_, attempt))
 
+    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
+        return self.coverage.get((source_db, database))
+
+    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
+        self.coverage[(source_db, database)] = json.loads(json.dumps(document))
+
 
 class ScriptedChecker:
     """Answers ``plan`` with the plan and the first task done; ``tasks`` by passing every task
     of the share, except that shares holding a task in ``crash_on`` fail, and a task in
     ``damaged`` fails its count."""
 
-    def __init__(self, plan: DatabasePlan, crash_on: set[str] | None = None) -> None:
+    def __init__(
+        self, plan: DatabasePlan, crash_on: set[str] | None = None, run_id: str = RUN_ID
+    ) -> None:
         self.plan = plan
+        self.run_id = run_id
         self.crash_on = crash_on or set()
         self.damaged: set[str] = set()
         self.requests: list[dict[str, Any]] = []
@@ -223,12 +233,14 @@ class ScriptedChecker:
     def check(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.requests.append(payload)
         if payload["mode"] == "plan":
-            first = self.plan.tasks[0].id
+            # As the checker does: no task in round 0 when the runner chooses them (rotate).
+            first = [TaskOutcome(id=self.plan.tasks[0].id, status=CheckStatus.PASS, rows=10)]
+            rotating = payload["policy"].get("coverage") == "rotate"
             answer = ShareAnswer(
-                run_id=RUN_ID,
+                run_id=self.run_id,
                 early=early_result(),
                 plans=[self.plan],
-                outcomes={"app": [TaskOutcome(id=first, status=CheckStatus.PASS, rows=10)]},
+                outcomes={} if rotating else {"app": first},
             )
             return answer.model_dump(mode="json")
         ids = [t["id"] for p in payload["work"]["plans"] for t in p["tasks"]]
@@ -240,7 +252,7 @@ class ScriptedChecker:
             else TaskOutcome(id=i, status=CheckStatus.PASS, rows=10)
             for i in ids
         ]
-        return ShareAnswer(run_id=RUN_ID, outcomes={"app": outcomes}).model_dump(mode="json")
+        return ShareAnswer(run_id=self.run_id, outcomes={"app": outcomes}).model_dump(mode="json")
 
 
 def a_request(round_: int, attempt: int = 0) -> CheckRunRequest:
@@ -363,3 +375,46 @@ def test_shares_balance_the_work_and_hold_at_most_the_tasks_per_invocation() -> 
     # And with a cap of 2 per share, only 4 tasks are taken this round
     capped = shares_of(work, parallelism=2, per_share=2, round_=1)
     assert sum(len(p.tasks) for s in capped for p in s.plans) == 4
+
+
+def test_three_rotating_drills_of_40_percent_cover_the_whole_database() -> None:
+    # Given a 10-range database, a rotating policy with a budget of 4 ranges per drill
+    plan = a_plan(10)
+    store = MemoryWorkStore()
+    policy = {**POLICY, "coverage": "rotate", "rounds": {**POLICY["rounds"], "budget_mib": 4}}
+    coverages = []
+    for day in range(3):
+        run_id = f"{day:020x}"
+        checker = ScriptedChecker(plan, run_id=run_id)
+        answers: list[dict[str, Any]] = []
+        while not answers or "result" not in answers[-1]:
+            request = a_request(len(answers)).model_copy(
+                update={
+                    "policy": policy,
+                    "source_db": "clinic-db",
+                    "run_id": run_id,
+                    "deadline": NOW + timedelta(days=day, hours=2),
+                }
+            )
+            answers.append(
+                run_check_round(
+                    request, "pw", checker, store, clock=lambda d=day: NOW + timedelta(days=d)
+                )
+            )
+        final = answers[-1]["result"]
+        rounds = next(c for c in final["checks"] if c["name"] == "check_rounds")
+        coverages.append(rounds["evidence"]["coverage"])
+        # Then every drill passes, having done what its budget allows and no more
+        assert final["verdict"] == "PASSED" and rounds["status"] == "pass", rounds["message"]
+        assert rounds["evidence"]["tasks_done"] == 4
+    # And the cumulative coverage grows to 100% on the third day, never verifying a range twice
+    assert [c["drill_pct"] for c in coverages] == [40.0, 40.0, 40.0]
+    assert [c["cumulative_pct"] for c in coverages] == [40.0, 80.0, 100.0]
+    assert [c["never_verified"] for c in coverages] == [6, 2, 0]
+    assert coverages[2]["oldest_verification"] == NOW.isoformat().replace("+00:00", "Z")
+
+
+def test_a_rotating_policy_needs_a_budget() -> None:
+    text = "version: 1\ndefaults:\n  coverage: rotate\n  rounds: {enabled: true}\n"
+    with pytest.raises(PolicyError, match="coverage: rotate needs rounds with a budget"):
+        parse_policy_text(text)

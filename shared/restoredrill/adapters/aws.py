@@ -10,6 +10,7 @@ import string
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import botocore
 from botocore.exceptions import (
@@ -706,7 +707,8 @@ class S3ReportStore:
 class S3CheckWorkStore:
     """A run's checks in rounds in the work bucket: ``checks/<run>/work.json.gz`` (gzip: a plan
     of 50,000 tables is several MB of JSON) and one object per claimed attempt at a round,
-    written only if absent (S3 conditional writes), so that one trigger wins a round."""
+    written only if absent (S3 conditional writes), so that one trigger wins a round. And, kept
+    across drills, ``coverage/<source>/<database>.json``: when each range was last verified."""
 
     def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
@@ -770,6 +772,26 @@ class S3CheckWorkStore:
             return None
         tasks: dict[str, list[str]] = json.loads(body)
         return tasks
+
+    @staticmethod
+    def _coverage_key(source_db: str, database: str) -> str:
+        # A database name may hold any character but NUL: percent-encoded, it is one key part.
+        return f"coverage/{quote(source_db, safe='')}/{quote(database, safe='')}.json"
+
+    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
+        body = self._get(self._coverage_key(source_db, database))
+        if body is None:
+            return None
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=self._coverage_key(source_db, database),
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+        )
 
 
 class EventBridgeDrillEvents:

@@ -23,11 +23,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from restoredrill.checksuite.coverage import (
+    Coverage,
+    VerificationHistory,
+    coverage_of,
+    rotation_order,
+    within_budget,
+)
 from restoredrill.checksuite.plan import (
     DatabasePlan,
     PlannedTask,
@@ -78,6 +85,10 @@ class CheckWork(BaseModel):
     rounds: int = Field(default=0, ge=0, description="Rounds whose outcomes are in `progress`.")
     invocations: int = Field(default=0, ge=0)
     last_round_seconds: float = Field(default=0, ge=0)
+    # coverage: rotate - the tasks left for later drills, and each database's history as it was
+    # when this drill began.
+    deferred: dict[str, list[str]] = Field(default_factory=dict)
+    histories: dict[str, VerificationHistory] = Field(default_factory=dict)
 
     def progress_of(self, plan: DatabasePlan) -> PlanProgress:
         return self.progress.get(plan.database) or PlanProgress()
@@ -87,6 +98,7 @@ class CheckWork(BaseModel):
             (plan.database, task)
             for plan in self.plans
             for task in self.progress_of(plan).pending(plan)
+            if task.id not in self.deferred.get(plan.database, ())
         ]
 
     def complete(self) -> bool:
@@ -171,7 +183,9 @@ def run_planning_checker(request: CheckerRequest, seconds: float) -> dict[str, A
         snapshot_time=request.snapshot_time,
         vcpus=request.vcpus,
     )
-    share = RoundShare(round=0, plans=_first_tasks(plans, policy.rounds.tasks_per_invocation))
+    # Which tasks a rotating drill takes depends on the history, which only the runner reads.
+    first = 0 if policy.coverage == "rotate" else policy.rounds.tasks_per_invocation
+    share = RoundShare(round=0, plans=_first_tasks(plans, first))
     jobs = default_parallelism(policy, request.vcpus)
     outcomes = _run_share(request, share, deadline, jobs)
     answer = ShareAnswer(run_id=request.run_id, outcomes=outcomes, early=early, plans=plans)
@@ -267,6 +281,8 @@ def run_check_round(
         if not store.claim(request.run_id, 0, request.attempt, {}):
             return _duplicate(request)
         work = _plan_round(base, checker, clock)
+        if base.policy.coverage == "rotate":
+            work = _rotate(work, store, request.source_db, base.policy)
     else:
         work = _load(store, request.run_id)
         work = _charge_lost_attempt(work, store, request)
@@ -289,7 +305,7 @@ def run_check_round(
     )
     store.save(request.run_id, work.model_dump(mode="json"))
     if _ends(work, base.policy, request, clock()):
-        return final_answer(work, base.policy, clock())
+        return final_answer(work, base.policy, clock(), store, request.source_db)
     done, total, bytes_done, bytes_total = work.tally()
     return RoundAnswer(
         run_id=request.run_id,
@@ -335,6 +351,38 @@ def _plan_round(
         invocations=1,
     )
     return work.with_outcomes(answer.outcomes, 0)
+
+
+def _rotate(
+    work: CheckWork, store: CheckWorkStore, source_db: str | None, policy: DrillPolicy
+) -> CheckWork:
+    """``coverage: rotate``: this drill takes the ranges verified longest ago (never verified
+    first) up to its budget; the others are deferred to later drills."""
+    histories = {plan.database: _history(store, source_db, plan.database) for plan in work.plans}
+    budget = (policy.rounds.budget_mib or 0) << 20
+    deferred: dict[str, list[str]] = {}
+    for plan in work.plans:
+        ordered = rotation_order(plan.tasks, histories[plan.database])
+        share = budget * plan.total_bytes // max(1, _total_bytes(work)) if budget else None
+        chosen = {t.id for t in within_budget(ordered, share)} if share is not None else None
+        if chosen is not None:
+            deferred[plan.database] = [t.id for t in plan.tasks if t.id not in chosen]
+    return work.model_copy(update={"histories": histories, "deferred": deferred})
+
+
+def _total_bytes(work: CheckWork) -> int:
+    return sum(plan.total_bytes for plan in work.plans)
+
+
+def _history(store: CheckWorkStore, source_db: str | None, database: str) -> VerificationHistory:
+    document = store.load_coverage(source_db or "unknown", database)
+    if document is None:
+        return VerificationHistory()
+    try:
+        return VerificationHistory.model_validate(document)
+    except ValidationError:
+        # An unreadable history only costs the rotation its order: start a new one.
+        return VerificationHistory()
 
 
 def _share_answer(reply: dict[str, Any], run_id: str) -> ShareAnswer:
@@ -394,9 +442,16 @@ def _ends(work: CheckWork, policy: DrillPolicy, request: CheckRunRequest, now: d
     return (request.deadline - now).total_seconds() < 2 * work.last_round_seconds
 
 
-def final_answer(work: CheckWork, policy: DrillPolicy, now: datetime) -> dict[str, Any]:
+def final_answer(
+    work: CheckWork,
+    policy: DrillPolicy,
+    now: datetime,
+    store: CheckWorkStore | None = None,
+    source_db: str | None = None,
+) -> dict[str, Any]:
     """The checks' result as a single invocation would give it: the early results, then each
-    database's counts and verifications from its plan's outcomes, and the rounds' summary."""
+    database's counts and verifications from its plan's outcomes, and the rounds' summary
+    (with ``coverage: rotate``, the coverage over recent drills, whose history it stores)."""
     checks = list(work.early.checks)
     baseline = work.early.baseline.model_copy(deep=True) if work.early.baseline else None
     for plan in work.plans:
@@ -407,7 +462,10 @@ def final_answer(work: CheckWork, policy: DrillPolicy, now: datetime) -> dict[st
         checks += [result.model_copy(update={"database": plan.database}) for result in results]
         if baseline is not None and plan.database in baseline.databases:
             baseline.databases[plan.database].row_counts = counts
-    checks.append(_rounds_check(work))
+    coverage = None
+    if policy.coverage == "rotate":
+        coverage = _record_coverage(work, policy, now, store, source_db)
+    checks.append(_rounds_check(work, coverage))
     verdict = verdict_of(checks)
     if work.early.verdict is SuiteVerdict.ERROR and verdict is SuiteVerdict.PASSED:
         verdict = SuiteVerdict.ERROR
@@ -425,28 +483,71 @@ def final_answer(work: CheckWork, policy: DrillPolicy, now: datetime) -> dict[st
     return CheckerAnswer(run_id=work.run_id, result=result).model_dump(mode="json")
 
 
-def _rounds_check(work: CheckWork) -> CheckResult:
+def _record_coverage(
+    work: CheckWork,
+    policy: DrillPolicy,
+    now: datetime,
+    store: CheckWorkStore | None,
+    source_db: str | None,
+) -> Coverage:
+    """Each database's history with this drill's verifications, stored for the next drill, and
+    the coverage of all of them together."""
+    window = timedelta(days=policy.max_days_full_coverage)
+    tasks = [task for plan in work.plans for task in plan.tasks]
+    combined = PlanProgress()
+    merged = VerificationHistory()
+    for plan in work.plans:
+        progress = work.progress_of(plan)
+        history = work.histories.get(plan.database, VerificationHistory())
+        after = history.after(plan.tasks, progress, now)
+        if store is not None:
+            store.save_coverage(
+                source_db or "unknown", plan.database, after.model_dump(mode="json")
+            )
+        combined = combined.model_copy(update={"done": combined.done | progress.done})
+        merged = VerificationHistory(verified_at=merged.verified_at | after.verified_at)
+    return coverage_of(tasks, combined, merged, now=now, window=window)
+
+
+def _rounds_check(work: CheckWork, coverage: Coverage | None) -> CheckResult:
     done, total, bytes_done, bytes_total = work.tally()
     pct = 100.0 if bytes_total == 0 else round(100 * bytes_done / bytes_total, 1)
     message = (
         f"{done} of {total} planned task(s), {pct}% of the planned bytes, in {work.rounds} "
         f"round(s) of {work.invocations} checker invocation(s)"
     )
-    complete = done == total
+    deferred = sum(len(ids) for ids in work.deferred.values())
+    complete = not work.pending()
     if not complete:
         message += ": the rest was not verified (rounds, time budget or deadline ran out)"
+    elif deferred:
+        message += f"; {deferred} task(s) left to later drills (coverage: rotate)"
+    evidence: dict[str, Any] = {
+        "rounds": work.rounds,
+        "invocations": work.invocations,
+        "tasks_done": done,
+        "tasks_planned": total,
+        "tasks_deferred": deferred,
+        "bytes_verified": bytes_done,
+        "bytes_planned": bytes_total,
+        "verified_pct": pct,
+    }
+    if coverage is not None:
+        oldest = coverage.oldest_verification
+        message += (
+            f"; {coverage.cumulative_pct}% verified within {coverage.window_days:g} days"
+            + (f", oldest range verified {oldest.isoformat()}" if oldest else "")
+            + (
+                f", {coverage.never_verified} range(s) never verified"
+                if coverage.never_verified
+                else ""
+            )
+        )
+        evidence["coverage"] = coverage.model_dump(mode="json")
     return CheckResult(
         name="check_rounds",
         level=2,
         status=CheckStatus.PASS if complete else CheckStatus.WARN,
         message=message,
-        evidence={
-            "rounds": work.rounds,
-            "invocations": work.invocations,
-            "tasks_done": done,
-            "tasks_planned": total,
-            "bytes_verified": bytes_done,
-            "bytes_planned": bytes_total,
-            "verified_pct": pct,
-        },
+        evidence=evidence,
     )

@@ -384,6 +384,7 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
         deadline=run.deadline,
         round=run.check_round,
         attempt=run.check_attempt,
+        source_db=run.source_db,
     )
     return request.to_payload()
 

@@ -160,6 +160,12 @@ class CheckWorkStore(Protocol):
         """The tasks an attempt claimed, or None when it was never claimed."""
         ...
 
+    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
+        """When each range of one database was last verified (``coverage: rotate``)."""
+        ...
+
+    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None: ...
+
 
 def counts_for_schedule(run: RunRecord) -> bool:
     """A drill that is still under way or said something about the backup (PASSED, FAILED).

@@ -391,9 +391,11 @@ class CheckRunRequest(_CheckInputs):
     target: CheckerTarget
     policy: dict[str, Any] = Field(default_factory=dict)
     deadline: datetime | None = None
-    # Checks in rounds (the policy's ``rounds``): which round, and which attempt at it.
+    # Checks in rounds (the policy's ``rounds``): which round, and which attempt at it; the
+    # source database names the coverage history of ``coverage: rotate``.
     round: int = Field(default=0, ge=0)
     attempt: int = Field(default=0, ge=0)
+    source_db: str | None = Field(default=None, max_length=255)
 
     def to_payload(self, max_bytes: int = CHECK_RUN_REQUEST_LIMIT) -> dict[str, Any]:
         """The request as sent, within ``max_bytes``: a baseline that does not fit (even

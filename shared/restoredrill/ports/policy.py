@@ -406,6 +406,9 @@ class RoundsPolicy(_Strict):
     # costs: each of its unfinished tasks uses one of its two attempts.
     tasks_per_invocation: int = Field(default=500, ge=1, le=5000)
     max_rounds: int = Field(default=200, ge=1, le=10000)
+    # With coverage: rotate, the bytes one drill verifies at most (none: until the rounds, the
+    # time budget or the deadline end it).
+    budget_mib: int | None = Field(default=None, ge=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +524,12 @@ class DrillPolicy(_Strict):
     ] = Field(default_factory=ContentFingerprintPolicy)
     amcheck: AmcheckPolicy = Field(default_factory=AmcheckPolicy)
     rounds: RoundsPolicy = Field(default_factory=RoundsPolicy)
+    # With rounds: ``full`` verifies every range in every drill; ``rotate`` lets a drill verify
+    # part of the database (its budget), the ranges verified longest ago first, so that
+    # consecutive drills cover it all. Reports flag a database whose ranges were not all
+    # verified within ``max_days_full_coverage``.
+    coverage: Literal["full", "rotate"] = "full"
+    max_days_full_coverage: float = Field(default=7.0, gt=0, le=366)
     time_budget: Duration = 600.0
     statement_timeout: Duration = 300.0
     parallelism: int | None = Field(default=None, ge=1, le=64)
@@ -541,6 +550,11 @@ class DrillPolicy(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"assertion names must be unique: {', '.join(duplicates)}")
+        if self.coverage == "rotate" and not (self.rounds.enabled and self.rounds.budget_mib):
+            raise ValueError(
+                "coverage: rotate needs rounds with a budget: "
+                "rounds: {enabled: true, budget_mib: N}"
+            )
         if self.rounds.enabled and self.content_fingerprint.enabled:
             raise ValueError(
                 "rounds and content_fingerprint cannot be combined: a content fingerprint reads "
