@@ -26,7 +26,8 @@ from restoredrill.ports.records import CheckerOutcome, RunState, Verdict
 from tests.unit.test_runstate import RULES, RUN_ID, a_run, an_instance, seen
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
-POLICY = {"level": 3, "parallelism": 2, "rounds": {"enabled": True, "tasks_per_invocation": 2}}
+ROUNDS: dict[str, Any] = {"enabled": True, "tasks_per_invocation": 2}
+POLICY: dict[str, Any] = {"level": 3, "parallelism": 2, "rounds": ROUNDS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,9 +382,10 @@ def test_three_rotating_drills_of_40_percent_cover_the_whole_database() -> None:
     # Given a 10-range database, a rotating policy with a budget of 4 ranges per drill
     plan = a_plan(10)
     store = MemoryWorkStore()
-    policy = {**POLICY, "coverage": "rotate", "rounds": {**POLICY["rounds"], "budget_mib": 4}}
+    policy = {**POLICY, "coverage": "rotate", "rounds": {**ROUNDS, "budget_mib": 4}}
     coverages = []
     for day in range(3):
+        today = NOW + timedelta(days=day)
         run_id = f"{day:020x}"
         checker = ScriptedChecker(plan, run_id=run_id)
         answers: list[dict[str, Any]] = []
@@ -393,14 +395,10 @@ def test_three_rotating_drills_of_40_percent_cover_the_whole_database() -> None:
                     "policy": policy,
                     "source_db": "clinic-db",
                     "run_id": run_id,
-                    "deadline": NOW + timedelta(days=day, hours=2),
+                    "deadline": today + timedelta(hours=2),
                 }
             )
-            answers.append(
-                run_check_round(
-                    request, "pw", checker, store, clock=lambda d=day: NOW + timedelta(days=d)
-                )
-            )
+            answers.append(run_check_round(request, "pw", checker, store, clock=lambda: today))
         final = answers[-1]["result"]
         rounds = next(c for c in final["checks"] if c["name"] == "check_rounds")
         coverages.append(rounds["evidence"]["coverage"])
