@@ -4,6 +4,7 @@ in-memory work store and a scripted checker)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -270,6 +271,10 @@ def a_request(round_: int, attempt: int = 0) -> CheckRunRequest:
     )
 
 
+def at(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
 def run_round(
     checker: ScriptedChecker, store: MemoryWorkStore, round_: int, attempt: int = 0
 ) -> dict[str, Any]:
@@ -398,7 +403,7 @@ def test_three_rotating_drills_of_40_percent_cover_the_whole_database() -> None:
                     "deadline": today + timedelta(hours=2),
                 }
             )
-            answers.append(run_check_round(request, "pw", checker, store, clock=lambda: today))
+            answers.append(run_check_round(request, "pw", checker, store, clock=at(today)))
         final = answers[-1]["result"]
         rounds = next(c for c in final["checks"] if c["name"] == "check_rounds")
         coverages.append(rounds["evidence"]["coverage"])
