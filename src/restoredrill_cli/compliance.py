@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Final, Literal
 
@@ -137,6 +137,18 @@ class VerdictCounts(_Output):
     timed_out: int = 0
 
 
+class Verification(_Output):
+    """What the last drill in rounds with ``coverage: rotate`` says of the database's block
+    ranges: the share verified within the window of ``max_days_full_coverage``, and the oldest
+    verification of any range. ``stale``: not every range verified within that window."""
+
+    cumulative_pct: float
+    window_days: float
+    oldest_verification: datetime | None
+    never_verified: int
+    stale: bool
+
+
 class DatabaseSummary(_Output):
     region: str | None
     db_instance_identifier: str
@@ -165,6 +177,8 @@ class DatabaseSummary(_Output):
     estimated_cost_usd: float | None
     drills_costed: int
     cost_by_month: dict[str, float]
+    # Drills that verify part of the database each time (coverage: rotate); None otherwise.
+    verification: Verification | None = None
 
     @property
     def key(self) -> str:
@@ -281,6 +295,31 @@ class _CheckSummary(_Read):
     failed: list[_FailedCheck] = Field(default_factory=list)
 
 
+class _Coverage(_Read):
+    cumulative_pct: float | int
+    window_days: float | int
+    oldest_verification: _Timestamp | None = None
+    never_verified: int = 0
+
+
+class _CheckEvidence(_Read):
+    coverage: _Coverage | None = None
+
+
+class _Check(_Read):
+    name: str
+    evidence: _CheckEvidence | None = None
+
+
+class _Checks(_Read):
+    checks: list[_Check] = Field(default_factory=list)
+
+    @property
+    def coverage(self) -> _Coverage | None:
+        rounds = next((c for c in self.checks if c.name == "check_rounds"), None)
+        return rounds.evidence.coverage if rounds and rounds.evidence else None
+
+
 class _Location(_Read):
     bucket: str | None = None
     key: str | None = None
@@ -308,6 +347,7 @@ class _Report(_Read):
     policy: _Policy | None = None
     # Version 1.4 on: the drill's estimated cost.
     cost: _Cost | None = None
+    checks: _Checks | None = None
 
     @property
     def rto_seconds(self) -> float | None:
@@ -541,6 +581,22 @@ def _database_summary(
         estimated_cost_usd=_usd(sum(costs.values())) if costed else None,
         drills_costed=len(costed),
         cost_by_month={month: _usd(usd) for month, usd in sorted(costs.items())},
+        verification=_verification(last, now),
+    )
+
+
+def _verification(last: _Report | None, now: datetime) -> Verification | None:
+    coverage = last.checks.coverage if last is not None and last.checks is not None else None
+    if coverage is None:
+        return None
+    oldest = coverage.oldest_verification
+    too_old = oldest is None or now - oldest > timedelta(days=coverage.window_days)
+    return Verification(
+        cumulative_pct=float(coverage.cumulative_pct),
+        window_days=float(coverage.window_days),
+        oldest_verification=oldest,
+        never_verified=coverage.never_verified,
+        stale=coverage.cumulative_pct < 100 or too_old,
     )
 
 
@@ -707,6 +763,18 @@ def _md_coverage(db: DatabaseSummary) -> str:
     return label
 
 
+def _md_verification(db: DatabaseSummary) -> str:
+    v = db.verification
+    assert v is not None
+    oldest = _when(v.oldest_verification) if v.oldest_verification else "never"
+    flag = "**not fully verified within the window**" if v.stale else "fully verified"
+    return (
+        f"- {_md_name(db)}: {flag}: {v.cumulative_pct:g}% of the bytes within "
+        f"{v.window_days:g} days, oldest range verified {oldest}"
+        + (f", {v.never_verified} range(s) never verified" if v.never_verified else "")
+    )
+
+
 def _md_name(db: DatabaseSummary) -> str:
     return f"{_md_escape(db.region or UNKNOWN_REGION)} / {_md_escape(db.db_instance_identifier)}"
 
@@ -789,6 +857,10 @@ def _markdown(summary: ComplianceSummary) -> str:
     lines += [_md_overdue(db) for db in overdue] or ["None."]
     lines += ["", "## Failing", ""]
     lines += [_md_failing(db) for db in failing] or ["None."]
+    rotating = [db for db in summary.databases if db.verification is not None]
+    if rotating:
+        lines += ["", "## Block ranges verified (coverage: rotate)", ""]
+        lines += [_md_verification(db) for db in rotating]
     if summary.unreadable_reports:
         lines += ["", "## Unreadable reports", ""]
         lines += [

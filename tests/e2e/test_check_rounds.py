@@ -5,6 +5,7 @@ damage that only a late round reads fails it, naming the table and the block ran
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from restoredrill.ports.records import Verdict
 
 from localcloud.cloud import LocalCloud
+from restoredrill_cli.compliance import build_summary, render_summary
 from tests.db.checker import run_sql
 from tests.e2e.conftest import assert_invariants
 
@@ -110,3 +112,56 @@ def test_damage_that_only_a_late_round_reads_fails_the_drill_naming_table_and_bl
     # And it was found in a late round
     assert damaged["round"] >= 3
     assert "blocks 1408-1535" in heap_check["message"]
+
+
+ROTATE_POLICY = """\
+version: 1
+defaults:
+  level: 3
+  parallelism: 2
+  amcheck: {include_system_catalogs: false}
+  coverage: rotate
+  max_days_full_coverage: 7
+  rounds: {enabled: true, task_mib: 1, tasks_per_invocation: 8, budget_mib: %d}
+"""
+
+
+def test_three_rotating_drills_of_about_40_percent_reach_full_coverage(tmp_path: Path) -> None:
+    # Given a database of about 30 MiB of planned reads and a rotating policy whose budget is
+    # about 40% of them
+    policy = tmp_path / "drill-policy.yaml"
+    policy.write_text(ROTATE_POLICY % 12)
+    with LocalCloud(patients=300, policy_file=policy) as cloud:
+        source = cloud.create_source_database("clinic-db")
+        run_sql(
+            source.server,
+            "clinic",
+            "CREATE TABLE clinic.ledger AS SELECT g AS entry_id, g * 7 AS amount_cents"
+            f" FROM generate_series(1, {LEDGER_ROWS}) AS g",
+        )
+        # When three automated snapshots are drilled one after the other
+        reports = []
+        for _ in range(3):
+            run = cloud.wait_for_run(cloud.start_drill("clinic-db"), timeout=180)
+            assert run is not None and run.verdict is Verdict.PASSED, run
+            assert_invariants(cloud, run, Verdict.PASSED)
+            assert run.report_key is not None
+            reports.append(cloud.report(run.report_key))
+    # Then each verified about 40% of the bytes, and together all of them
+    coverages = [check(r, "check_rounds")["evidence"]["coverage"] for r in reports]
+    assert all(30 <= c["drill_pct"] <= 50 for c in coverages), coverages
+    assert coverages[0]["cumulative_pct"] < coverages[1]["cumulative_pct"] < 100
+    assert coverages[2]["cumulative_pct"] == 100.0 and coverages[2]["never_verified"] == 0
+    assert "100.0% verified within 7 days" in check(reports[2], "check_rounds")["message"]
+    # And the compliance summary flags the database after the first drill, not after the third
+    now = datetime.now(UTC)
+    since = now - timedelta(days=30)
+    after_first = build_summary(reports[:1], [], since=since, now=now)
+    after_third = build_summary(reports, [], since=since, now=now)
+    [first] = after_first.databases
+    [third] = after_third.databases
+    assert first.verification is not None and first.verification.stale
+    assert third.verification is not None and not third.verification.stale
+    assert third.verification.cumulative_pct == 100.0
+    assert "fully verified: 100% of the bytes within 7 days" in render_summary(after_third, "md")
+    assert "not fully verified within the window" in render_summary(after_first, "md")
