@@ -74,6 +74,7 @@ class MemoryWorkStore:
         self.work: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
         self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
+        self.baselines: dict[str, dict[str, Any]] = {}
 
     def load(self, run_id: str) -> dict[str, Any] | None:
         return self.work.get(run_id)
@@ -93,6 +94,14 @@ class MemoryWorkStore:
 
     def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
         self.coverage[(source_db, database)] = json.loads(json.dumps(document))
+
+    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
+        key = f"baselines/{source_db}/{run_id}.json.gz"
+        self.baselines[key] = json.loads(json.dumps(document))
+        return key
+
+    def load_baseline(self, key: str) -> dict[str, Any] | None:
+        return self.baselines.get(key)
 
 
 class _Vault:

@@ -10,16 +10,26 @@ from typing import Any
 
 import pytest
 from restoredrill.checksuite.plan import DatabasePlan, PlannedRelation, PlannedTask, TaskOutcome
-from restoredrill.domain.check_rounds import CheckWork, ShareAnswer, run_check_round, shares_of
+from restoredrill.domain.check_rounds import (
+    CheckWork,
+    ShareAnswer,
+    keep_baseline,
+    run_check_round,
+    shares_of,
+    with_kept_baseline,
+)
 from restoredrill.domain.runstate import Effect, decide
+from restoredrill.ports.baseline import Baseline, DatabaseBaseline
 from restoredrill.ports.gateways import CheckerFailed
 from restoredrill.ports.inbound_events import parse_checker_record
 from restoredrill.ports.messages import (
+    CheckerAnswer,
     CheckResult,
     CheckRunRequest,
     CheckStatus,
     CheckSuiteResult,
     SuiteVerdict,
+    json_size,
 )
 from restoredrill.ports.policy import PolicyError, parse_policy_text
 from restoredrill.ports.records import CheckerOutcome, RunState, Verdict
@@ -195,6 +205,7 @@ class MemoryWorkStore:
         self.work: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
         self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
+        self.baselines: dict[str, dict[str, Any]] = {}
 
     def load(self, run_id: str) -> dict[str, Any] | None:
         return self.work.get(run_id)
@@ -216,6 +227,14 @@ class MemoryWorkStore:
 
     def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
         self.coverage[(source_db, database)] = json.loads(json.dumps(document))
+
+    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
+        key = f"baselines/{source_db}/{run_id}.json.gz"
+        self.baselines[key] = json.loads(json.dumps(document))
+        return key
+
+    def load_baseline(self, key: str) -> dict[str, Any] | None:
+        return self.baselines.get(key)
 
 
 class ScriptedChecker:
@@ -421,3 +440,36 @@ def test_a_rotating_policy_needs_a_budget() -> None:
     text = "version: 1\ndefaults:\n  coverage: rotate\n  rounds: {enabled: true}\n"
     with pytest.raises(PolicyError, match="coverage: rotate needs rounds with a budget"):
         parse_policy_text(text)
+
+
+def test_a_baseline_is_kept_in_the_work_store_and_read_back_by_the_next_drill() -> None:
+    # Given the final answer of a drill whose baseline lists 20,000 tables
+    tables = {f'"public"."t{n}"': n for n in range(20_000)}
+    baseline = Baseline(
+        taken_at=NOW,
+        server_version="15.8",
+        level=2,
+        database_names=["app"],
+        databases={"app": DatabaseBaseline(schema_fingerprint="x", row_counts=tables)},
+    )
+    result = early_result().model_copy(update={"baseline": baseline})
+    store = MemoryWorkStore()
+    # When the runner keeps it
+    kept = keep_baseline(CheckerAnswer(run_id=RUN_ID, result=result), store, "clinic-db")
+    # Then the answer names it by key and is small enough for its way back to advance
+    assert kept.result.baseline is None and kept.baseline_key is not None
+    assert json_size(kept.model_dump(mode="json")) < 2_000
+    # And the next drill's request, holding only the key, gets it back whole
+    request = a_request(0).model_copy(update={"baseline_key": kept.baseline_key})
+    restored = with_kept_baseline(request, store)
+    assert restored.baseline is not None
+    assert restored.baseline.databases["app"].row_counts == tables
+
+
+def test_a_baseline_gone_from_the_work_store_is_said_not_guessed() -> None:
+    # Given a request naming a baseline the store no longer has
+    request = a_request(0).model_copy(update={"baseline_key": "baselines/clinic-db/x.json.gz"})
+    # When the runner reads it back, then the drill has none and says why
+    restored = with_kept_baseline(request, MemoryWorkStore())
+    assert restored.baseline is None
+    assert restored.baseline_omitted is not None and "is gone" in restored.baseline_omitted

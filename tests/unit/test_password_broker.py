@@ -92,7 +92,7 @@ def test_the_checker_gets_the_password_from_the_vault_and_the_answer_carries_non
     assert "password_parameter" not in payload
     # And the answer (what the destination record carries back) is the checker's result, with
     # no password
-    assert answer == {"run_id": RUN_ID, "result": passed_result()}
+    assert answer == {"run_id": RUN_ID, "result": passed_result(), "baseline_key": None}
     assert "s3cret-password-value" not in json.dumps(answer)
 
 

@@ -502,8 +502,10 @@ def test_the_check_runner_reads_run_passwords_invokes_the_checker_and_nothing_el
             "/restoredrill/${AWS::StackName}/runs/*",
         ),
         ("lambda:InvokeFunction", "CheckerFunction"),
-        ("s3:GetObject", "${CheckWorkBucket.Arn}/checks/*"),
-        ("s3:PutObject", "${CheckWorkBucket.Arn}/checks/*"),
+    } | {
+        (action, f"${{CheckWorkBucket.Arn}}/{prefix}/*")
+        for action in ("s3:GetObject", "s3:PutObject")
+        for prefix in ("checks", "coverage", "baselines")
     }
     # And the work store's calls are exactly the two it is granted on the work bucket
     assert _adapter_calls(CHECK_RUNNER_ADAPTERS) == {"s3:GetObject", "s3:PutObject"}
@@ -614,9 +616,12 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
     writers = {where for where, s in allows(t) if "s3:PutObject" in actions(s)}
     assert writers == {"DrillControlPolicy", "CheckRunnerFunction"}
     runner = t["Resources"]["CheckRunnerFunction"]["Properties"]["Policies"][0]["Statement"]
-    assert [text(s["Resource"]) for s in runner if "s3:PutObject" in actions(s)] == [
-        "${CheckWorkBucket.Arn}/checks/*"
-    ]
+    [work] = [s for s in runner if "s3:PutObject" in actions(s)]
+    assert {text(r) for r in as_list(work["Resource"])} == {
+        "${CheckWorkBucket.Arn}/checks/*",
+        "${CheckWorkBucket.Arn}/coverage/*",
+        "${CheckWorkBucket.Arn}/baselines/*",
+    }
     drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (guarded,) = [i for i in drill if "Fn::If" in i and i["Fn::If"][0] == "HasReportBucketKmsKey"]
     granted, otherwise = guarded["Fn::If"][1:]

@@ -785,6 +785,27 @@ class S3CheckWorkStore:
         document: dict[str, Any] = json.loads(body)
         return document
 
+    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
+        key = f"baselines/{quote(source_db, safe='')}/{run_id}.json.gz"
+        body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            ContentEncoding="gzip",
+        )
+        return key
+
+    def load_baseline(self, key: str) -> dict[str, Any] | None:
+        if not key.startswith("baselines/"):
+            return None
+        body = self._get(key)
+        if body is None:
+            return None
+        document: dict[str, Any] = json.loads(gzip.decompress(body))
+        return document
+
     def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
         self._s3.put_object(
             Bucket=self._bucket,

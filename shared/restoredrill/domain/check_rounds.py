@@ -305,7 +305,8 @@ def run_check_round(
     )
     store.save(request.run_id, work.model_dump(mode="json"))
     if _ends(work, base.policy, request, clock()):
-        return final_answer(work, base.policy, clock(), store, request.source_db)
+        final = final_answer(work, base.policy, clock(), store, request.source_db)
+        return keep_baseline(final, store, request.source_db).model_dump(mode="json")
     done, total, bytes_done, bytes_total = work.tally()
     return RoundAnswer(
         run_id=request.run_id,
@@ -448,7 +449,7 @@ def final_answer(
     now: datetime,
     store: CheckWorkStore | None = None,
     source_db: str | None = None,
-) -> dict[str, Any]:
+) -> CheckerAnswer:
     """The checks' result as a single invocation would give it: the early results, then each
     database's counts and verifications from its plan's outcomes, and the rounds' summary
     (with ``coverage: rotate``, the coverage over recent drills, whose history it stores)."""
@@ -480,7 +481,43 @@ def final_answer(
             "summary": summarize(checks),
         }
     )
-    return CheckerAnswer(run_id=work.run_id, result=result).model_dump(mode="json")
+    return CheckerAnswer(run_id=work.run_id, result=result)
+
+
+def keep_baseline(
+    answer: CheckerAnswer, store: CheckWorkStore | None, source_db: str | None
+) -> CheckerAnswer:
+    """The answer with its baseline kept in the work store and named by key: the way back to
+    ``advance`` (an async destination record, then a run record) holds 128 KB, a baseline of
+    20,000 tables several MB."""
+    baseline = answer.result.baseline
+    if store is None or baseline is None:
+        return answer
+    key = store.save_baseline(
+        source_db or "unknown", answer.run_id, baseline.model_dump(mode="json")
+    )
+    result = answer.result.model_copy(update={"baseline": None})
+    return answer.model_copy(update={"result": result, "baseline_key": key})
+
+
+def with_kept_baseline(request: CheckRunRequest, store: CheckWorkStore | None) -> CheckRunRequest:
+    """The request with the last passing drill's baseline read back from the work store when
+    only its key came (:func:`keep_baseline`); when it is gone, the drill says so."""
+    if request.baseline is not None or request.baseline_key is None:
+        return request
+    document = store.load_baseline(request.baseline_key) if store is not None else None
+    if document is None:
+        why = (
+            f"the last passing drill's baseline ({request.baseline_key}) is gone from the work "
+            "bucket: this drill compares nothing with it"
+        )
+        return request.model_copy(update={"baseline_omitted": why})
+    try:
+        baseline = Baseline.model_validate(document)
+    except ValidationError:
+        why = f"the last passing drill's baseline ({request.baseline_key}) is unreadable"
+        return request.model_copy(update={"baseline_omitted": why})
+    return request.model_copy(update={"baseline": baseline})
 
 
 def _record_coverage(

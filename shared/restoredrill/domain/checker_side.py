@@ -20,6 +20,7 @@ from restoredrill.checksuite.results import summarize
 from restoredrill.domain.check_rounds import run_planning_checker, run_share_checker
 from restoredrill.ports.inbound_events import InvalidEvent
 from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckResult, CheckStatus
+from restoredrill.ports.payload_transport import pack_document
 from restoredrill.ports.policy import DrillPolicy
 
 # Packing the result (compressed when large) and returning it, after the suite's budget ends.
@@ -86,6 +87,8 @@ def run_checker(
         )
         checks = [*result.checks, note]
         result = result.model_copy(update={"checks": checks, "summary": summarize(checks)})
+    if request.whole_answer:
+        return {"run_id": request.run_id, "result": pack_document(result.model_dump(mode="json"))}
     return CheckerAnswer(run_id=request.run_id, result=result).model_dump(mode="json")
 
 

@@ -40,7 +40,6 @@ from restoredrill.domain.runstate import (
     decide,
     on_effect_rejected,
 )
-from restoredrill.ports.baseline import Baseline
 from restoredrill.ports.config import ConfigError, DrillSettings
 from restoredrill.ports.gateways import (
     CheckerInvoker,
@@ -366,6 +365,7 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     instance = ctx.rds.describe_drill_instance(run.instance_id)
     if instance is None or instance.address is None:
         raise EffectRejected("InstanceNotReady", f"{run.instance_id} has no endpoint")
+    previous = _last_passing(run, ctx)
     # The password itself never travels in this payload (the check runner reads it from the
     # vault): async invoke payloads come back inside destination records.
     request = CheckRunRequest(
@@ -378,7 +378,8 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
             database=instance.db_name or "postgres",
         ),
         policy=run.policy,
-        baseline=_baseline_for(run, ctx),
+        baseline=previous.checks.baseline if previous and previous.checks else None,
+        baseline_key=previous.baseline_key if previous else None,
         snapshot_time=run.snapshot.snapshot_created_at,
         vcpus=vcpus_of(run.instance_class),
         deadline=run.deadline,
@@ -389,12 +390,13 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     return request.to_payload()
 
 
-def _baseline_for(run: RunRecord, ctx: DrillContext) -> Baseline | None:
-    """What the last passing drill of this database measured (only passing drills set it)."""
+def _last_passing(run: RunRecord, ctx: DrillContext) -> RunRecord | None:
+    """The last passing drill of this database: its baseline is what this one compares with
+    (only passing drills set one)."""
     previous = ctx.runs.last_passing(run.source_db)
-    if previous is None or previous.run_id == run.run_id or previous.checks is None:
+    if previous is None or previous.run_id == run.run_id:
         return None
-    return previous.checks.baseline
+    return previous
 
 
 def vcpus_of(instance_class: str) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from restoredrill.domain.check_rounds import run_check_round
+from restoredrill.domain.check_rounds import keep_baseline, run_check_round, with_kept_baseline
 from restoredrill.ports.gateways import CheckerFailed, CheckWorkStore, PasswordReader, SyncChecker
 from restoredrill.ports.inbound_events import InvalidEvent
 from restoredrill.ports.messages import CheckerAnswer, CheckerRequest, CheckRunRequest
@@ -43,11 +43,15 @@ def run_check(
     password = vault.get(request.password_parameter)
     if password is None:
         raise CheckerFailed("the run's password is gone: the drill has moved on")
+    request = with_kept_baseline(request, work_store)
     if DrillPolicy.model_validate(request.policy).in_rounds:
         if work_store is None:
             raise CheckerFailed("the policy asks for rounds but no work store is configured")
         return run_check_round(request, password, checker, work_store)
-    reply = checker.check(CheckerRequest.for_run(request, password).to_payload())
+    checker_request = CheckerRequest.for_run(request, password).model_copy(
+        update={"whole_answer": work_store is not None}
+    )
+    reply = checker.check(checker_request.to_payload())
     try:
         answer = CheckerAnswer.model_validate(reply)
     except ValidationError as error:
@@ -55,4 +59,4 @@ def run_check(
         raise CheckerFailed(f"the checker's answer is malformed: {fields}") from None
     if answer.run_id != request.run_id:
         raise CheckerFailed("the checker answered for another run")
-    return answer.model_dump(mode="json")
+    return keep_baseline(answer, work_store, request.source_db).model_dump(mode="json")

@@ -351,7 +351,15 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
     else:
         verdict = Verdict.ERROR
         reason = f"the checker failed: {outcome.error or 'no result'}"
-    return _tear_down(run, instance, seen.now, verdict, reason, checks=outcome.result)
+    return _tear_down(
+        run,
+        instance,
+        seen.now,
+        verdict,
+        reason,
+        checks=outcome.result,
+        baseline_key=outcome.baseline_key,
+    )
 
 
 def _failed_checks_reason(outcome: CheckerOutcome) -> str:

@@ -166,6 +166,14 @@ class CheckWorkStore(Protocol):
 
     def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None: ...
 
+    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
+        """Keep a drill's baseline for the drills after it; returns its key."""
+        ...
+
+    def load_baseline(self, key: str) -> dict[str, Any] | None:
+        """A baseline kept by :meth:`save_baseline`, or None when it is gone."""
+        ...
+
 
 def counts_for_schedule(run: RunRecord) -> bool:
     """A drill that is still under way or said something about the backup (PASSED, FAILED).

@@ -296,4 +296,10 @@ def parse_checker_record(body: str) -> CheckerOutcome:
             run_id=run_id, succeeded=False, error="the checker answered for another run"
         )
     verdict = Verdict(answer.result.verdict.value)
-    return CheckerOutcome(run_id=run_id, succeeded=True, verdict=verdict, result=answer.result)
+    return CheckerOutcome(
+        run_id=run_id,
+        succeeded=True,
+        verdict=verdict,
+        result=answer.result,
+        baseline_key=answer.baseline_key,
+    )

@@ -396,6 +396,8 @@ class CheckRunRequest(_CheckInputs):
     round: int = Field(default=0, ge=0)
     attempt: int = Field(default=0, ge=0)
     source_db: str | None = Field(default=None, max_length=255)
+    # The last passing drill's baseline when the check runner kept it in the work bucket.
+    baseline_key: str | None = Field(default=None, max_length=1024)
 
     def to_payload(self, max_bytes: int = CHECK_RUN_REQUEST_LIMIT) -> dict[str, Any]:
         """The request as sent, within ``max_bytes``: a baseline that does not fit (even
@@ -453,6 +455,9 @@ class CheckerRequest(_CheckInputs):
     # as time allows) or ``tasks`` (the tasks in ``work``, a share of one round).
     mode: Literal["suite", "plan", "tasks"] = "suite"
     work: dict[str, Any] | None = None
+    # The runner keeps the baseline in its work bucket: the answer may be as large as a
+    # synchronous invoke allows, the baseline whole.
+    whole_answer: bool = False
 
     @classmethod
     def for_run(cls, request: CheckRunRequest, password: str) -> CheckerRequest:
@@ -499,3 +504,5 @@ class CheckerAnswer(BaseModel):
 
     run_id: str = Field(pattern=RUN_ID_PATTERN)
     result: TravellingCheckSuite
+    # The result's baseline, kept by the check runner in the work bucket instead of here.
+    baseline_key: str | None = Field(default=None, max_length=1024)

@@ -110,6 +110,7 @@ class CheckerOutcome(BaseModel):
     round_finished: int | None = None
     # ... or another trigger had already claimed the round: nothing to do.
     duplicate_round: bool = False
+    baseline_key: str | None = None  # the result's baseline, kept in the work bucket
 
 
 class Lease(BaseModel):
@@ -155,6 +156,9 @@ class RunRecord(BaseModel):
     effect_claimed_at: datetime | None = None
     # The checker's result; stored as it travelled (plain, or gzip+base64 when large).
     checks: TravellingCheckSuite | None = None
+    # Where the check runner stored this drill's baseline when it kept it out of `checks` (the
+    # work bucket: a baseline of 20,000 tables is megabytes, a run record at most 400 KB).
+    baseline_key: str | None = None
     chain: ReportChain | None = None
     report_key: str | None = None
     report_sha256: str | None = None
