@@ -48,12 +48,14 @@ from restoredrill.checksuite.suite import default_parallelism, plan_check_suite
 from restoredrill.ports.baseline import Baseline
 from restoredrill.ports.gateways import CheckerFailed, CheckWorkStore, SyncChecker
 from restoredrill.ports.messages import (
+    CHECK_RESULT_LIMIT,
     CheckerAnswer,
     CheckerRequest,
     CheckRunRequest,
     CheckSuiteResult,
     RoundAnswer,
     SuiteVerdict,
+    json_size,
 )
 from restoredrill.ports.payload_transport import pack_document, unpack_document
 from restoredrill.ports.policy import DrillPolicy
@@ -487,11 +489,14 @@ def final_answer(
 def keep_baseline(
     answer: CheckerAnswer, store: CheckWorkStore | None, source_db: str | None
 ) -> CheckerAnswer:
-    """The answer with its baseline kept in the work store and named by key: the way back to
-    ``advance`` (an async destination record, then a run record) holds 128 KB, a baseline of
-    20,000 tables several MB."""
+    """The answer with its baseline kept in the work store and named by key when it would not
+    travel whole: the way back to ``advance`` (an async destination record, then a run record)
+    holds 128 KB, a baseline of 20,000 tables several MB. A smaller one stays in the result (and
+    so in the report, where ``restoredrill check --baseline`` reads it)."""
     baseline = answer.result.baseline
     if store is None or baseline is None:
+        return answer
+    if json_size(pack_document(answer.result.model_dump(mode="json"))) <= CHECK_RESULT_LIMIT:
         return answer
     key = store.save_baseline(
         source_db or "unknown", answer.run_id, baseline.model_dump(mode="json")
