@@ -121,7 +121,8 @@ sam-local: venv postgres build
 bench: venv postgres
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.cli
-	$(BIN)/python -m bench.plan
+	$(BIN)/python -m bench.plan --scale 120 --tasks-per-invocation 20
+	$(BIN)/python -m bench.wide
 	$(BIN)/python -m bench.evidence
 
 # 200 drills with random faults through one local cloud, every invariant checked (not in CI).
