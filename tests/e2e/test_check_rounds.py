@@ -165,3 +165,33 @@ def test_three_rotating_drills_of_about_40_percent_reach_full_coverage(tmp_path:
     assert third.verification.cumulative_pct == 100.0
     assert "fully verified: 100% of the bytes within 7 days" in render_summary(after_third, "md")
     assert "not fully verified within the window" in render_summary(after_first, "md")
+
+
+@pytest.mark.parametrize(
+    ("fault", "verdict"),
+    [
+        # advance dies right after invoking a round: the round is claimed again and invoked
+        # again; the check runner refuses the second attempt's claim, the first one's answer is
+        # used
+        ("crash-after-checker-invoke", Verdict.PASSED),
+        # every event three times: each round still runs once
+        ("duplicate-events", Verdict.PASSED),
+        # the server stops answering: round 0's checker is killed at its timeout and the drill
+        # ends in ERROR, torn down
+        ("checker-hangs", Verdict.ERROR),
+    ],
+)
+def test_faults_during_rounds_keep_every_promise(
+    rounds_cloud: LocalCloud, fault: str, verdict: Verdict
+) -> None:
+    cloud = rounds_cloud
+    # Given a drill in rounds with the fault armed
+    # When it runs
+    run = cloud.wait_for_run(cloud.start_drill("clinic-db", fault=fault), timeout=240)
+    # Then it reaches the fault's verdict, keeping every promise of a drill
+    assert run is not None and run.verdict is verdict, run
+    assert_invariants(cloud, run, verdict)
+    if verdict is Verdict.PASSED:
+        assert run.report_key is not None
+        rounds = check(cloud.report(run.report_key), "check_rounds")
+        assert rounds["evidence"]["verified_pct"] == 100.0 and rounds["evidence"]["rounds"] >= 5
