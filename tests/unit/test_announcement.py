@@ -23,6 +23,7 @@ from restoredrill.domain.announcement import (
     announce,
     render,
 )
+from restoredrill.domain.report.evidence import partly_verified
 from restoredrill.ports.config import ConfigError, DrillSettings
 
 from tests.unit.test_report_schema import (
@@ -413,3 +414,28 @@ def test_the_message_links_the_readable_page_beside_the_report() -> None:
     (report_section,) = [b for b in blocks if b["type"] == "section" and REPORT_URI in str(b)]
     assert html_uri in report_section["text"]["text"]
     assert f"Readable report: {html_uri}" in text
+
+
+def test_a_partly_verified_drill_says_so_in_slack_and_a_complete_one_does_not() -> None:
+    # Given the checks of a drill in rounds that verified 62% of the planned bytes
+    suite = {
+        "complete": False,
+        "checks": [
+            {"name": "check_rounds", "status": "warn", "evidence": {"verified_pct": 62.0}},
+            {"name": "amcheck_heap", "status": "skipped"},
+        ],
+    }
+    statement = partly_verified(suite)
+    assert statement == (
+        "Partly verified: 62.0% of the planned bytes verified; "
+        "1 check(s) not run or not finished (see the report)"
+    )
+    # When its Drill Finished is announced
+    text, blocks = render(finished(verdict="PASSED", partly_verified=statement))
+    # Then the notification text and the message both say it, beside PASSED
+    assert statement in text and statement in all_text(blocks)
+    # And a drill that verified everything says nothing of the kind
+    complete = {"complete": True, "checks": [{"name": "check_rounds", "status": "pass"}]}
+    assert partly_verified(complete) is None
+    text, blocks = render(finished(verdict="PASSED"))
+    assert "Partly verified" not in text + all_text(blocks)

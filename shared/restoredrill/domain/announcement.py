@@ -97,6 +97,8 @@ def _fallback(finished: DrillFinished) -> str:
     lines = [_headline(finished)]
     if finished.reason:
         lines.append(f"Why: {_clip(finished.reason, FALLBACK_REASON_MAX)}")
+    if finished.partly_verified:
+        lines.append(_clip(finished.partly_verified, FALLBACK_REASON_MAX))
     for check in finished.failed_checks[:FALLBACK_CHECKS_MAX]:
         detail = f": {_clip(check.message, FALLBACK_MESSAGE_MAX)}" if check.message else ""
         name = _clip(str(check.name), FALLBACK_NAME_MAX)
@@ -205,6 +207,8 @@ def render(finished: DrillFinished) -> tuple[str, list[dict[str, Any]]]:
     ]
     if finished.reason:
         blocks.append(_section(f"*Why:* {_escape(finished.reason)}"))
+    if finished.partly_verified:
+        blocks.append(_section(f":warning: {_escape(finished.partly_verified)}"))
     blocks.append(_facts(finished))
     shown = finished.failed_checks[:CHECK_SECTIONS_MAX]
     blocks += [_check_section(check) for check in shown]

@@ -141,3 +141,23 @@ _LINES_BY_CHECK: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]
     "freshness": _freshness_lines,
     "schema_fingerprint": _schema_lines,
 }
+
+
+def partly_verified(suite: dict[str, Any] | None) -> str | None:
+    """What a drill did not verify of what its policy asks for, in one sentence; None when it
+    verified all of it. From the check suite's JSON (a run's checks or a report's): the share
+    of the planned bytes when the checks ran in rounds, and the checks the time budget cut."""
+    if not suite:
+        return None
+    checks = suite.get("checks") or []
+    skipped = sum(1 for check in checks if check.get("status") == "skipped")
+    rounds = next((c for c in checks if c.get("name") == "check_rounds"), None)
+    parts = []
+    if rounds is not None and rounds.get("status") != "pass":
+        pct = (rounds.get("evidence") or {}).get("verified_pct")
+        parts.append(f"{pct}% of the planned bytes verified" if pct is not None else "plan cut")
+    if skipped:
+        parts.append(f"{skipped} check(s) not run or not finished (see the report)")
+    if not parts and suite.get("complete", True):
+        return None
+    return "Partly verified: " + ("; ".join(parts) or "the check suite was cut short")

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from restoredrill.domain.report.document import measured_rpo, phase_timings, seconds_rounded
-from restoredrill.domain.report.evidence import evidence_summary
+from restoredrill.domain.report.evidence import evidence_summary, partly_verified
 from restoredrill.domain.report.location import report_location
 from restoredrill.domain.report.model import (
     DrillFinished,
@@ -75,6 +75,9 @@ def finished_event(
         rpo_seconds=rpo.seconds if rpo else None,
         rpo_check=rpo.check if rpo else None,
         failed_checks_total=len(not_passed_checks),
+        partly_verified=partly_verified(
+            run.checks.model_dump(mode="json") if run.checks is not None else None
+        ),
         estimated_cost_usd=estimated_cost_usd,
         report=EventReportLocation(
             bucket=bucket,

@@ -20,7 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from restoredrill.domain.report.evidence import evidence_summary
+from restoredrill.domain.report.evidence import evidence_summary, partly_verified
 from restoredrill.domain.report.model import DrillReport
 from restoredrill.domain.report.text import display_name, duration_text, usd_text
 
@@ -169,9 +169,11 @@ def _headline(report: dict[str, Any]) -> str:
     total = summary.get("total", 0)
     passed = (summary.get("by_status") or {}).get("pass", 0)
     rto = duration_text(report["recovery"].get("rto_seconds"))
-    if passed == total:
+    partial = partly_verified(report.get("checks"))
+    if passed == total and not partial:
         return f"Restored in {rto}; all {total} checks passed."
-    return f"Restored in {rto}; {passed} of {total} checks passed and none failed."
+    text = f"Restored in {rto}; {passed} of {total} checks passed and none failed."
+    return f"{text} {partial}." if partial else text
 
 
 def _status_counts(summary: dict[str, Any] | None) -> list[tuple[str, int]]:

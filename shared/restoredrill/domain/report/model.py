@@ -608,6 +608,8 @@ class DrillFinished(BaseModel):
     rpo_check: str | None = None
     failed_checks: list[FailedCheck] = Field(default_factory=list)
     failed_checks_total: int | None = None  # more than listed when the event had to be bounded
+    # What the drill did not verify of what its policy asks for (None: all of it).
+    partly_verified: str | None = None
     estimated_cost_usd: float | None = None
     report: EventReportLocation
     created_at: str | None = None
