@@ -196,6 +196,8 @@ def test_a_good_restore_is_checked_reported_and_marked_successful_once() -> None
     assert request["target"]["password"] == CREDENTIAL["password"]
     assert request["policy"]["level"] == 3
     assert request["snapshot_time"].startswith("2026-11-28T03:10")
+    # And the checks may only read: nothing is installed in AWS Backup's instance
+    assert request["install_amcheck"] is False
     # And the report is written, and AWS Backup got exactly one SUCCESSFUL naming it
     document = validation.reports.documents[REPORT_KEY]
     assert document["validation_status"] == "SUCCESSFUL"

@@ -204,6 +204,8 @@ def _check(
         ),
         policy=policy,
         snapshot_time=job.recovery_point_created_at,
+        # AWS Backup's instance: read it, never write to it.
+        install_amcheck=False,
     )
     reply = checker.check(request.to_payload())
     try:

@@ -443,6 +443,9 @@ class CheckerRequest(_CheckInputs):
 
     target: ConnectionTarget
     policy: DrillPolicy = Field(default_factory=DrillPolicy)
+    # False for an instance restoredrill does not own (an AWS Backup restore test): the checks
+    # then only read, and level 3 skips a database without amcheck instead of installing it.
+    install_amcheck: bool = True
 
     @classmethod
     def for_run(cls, request: CheckRunRequest, password: str) -> CheckerRequest:
