@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+from restoredrill.domain import checker_side
 from restoredrill.domain.restore_validation import (
     VALIDATION_MESSAGE_LIMIT,
     ValidationContext,
@@ -17,7 +19,14 @@ from restoredrill.domain.restore_validation import (
     validation_run_id,
 )
 from restoredrill.ports.gateways import CheckerFailed
-from restoredrill.ports.messages import CheckResult, CheckStatus, CheckSuiteResult, SuiteVerdict
+from restoredrill.ports.messages import (
+    CheckerRequest,
+    CheckResult,
+    CheckStatus,
+    CheckSuiteResult,
+    ConnectionTarget,
+    SuiteVerdict,
+)
 from restoredrill.ports.policy import PolicyDocument, PolicyError, parse_policy_text
 from restoredrill.ports.restore_testing import (
     RestoredInstance,
@@ -334,3 +343,30 @@ def test_the_message_keeps_the_report_link_however_many_checks_failed() -> None:
     assert message.startswith("restoredrill FAILED: checks FAILED (")
     assert "row_counts[clinic/table_0]" in message and "and 295 more" in message
     assert message.endswith(f"Report: {location}")
+
+
+@pytest.mark.parametrize("install", [True, False])
+def test_the_checker_installs_amcheck_only_when_the_request_allows_it(
+    monkeypatch: pytest.MonkeyPatch, install: bool
+) -> None:
+    # Given a checker request for a drill's own instance (install) or a restore test's (not)
+    seen: dict[str, Any] = {}
+
+    def suite_spy(*args: Any, **kwargs: Any) -> CheckSuiteResult:
+        seen.update(kwargs)
+        return suite(SuiteVerdict.PASSED)
+
+    monkeypatch.setattr(checker_side, "run_check_suite", suite_spy)
+    request = CheckerRequest(
+        run_id=validation_run_id(JOB_ID),
+        target=ConnectionTarget(host="db", user="u", password=SecretStr("p")),
+        install_amcheck=install,
+    )
+    # When the checker runs it
+    checker_side.run_checker(request)
+    # Then the suite is told exactly that
+    assert seen["install_amcheck"] is install
+    # And a request that says nothing (every drill's) still installs it
+    assert CheckerRequest.model_validate(
+        {"run_id": "0" * 20, "target": {"host": "db", "user": "u", "password": "p"}}
+    ).install_amcheck
