@@ -11,6 +11,7 @@ import time
 import pytest
 from restoredrill.ports.records import INSTANCE_PREFIX
 
+from drillharness.invariants import check_dead_letters
 from localcloud.backup import ValidationCall
 from localcloud.cloud import LocalCloud
 from localcloud.postgres import PostgresServer
@@ -53,6 +54,8 @@ def assert_left_to_aws_backup(cloud: LocalCloud, restored: str) -> None:
     swept = json.loads(cloud.aws.invoke("SweeperFunction", {}).payload)
     assert swept["orphans_deleted"] == []
     assert restored in instance_ids(cloud)
+    # And no invocation failed for good (a duplicate delivery included)
+    assert [str(v) for v in check_dead_letters(cloud)] == []
 
 
 def test_a_good_restore_test_is_marked_successful_once_even_when_its_event_comes_twice(
