@@ -27,7 +27,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if outcome["status"] == "not_validated":
         logger.warning("restore test not validated", extra={"reason": outcome["reason"]})
     else:
+        # "validated" (a status was set) or "already_validated" (the job had one: none is sent)
         logger.info(
-            "restore test validated", extra={"validation_status": outcome["validation_status"]}
+            f"restore test {outcome['status'].replace('_', ' ')}",
+            extra={"validation_status": outcome["validation_status"]},
         )
     return outcome

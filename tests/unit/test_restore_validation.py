@@ -17,6 +17,7 @@ from restoredrill.domain.restore_validation import (
     validate_restore,
     validation_message,
     validation_run_id,
+    validation_status_of,
 )
 from restoredrill.ports.gateways import CheckerFailed
 from restoredrill.ports.messages import (
@@ -370,3 +371,13 @@ def test_the_checker_installs_amcheck_only_when_the_request_allows_it(
     assert CheckerRequest.model_validate(
         {"run_id": "0" * 20, "target": {"host": "db", "user": "u", "password": "p"}}
     ).install_amcheck
+
+
+def test_checks_cut_short_by_the_time_budget_are_timed_out_unless_one_failed() -> None:
+    # Given suites whose time budget ran out before every check ran
+    passed = suite(SuiteVerdict.PASSED).model_copy(update={"complete": False})
+    failed = suite(SuiteVerdict.FAILED).model_copy(update={"complete": False})
+    # Then nothing failing but not all checked is TIMED_OUT; damage found is FAILED regardless
+    assert validation_status_of(passed) is ValidationStatus.TIMED_OUT
+    assert validation_status_of(failed) is ValidationStatus.FAILED
+    assert validation_status_of(suite(SuiteVerdict.PASSED)) is ValidationStatus.SUCCESSFUL

@@ -1,6 +1,6 @@
 """Validating an AWS Backup restore test: run the drill's checks against the DB instance a restore
 testing plan restored, write a validation report, and tell AWS Backup (PutRestoreValidationResult)
-once, after the checks.
+once, after the checks: SUCCESSFUL, FAILED, or TIMED_OUT when the time budget left checks undone.
 
 The event is a hint; DescribeRestoreJob and DescribeDBInstances are the truth. A job that is not a
 completed restore test of this instance, that already has a final validation status, or whose
@@ -115,11 +115,7 @@ def validate_restore(test: RestoreTestCompleted, ctx: ValidationContext) -> Vali
             status="not_validated", restore_job_id=test.restore_job_id, reason=str(refused)
         )
     result = _check(ctx.checker, job, instance, credential, policy)
-    status = (
-        ValidationStatus.SUCCESSFUL
-        if result.verdict is SuiteVerdict.PASSED
-        else ValidationStatus.FAILED
-    )
+    status = validation_status_of(result)
     assert job.created_resource_arn is not None  # _restore_test_job made sure
     key = validation_report_key(job.created_resource_arn, source_db, job.restore_job_id)
     document = validation_report(job, source_db, status, result, ctx.now())
@@ -133,6 +129,15 @@ def validate_restore(test: RestoreTestCompleted, ctx: ValidationContext) -> Vali
         validation_status=status.value,
         report=location,
     )
+
+
+def validation_status_of(result: CheckSuiteResult) -> ValidationStatus:
+    """SUCCESSFUL when every check passed; TIMED_OUT when none failed but the time budget cut
+    some short (the copy was not wholly checked); FAILED when a check found a problem or could
+    not run."""
+    if result.verdict is not SuiteVerdict.PASSED:
+        return ValidationStatus.FAILED
+    return ValidationStatus.SUCCESSFUL if result.complete else ValidationStatus.TIMED_OUT
 
 
 def _restore_test_job(job: RestoreJob | None, test: RestoreTestCompleted) -> RestoreJob:
