@@ -38,7 +38,7 @@ def instance_ids(cloud: LocalCloud) -> list[str]:
 
 def report_of(cloud: LocalCloud, message: str) -> dict[str, object]:
     assert cloud.aws is not None
-    location = message.rsplit("Report: ", 1)[1]
+    location = message.rsplit("Report: ", 1)[1].split(" ", 1)[0]
     bucket, key = location.removeprefix("s3://").split("/", 1)
     body = cloud.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return dict(json.loads(body))

@@ -216,7 +216,12 @@ def test_a_good_restore_is_checked_reported_and_marked_successful_once() -> None
     assert "baseline" not in document["checks"]
     [(job_id, status, message)] = validation.jobs.results
     assert (job_id, status) == (JOB_ID, ValidationStatus.SUCCESSFUL)
-    assert message.endswith(f"Report: s3://reports-bucket/{REPORT_KEY}")
+    console = (
+        "https://us-east-1.console.aws.amazon.com/s3/object/reports-bucket?region=us-east-1"
+        "&bucketType=general&prefix=restore-validations%2Fus-east-1%2Fclinic-db%2F"
+        f"{JOB_ID}.json"
+    )
+    assert message.endswith(f"Report: s3://reports-bucket/{REPORT_KEY} ({console})")
     assert outcome.status == "validated" and outcome.validation_status == "SUCCESSFUL"
     # And the password is in neither the report nor the message
     assert CREDENTIAL["password"] not in json.dumps(document) + message

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from restoredrill.domain.report.model import s3_console_url
 from restoredrill.ports.gateways import CheckerFailed, ReportStore, SyncChecker
 from restoredrill.ports.messages import (
     CheckerAnswer,
@@ -120,8 +121,9 @@ def validate_restore(test: RestoreTestCompleted, ctx: ValidationContext) -> Vali
     key = validation_report_key(job.created_resource_arn, source_db, job.restore_job_id)
     document = validation_report(job, source_db, status, result, ctx.now())
     location = ctx.reports.put(key, report_bytes(document), "application/json")
+    link = report_link(location, job.created_resource_arn)
     ctx.jobs.put_validation_result(
-        job.restore_job_id, status, validation_message(status, result, location)
+        job.restore_job_id, status, validation_message(status, result, link)
     )
     return ValidationOutcome(
         status="validated",
@@ -247,6 +249,17 @@ def validation_report(
         "validated_at": validated_at.isoformat(),
         "checks": result.model_dump(mode="json", exclude={"baseline"}),
     }
+
+
+def report_link(location: str, created_resource_arn: str) -> str:
+    """The report's S3 URI, with its S3 console page when there is one (in the region and
+    partition of the restored instance, where the stack and its bucket are)."""
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    parts = created_resource_arn.split(":")
+    partition = parts[1] if len(parts) > 1 and parts[1] else "aws"
+    region = parts[3] if len(parts) > 3 and parts[3] else "us-east-1"
+    console = s3_console_url(bucket, key, region, partition)
+    return f"{location} ({console})" if console else location
 
 
 def report_bytes(document: dict[str, Any]) -> bytes:
