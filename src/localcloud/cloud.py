@@ -536,10 +536,12 @@ class LocalCloud:
         self.aws.emit(event)
         return event
 
-    def store_checking_credential(self, instance_id: str) -> str:
+    def store_checking_credential(self, instance_id: str, *, amcheck: bool = False) -> str:
         """What an operator does before restore testing: a read-only role in the source database
         (the restored copies have it too) and its login in SSM under the stack's
-        restore-validation prefix. Returns the password."""
+        restore-validation prefix; with ``amcheck``, the extension installed in the source's
+        clinic database and the role allowed to run it (level 3 on the copies). Returns the
+        password."""
         assert self.aws is not None
         source = next(s for s in self.sources if s.instance_id == instance_id)
         password = "check-" + run_id_for(f"checking-role:{instance_id}")
@@ -551,6 +553,13 @@ class LocalCloud:
             admin.run(f"ALTER ROLE {CHECKING_USER} PASSWORD '{password}'")
         finally:
             admin.close()
+        if amcheck:
+            clinic = source.server.admin_connect("clinic")
+            try:
+                clinic.run("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")
+                clinic.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {CHECKING_USER}")
+            finally:
+                clinic.close()
         self.aws.client("ssm").put_parameter(
             Name=f"/restoredrill/{STACK_NAME}/restore-validation/{instance_id}",
             Value=json.dumps({"username": CHECKING_USER, "password": password}),

@@ -62,9 +62,9 @@ def test_a_good_restore_test_is_marked_successful_once_even_when_its_event_comes
     cloud: LocalCloud,
 ) -> None:
     assert cloud.aws is not None
-    # Given clinic-db, whose read-only checking role's login is in SSM
+    # Given clinic-db, with amcheck, whose read-only checking role's login is in SSM
     cloud.create_source_database("clinic-db")
-    password = cloud.store_checking_credential("clinic-db")
+    password = cloud.store_checking_credential("clinic-db", amcheck=True)
     # When AWS Backup restore testing restores its snapshot and the job's COMPLETED event
     # arrives, then arrives again (at-least-once delivery)
     job_id, event = cloud.run_restore_test("clinic-db")
@@ -79,8 +79,11 @@ def test_a_good_restore_test_is_marked_successful_once_even_when_its_event_comes
     assert report["validation_status"] == "SUCCESSFUL"
     checks = report["checks"]
     assert isinstance(checks, dict)
-    names = {check["name"] for check in checks["checks"]}
-    assert {"connect", "row_counts", "assertion"} <= names
+    statuses = {(check["name"], check["database"]): check["status"] for check in checks["checks"]}
+    assert {statuses.get((name, "clinic")) for name in ("row_counts", "assertion")} == {"pass"}
+    # (level 3 too: the role runs the amcheck installed in the source, read only)
+    assert statuses[("amcheck_heap", "clinic")] == "pass"
+    assert statuses[("amcheck_btree", "clinic")] == "pass"
     # And the restored instance is AWS Backup's to delete: restoredrill touched nothing
     restored = str(event["detail"]["createdResourceArn"]).rsplit(":", 1)[1]
     assert_left_to_aws_backup(cloud, restored)
