@@ -1136,3 +1136,19 @@ def test_a_restore_test_naming_a_production_instance_is_not_checked(
     assert not {op for svc, op in called if svc in ("rds", "lambda", "s3", "ssm")} - {
         "DescribeDBInstances"
     }
+
+
+def test_a_restore_test_event_naming_a_job_aws_backup_does_not_know_is_declined(
+    world: World, restore_jobs: LocalBackup
+) -> None:
+    # Given the sample event, well formed, of a restore job AWS Backup has no record of
+    event = sample("validate_restore/restore-test-completed.json")
+    # When the validator handles it
+    outcome = world.invoke("ValidateRestore", event)
+    # Then AWS Backup's own answer is what counts: declined, nothing sent, nothing looked up
+    assert_validation_declined(outcome)
+    assert outcome.result["reason"].startswith("AWS Backup has no restore job")
+    called = {(svc, op) for svc, op, _ in outcome.calls}
+    assert ("backup", "DescribeRestoreJob") in called
+    assert not {svc for svc, _ in called} - {"backup", "dynamodb"}
+    assert restore_jobs.validation_calls == []
