@@ -27,6 +27,7 @@ from sam_local.world import (
     ORPHAN_RUN_ID,
     PARAMETERS,
     REGION,
+    RESTORE_TEST_SAMPLE,
     SAMPLE_RUN_HOST,
     SAMPLE_RUN_ID,
     SAMPLE_RUN_PASSWORD,
@@ -106,6 +107,7 @@ class Cases:
             ),
             Case("advance/poll-malformed.json", "AdvanceOnPollFunction", self.malformed_poll),
             Case("notify/drill-finished.json", "NotifyFunction", self.notify),
+            Case(RESTORE_TEST_SAMPLE, "ValidateRestoreFunction", self.restore_test),
             Case("sweeper/scheduled.json", "SweeperFunction", self.sweep),
         ]
 
@@ -306,6 +308,19 @@ class Cases:
         expect(len(messages) == 1, f"{len(messages)} Slack messages")
         expect(SOURCE_DB in json.dumps(messages[0]), "the Slack message does not name clinic-db")
         return "one Slack message posted to the webhook"
+
+    def restore_test(self, invoked: Invoked) -> str:
+        returned = self._returned(invoked)
+        expect(returned.get("status") == "not_validated", f"expected not_validated: {returned}")
+        reason = str(returned.get("reason"))
+        expect("no checking credential in SSM at" in reason, f"another reason: {reason}")
+        assert self.world.backup is not None
+        calls = self.world.backup.validation_calls
+        expect(calls == [], f"PutRestoreValidationResult was called: {calls}")
+        restored = json.loads((PROJECT_ROOT / "events" / RESTORE_TEST_SAMPLE).read_text())
+        instance = str(restored["detail"]["createdResourceArn"]).rsplit(":", 1)[1]
+        expect(instance in self.world.instance_ids(), f"{instance} is gone")
+        return "job and instance found, no checking credential: declined, nothing sent"
 
     def sweep(self, invoked: Invoked) -> str:
         returned = self._returned(invoked)

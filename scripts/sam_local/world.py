@@ -2,7 +2,8 @@
 template.yaml in a moto server, the opted-in source database and its automated snapshot named by
 the snapshot event, yesterday's drill 3f9a2c71d0b84e5fa613 that the advance, check and notify
 samples are about (restore requested, its password in SSM, a real PostgreSQL behind its endpoint),
-an orphaned drill instance for the sweeper, and a Slack receiver."""
+an orphaned drill instance for the sweeper, the restore testing job the restore-test sample names
+(its instance restored and tagged as restore testing does), and a Slack receiver."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from restoredrill.ports.records import (
     SnapshotInfo,
 )
 
+from localcloud.backup import LocalBackup, RestoreJob
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.provision import Stack, local_client, provision
@@ -43,6 +45,7 @@ SOURCE_DB = "clinic-db"
 MASTER_USER = "clinic_admin"
 OPT_IN_TAGS = {"restoredrill:drill": "enabled", "team": "clinic"}
 SNAPSHOT_ID = "rds:clinic-db-2026-11-27-03-10"
+RESTORE_TEST_SAMPLE = "validate_restore/restore-test-completed.json"
 SNAPSHOT_TIME = datetime(2026, 11, 27, 3, 10, 14)  # moto keeps naive UTC times
 # The drill the advance, check_runner, checker and notify samples are about.
 SAMPLE_RUN_ID = "3f9a2c71d0b84e5fa613"
@@ -79,6 +82,7 @@ class World:
     stack: Stack | None = None
     slack: SlackReceiver | None = None
     postgres: PostgresServer | None = None
+    backup: LocalBackup | None = None
     _pg_parent: Path | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +92,9 @@ class World:
         port = free_port(self.bridge)
         # moto has no DescribeAccountAttributes; admission asks for the quota headroom first.
         emulate_account_attributes()
+        # nor AWS Backup's restore jobs, which the restore-test sample's validator reads.
+        self.backup = LocalBackup(ACCOUNT_ID, REGION)
+        self.backup.install()
         self.moto = ThreadedMotoServer(ip_address=self.bridge, port=port, verbose=False)
         self.moto.start()
         self.moto_url = f"http://{self.bridge}:{port}"
@@ -113,6 +120,8 @@ class World:
             self.slack.stop()
         if self.moto is not None:
             self.moto.stop()
+        if self.backup is not None:
+            self.backup.uninstall()
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -143,6 +152,7 @@ class World:
         self._source_and_snapshot()
         self._sample_run()
         self._orphan()
+        self._restore_test()
         self._sample_database()
 
     def _account(self) -> None:
@@ -251,6 +261,31 @@ class World:
                 {"Key": RUN_ID_TAG, "Value": ORPHAN_RUN_ID},
                 {"Key": SOURCE_DB_TAG, "Value": SOURCE_DB},
             ],
+        )
+
+    def _restore_test(self) -> None:
+        """The completed restore testing job of the restore-test sample and the instance it
+        restored (tagged as restore testing tags it). No checking credential is stored: the
+        validator finds the job and the instance, then declines, telling why."""
+        assert self.backup is not None
+        sample = self.project_root / "events" / RESTORE_TEST_SAMPLE
+        detail = json.loads(sample.read_text())["detail"]
+        instance_id = str(detail["createdResourceArn"]).rsplit(":", 1)[1]
+        self.client("rds").restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier=instance_id,
+            DBSnapshotIdentifier=SNAPSHOT_ID,
+            DBInstanceClass="db.t4g.micro",
+            Tags=[{"Key": "awsbackup-restore-test", "Value": str(detail["restoreJobId"])}],
+        )
+        self.backup.add_job(
+            RestoreJob(
+                restore_job_id=str(detail["restoreJobId"]),
+                created_resource_arn=str(detail["createdResourceArn"]),
+                source_resource_arn=f"arn:aws:rds:{REGION}:{ACCOUNT_ID}:db:{SOURCE_DB}",
+                recovery_point_arn=str(json.loads(sample.read_text())["resources"][0]),
+                recovery_point_created_at=datetime(2026, 11, 28, 3, 10, tzinfo=UTC),
+                restore_testing_plan_arn=str(detail["restoreTestingPlanArn"]),
+            )
         )
 
     def _sample_database(self) -> None:

@@ -15,8 +15,10 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdic
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
+from localcloud.backup import LocalBackup, RestoreJob
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.dynamodb_isolation import isolate_transactions
 from localcloud.postgres import PostgresServer, _pid_alive, init_cluster, make_parent_dir
@@ -37,6 +40,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "restoredrill-local"
 OPT_IN = {"restoredrill:drill": "enabled", "team": "clinic"}
 MASTER_USER = "clinic_admin"
+# The read-only role restore testing's validation logs in with (store_checking_credential).
+CHECKING_USER = "restoredrill_check"
+# How restore testing names and tags what it restores (docs/restore-testing.md).
+RESTORE_TEST_PREFIX = "awsbackup-restore-test-"
+RESTORE_TEST_TAG = "awsbackup-restore-test"
 SLACK_PARAMETER = "/restoredrill/slack-webhook-url"
 
 # Local values for what `sam deploy` would ask: the network ids are moto's, the timings short so
@@ -282,6 +290,7 @@ class LocalCloud:
         self.s3_faults = S3WriteFaults()
         self.aws: LocalAws | None = None
         self.rds: LocalRds | None = None
+        self.backup: LocalBackup | None = None
         self.sources: list[SourceDatabase] = []
         self._pg_dir: Path | None = None
         self._pg_dir_used: Path | None = None
@@ -338,6 +347,8 @@ class LocalCloud:
                 emit_event=self.aws.emit,
             )
             self.rds.install()
+            self.backup = LocalBackup(self.aws.account_id, self.aws.region)
+            self.backup.install()
             self._prepare_account()
         except BaseException:
             self.stop()
@@ -369,6 +380,8 @@ class LocalCloud:
         if self.rds is not None:
             self.rds.shutdown()
             self.rds.uninstall()
+        if self.backup is not None:
+            self.backup.uninstall()
         self.s3_faults.uninstall()
         for source in self.sources:
             source.server.destroy()
@@ -526,6 +539,109 @@ class LocalCloud:
             self._snapshots[run_id] = str(event["detail"]["SourceIdentifier"])
         self.aws.emit(event)
         return event
+
+    def store_checking_credential(self, instance_id: str, *, amcheck: bool = False) -> str:
+        """What an operator does before restore testing: a read-only role in the source database
+        (the restored copies have it too) and its login in SSM under the stack's
+        restore-validation prefix; with ``amcheck``, the extension installed in the source's
+        clinic database and the role allowed to run it (level 3 on the copies). Returns the
+        password."""
+        assert self.aws is not None
+        source = next(s for s in self.sources if s.instance_id == instance_id)
+        password = "check-" + run_id_for(f"checking-role:{instance_id}")
+        admin = source.server.admin_connect()
+        try:
+            role_exists = admin.run("SELECT 1 FROM pg_roles WHERE rolname = :u", u=CHECKING_USER)
+            if not role_exists:
+                admin.run(f"CREATE ROLE {CHECKING_USER} LOGIN IN ROLE pg_read_all_data, pg_monitor")
+            admin.run(f"ALTER ROLE {CHECKING_USER} PASSWORD '{password}'")
+        finally:
+            admin.close()
+        if amcheck:
+            clinic = source.server.admin_connect("clinic")
+            try:
+                clinic.run("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")
+                clinic.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {CHECKING_USER}")
+            finally:
+                clinic.close()
+        self.aws.client("ssm").put_parameter(
+            Name=f"/restoredrill/{STACK_NAME}/restore-validation/{instance_id}",
+            Value=json.dumps({"username": CHECKING_USER, "password": password}),
+            Type="SecureString",
+            Overwrite=True,
+        )
+        return password
+
+    def run_restore_test(
+        self,
+        instance_id: str,
+        *,
+        damage: Callable[[PostgresServer], None] | None = None,
+        timeout: float = 60,
+    ) -> tuple[str, dict[str, Any]]:
+        """Play AWS Backup restore testing for ``instance_id``: snapshot it, restore the snapshot
+        into an instance named and tagged as restore testing does (``damage`` is then done to
+        the restored server), record the completed job and send its Restore Job State Change.
+        Returns the restore job id and the event."""
+        assert self.aws is not None and self.rds is not None and self.backup is not None
+        snapshot = self.rds.create_automated_snapshot(instance_id)["detail"]
+        job_id = str(uuid.uuid4()).upper()
+        restored = f"{RESTORE_TEST_PREFIX}{job_id[:8].lower()}"
+        rds = self.aws.client("rds")
+        rds.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier=restored,
+            DBSnapshotIdentifier=snapshot["SourceIdentifier"],
+            DBInstanceClass="db.t4g.micro",
+            Tags=[{"Key": RESTORE_TEST_TAG, "Value": job_id}],
+        )
+        instance = self._wait_available(restored, timeout)
+        if damage is not None:
+            record = self.rds._instances[restored]
+            assert record.server is not None
+            damage(record.server)
+        arn_prefix = f"arn:aws:rds:{self.aws.region}:{self.aws.account_id}:db:"
+        plan = (
+            f"arn:aws:backup:{self.aws.region}:{self.aws.account_id}:"
+            f"restore-testing-plan:{instance_id.replace('-', '_')}_daily-{job_id[:8].lower()}"
+        )
+        self.backup.add_job(
+            RestoreJob(
+                restore_job_id=job_id,
+                created_resource_arn=str(instance["DBInstanceArn"]),
+                source_resource_arn=f"{arn_prefix}{instance_id}",
+                recovery_point_arn=(
+                    f"arn:aws:backup:{self.aws.region}:{self.aws.account_id}:"
+                    f"recovery-point:{uuid.uuid4()}"
+                ),
+                recovery_point_created_at=datetime.fromisoformat(snapshot["Date"]),
+                restore_testing_plan_arn=plan,
+            )
+        )
+        event = {
+            "source": "aws.backup",
+            "detail-type": "Restore Job State Change",
+            "resources": [],
+            "detail": {
+                "restoreJobId": job_id,
+                "status": "COMPLETED",
+                "resourceType": "RDS",
+                "createdResourceArn": str(instance["DBInstanceArn"]),
+                "restoreTestingPlanArn": plan,
+            },
+        }
+        self.aws.emit(event)
+        return job_id, event
+
+    def _wait_available(self, instance_id: str, timeout: float) -> dict[str, Any]:
+        assert self.aws is not None
+        rds = self.aws.client("rds")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            [found] = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"]
+            if found["DBInstanceStatus"] == "available" and found.get("Endpoint"):
+                return dict(found)
+            time.sleep(0.2)
+        raise TimeoutError(f"{instance_id} did not become available within {timeout} s")
 
     def start_drill(self, instance_id: str, fault: str | Fault | None = None) -> str:
         """A new automated snapshot of ``instance_id`` with ``fault`` armed; the drill's run id."""

@@ -29,6 +29,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,6 +46,7 @@ from restoredrill.composition import wiring
 from restoredrill.ports.inbound_events import InvalidEvent
 from restoredrill.ports.payload_transport import pack_document
 
+from localcloud.backup import LocalBackup, RestoreJob
 from localcloud.template import load_yaml
 from tests.adapters.conftest import REGION, TEMPLATE, template_resource
 from tests.unit.test_hostile_parsing import (
@@ -62,6 +64,7 @@ from tests.unit.test_hostile_parsing import (
     poll_bodies,
     poll_body_is_valid,
     rds_instance_events_for_others,
+    restore_job_events_with_bad_fields,
     run_ids,
     sample,
     snapshot_events_with_bad_identifiers,
@@ -105,6 +108,8 @@ FAKE_ENVIRONMENT = {
     "IDEMPOTENCY_TABLE_NAME": f"{STACK}-idempotency",
     "DRILL_POLICY_FILE": str(ROOT / "policy" / "drill-policy.yaml"),
     "RDS_CA_BUNDLE_FILE": str(ROOT / "policy" / "rds-ca-bundle.pem"),
+    # ValidateRestoreFunction's own
+    "VALIDATION_CREDENTIAL_PREFIX": f"/restoredrill/{STACK}/restore-validation",
 }
 
 # Calls that only read. Every other operation changes something.
@@ -146,6 +151,7 @@ HANDLERS = {
     "CheckRunner": ("check_runner", "handler"),
     "Notify": ("notify", "handler"),
     "Sweeper": ("sweeper", "handler"),
+    "ValidateRestore": ("validate_restore", "handler"),
 }
 
 
@@ -415,6 +421,7 @@ def _create_world(slack_url: str) -> tuple[str, dict[str, str]]:
 def _reset_caches() -> None:
     wiring.drill_context.cache_clear()
     wiring._announcer.cache_clear()
+    wiring._restore_validator.cache_clear()
     # The providers hold the cached SSM values (Powertools' clear_caches() does just this).
     DEFAULT_PROVIDERS.clear()
 
@@ -1047,3 +1054,101 @@ def test_a_bad_policy_file_does_not_stop_the_sweeper(
     assert outcome.error is None, outcome.error_text
     assert outcome.result["orphans_deleted"] == []
     assert "drill-policy.yaml" in outcome.logs
+
+
+# ------------------------------------------------------------------------------ ValidateRestore
+
+# What the validator may write when it declines a well-formed event: its idempotency record.
+IDEMPOTENCY_WRITES = {("dynamodb", "PutItem"), ("dynamodb", "UpdateItem")}
+
+
+@pytest.fixture
+def restore_jobs(world: World) -> Iterator[LocalBackup]:
+    """AWS Backup's restore jobs (the local cloud's emulation; moto has none)."""
+    local = LocalBackup(ACCOUNT, REGION)
+    local.install()
+    yield local
+    local.uninstall()
+
+
+def assert_validation_declined(outcome: Outcome) -> None:
+    """The validator's answer to what it may not or cannot validate: no exception, a reason,
+    nothing sent to AWS Backup, no check run, no report, nothing changed but its own record."""
+    assert outcome.error is None, f"raised (EventBridge retries twice):\n{outcome.error_text}"
+    assert isinstance(outcome.result, dict)
+    assert outcome.result["status"] in ("ignored", "rejected", "not_validated"), outcome.result
+    if outcome.result["status"] != "ignored":
+        assert outcome.result["reason"]
+    assert set(outcome.changes) <= IDEMPOTENCY_WRITES, outcome.changes
+    if outcome.changes:
+        assert outcome.result["status"] == "not_validated"
+
+
+@HOSTILE
+@given(
+    event=st.one_of(
+        all_events,
+        restore_job_events_with_bad_fields(),
+        mutated(sample("validate_restore/restore-test-completed.json")),
+    )
+)
+def test_validate_restore_turns_hostile_events_away_without_sending_or_checking_anything(
+    world: World, restore_jobs: LocalBackup, event: Any
+) -> None:
+    # Given any JSON value, mangled Restore Job State Change (or other) events, and AWS Backup
+    # knowing no such restore job
+    # When the validator is invoked with it (as EventBridge would)
+    outcome = world.invoke("ValidateRestore", event)
+    # Then it declines without raising, calls PutRestoreValidationResult never, invokes no
+    # checker, writes no report and changes nothing but its idempotency record
+    assert_validation_declined(outcome)
+    assert restore_jobs.validation_calls == []
+
+
+def test_a_restore_test_naming_a_production_instance_is_not_checked(
+    world: World, restore_jobs: LocalBackup
+) -> None:
+    # Given a completed restore testing job that names orders-db, a production instance
+    # (it lacks the awsbackup-restore-test tag every restore testing resource carries)
+    event = sample("validate_restore/restore-test-completed.json")
+    arn = f"arn:aws:rds:{REGION}:{ACCOUNT}:db:orders-db"
+    event["detail"]["createdResourceArn"] = arn
+    job_id = event["detail"]["restoreJobId"]
+    restore_jobs.add_job(
+        RestoreJob(
+            restore_job_id=job_id,
+            created_resource_arn=arn,
+            source_resource_arn=arn,
+            recovery_point_arn=f"arn:aws:backup:{REGION}:{ACCOUNT}:recovery-point:rp-1",
+            recovery_point_created_at=datetime.now(UTC),
+            restore_testing_plan_arn=event["detail"]["restoreTestingPlanArn"],
+        )
+    )
+    # When the validator handles the event
+    outcome = world.invoke("ValidateRestore", event)
+    # Then it declines, says why, and neither checks nor touches the instance nor sets a status
+    assert_validation_declined(outcome)
+    assert "awsbackup-restore-test" in outcome.result["reason"]
+    assert restore_jobs.validation_calls == []
+    called = {(svc, op) for svc, op, _ in outcome.calls}
+    assert ("backup", "DescribeRestoreJob") in called
+    assert ("rds", "DescribeDBInstances") in called
+    assert not {op for svc, op in called if svc in ("rds", "lambda", "s3", "ssm")} - {
+        "DescribeDBInstances"
+    }
+
+
+def test_a_restore_test_event_naming_a_job_aws_backup_does_not_know_is_declined(
+    world: World, restore_jobs: LocalBackup
+) -> None:
+    # Given the sample event, well formed, of a restore job AWS Backup has no record of
+    event = sample("validate_restore/restore-test-completed.json")
+    # When the validator handles it
+    outcome = world.invoke("ValidateRestore", event)
+    # Then AWS Backup's own answer is what counts: declined, nothing sent, nothing looked up
+    assert_validation_declined(outcome)
+    assert outcome.result["reason"].startswith("AWS Backup has no restore job")
+    called = {(svc, op) for svc, op, _ in outcome.calls}
+    assert ("backup", "DescribeRestoreJob") in called
+    assert not {svc for svc, _ in called} - {"backup", "dynamodb"}
+    assert restore_jobs.validation_calls == []

@@ -32,6 +32,7 @@ from restoredrill.ports.inbound_events import (
     parse_snapshot_event,
     resource_id_from_arn,
 )
+from restoredrill.ports.restore_testing import parse_restore_job_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -255,8 +256,25 @@ def drill_requests_with_bad_fields(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
+@st.composite
+def restore_job_events_with_bad_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """The sample Restore Job State Change with one field the validator reads made hostile."""
+    event = copy.deepcopy(sample("validate_restore/restore-test-completed.json"))
+    field = draw(
+        st.sampled_from(["restoreJobId", "status", "createdResourceArn", "restoreTestingPlanArn"])
+    )
+    if field == "createdResourceArn" and draw(st.booleans()):
+        value: Any = "arn:aws:rds:us-east-1:123456789012:db:" + draw(hostile_strings)
+    else:
+        value = draw(hostile_values)
+    event["detail"][field] = value
+    return event
+
+
 all_events = st.one_of(
     json_values,
+    mutated(sample("validate_restore/restore-test-completed.json")),
+    restore_job_events_with_bad_fields(),
     mutated(sample("start_drill/automated-snapshot-created.json")),
     mutated(sample("start_drill/drill-requested.json")),
     mutated(sample("advance/rds-restored-from-snapshot.json")),
@@ -378,7 +396,12 @@ def test_event_parsers_raise_nothing_but_invalid_event(event: Any) -> None:
     # When every event parser reads it
     results = {
         parse.__name__: outcome(parse, event)
-        for parse in (parse_snapshot_event, parse_drill_requested, parse_instance_event)
+        for parse in (
+            parse_snapshot_event,
+            parse_drill_requested,
+            parse_instance_event,
+            parse_restore_job_event,
+        )
     }
     # Then each either understood it or said clearly what is malformed (no other exception
     # escaped `outcome`); and is_drill_requested answers a plain bool
@@ -512,3 +535,27 @@ def test_resource_ids_come_only_from_whole_rds_arns(arn: str) -> None:
     if resource is not None:
         assert re.match(r"arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot):", arn)
         assert arn.endswith(resource)
+
+
+# A restore job id travels in DescribeRestoreJob's and PutRestoreValidationResult's URL path.
+RESTORE_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+
+
+@PARSE_UNIT
+@given(event=all_events)
+def test_a_restore_test_is_named_only_for_a_completed_restore_test_of_a_well_formed_instance(
+    event: Any,
+) -> None:
+    # Given any JSON value or mangled event
+    # When it is read as a Restore Job State Change
+    kind, test = outcome(parse_restore_job_event, event)
+    # Then a restore test is named only for an aws.backup event whose job COMPLETED, was
+    # started by a restore testing plan and created an RDS DB instance; its job id can go in a
+    # URL path as it is, and its instance id is one RDS accepts as well formed
+    if kind == "ok" and test is not None:
+        detail = event["detail"]
+        assert event["source"] == "aws.backup"
+        assert detail["status"] == "COMPLETED" and detail["restoreTestingPlanArn"]
+        assert RESTORE_JOB_ID.fullmatch(test.restore_job_id), test.restore_job_id
+        assert valid_instance_identifier(test.instance_id), test.instance_id
+        assert detail["createdResourceArn"].endswith(f":db:{test.instance_id}")

@@ -16,6 +16,7 @@ from restoredrill.ports.inbound_events import (
     parse_snapshot_event,
     resource_id_from_arn,
 )
+from restoredrill.ports.restore_testing import parse_restore_job_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 RUN_ID = "3f9a2c71d0b84e5fa613"
@@ -174,3 +175,61 @@ def test_arns_give_the_resource_id() -> None:
     assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:snapshot:rds:db-2026") == "rds:db-2026"
     assert resource_id_from_arn("arn:aws:rds:eu-west-1:1:db:orders") == "orders"
     assert resource_id_from_arn("arn:aws:s3:::bucket") is None
+
+
+# ------------------------------------------------------------------------------ restore testing
+
+RESTORE_TEST_SAMPLE = "validate_restore/restore-test-completed.json"
+
+
+def test_a_completed_restore_test_event_names_the_job_and_the_instance_it_restored() -> None:
+    test = parse_restore_job_event(sample(RESTORE_TEST_SAMPLE))
+    assert test is not None
+    assert test.restore_job_id == "7E1D3C5A-2B4F-4C6D-8E9F-0A1B2C3D4E5F"
+    assert test.instance_id == "awsbackup-restore-test-7e1d3c5a"
+    assert test.restore_testing_plan_arn.startswith("arn:aws:backup:us-east-1:123456789012:")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "RUNNING"},
+        {"status": "FAILED"},
+        {"restoreTestingPlanArn": None},  # an ordinary restore, not a restore test
+        {"restoreTestingPlanArn": ""},
+        {"createdResourceArn": "arn:aws:rds:us-east-1:123456789012:cluster:awsbackup-restore-t"},
+        {"createdResourceArn": "arn:aws:dynamodb:us-east-1:123456789012:table/awsbackup-x"},
+        {"createdResourceArn": "arn:aws:rds:us-east-1:123456789012:db:bad--name"},
+        {"createdResourceArn": None},
+    ],
+)
+def test_restore_job_events_that_are_not_completed_restore_tests_of_an_instance_are_ignored(
+    change: dict[str, Any],
+) -> None:
+    event = sample(RESTORE_TEST_SAMPLE)
+    event["detail"].update(change)
+    event["detail"] = {k: v for k, v in event["detail"].items() if v is not None}
+    assert parse_restore_job_event(event) is None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda e: e["detail"].pop("restoreJobId"),
+        lambda e: e["detail"].update(restoreJobId="../backup-vaults/prod"),
+        lambda e: e["detail"].update(restoreJobId="7E1D3C5A/validations"),
+        lambda e: e["detail"].update(restoreJobId=""),
+        lambda e: e["detail"].update(restoreJobId=12),
+        lambda e: e["detail"].update(status=None),
+        lambda e: e.update(source="aws.rds"),
+        lambda e: e.update({"detail-type": "Backup Job State Change"}),
+        lambda e: e.pop("detail"),
+    ],
+)
+def test_malformed_or_foreign_restore_job_events_are_invalid(
+    mangle: Callable[[dict[str, Any]], Any],
+) -> None:
+    event = copy.deepcopy(sample(RESTORE_TEST_SAMPLE))
+    mangle(event)
+    with pytest.raises(InvalidEvent, match=r"^malformed Restore Job State Change event"):
+        parse_restore_job_event(event)

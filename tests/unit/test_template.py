@@ -43,6 +43,11 @@ NO_RESOURCE_LEVEL = {
     "rds:DescribeDBInstances",
     "rds:DescribeDBSnapshots",
     "rds:DescribeAccountAttributes",
+    # AWS's own restore testing role (AWSServiceRolePolicyForBackupRestoreTesting) grants
+    # DescribeRestoreJob on "*"; PutRestoreValidationResult is taken to have no resource type
+    # either (docs/restore-testing.md lists it among the assumptions to check).
+    "backup:DescribeRestoreJob",
+    "backup:PutRestoreValidationResult",
 }
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
 # restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data
@@ -532,6 +537,10 @@ def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t: dict[str, 
         "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
         "parameter${SlackWebhookParameterName}"
     )
+    validation = (
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+        "parameter/restoredrill/${AWS::StackName}/restore-validation/*"
+    )
     for where, statement in allows(t):
         ssm = {a for a in actions(statement) if a.startswith("ssm:")}
         if not ssm:
@@ -543,11 +552,14 @@ def test_secrets_only_under_this_stacks_run_prefix_and_the_webhook(t: dict[str, 
             # And writing and deleting only this stack's run passwords
             assert resources_ == {runs}, where
         else:
-            # And reading only those and the Slack webhook
-            assert resources_ <= {runs, webhook}, where
-    # And only the notify function may read the webhook
+            # And reading only those, the Slack webhook and the restore-testing checking
+            # credentials under this stack's own prefix
+            assert resources_ <= {runs, webhook, validation}, where
+    # And only the notify function may read the webhook, only the validator the credentials
     readers = {w for w, s in allows(t) if webhook in {text(r) for r in as_list(s["Resource"])}}
     assert readers == {"NotifyFunction"}
+    readers = {w for w, s in allows(t) if validation in {text(r) for r in as_list(s["Resource"])}}
+    assert readers == {"ValidateRestoreFunction"}
 
 
 def test_kms_only_through_the_service_that_owns_the_data(t: dict[str, Any]) -> None:
@@ -573,8 +585,10 @@ def test_kms_only_through_the_service_that_owns_the_data(t: dict[str, Any]) -> N
             contexts = {
                 text(c) for c in condition["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
             }
+            # (the validator's key for its own reports only)
+            objects = "restore-validations" if where == "ValidateRestoreFunction" else "reports"
             assert contexts == {
-                "arn:${AWS::Partition}:s3:::${ReportBucketName}/reports/*",
+                f"arn:${{AWS::Partition}}:s3:::${{ReportBucketName}}/{objects}/*",
                 "arn:${AWS::Partition}:s3:::${ReportBucketName}",
             }, where
         elif via.startswith("rds."):
@@ -614,7 +628,7 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
     }
     # Then the policy of the functions that write reports carries a grant on it only when given
     writers = {where for where, s in allows(t) if "s3:PutObject" in actions(s)}
-    assert writers == {"DrillControlPolicy", "CheckRunnerFunction"}
+    assert writers == {"DrillControlPolicy", "ValidateRestoreFunction", "CheckRunnerFunction"}
     runner = t["Resources"]["CheckRunnerFunction"]["Properties"]["Policies"][0]["Statement"]
     [work] = [s for s in runner if "s3:PutObject" in actions(s)]
     assert {text(r) for r in as_list(work["Resource"])} == {
@@ -623,12 +637,16 @@ def test_the_report_bucket_key_is_granted_only_when_given_and_only_for_that_buck
         "${CheckWorkBucket.Arn}/baselines/*",
     }
     drill = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    (guarded,) = [i for i in drill if "Fn::If" in i and i["Fn::If"][0] == "HasReportBucketKmsKey"]
-    granted, otherwise = guarded["Fn::If"][1:]
-    assert otherwise == NO_VALUE
-    # And the grant is what S3 needs to encrypt a single PutObject with that key, nothing more
-    assert actions(granted) == {"kms:GenerateDataKey"}
-    assert granted["Resource"] == {"Ref": "ReportBucketKmsKeyArn"}
+    [validator] = fn_prop(t, "ValidateRestoreFunction", "Policies")
+    for statement_list in (drill, validator["Statement"]):
+        (guarded,) = [
+            i for i in statement_list if "Fn::If" in i and i["Fn::If"][0] == "HasReportBucketKmsKey"
+        ]
+        granted, otherwise = guarded["Fn::If"][1:]
+        assert otherwise == NO_VALUE
+        # And the grant is what S3 needs to encrypt a single PutObject with that key, no more
+        assert actions(granted) == {"kms:GenerateDataKey"}
+        assert granted["Resource"] == {"Ref": "ReportBucketKmsKeyArn"}
     # And the key is taken as an ARN (IAM matches key ARNs, not aliases)
     pattern = parameter["AllowedPattern"]
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -960,6 +978,7 @@ def test_each_function_finds_the_function_it_invokes_by_reference(t: dict[str, A
     invoked = {
         **dict.fromkeys(drill_functions, ("CHECK_RUNNER_FUNCTION_NAME", "CheckRunnerFunction")),
         "CheckRunnerFunction": ("CHECKER_FUNCTION_NAME", "CheckerFunction"),
+        "ValidateRestoreFunction": ("CHECKER_FUNCTION_NAME", "CheckerFunction"),
     }
     for logical_id, (variable, callee) in invoked.items():
         own = t["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
@@ -1165,3 +1184,68 @@ def test_the_adapters_transactions_hold_puts_only_so_put_item_authorizes_them() 
             if key is not None
         }
         assert kinds == {"Put"} and len(items.elts) == 2
+
+
+# ----------------------------------------------------------------------------- restore testing
+
+VALIDATOR_CALLS = {
+    "kms:GenerateDataKey",  # only with a report bucket key (see the report bucket key test)
+    "backup:DescribeRestoreJob",
+    "backup:PutRestoreValidationResult",
+    "rds:DescribeDBInstances",
+    "ssm:GetParameter",
+    "lambda:InvokeFunction",
+    "s3:PutObject",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+}
+
+
+def test_the_restore_test_validator_may_check_and_report_but_never_change_what_it_checks(
+    t: dict[str, Any],
+) -> None:
+    # Given the validator of AWS Backup restore tests
+    found = [s for where, s in allows(t) if where == "ValidateRestoreFunction"]
+    granted = {
+        (a, target(r) or text(r)) for s in found for a in actions(s) for r in as_list(s["Resource"])
+    }
+    # Then it makes exactly its calls: it reads the restore job and the restored instance, sets
+    # the job's validation, reads its credentials, invokes the checker, writes validation
+    # reports and keeps its idempotency records; it can modify or delete no instance
+    assert {a for a, _ in granted} == VALIDATOR_CALLS
+    assert not {a for a, _ in granted if a.startswith("rds:")} - {"rds:DescribeDBInstances"}
+    assert ("lambda:InvokeFunction", "CheckerFunction") in granted
+    reports = {r for a, r in granted if a == "s3:PutObject"}
+    assert len(reports) == 1 and next(iter(reports)).endswith("/restore-validations/*")
+    tables = {r for a, r in granted if a.startswith("dynamodb:")}
+    assert tables == {"IdempotencyTable"}
+    # And no policy of the drill (which may modify and delete drill instances) is attached
+    assert fn_prop(t, "ValidateRestoreFunction", "Policies")[0].keys() == {"Statement"}
+    assert len(fn_prop(t, "ValidateRestoreFunction", "Policies")) == 1
+    # And it outlasts the longest checker it waits for, like the check runner
+    assert fn_prop(t, "ValidateRestoreFunction", "Timeout") == 900
+    assert t["Parameters"]["CheckerTimeoutSeconds"]["MaxValue"] + 30 <= 900
+
+
+def test_the_validator_hears_only_completed_restore_tests_on_the_default_bus(
+    t: dict[str, Any],
+) -> None:
+    # Given the validator's trigger
+    [event] = fn_prop(t, "ValidateRestoreFunction", "Events").values()
+    # Then it is a rule on the default bus (AWS Backup sends there) for a restore job that
+    # completed and was started by a restore testing plan
+    assert event["Type"] == "EventBridgeRule"
+    assert "EventBusName" not in event["Properties"]
+    assert event["Properties"]["Pattern"] == {
+        "source": ["aws.backup"],
+        "detail-type": ["Restore Job State Change"],
+        "detail": {"status": ["COMPLETED"], "restoreTestingPlanArn": [{"exists": True}]},
+    }
+    # And a failed invocation (after EventBridge's two retries) lands in the events DLQ
+    config = fn_prop(t, "ValidateRestoreFunction", "EventInvokeConfig")
+    assert config["MaximumRetryAttempts"] == 2
+    assert queue_of(config["DestinationConfig"]["OnFailure"]["Destination"]) == (
+        "EventsDeadLetterQueue"
+    )

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -36,12 +37,19 @@ from restoredrill.adapters.aws import (
     SqsPollQueue,
     SsmPasswordVault,
 )
+from restoredrill.adapters.backup import (
+    BackupRestoreJobs,
+    RdsRestoredInstances,
+    SsmCredentialReader,
+)
 from restoredrill.adapters.slack import SlackWebhookNotifier
 from restoredrill.composition.telemetry import record_finished, record_skipped, record_started
 from restoredrill.domain.announcement import DrillFinished, announce
 from restoredrill.domain.drill import DrillContext
+from restoredrill.domain.restore_validation import ValidationContext, validate_restore
 from restoredrill.ports.config import CheckRunnerSettings, DrillSettings, NotifySettings
 from restoredrill.ports.policy import PolicyDocument, PolicyError, load_policy_file
+from restoredrill.ports.restore_testing import RestoreTestCompleted, RestoreValidationSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -52,6 +60,9 @@ AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30
 )
 ANNOUNCEMENT_TTL_SECONDS = 7 * 24 * 3600
+# A restore test's instance is kept at most 168 hours (the selection's validation window): no
+# duplicate of its event can arrive later than that and still find something to check.
+VALIDATION_TTL_SECONDS = 8 * 24 * 3600
 # The check runner waits for the checker's answer past the checker's own timeout by this much.
 CHECKER_READ_MARGIN_SECONDS = 30
 # The check runner's connection carries nothing while the checker runs (up to 840 s), and some AWS
@@ -201,3 +212,50 @@ def _announcer() -> tuple[Callable[..., str], IdempotencyConfig]:
         config=config,
     )
     return announce_once, config
+
+
+def restore_validator(context: LambdaContext | None = None) -> Callable[..., dict[str, Any]]:
+    """`validate_restore`, at most once per restore job however often its event arrives: AWS
+    Backup keeps the first validation status it is given."""
+    validate_once, config = _restore_validator()
+    if context is not None:
+        config.register_lambda_context(context)
+    return validate_once
+
+
+@cache
+def _restore_validator() -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
+    settings = RestoreValidationSettings.from_environ(os.environ)
+    session = boto3.session.Session()
+    context = ValidationContext(
+        jobs=BackupRestoreJobs(session.client("backup", config=AWS_CONFIG)),
+        instances=RdsRestoredInstances(session.client("rds", config=AWS_CONFIG)),
+        credentials=SsmCredentialReader(session.client("ssm", config=AWS_CONFIG)),
+        checker=LambdaSyncChecker(
+            checker_lambda_client(session, settings.checker_timeout_seconds),
+            settings.checker_function_name,
+        ),
+        reports=S3ReportStore(session.client("s3", config=AWS_CONFIG), settings.report_bucket),
+        policies=_policy_document(settings.drill_policy_file),
+        credential_prefix=settings.validation_credential_prefix,
+        now=lambda: datetime.now(UTC),
+    )
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table_name, boto3_session=session
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="restore_job_id",
+        expires_after_seconds=VALIDATION_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+
+    def validate(*, test: RestoreTestCompleted) -> dict[str, Any]:
+        return validate_restore(test, context).model_dump(mode="json")
+
+    validate_once: Callable[..., dict[str, Any]] = idempotent_function(
+        validate,
+        data_keyword_argument="test",
+        persistence_store=persistence,
+        config=config,
+    )
+    return validate_once, config

@@ -184,6 +184,7 @@ def run_planning_checker(request: CheckerRequest, seconds: float) -> dict[str, A
         baseline=request.baseline,
         snapshot_time=request.snapshot_time,
         vcpus=request.vcpus,
+        install_amcheck=request.install_amcheck,
     )
     # Which tasks a rotating drill takes depends on the history, which only the runner reads.
     first = 0 if policy.coverage == "rotate" else policy.rounds.tasks_per_invocation

@@ -76,6 +76,7 @@ def run_checker(
         baseline=request.baseline,
         snapshot_time=request.snapshot_time,
         vcpus=request.vcpus,
+        install_amcheck=request.install_amcheck,
     )
     if request.baseline_omitted:
         # Said where the report and Slack's readers look: among the checks.

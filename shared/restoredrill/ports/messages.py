@@ -458,6 +458,9 @@ class CheckerRequest(_CheckInputs):
     # The runner keeps the baseline in its work bucket: the answer may be as large as a
     # synchronous invoke allows, the baseline whole.
     whole_answer: bool = False
+    # False for an instance restoredrill does not own (an AWS Backup restore test): the checks
+    # then only read, and level 3 skips a database without amcheck instead of installing it.
+    install_amcheck: bool = True
 
     @classmethod
     def for_run(cls, request: CheckRunRequest, password: str) -> CheckerRequest:
