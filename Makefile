@@ -68,7 +68,7 @@ chromium:
 	@bash scripts/ensure-chromium.sh
 
 demo: venv postgres
-	$(BIN)/restoredrill demo $(if $(FAULT),--fault $(FAULT))
+	$(BIN)/restoredrill demo $(if $(AURORA),--aurora) $(if $(FAULT),--fault $(FAULT))
 
 test: venv $(TOOLS)/.installed postgres chromium
 	$(BIN)/pytest
