@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from restoredrill.domain.drill import advance_drill, poll_drill, start_drill, sweep
+from restoredrill.domain.report.schema import report_schema
 from restoredrill.ports.gateways import EffectRejected
 from restoredrill.ports.inbound_events import (
     InvalidEvent,
@@ -32,6 +34,7 @@ from tests.unit.check_suites import passed_suite
 from tests.unit.fakes import STACK, World, world
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 OPTED_IN = {"restoredrill:drill": "enabled", "team": "orders"}
 SNAPSHOT = "rds:orders-aurora-2026-11-27-03-10"
 
@@ -109,6 +112,27 @@ def test_a_whole_cluster_drill_restores_creates_checks_the_writer_and_deletes_bo
     assert final.verdict is Verdict.PASSED
     assert len(w.reports.documents) == 1 and len(w.events.items) == 1
     assert w.vault.params == {}
+    # And the report names the topology (cluster, its writer and class, engine) and the RTO's
+    # split, and validates against the current schema
+    (report,) = w.reports.documents.values()
+    validator = Draft202012Validator(report_schema(), format_checker=FORMAT_CHECKER)
+    assert [error.message for error in validator.iter_errors(report)] == []
+    assert report["topology"] == {
+        "kind": "aurora-cluster",
+        "engine": "aurora-postgresql",
+        "engine_version": "16.4",
+        "db_cluster_identifier": run.cluster_id,
+        "instances": [
+            {
+                "db_instance_identifier": run.instance_id,
+                "instance_class": AURORA_DEFAULT_INSTANCE_CLASS,
+                "role": "writer",
+            }
+        ],
+        "cluster_restore_seconds": 8 * 60,
+        "instance_create_seconds": 6 * 60,
+    }
+    assert report["recovery"]["rto_seconds"] == 14 * 60
     # And the restore time splits into the cluster's restore and the instance's creation
     assert final.cluster_available_at is not None and final.instance_requested_at is not None
     restoring = final.phases[RunState.RESTORING]
