@@ -244,3 +244,44 @@ def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target) -> 
         "snapshot manual-1 is of clinic-db, not orders-db"
     )
     assert client.drill_problem("clinic-db", "manual-1") is None
+
+
+def test_run_on_a_cluster_name_checks_the_cluster_and_requests_a_cluster_drill(
+    stack: Target,
+) -> None:
+    # Given an opted-in Aurora PostgreSQL cluster with an automated snapshot, and one not
+    # opted in
+    rds = boto3.client("rds", region_name=REGION)
+    for name, value in (("orders-aurora", "yes"), ("audit-aurora", "no")):
+        rds.create_db_cluster(
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            MasterUsername="orders_admin",
+            MasterUserPassword="not-a-secret-1",
+            Tags=[{"Key": "restoredrill:drill", "Value": value}],
+        )
+    client = StackClient(stack)
+    # When each is checked, Then the cluster's own tag decides, by StartDrill's rules
+    assert client.drill_problem("orders-aurora") is None
+    assert client.drill_problem("audit-aurora") == (
+        "audit-aurora is not opted in (tag restoredrill:drill=yes)"
+    )
+    # And the drill requested for the cluster is a cluster drill of it
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="seen")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(
+        Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": ["restoredrill"]})
+    )
+    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    run_id = client.request_drill("orders-aurora", None, None)
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    envelope = {"account": "123456789012", **json.loads(message["Body"])}
+    assert envelope["detail"]["db_cluster_identifier"] == "orders-aurora"
+    assert "db_instance_identifier" not in envelope["detail"]
+    request = parse_drill_requested(envelope)
+    assert request.cluster is True and request.source_db == "orders-aurora"
+    assert run_id_for(request.idempotency_key) == run_id
