@@ -309,7 +309,7 @@ class Soak:
         seconds = drill.finished - drill.started
         mark = "ok" if not drill.violations else "; ".join(map(str, drill.violations))
         self.say(
-            f"  [{done:3d}/{len(self.drills)}] {drill.fault:<28} {drill.verdict or '-':<9} "
+            f"  [{done:3d}/{len(self.drills)}] {drill.fault:<34} {drill.verdict or '-':<9} "
             f"{seconds:5.1f}s  {mark}"
         )
 
@@ -350,7 +350,7 @@ class Soak:
             by_fault[drill.fault].append(drill)
         order = all_fault_names()
         header = (
-            f"{'fault':<28} {'drills':>6} {'expected':>9}  "
+            f"{'fault':<34} {'drills':>6} {'expected':>9}  "
             + " ".join(f"{v:>9}" for v in VERDICTS)
             + f" {'unfinished':>10} {'violations':>10} {'s/drill':>8}"
         )
@@ -366,14 +366,14 @@ class Soak:
             totals["drills"] += len(drills)
             totals["violations"] += violations
             lines.append(
-                f"{name:<28} {len(drills):>6} {expected:>9}  "
+                f"{name:<34} {len(drills):>6} {expected:>9}  "
                 + " ".join(f"{verdicts.get(v, 0):>9}" for v in VERDICTS)
                 + f" {verdicts.get('unfinished', 0):>10} {violations:>10}"
                 + f" {sum(seconds) / max(len(seconds), 1):>8.1f}"
             )
         lines.append("-" * len(header))
         lines.append(
-            f"{'total':<28} {totals['drills']:>6} {'':>9}  "
+            f"{'total':<34} {totals['drills']:>6} {'':>9}  "
             + " ".join(f"{totals.get(v, 0):>9}" for v in VERDICTS)
             + f" {totals.get('unfinished', 0):>10} {totals['violations']:>10}"
         )
@@ -405,7 +405,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
     argv = ["--drills", str(args.drills), "--seed", str(args.seed)]
     argv += ["--parallel", str(args.parallel), "--sources", str(args.sources)]
     argv += ["--patients", str(args.patients), "--pool", str(args.pool)]
-    argv += ["--cap", str(args.cap), "--clusters", str(args.clusters)]
+    argv += ["--cap", str(args.cap), "--clusters", f"{args.clusters:g}"]
     if args.faults:
         argv += ["--faults", args.faults]
     return argv
