@@ -21,6 +21,7 @@ from restoredrill.ports.records import (
     AURORA_DEFAULT_INSTANCE_CLASS,
     OWNER_TAG,
     RUN_ID_TAG,
+    AccountQuota,
     CheckerOutcome,
     ClusterView,
     DrillRequest,
@@ -311,3 +312,23 @@ def test_drill_requested_for_a_cluster_is_a_cluster_drill() -> None:
     detail["db_cluster_identifier"] = "orders-aurora"
     request = parse_drill_requested(event)
     assert request.cluster is True and request.source_db == "orders-aurora"
+
+
+def test_a_cluster_drill_waits_while_the_db_cluster_quota_is_used_up() -> None:
+    # Given an account whose DB cluster quota is used up (instances and storage to spare)
+    w = given_an_opted_in_cluster()
+    w.rds.quotas = [
+        AccountQuota(name="DBInstances", used=0, max=40),
+        AccountQuota(name="DBClusters", used=40, max=40),
+        AccountQuota(name="AllocatedStorage", used=0, max=100000),
+    ]
+    # When a cluster drill asks for admission
+    run = start_drill(cluster_request(), w.ctx)
+    # Then it stays queued, says why, and restores nothing
+    after = stored(w, run.run_id)
+    assert after.state is RunState.QUEUED and w.rds.count("restore_cluster") == 0
+    assert after.wait_reason is not None and "DBClusters 40 of 40" in after.wait_reason
+    # And once a cluster is freed, it is admitted and restores
+    w.rds.quotas[1] = AccountQuota(name="DBClusters", used=39, max=40)
+    advance_drill(run.run_id, w.ctx)
+    assert w.rds.count("restore_cluster") == 1

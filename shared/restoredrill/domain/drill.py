@@ -267,7 +267,9 @@ def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
         quotas = ctx.rds.account_quotas()
     except EffectRejected as refused:
         return _waiting(run, f"the RDS quotas could not be read: {refused}")
-    shortfall = headroom_shortfall(quotas, rules, run.snapshot.allocated_storage_gib)
+    shortfall = headroom_shortfall(
+        quotas, rules, run.snapshot.allocated_storage_gib, cluster=run.is_cluster
+    )
     if shortfall is not None:
         return _waiting(run, shortfall)
     # The admission's time is read after the slots were: a slot seen free was released before
