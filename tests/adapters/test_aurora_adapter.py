@@ -106,6 +106,10 @@ def test_restore_cluster_sends_the_drill_settings_and_is_idempotent(rds: RDSClie
     assert request["DBSubnetGroupName"] == "private"
     assert request["VpcSecurityGroupIds"] == ["sg-1"]
     assert request["Port"] == 5432 and request["DeletionProtection"] is False
+    # An Aurora cluster cannot keep no backups: the least it can, one day
+    assert request["BackupRetentionPeriod"] == 1
+    # Provisioned: no Serverless v2 capacity range
+    assert "ServerlessV2ScalingConfiguration" not in request
     tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
     assert tags == {OWNER_TAG: STACK, RUN_ID_TAG: RUN_ID, SOURCE_DB_TAG: "orders-aurora"}
     # And one cluster exists, tagged as this drill's
@@ -182,3 +186,15 @@ def test_clusters_not_tagged_as_this_drills_are_never_changed(rds: RDSClient) ->
     assert gateway.describe_drill_cluster(CLUSTER) is not None
     # And the orphan scan lists only this stack's drill clusters
     assert gateway.list_drill_clusters() == []
+
+
+def test_a_serverless_v2_drill_restores_the_cluster_with_its_capacity_range(
+    rds: RDSClient,
+) -> None:
+    sent = sent_by(rds, "RestoreDBClusterFromSnapshot")
+    gateway = adapter(rds)
+    run = a_cluster_run(gateway).model_copy(
+        update={"instance_class": "db.serverless", "acu_range": (0.5, 4.0)}
+    )
+    gateway.restore_cluster(run)
+    assert sent[0]["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 4.0}

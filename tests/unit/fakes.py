@@ -164,6 +164,8 @@ class FakeRds:
         self.source_clusters: dict[str, SourceDatabase] = {}
         self.cluster_snapshots: dict[str, tuple[SnapshotInfo, str]] = {}
         self.clusters: dict[str, ClusterView] = {}
+        # (engine, engine version, class) RDS offers: DescribeOrderableDBInstanceOptions
+        self.orderable = {("aurora-postgresql", "16.4", "db.serverless")}
         self.quotas = [
             AccountQuota(name="DBInstances", used=0, max=40),
             AccountQuota(name="DBClusters", used=0, max=40),
@@ -328,6 +330,10 @@ class FakeRds:
         assert view.owned_by(STACK, run_id), "the drill tried to delete a cluster it does not own"
         assert not view.members, "DeleteDBCluster while the cluster still has instances"
         self.set_cluster_status(cluster_id, "deleting")
+
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        self.calls.append(("offers_instance_class", instance_class))
+        return (engine, engine_version, instance_class) in self.orderable
 
     def list_drill_clusters(self) -> list[ClusterView]:
         return [

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 from restoredrill.domain.drill import advance_drill, poll_drill, start_drill, sweep
+from restoredrill.domain.report.document import report_topology
 from restoredrill.domain.report.schema import report_schema
 from restoredrill.ports.gateways import EffectRejected
 from restoredrill.ports.inbound_events import (
@@ -17,6 +18,7 @@ from restoredrill.ports.inbound_events import (
     parse_instance_event,
     parse_snapshot_event,
 )
+from restoredrill.ports.policy import PolicyError, parse_policy_text
 from restoredrill.ports.records import (
     AURORA_DEFAULT_INSTANCE_CLASS,
     OWNER_TAG,
@@ -130,6 +132,8 @@ def test_a_whole_cluster_drill_restores_creates_checks_the_writer_and_deletes_bo
                 "role": "writer",
             }
         ],
+        "serverless_v2_min_acu": None,
+        "serverless_v2_max_acu": None,
         "cluster_restore_seconds": 8 * 60,
         "instance_create_seconds": 6 * 60,
     }
@@ -332,3 +336,48 @@ def test_a_cluster_drill_waits_while_the_db_cluster_quota_is_used_up() -> None:
     w.rds.quotas[1] = AccountQuota(name="DBClusters", used=39, max=40)
     advance_drill(run.run_id, w.ctx)
     assert w.rds.count("restore_cluster") == 1
+
+
+SERVERLESS_POLICY = """
+databases:
+  orders-aurora:
+    serverless_v2: {min_acu: 0.5, max_acu: 4}
+"""
+
+
+def test_a_serverless_v2_policy_drills_a_db_serverless_instance_with_its_acu_range() -> None:
+    # Given a policy entry naming the cluster with an Aurora Serverless v2 capacity range, and
+    # RDS offering db.serverless for the snapshot's engine version
+    w = given_an_opted_in_cluster()
+    w.ctx.policies = parse_policy_text(SERVERLESS_POLICY)
+    # When the drill starts
+    run = start_drill(cluster_request(), w.ctx)
+    # Then its instance is db.serverless and its cluster has the policy's range
+    assert run.instance_class == "db.serverless" and run.acu_range == (0.5, 4.0)
+    topology = report_topology(run)
+    assert (topology.serverless_v2_min_acu, topology.serverless_v2_max_acu) == (0.5, 4.0)
+
+
+def test_serverless_v2_falls_back_to_provisioned_where_the_version_does_not_offer_it() -> None:
+    # Given the same policy, for an engine version RDS offers no db.serverless for
+    w = given_an_opted_in_cluster()
+    w.ctx.policies = parse_policy_text(SERVERLESS_POLICY)
+    w.rds.orderable.clear()
+    # When the drill starts, Then it drills the smallest provisioned class, without a range
+    run = start_drill(cluster_request(), w.ctx)
+    assert run.instance_class == AURORA_DEFAULT_INSTANCE_CLASS and run.acu_range is None
+    assert w.rds.count("offers_instance_class") == 1
+
+
+def test_a_policy_entry_naming_the_cluster_sets_its_instance_class() -> None:
+    w = given_an_opted_in_cluster()
+    w.ctx.policies = parse_policy_text(
+        "databases:\n  orders-aurora:\n    instance_class: db.r7g.large\n"
+    )
+    run = start_drill(cluster_request(), w.ctx)
+    assert run.instance_class == "db.r7g.large" and w.rds.count("offers_instance_class") == 0
+
+
+def test_an_acu_range_upside_down_is_refused_by_the_policy() -> None:
+    with pytest.raises(PolicyError, match="min_acu must not be above max_acu"):
+        parse_policy_text("defaults:\n  serverless_v2: {min_acu: 8, max_acu: 2}\n")

@@ -46,6 +46,8 @@ NO_RESOURCE_LEVEL = {
     # Aurora: every cluster (the sweeper's orphan scan) and the snapshots of one cluster.
     "rds:DescribeDBClusters",
     "rds:DescribeDBClusterSnapshots",
+    # Whether db.serverless is offered for an engine version: no resource at all.
+    "rds:DescribeOrderableDBInstanceOptions",
 }
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
 # restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data

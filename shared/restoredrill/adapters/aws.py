@@ -686,6 +686,11 @@ class RdsAdapter:
     def restore_cluster(self, run: RunRecord) -> None:
         assert run.cluster_id is not None
         options: dict[str, Any] = {}
+        if run.acu_range is not None:
+            options["ServerlessV2ScalingConfiguration"] = {
+                "MinCapacity": run.acu_range[0],
+                "MaxCapacity": run.acu_range[1],
+            }
         if run.snapshot.engine_version:
             options["EngineVersion"] = run.snapshot.engine_version
         if run.snapshot.kms_key_id:
@@ -701,6 +706,8 @@ class RdsAdapter:
                 EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
                 DeletionProtection=False,
                 CopyTagsToSnapshot=False,
+                # An Aurora cluster keeps at least one day of backups (0 is refused): the least.
+                BackupRetentionPeriod=1,
                 Tags=self._drill_tags(run),
                 **options,
             )
@@ -773,6 +780,15 @@ class RdsAdapter:
                 # Its instance is still leaving the cluster: the next trigger tries again.
                 raise TransientRdsState(f"{cluster_id} cannot be deleted yet") from None
             raise _rejected_or_raise(error) from None
+
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        try:
+            response = self._rds.describe_orderable_db_instance_options(
+                Engine=engine, EngineVersion=engine_version, DBInstanceClass=instance_class
+            )
+        except ClientError as error:
+            raise _rejected_or_raise(error) from None
+        return bool(response.get("OrderableDBInstanceOptions"))
 
     def list_drill_clusters(self) -> list[ClusterView]:
         paginator = self._rds.get_paginator("describe_db_clusters")

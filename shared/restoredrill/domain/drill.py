@@ -60,6 +60,7 @@ from restoredrill.ports.records import (
     CLUSTER_INSTANCE_SUFFIX,
     INSTANCE_PREFIX,
     RUN_ID_TAG,
+    SERVERLESS_V2_CLASS,
     SLOT_HOLDING_STATES,
     CheckerOutcome,
     ClusterView,
@@ -70,6 +71,7 @@ from restoredrill.ports.records import (
     RequestedDrill,
     RunRecord,
     RunState,
+    SnapshotInfo,
     Verdict,
 )
 
@@ -151,14 +153,15 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     last_passed = ctx.runs.last_passing(source_db)
     # Every drill starts QUEUED: its own deadline starts when it is admitted; until then its
     # deadline is the end of the maximum wait.
+    instance_class, acu_range = _drill_class(request, policy, snapshot, ctx)
     run = RunRecord(
         run_id=run_id,
         source_db=source_db,
         snapshot=snapshot,
         instance_id=drill_name + CLUSTER_INSTANCE_SUFFIX if request.cluster else drill_name,
         cluster_id=drill_name if request.cluster else None,
-        instance_class=policy.instance_class
-        or (AURORA_DEFAULT_INSTANCE_CLASS if request.cluster else settings.drill_instance_class),
+        instance_class=instance_class,
+        acu_range=acu_range,
         trigger=request.trigger,
         requested_by=request.requested_by,
         policy=policy.model_dump(mode="json"),
@@ -186,6 +189,30 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     # The poll chain is the fallback for every RDS event that never comes.
     ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
     return advance_drill(run.run_id, ctx) or run
+
+
+def _drill_class(
+    request: DrillRequest, policy: DrillPolicy, snapshot: SnapshotInfo, ctx: DrillContext
+) -> tuple[str, tuple[float, float] | None]:
+    """The drill instance's class and, for Aurora Serverless v2, the cluster's ACU range: the
+    policy's serverless_v2 where RDS offers db.serverless for the snapshot's engine version,
+    else the policy's class, else the smallest default."""
+    if not request.cluster:
+        return policy.instance_class or ctx.settings.drill_instance_class, None
+    provisioned = policy.instance_class or AURORA_DEFAULT_INSTANCE_CLASS
+    capacity = policy.serverless_v2
+    if capacity is None or snapshot.engine_version is None:
+        return provisioned, None
+    offered = ctx.rds.offers_instance_class(
+        snapshot.engine, snapshot.engine_version, SERVERLESS_V2_CLASS
+    )
+    if not offered:
+        logger.warning(
+            "Aurora Serverless v2 is not offered for this engine version; drilling provisioned",
+            extra={"engine_version": snapshot.engine_version, "instance_class": provisioned},
+        )
+        return provisioned, None
+    return SERVERLESS_V2_CLASS, (capacity.min_acu, capacity.max_acu)
 
 
 def _check_schedule(

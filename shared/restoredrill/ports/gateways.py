@@ -102,6 +102,11 @@ class RdsGateway(Protocol):
 
     def list_drill_clusters(self) -> list[ClusterView]: ...
 
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        """RDS offers ``instance_class`` for this engine version in this Region
+        (DescribeOrderableDBInstanceOptions)."""
+        ...
+
 
 class SlotStore(Protocol):
     """The drill slots: at most one lease per slot, so never more holders than slots."""

@@ -22,6 +22,8 @@ AURORA_POSTGRES_ENGINE = "aurora-postgresql"
 # The smallest provisioned class Aurora PostgreSQL offers across its supported versions (Aurora
 # has no micro or small classes); a policy's instance_class wins.
 AURORA_DEFAULT_INSTANCE_CLASS = "db.t4g.medium"
+# Aurora Serverless v2's instance class (the cluster then needs a capacity range).
+SERVERLESS_V2_CLASS = "db.serverless"
 _RUN_ID = re.compile(r"[0-9a-f]{20}")
 # The port every drill instance is restored on: the only one the drill and checker security groups
 # open (template.yaml). Without it RDS restores on the source instance's port.
@@ -176,6 +178,8 @@ class RunRecord(BaseModel):
     cluster_id: str | None = None
     cluster_available_at: datetime | None = None
     instance_requested_at: datetime | None = None
+    # Aurora Serverless v2: the cluster's capacity range in ACUs (min, max); None: provisioned.
+    acu_range: tuple[float, float] | None = None
 
     @property
     def is_finished(self) -> bool:

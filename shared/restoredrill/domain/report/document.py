@@ -229,6 +229,8 @@ def report_topology(run: RunRecord) -> ReportTopology:
         engine_version=run.snapshot.engine_version,
         db_cluster_identifier=run.cluster_id,
         instances=[instance],
+        serverless_v2_min_acu=run.acu_range[0] if run.acu_range else None,
+        serverless_v2_max_acu=run.acu_range[1] if run.acu_range else None,
         cluster_restore_seconds=seconds_rounded(cluster_restore),
         instance_create_seconds=seconds_rounded(instance_create),
     )

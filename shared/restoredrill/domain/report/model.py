@@ -209,6 +209,20 @@ class ReportTopology(_Document):
         description="The restored cluster. Null exactly when kind is db-instance.",
     )
     instances: list[ReportTopologyInstance] = Field(min_length=1)
+    serverless_v2_min_acu: float | None = Field(
+        ge=0,
+        description=(
+            "The cluster's Aurora Serverless v2 capacity range, lower end in ACUs. Null unless "
+            "its instance is db.serverless."
+        ),
+    )
+    serverless_v2_max_acu: float | None = Field(
+        ge=0,
+        description=(
+            "The cluster's Aurora Serverless v2 capacity range, upper end in ACUs. Null unless "
+            "its instance is db.serverless."
+        ),
+    )
     cluster_restore_seconds: Seconds | None = Field(
         description=(
             "From the restore request until the cluster was seen available. Null for a "
