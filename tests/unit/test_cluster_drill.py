@@ -138,6 +138,10 @@ def test_a_whole_cluster_drill_restores_creates_checks_the_writer_and_deletes_bo
         "instance_create_seconds": 6 * 60,
     }
     assert report["recovery"]["rto_seconds"] == 14 * 60
+    # And its HTML page names the cluster and the split
+    (page,) = [body for key, (body, _) in w.reports.objects.items() if key.endswith(".html")]
+    assert f'id="cluster">{run.cluster_id}<' in page.decode()
+    assert "restore: cluster 8m00s, then its instance 6m00s" in page.decode()
     # And the restore time splits into the cluster's restore and the instance's creation
     assert final.cluster_available_at is not None and final.instance_requested_at is not None
     restoring = final.phases[RunState.RESTORING]
