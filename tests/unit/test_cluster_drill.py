@@ -385,3 +385,26 @@ def test_a_policy_entry_naming_the_cluster_sets_its_instance_class() -> None:
 def test_an_acu_range_upside_down_is_refused_by_the_policy() -> None:
     with pytest.raises(PolicyError, match="min_acu must not be above max_acu"):
         parse_policy_text("defaults:\n  serverless_v2: {min_acu: 8, max_acu: 2}\n")
+
+
+def test_an_orphan_cluster_rds_will_not_delete_yet_does_not_stop_the_sweep() -> None:
+    # Given two orphaned drill clusters, the first of which RDS refuses to delete for now
+    w = world()
+    for digit in "23":
+        cluster_id = "restoredrill-" + digit * 20
+        w.rds.clusters[cluster_id] = ClusterView(
+            cluster_id=cluster_id,
+            status="available",
+            tags={OWNER_TAG: STACK, RUN_ID_TAG: digit * 20},
+        )
+    real_delete = w.rds.delete_drill_cluster
+
+    def refuse_the_first(run_id: str, cluster_id: str) -> None:
+        if cluster_id.endswith("2" * 20):
+            raise RuntimeError("InvalidDBClusterStateFault: still creating")
+        real_delete(run_id, cluster_id)
+
+    w.rds.delete_drill_cluster = refuse_the_first  # type: ignore[method-assign]
+    # When the sweeper runs, Then the other orphan is still deleted
+    summary = sweep(w.ctx)
+    assert summary.orphans_deleted == ["restoredrill-" + "3" * 20]

@@ -566,7 +566,15 @@ def _delete_orphan_clusters(ctx: DrillContext) -> list[str]:
             "deleting orphaned drill cluster",
             extra={"cluster_id": cluster.cluster_id, "run_id": run_id or None},
         )
-        ctx.rds.delete_drill_cluster(run_id, cluster.cluster_id)
+        try:
+            ctx.rds.delete_drill_cluster(run_id, cluster.cluster_id)
+        except Exception:
+            # A cluster RDS will not delete yet (still creating, or its instance still leaving):
+            # the next sweep tries again; the other orphans still get their turn.
+            logger.exception(
+                "orphaned drill cluster not deleted", extra={"cluster_id": cluster.cluster_id}
+            )
+            continue
         deleted.append(cluster.cluster_id)
     return deleted
 
