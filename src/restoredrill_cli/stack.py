@@ -415,7 +415,40 @@ class StackClient:
     # ------------------------------------------------------------------ databases
 
     def opted_in_databases(self) -> list[OptedInDatabase]:
-        """RDS PostgreSQL instances carrying the stack's opt-in tag (drill instances excluded)."""
+        """RDS PostgreSQL instances and Aurora PostgreSQL clusters carrying the stack's opt-in
+        tag (drill instances and clusters excluded)."""
+        found = self._opted_in_instances() + self._opted_in_clusters()
+        return sorted(found)
+
+    def _opted_in_clusters(self) -> list[OptedInDatabase]:
+        key, value = self.target.opt_in_tag
+        found: list[OptedInDatabase] = []
+        with aws_errors(f"cannot list the Aurora DB clusters of {self._where}"):
+            paginator = self._client("rds").get_paginator("describe_db_clusters")
+            for page in paginator.paginate():
+                for cluster in page.get("DBClusters", []):
+                    tags = {
+                        str(tag["Key"]): str(tag.get("Value", ""))
+                        for tag in cluster.get("TagList") or []
+                    }
+                    if (
+                        cluster.get("Engine") != "aurora-postgresql"
+                        or OWNER_TAG in tags
+                        or tags.get(key) != value
+                    ):
+                        continue
+                    arn = str(cluster.get("DBClusterArn", "")).split(":")
+                    found.append(
+                        OptedInDatabase(
+                            db_id=str(cluster["DBClusterIdentifier"]),
+                            engine_version=cluster.get("EngineVersion"),
+                            account_id=arn[4] if len(arn) > 5 else self.target.account_id,
+                            region=arn[3] if len(arn) > 5 else self.target.region,
+                        )
+                    )
+        return found
+
+    def _opted_in_instances(self) -> list[OptedInDatabase]:
         key, value = self.target.opt_in_tag
         found: list[OptedInDatabase] = []
         with aws_errors(f"cannot list the RDS instances of {self._where}"):
@@ -441,7 +474,7 @@ class StackClient:
                             region=arn[3] if len(arn) > 5 else self.target.region,
                         )
                     )
-        return sorted(found)
+        return found
 
     # ------------------------------------------------------------------ reports
 

@@ -200,6 +200,28 @@ def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(sta
     assert db_id == "clinic-db" and engine_version
 
 
+def test_opted_in_aurora_postgresql_clusters_are_databases_too(stack: Target) -> None:
+    # Given an opted-in Aurora PostgreSQL cluster, one of another stack's opt-in, a drill cluster
+    # and an opted-in PostgreSQL instance
+    rds = boto3.client("rds", region_name=REGION)
+    for name, tags in (
+        ("orders-aurora", {"restoredrill:drill": "yes"}),
+        ("audit-aurora", {"restoredrill:drill": "enabled"}),
+        ("restoredrill-" + "b" * 20, {"restoredrill:drill": "yes", OWNER_TAG: "x"}),
+    ):
+        rds.create_db_cluster(
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            MasterUsername="orders_admin",
+            MasterUserPassword="not-a-secret-1",
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )
+    rds_instance("clinic-db", "postgres", {"restoredrill:drill": "yes"})
+    # When the opted-in databases are listed, Then the cluster is among them, the others not
+    found = StackClient(stack).opted_in_databases()
+    assert [db.db_id for db in found] == ["clinic-db", "orders-aurora"]
+
+
 def test_report_keys_are_listed_past_one_page_and_read_back(stack: Target) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     prefix = "reports/us-east-1/clinic-db/"
