@@ -20,7 +20,7 @@ FAULT ?=
 .PHONY: help venv tools postgres chromium demo test test-unit test-adapters test-db test-e2e lint format build export-template sam-local bench soak fleet screenshots clean
 
 help:
-	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help)"
+	@echo "make demo     one complete drill on this machine (FAULT=<name>: see .venv/bin/restoredrill demo --help; AURORA=1: an Aurora cluster drill)"
 	@echo "make test     the whole suite: unit, adapters (moto), db (real PostgreSQL), e2e (local cloud)"
 	@echo "make lint     ruff, mypy, sam validate --lint, cfn-lint, checkov"
 	@echo "make soak     200 drills through the local cloud with random faults (not run in CI)"
@@ -68,7 +68,7 @@ chromium:
 	@bash scripts/ensure-chromium.sh
 
 demo: venv postgres
-	$(BIN)/restoredrill demo $(if $(FAULT),--fault $(FAULT))
+	$(BIN)/restoredrill demo $(if $(AURORA),--aurora) $(if $(FAULT),--fault $(FAULT))
 
 test: venv $(TOOLS)/.installed postgres chromium
 	$(BIN)/pytest

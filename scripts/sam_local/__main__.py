@@ -24,6 +24,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, RunState, Ver
 from sam_local.invoke import Invoked, SamLocal, invoke_image, template_for_invoke
 from sam_local.services import LambdaApi, SyncAnswer, TcpForwarder
 from sam_local.world import (
+    CLUSTER_SNAPSHOT_ID,
     ORPHAN_RUN_ID,
     PARAMETERS,
     REGION,
@@ -32,6 +33,7 @@ from sam_local.world import (
     SAMPLE_RUN_ID,
     SAMPLE_RUN_PASSWORD,
     SNAPSHOT_ID,
+    SOURCE_CLUSTER,
     SOURCE_DB,
     World,
 )
@@ -67,6 +69,7 @@ class Cases:
         self.world = world
         self.lambda_api = lambda_api
         self.started: dict[str, str] = {}  # event -> run id it started
+        self.started_clusters: list[str] = []  # run ids of the Aurora drills started
         self.finished_version: int | None = None
 
     def all(self) -> list[Case]:
@@ -78,6 +81,11 @@ class Cases:
                 self.snapshot_created,
             ),
             Case("start_drill/drill-requested.json", "StartDrillFunction", self.drill_requested),
+            Case(
+                "start_drill/automated-cluster-snapshot-created.json",
+                "StartDrillFunction",
+                self.cluster_snapshot_created,
+            ),
             Case(
                 "advance/rds-restored-from-snapshot.json",
                 "AdvanceOnRdsEventFunction",
@@ -186,6 +194,23 @@ class Cases:
         expect(run_id != self.started.get("snapshot"), "the request reused the snapshot's run")
         expect(run.requested_by == "alice@example.com", f"requested_by {run.requested_by}")
         return f"drill {run_id} started ({run.state.value}) of the newest automated snapshot"
+
+    def cluster_snapshot_created(self, invoked: Invoked) -> str:
+        returned = self._returned(invoked)
+        expect(returned.get("status") == "started", f"expected a started drill, got {returned}")
+        run_id = str(returned.get("run_id"))
+        run = self._run(run_id)
+        expect(run.source_db == SOURCE_CLUSTER, f"run {run_id} drills {run.source_db}")
+        expect(
+            run.snapshot.snapshot_id == CLUSTER_SNAPSHOT_ID,
+            f"run {run_id} drills {run.snapshot.snapshot_id}, not {CLUSTER_SNAPSHOT_ID}",
+        )
+        cluster = f"{INSTANCE_PREFIX}{run_id}"
+        expect(run.cluster_id == cluster, f"run {run_id} is no cluster drill: {run.cluster_id}")
+        expect(run.restore_requested_at is not None, f"run {run_id}: no restore requested")
+        expect(cluster in self.world.cluster_ids(), f"cluster restore not requested: no {cluster}")
+        self.started_clusters.append(run_id)
+        return f"Aurora drill {run_id} started ({run.state.value}), cluster restore requested"
 
     def restored(self, invoked: Invoked) -> str:
         returned = self._returned(invoked)
@@ -327,8 +352,12 @@ class Cases:
         orphan = f"{INSTANCE_PREFIX}{ORPHAN_RUN_ID}"
         expect(returned.get("orphans_deleted") == [orphan], f"orphans: {returned}")
         expect(returned.get("runs_timed_out") == 0, f"timed out: {returned}")
-        live = len(self.started)
+        live = len(self.started) + len(self.started_clusters)
         expect(returned.get("runs_advanced") == live, f"expected {live} runs advanced: {returned}")
+        clusters = self.world.cluster_ids()
+        expect(SOURCE_CLUSTER in clusters, "the source cluster was touched")
+        for run_id in self.started_clusters:
+            expect(f"{INSTANCE_PREFIX}{run_id}" in clusters, f"live run {run_id} lost its cluster")
         instances = self.world.instance_ids()
         expect(orphan not in instances, f"{orphan} still exists")
         expect(SOURCE_DB in instances, "the source database was touched")

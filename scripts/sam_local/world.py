@@ -1,9 +1,11 @@
 """The world the sample events in events/ are sent into: the stack's resources provisioned from
 template.yaml in a moto server, the opted-in source database and its automated snapshot named by
-the snapshot event, yesterday's drill 3f9a2c71d0b84e5fa613 that the advance, check and notify
-samples are about (restore requested, its password in SSM, a real PostgreSQL behind its endpoint),
-an orphaned drill instance for the sweeper, the restore testing job the restore-test sample names
-(its instance restored and tagged as restore testing does), and a Slack receiver."""
+the snapshot event, the opted-in Aurora PostgreSQL cluster and its automated cluster snapshot
+named by the cluster snapshot event, yesterday's drill 3f9a2c71d0b84e5fa613 that the advance,
+check and notify samples are about (restore requested, its password in SSM, a real PostgreSQL
+behind its endpoint), an orphaned drill instance for the sweeper, the restore testing job the
+restore-test sample names (its instance restored and tagged as restore testing does), and a
+Slack receiver."""
 
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ OPT_IN_TAGS = {"restoredrill:drill": "enabled", "team": "clinic"}
 SNAPSHOT_ID = "rds:clinic-db-2026-11-27-03-10"
 RESTORE_TEST_SAMPLE = "validate_restore/restore-test-completed.json"
 SNAPSHOT_TIME = datetime(2026, 11, 27, 3, 10, 14)  # moto keeps naive UTC times
+# The Aurora cluster of events/start_drill/automated-cluster-snapshot-created.json.
+SOURCE_CLUSTER = "orders-aurora"
+CLUSTER_SNAPSHOT_ID = "rds:orders-aurora-2026-11-27-03-10"
 # The drill the advance, check_runner, checker and notify samples are about.
 SAMPLE_RUN_ID = "3f9a2c71d0b84e5fa613"
 # The run's password in SSM, the one the checker sample carries (RDS would have it set).
@@ -150,6 +155,7 @@ class World:
         """Everything the samples refer to, in the state the first of them expects."""
         self._account()
         self._source_and_snapshot()
+        self._source_cluster_and_snapshot()
         self._sample_run()
         self._orphan()
         self._restore_test()
@@ -212,6 +218,30 @@ class World:
         snapshot = backend.create_db_snapshot(SOURCE_DB, SNAPSHOT_ID, snapshot_type="automated")
         snapshot.created = SNAPSHOT_TIME
         snapshot.status = "available"
+
+    def _source_cluster_and_snapshot(self) -> None:
+        """orders-aurora, opted in, and its automated cluster snapshot with the id the sample
+        event names."""
+        self.client("rds").create_db_cluster(
+            DBClusterIdentifier=SOURCE_CLUSTER,
+            Engine="aurora-postgresql",
+            EngineVersion="16.4",
+            MasterUsername="orders_admin",
+            MasterUserPassword="source-password-never-used",
+            BackupRetentionPeriod=7,
+            Tags=[{"Key": key, "Value": value} for key, value in OPT_IN_TAGS.items()],
+        )
+        backend = rds_backends[ACCOUNT_ID][REGION]
+        for snapshot_id, snapshot in list(backend.cluster_snapshots.items()):
+            if snapshot.snapshot_type == "automated":
+                del backend.cluster_snapshots[snapshot_id]
+        backend.create_db_cluster_snapshot(
+            SOURCE_CLUSTER, CLUSTER_SNAPSHOT_ID, snapshot_type="automated"
+        )
+
+    def cluster_ids(self) -> set[str]:
+        found = self.client("rds").describe_db_clusters()["DBClusters"]
+        return {str(each["DBClusterIdentifier"]) for each in found}
 
     def _rds_adapter(self) -> RdsAdapter:
         return RdsAdapter(

@@ -117,11 +117,14 @@ def _outcome_violations(run: RunRecord, expected: Verdict) -> list[Violation]:
 
 
 def _leftover_violations(cloud: LocalCloud, run: RunRecord) -> list[Violation]:
-    """What the drill created and must have deleted: the instance, its server, its password."""
+    """What the drill created and must have deleted: the instance (an Aurora drill's cluster
+    too), its server, its password."""
     assert cloud.rds is not None
     found = []
     if cloud.instance_exists(run.instance_id):
         found.append(Violation("instance deleted", f"{run.instance_id} still exists"))
+    if run.cluster_id is not None and cloud.cluster_exists(run.cluster_id):
+        found.append(Violation("instance deleted", f"the cluster {run.cluster_id} still exists"))
     if cloud.rds.server_running(run.instance_id):
         found.append(Violation("no server", f"the server of {run.instance_id} still runs"))
     if run.password_parameter and cloud.password_parameter_exists(run.password_parameter):

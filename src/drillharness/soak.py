@@ -2,11 +2,13 @@
 
     python -m drillharness.soak --drills 200 --seed 1      (or: make soak)
 
-Each drill gets a fault drawn (seeded) from the fault matrix or none, is started from a fresh
-automated snapshot of one of a few source databases, and runs alongside up to ``--parallel``
-others. When it finishes, every invariant of :mod:`drillharness.invariants` is checked for it; at
-the end, duplicates are counted again, the dead-letter queues are checked, the cloud is stopped
-and nothing of it may be left running. The table shows, per fault, the verdicts reached, the
+Each drill is a DB instance drill or, with probability ``--clusters`` (a third by default), an
+Aurora cluster drill; it gets a fault drawn (seeded) from its kind's fault matrix (Aurora faults
+are shown as ``aurora:NAME``) or none, is started from a fresh automated snapshot of one of a few
+source databases (or of the source cluster), and runs alongside up to ``--parallel`` others.
+When it finishes, every invariant of :mod:`drillharness.invariants` is checked for it; at the
+end, duplicates are counted again, the dead-letter queues are checked, the cloud is stopped and
+nothing of it may be left running. The table shows, per fault, the verdicts reached, the
 invariant violations and the time a drill took; then the CPU time per drill (this process and
 all its descendants, PostgreSQL servers included) and the wall time.
 
@@ -42,13 +44,14 @@ from drillharness.invariants import (
     check_report_chains,
     max_admitted_at_once,
 )
-from localcloud.cloud import FAULTS, NO_FAULT, LocalCloud
+from localcloud.cloud import AURORA_FAULTS, AURORA_SOURCE, FAULTS, NO_FAULT, Fault, LocalCloud
 
 PR_SET_CHILD_SUBREAPER = 36
 VERDICTS = [v.value for v in Verdict]
 # A drill not finished this long after it started is reported as such (its deadline is 1.5 min
 # from its admission; with the cap below the parallelism it may first wait for a slot).
 DRILL_TIMEOUT_SECONDS = 600.0
+AURORA_PREFIX = "aurora:"  # an Aurora cluster drill's fault, as the table and --faults name it
 
 
 @dataclass
@@ -62,6 +65,28 @@ class Drill:
     verdict: str | None = None
     violations: list[Violation] = field(default_factory=list)
     checked: bool = False
+
+    @property
+    def aurora(self) -> bool:
+        return self.fault.startswith(AURORA_PREFIX)
+
+    @property
+    def fault_name(self) -> str:
+        return self.fault.removeprefix(AURORA_PREFIX)
+
+
+def fault_of(name: str) -> Fault:
+    """The fault a soak name stands for (``aurora:NAME`` for an Aurora cluster drill's)."""
+    if name.removeprefix(AURORA_PREFIX) == NO_FAULT.name:
+        return NO_FAULT
+    if name.startswith(AURORA_PREFIX):
+        return AURORA_FAULTS[name.removeprefix(AURORA_PREFIX)]
+    return FAULTS[name]
+
+
+def all_fault_names() -> list[str]:
+    instance = [NO_FAULT.name, *FAULTS]
+    return instance + [f"{AURORA_PREFIX}{name}" for name in [NO_FAULT.name, *AURORA_FAULTS]]
 
 
 # ----------------------------------------------------------------------------------- CPU time
@@ -164,13 +189,17 @@ class Soak:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args = args
         self.out = out
-        names = [NO_FAULT.name, *FAULTS] if not args.faults else args.faults.split(",")
+        names = all_fault_names() if not args.faults else args.faults.split(",")
+        instance_faults = [n for n in names if not n.startswith(AURORA_PREFIX)]
+        cluster_faults = [n for n in names if n.startswith(AURORA_PREFIX)]
         rng = random.Random(args.seed)  # noqa: S311 - a reproducible draw, not a secret
         self.sources = ["clinic-db"] + [f"clinic-db-{n}" for n in range(2, args.sources + 1)]
-        self.drills = [
-            Drill(index=i, fault=rng.choice(names), source=self.sources[i % len(self.sources)])
-            for i in range(args.drills)
-        ]
+        self.drills = []
+        for i in range(args.drills):
+            cluster = bool(cluster_faults) and (not instance_faults or rng.random() < args.clusters)
+            fault = rng.choice(cluster_faults if cluster else instance_faults)
+            source = AURORA_SOURCE if cluster else self.sources[i % len(self.sources)]
+            self.drills.append(Drill(index=i, fault=fault, source=source))
         self.cloud_violations: list[Violation] = []
         self.slowest: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -199,6 +228,8 @@ class Soak:
             cloud.start()
             for source in self.sources:
                 cloud.create_source_database(source)
+            if any(drill.aurora for drill in self.drills):
+                cloud.create_source_cluster(AURORA_SOURCE)
             cpu_setup, wall_setup = cpu_seconds() - cpu_start, time.monotonic() - wall_start
             self.say(
                 f"soak: {len(self.drills)} drills, seed {self.args.seed}, "
@@ -242,7 +273,11 @@ class Soak:
                 while pending and len(in_flight) < self.args.parallel:
                     drill = pending.pop(0)
                     drill.started = time.monotonic()
-                    drill.run_id = cloud.start_drill(drill.source, drill.fault)
+                    drill.run_id = (
+                        cloud.start_cluster_drill(drill.source, fault_of(drill.fault))
+                        if drill.aurora
+                        else cloud.start_drill(drill.source, drill.fault)
+                    )
                     in_flight.append(drill)
                 runs = cloud.runs([drill.run_id for drill in in_flight])
                 for drill in list(in_flight):
@@ -274,7 +309,7 @@ class Soak:
         seconds = drill.finished - drill.started
         mark = "ok" if not drill.violations else "; ".join(map(str, drill.violations))
         self.say(
-            f"  [{done:3d}/{len(self.drills)}] {drill.fault:<28} {drill.verdict or '-':<9} "
+            f"  [{done:3d}/{len(self.drills)}] {drill.fault:<34} {drill.verdict or '-':<9} "
             f"{seconds:5.1f}s  {mark}"
         )
 
@@ -313,9 +348,9 @@ class Soak:
         by_fault: dict[str, list[Drill]] = defaultdict(list)
         for drill in self.drills:
             by_fault[drill.fault].append(drill)
-        order = [NO_FAULT.name, *FAULTS]
+        order = all_fault_names()
         header = (
-            f"{'fault':<28} {'drills':>6} {'expected':>9}  "
+            f"{'fault':<34} {'drills':>6} {'expected':>9}  "
             + " ".join(f"{v:>9}" for v in VERDICTS)
             + f" {'unfinished':>10} {'violations':>10} {'s/drill':>8}"
         )
@@ -326,19 +361,19 @@ class Soak:
             verdicts = Counter(d.verdict or "unfinished" for d in drills)
             violations = sum(len(d.violations) for d in drills)
             seconds = [d.finished - d.started for d in drills if d.finished is not None]
-            expected = (FAULTS[name].verdict if name in FAULTS else Verdict.PASSED).value
+            expected = fault_of(name).verdict.value
             totals.update(verdicts)
             totals["drills"] += len(drills)
             totals["violations"] += violations
             lines.append(
-                f"{name:<28} {len(drills):>6} {expected:>9}  "
+                f"{name:<34} {len(drills):>6} {expected:>9}  "
                 + " ".join(f"{verdicts.get(v, 0):>9}" for v in VERDICTS)
                 + f" {verdicts.get('unfinished', 0):>10} {violations:>10}"
                 + f" {sum(seconds) / max(len(seconds), 1):>8.1f}"
             )
         lines.append("-" * len(header))
         lines.append(
-            f"{'total':<28} {totals['drills']:>6} {'':>9}  "
+            f"{'total':<34} {totals['drills']:>6} {'':>9}  "
             + " ".join(f"{totals.get(v, 0):>9}" for v in VERDICTS)
             + f" {totals.get('unfinished', 0):>10} {totals['violations']:>10}"
         )
@@ -370,7 +405,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
     argv = ["--drills", str(args.drills), "--seed", str(args.seed)]
     argv += ["--parallel", str(args.parallel), "--sources", str(args.sources)]
     argv += ["--patients", str(args.patients), "--pool", str(args.pool)]
-    argv += ["--cap", str(args.cap)]
+    argv += ["--cap", str(args.cap), "--clusters", f"{args.clusters:g}"]
     if args.faults:
         argv += ["--faults", args.faults]
     return argv
@@ -392,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="MaxConcurrentDrills of the stack, below --parallel so drills queue (4)",
     )
+    parser.add_argument(
+        "--clusters",
+        type=float,
+        default=1 / 3,
+        help="share of the drills that are Aurora cluster drills (a third)",
+    )
     parser.add_argument("--patients", type=int, default=300, help="size of each source (300)")
     parser.add_argument("--pool", type=int, default=6, help="warm workers per function (6)")
     parser.add_argument(
@@ -399,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--faults",
-        help="comma-separated faults to draw from (default: every fault and none); "
-        f"known: none, {', '.join(FAULTS)}",
+        help="comma-separated faults to draw from (default: every fault and none, of both "
+        f"kinds); known: {', '.join(all_fault_names())}",
     )
     return parser
 
@@ -408,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     if args.faults:
-        unknown = set(args.faults.split(",")) - {NO_FAULT.name, *FAULTS}
+        unknown = set(args.faults.split(",")) - set(all_fault_names())
         if unknown:
             raise SystemExit(f"unknown faults: {', '.join(sorted(unknown))}")
     return Soak(args, out).run()

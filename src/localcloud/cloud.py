@@ -25,7 +25,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from restoredrill.domain.drill import run_id_for
-from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdict
+from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdict, drill_run_id
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
@@ -39,6 +39,8 @@ from localcloud.s3faults import S3WriteFaults
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACK_NAME = "restoredrill-local"
 OPT_IN = {"restoredrill:drill": "enabled", "team": "clinic"}
+# The demo's Aurora PostgreSQL source cluster (the same clinic data, served as a cluster).
+AURORA_SOURCE = "clinic-aurora"
 MASTER_USER = "clinic_admin"
 # The read-only role restore testing's validation logs in with (store_checking_credential).
 CHECKING_USER = "restoredrill_check"
@@ -79,18 +81,21 @@ def _is_rds_instance_event(event: dict[str, Any]) -> bool:
     return event.get("source") == "aws.rds" and event.get("detail-type") == "RDS DB Instance Event"
 
 
+def _is_rds_cluster_event(event: dict[str, Any]) -> bool:
+    return event.get("source") == "aws.rds" and event.get("detail-type") == "RDS DB Cluster Event"
+
+
 def run_id_of_event(envelope: dict[str, Any]) -> str | None:
     """The drill run an event is about: its instance, its snapshot, or its detail's run_id."""
     detail = envelope.get("detail")
     if not isinstance(detail, dict):
         return None
     if envelope.get("source") == "aws.rds":
-        if envelope.get("detail-type") == "RDS DB Snapshot Event" and detail.get("SourceArn"):
+        snapshot_events = ("RDS DB Snapshot Event", "RDS DB Cluster Snapshot Event")
+        if envelope.get("detail-type") in snapshot_events and detail.get("SourceArn"):
             return run_id_for(f"snapshot:{detail['SourceArn']}")
         identifier = str(detail.get("SourceIdentifier") or "").removeprefix("rds:")
-        if identifier.startswith(INSTANCE_PREFIX):
-            return identifier[len(INSTANCE_PREFIX) :]
-        return None
+        return drill_run_id(identifier)
     run_id = detail.get("run_id")
     return run_id if isinstance(run_id, str) else None
 
@@ -108,6 +113,7 @@ class Fault:
     description: str
     verdict: Verdict = Verdict.PASSED
     drop_instance_events: bool = False  # every RDS instance event of the run is lost
+    drop_cluster_events: bool = False  # every RDS cluster event of the run is lost (Aurora)
     copies: int = 1  # every event of the run is delivered this many times
     reorder_instance_events: bool = False  # the run's RDS instance events swapped in pairs
     rds: RdsFaults | None = None
@@ -245,12 +251,61 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-def fault_named(name: str | None) -> Fault:
+# Faults of Aurora cluster drills (`restoredrill demo --aurora --fault NAME`): a drill of a
+# cluster restores the cluster, then creates its instance; these break those steps.
+AURORA_FAULTS: dict[str, Fault] = {
+    fault.name: fault
+    for fault in (
+        Fault(
+            "fail-cluster-restore",
+            "the cluster restore ends in incompatible-restore (RDS-EVENT-0354): the backup does "
+            "not restore; the cluster is deleted",
+            verdict=Verdict.FAILED,
+            rds=RdsFaults(fail_restore=True),
+        ),
+        Fault(
+            "fail-instance-create",
+            "CreateDBInstance into the restored cluster is refused (InsufficientDBInstance"
+            "Capacity): the cluster, whose instance never came up, is deleted",
+            verdict=Verdict.ERROR,
+            rds=RdsFaults(refuse_create_instance=True),
+        ),
+        Fault(
+            "crash-after-create-instance",
+            "the handler dies right after CreateDBInstance succeeded, before it recorded it; the "
+            "next trigger finds the instance and creates no second one",
+            crash_after="create-instance",
+        ),
+        Fault(
+            "crash-after-delete",
+            "the handler dies right after DeleteDBInstance (the cluster's instance) succeeded; "
+            "the verdict is kept and the cluster is still deleted after it",
+            crash_after="delete",
+        ),
+        Fault(
+            "crash-after-cluster-delete",
+            "the handler dies right after DeleteDBCluster succeeded; the next trigger waits for "
+            "the cluster to go and reports once",
+            crash_after="cluster-delete",
+        ),
+        Fault(
+            "lose-cluster-events",
+            "every RDS cluster and instance event of the drill is lost (created, deleted, "
+            "credentials reset): the drill advances on its poll fallback alone",
+            drop_instance_events=True,
+            drop_cluster_events=True,
+        ),
+    )
+}
+
+
+def fault_named(name: str | None, *, aurora: bool = False) -> Fault:
     if name is None or name == NO_FAULT.name:
         return NO_FAULT
-    if name not in FAULTS:
-        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
-    return FAULTS[name]
+    known = AURORA_FAULTS if aurora else FAULTS
+    if name not in known:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
 
 
 @dataclass
@@ -265,6 +320,7 @@ class LocalCloud:
         self,
         *,
         fault: str | None = None,
+        aurora: bool = False,
         work_dir: Path | None = None,
         parameter_overrides: dict[str, str] | None = None,
         function_env: Mapping[str, str] | None = None,
@@ -277,7 +333,7 @@ class LocalCloud:
         """``fault``: armed for every drill this cloud starts (its ``env`` applies too);
         ``function_timeouts``: see :class:`LocalAws`."""
         self.region = region
-        self.fault = fault_named(fault)
+        self.fault = fault_named(fault, aurora=aurora)
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="restoredrill-local-"))
         self.parameters = {**LOCAL_PARAMETERS, **(parameter_overrides or {})}
@@ -445,7 +501,11 @@ class LocalCloud:
 
     def _drops_event(self, envelope: dict[str, Any]) -> bool:
         fault = self._event_fault(envelope)
-        return bool(fault and fault.drop_instance_events and _is_rds_instance_event(envelope))
+        if fault is None:
+            return False
+        return (fault.drop_instance_events and _is_rds_instance_event(envelope)) or (
+            fault.drop_cluster_events and _is_rds_cluster_event(envelope)
+        )
 
     def _copies_of_event(self, envelope: dict[str, Any]) -> int:
         fault = self._event_fault(envelope)
@@ -487,7 +547,40 @@ class LocalCloud:
         """A production-like PostgreSQL with the clinic's data, opted in to drills; ``aliases``:
         more source instances served by the same server (a fleet of identical small databases
         without a server each)."""
-        assert self.rds is not None and self._pg_dir is not None
+        assert self.rds is not None
+        server, password, counts = self._clinic_server(instance_id)
+        for name in (instance_id, *aliases):
+            self.rds.register_source_instance(
+                db_instance_identifier=name,
+                server=server,
+                master_username=MASTER_USER,
+                master_password=password,
+                tags=OPT_IN,
+                db_name="clinic",
+            )
+            self.sources.append(SourceDatabase(instance_id=name, server=server, row_counts=counts))
+        return self.sources[-1 - len(aliases)]
+
+    def create_source_cluster(self, cluster_id: str = AURORA_SOURCE) -> SourceDatabase:
+        """An opted-in Aurora PostgreSQL cluster with the clinic's data (its writer's server)."""
+        assert self.rds is not None
+        server, password, counts = self._clinic_server(cluster_id)
+        self.rds.register_source_cluster(
+            db_cluster_identifier=cluster_id,
+            server=server,
+            master_username=MASTER_USER,
+            master_password=password,
+            tags=OPT_IN,
+            db_name="clinic",
+        )
+        self.sources.append(
+            SourceDatabase(instance_id=cluster_id, server=server, row_counts=counts)
+        )
+        return self.sources[-1]
+
+    def _clinic_server(self, instance_id: str) -> tuple[PostgresServer, str, dict[str, int]]:
+        """A started PostgreSQL with the clinic's data, its master password, the row counts."""
+        assert self._pg_dir is not None
         server = init_cluster(self._pg_dir, instance_id)
         server.start()
         password = "source-" + run_id_for(instance_id)
@@ -510,17 +603,7 @@ class LocalCloud:
             )
         finally:
             clinic.close()
-        for name in (instance_id, *aliases):
-            self.rds.register_source_instance(
-                db_instance_identifier=name,
-                server=server,
-                master_username=MASTER_USER,
-                master_password=password,
-                tags=OPT_IN,
-                db_name="clinic",
-            )
-            self.sources.append(SourceDatabase(instance_id=name, server=server, row_counts=counts))
-        return self.sources[-1 - len(aliases)]
+        return server, password, counts
 
     def take_automated_snapshot(
         self, instance_id: str, *, fault: str | Fault | None = None
@@ -642,6 +725,33 @@ class LocalCloud:
                 return dict(found)
             time.sleep(0.2)
         raise TimeoutError(f"{instance_id} did not become available within {timeout} s")
+
+    def take_automated_cluster_snapshot(
+        self, cluster_id: str, *, fault: str | Fault | None = None
+    ) -> dict[str, Any]:
+        """Snapshot the source cluster and deliver RDS-EVENT-0169, as Aurora does; the event.
+        The drill it starts gets ``fault`` (an Aurora fault's name, or the cloud's own)."""
+        assert self.rds is not None and self.aws is not None
+        event = self.rds.create_automated_cluster_snapshot(cluster_id)
+        run_id = self.run_id_for_snapshot_event(event)
+        chosen = fault_named(fault, aurora=True) if isinstance(fault, str) else fault or self.fault
+        if chosen is not NO_FAULT:
+            self.arm(run_id, chosen)
+        with self._lock:
+            self._snapshots[run_id] = str(event["detail"]["SourceIdentifier"])
+        self.aws.emit(event)
+        return event
+
+    def start_cluster_drill(self, cluster_id: str, fault: str | Fault | None = None) -> str:
+        """A new automated snapshot of the cluster with ``fault`` armed; the drill's run id."""
+        return self.run_id_for_snapshot_event(
+            self.take_automated_cluster_snapshot(cluster_id, fault=fault)
+        )
+
+    def cluster_exists(self, cluster_id: str) -> bool:
+        assert self.aws is not None
+        found = self.aws.client("rds").describe_db_clusters()["DBClusters"]
+        return any(cluster["DBClusterIdentifier"] == cluster_id for cluster in found)
 
     def start_drill(self, instance_id: str, fault: str | Fault | None = None) -> str:
         """A new automated snapshot of ``instance_id`` with ``fault`` armed; the drill's run id."""

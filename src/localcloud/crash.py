@@ -22,6 +22,7 @@ __all__ = ["CRASH_DIR_ENV", "OPERATIONS", "CrashPoint", "arm", "fired", "install
 CRASH_DIR_ENV = "LOCALCLOUD_CRASH_DIR"
 FIRED_SUFFIX = ".fired"
 _INSTANCE_PREFIX = "restoredrill-"
+_CLUSTER_INSTANCE_SUFFIX = "-writer"  # an Aurora drill's instance (restoredrill.ports.records)
 _PARAMS_KEY = "localcloud_crash_params"
 
 
@@ -42,6 +43,11 @@ OPERATIONS: dict[str, CrashPoint] = {
     "checker-invoke": CrashPoint("lambda", "Invoke"),
     "report-write": CrashPoint("s3", "PutObject"),
     "delete": CrashPoint("rds", "DeleteDBInstance"),
+    # Aurora drills
+    "cluster-restore": CrashPoint("rds", "RestoreDBClusterFromSnapshot"),
+    "create-instance": CrashPoint("rds", "CreateDBInstance"),
+    "cluster-password-reset": CrashPoint("rds", "ModifyDBCluster"),
+    "cluster-delete": CrashPoint("rds", "DeleteDBCluster"),
 }
 _POINTS = {(p.service, p.operation): p for p in OPERATIONS.values()}
 
@@ -49,12 +55,14 @@ _POINTS = {(p.service, p.operation): p for p in OPERATIONS.values()}
 def run_id_of(service: str, operation: str, params: Mapping[str, Any]) -> str | None:
     """The drill run a call is about, from its parameters (None: not a drill side effect)."""
     if service == "rds":
-        if operation == "ModifyDBInstance" and not params.get("MasterUserPassword"):
+        if operation.startswith("Modify") and not params.get("MasterUserPassword"):
             return None
-        identifier = str(params.get("DBInstanceIdentifier") or "")
-        return (
-            identifier[len(_INSTANCE_PREFIX) :] if identifier.startswith(_INSTANCE_PREFIX) else None
+        identifier = str(
+            params.get("DBInstanceIdentifier") or params.get("DBClusterIdentifier") or ""
         )
+        if not identifier.startswith(_INSTANCE_PREFIX):
+            return None
+        return identifier[len(_INSTANCE_PREFIX) :].removesuffix(_CLUSTER_INSTANCE_SUFFIX)
     if service == "lambda":
         if params.get("InvocationType") != "Event":
             return None  # the drill's own effect is the asynchronous invoke

@@ -27,6 +27,17 @@ moto's), counting moto's instances on top, and refuses a restore beyond the inst
 ``InstanceQuotaExceeded`` as RDS does. ``RdsFaults.quota_refusals`` refuses that many restores
 with it whatever the count.
 
+Aurora PostgreSQL: source clusters
+(:meth:`LocalRds.register_source_cluster`) and their automated cluster snapshots (RDS-EVENT-0169);
+``RestoreDBClusterFromSnapshot`` answers ``creating``, copies the snapshot into the cluster's
+storage, then ``available`` and RDS-EVENT-0170; ``CreateDBInstance`` into such a cluster starts a
+server on the cluster's storage (RDS-EVENT-0005), which is also the cluster's writer endpoint;
+``ModifyDBCluster(MasterUserPassword=...)`` resets the password on it (RDS-EVENT-0016, a cluster
+event); ``DeleteDBInstance`` stops that server (the storage is the cluster's) and
+``DeleteDBCluster``, refused while the cluster has an instance, removes the storage
+(RDS-EVENT-0171). ``RdsFaults.fail_restore`` fails a cluster restore too;
+``RdsFaults.refuse_create_instance`` refuses the instance with InsufficientDBInstanceCapacity.
+
 Source instances (:meth:`LocalRds.register_source_instance`) point at a server the caller owns;
 their automated snapshots (:meth:`LocalRds.create_automated_snapshot`) are real base backups.
 Events are EventBridge envelopes handed to ``emit_event`` outside of any lock.
@@ -53,7 +64,7 @@ from moto.rds.exceptions import (
     InvalidParameterValue,
     RDSClientError,
 )
-from moto.rds.models import DBInstance, RDSBackend, rds_backends
+from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
 from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
@@ -77,6 +88,14 @@ MSG_FAILED = (
 MSG_CREDENTIALS = "Reset master credentials."
 MSG_DELETED = "DB instance deleted."
 MSG_SNAPSHOT = "Automated snapshot created"
+MSG_CLUSTER_SNAPSHOT = "Automated cluster snapshot created"
+MSG_CLUSTER_CREATED = "DB cluster created"
+MSG_CLUSTER_DELETED = "DB cluster deleted"
+MSG_CLUSTER_FAILED = "You can't create the DB cluster because of incompatible resources."
+MSG_INSTANCE_CREATED = "DB instance created"
+_CLUSTER_ENDPOINT_ATTR = "_localcloud_cluster_endpoint"
+# moto reports a new cluster "creating" once, then "available": ours keep the status we give them.
+_CLUSTER_STATUS_ATTR = "_localcloud_cluster_status"
 
 
 @dataclass
@@ -89,6 +108,8 @@ class RdsFaults:
     wrong_password: bool = False  # the reset applies another password: logins are refused
     hang_after_reset: bool = False  # after the reset, every table is locked: reads wait
     quota_refusals: int = 0  # restores refused with InstanceQuotaExceeded before one goes through
+    # Aurora: CreateDBInstance into the cluster is refused (InsufficientDBInstanceCapacity)
+    refuse_create_instance: bool = False
 
 
 @dataclass
@@ -123,6 +144,23 @@ class _Instance:
     work_done: threading.Event = field(default_factory=threading.Event)
     # sessions holding locks (RdsFaults.hang_after_reset), closed before the server goes
     lockers: list[Any] = field(default_factory=list)
+    # Aurora: the cluster whose storage the server runs on (stopped, not destroyed, with it)
+    cluster_id: str | None = None
+
+
+@dataclass
+class _Cluster:
+    identifier: str
+    arn: str
+    kind: str  # "source" (caller's server) or "restored" (ours)
+    state: str  # creating, available, resetting, failed, deleting
+    # source: the caller's server; restored: the cluster's storage (a copy, started by its
+    # instance)
+    server: PostgresServer | None = None
+    master_username: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    work_done: threading.Event = field(default_factory=threading.Event)
+    lockers: list[Any] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,6 +174,12 @@ _PATCHED_BACKEND_METHODS = (
     "copy_db_snapshot",
     "describe_db_instances",
     "describe_db_snapshots",
+    "restore_db_cluster_from_snapshot",
+    "create_db_instance",
+    "modify_db_cluster",
+    "delete_db_cluster",
+    "describe_db_clusters",
+    "describe_db_cluster_snapshots",
 )
 _install_lock = threading.Lock()
 _installed: dict[tuple[str, str], LocalRds] = {}
@@ -215,6 +259,54 @@ def _patched_copy_snapshot(backend: RDSBackend, *args: Any, **kwargs: Any) -> An
     return local._on_copy_snapshot(backend, *args, **kwargs)
 
 
+def _patched_restore_cluster(backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("restore_db_cluster_from_snapshot")(backend, from_snapshot_id, overrides)
+    return local._on_restore_cluster(backend, from_snapshot_id, overrides)
+
+
+def _patched_create_instance(backend: RDSBackend, db_kwargs: Any) -> DBInstance:
+    local = _local_for(backend)
+    if local is None or not db_kwargs.get("db_cluster_identifier"):
+        return _call_original("create_db_instance", backend, db_kwargs)
+    return local._on_create_cluster_instance(backend, db_kwargs)
+
+
+def _patched_modify_cluster(backend: RDSBackend, kwargs: Any) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("modify_db_cluster")(backend, kwargs)
+    return local._on_modify_cluster(backend, kwargs)
+
+
+def _patched_delete_cluster(
+    backend: RDSBackend, cluster_identifier: str, snapshot_name: str | None = None
+) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("delete_db_cluster")(backend, cluster_identifier, snapshot_name)
+    return local._on_delete_cluster(backend, cluster_identifier, snapshot_name)
+
+
+def _patched_cluster_endpoint_fget(cluster: DBCluster) -> str:
+    override = cluster.__dict__.get(_CLUSTER_ENDPOINT_ATTR)
+    if override:
+        return str(override)
+    return str(_original("cluster_endpoint").fget(cluster))
+
+
+def _patched_cluster_status_fget(cluster: DBCluster) -> str:
+    override = cluster.__dict__.get(_CLUSTER_STATUS_ATTR)
+    if override:
+        return str(override)
+    return str(_original("cluster_status").fget(cluster))
+
+
+def _set_cluster_status(cluster: DBCluster, status: str) -> None:
+    cluster.__dict__[_CLUSTER_STATUS_ATTR] = status
+
+
 def _locked_passthrough(name: str) -> Callable[..., Any]:
     """Reads run under the LocalRds lock so background workers never mutate mid-iteration."""
 
@@ -247,7 +339,15 @@ def _patch_moto() -> None:
         _originals[name] = RDSBackend.__dict__[name]
     _originals["address"] = DBInstance.__dict__["address"]
     _originals["endpoint"] = DBInstance.__dict__["endpoint"]
+    _originals["cluster_endpoint"] = DBCluster.__dict__["endpoint"]
+    _originals["cluster_status"] = DBCluster.__dict__["status"]
     replacements: dict[str, Any] = {
+        "restore_db_cluster_from_snapshot": _patched_restore_cluster,
+        "create_db_instance": _patched_create_instance,
+        "modify_db_cluster": _patched_modify_cluster,
+        "delete_db_cluster": _patched_delete_cluster,
+        "describe_db_clusters": _locked_passthrough("describe_db_clusters"),
+        "describe_db_cluster_snapshots": _locked_passthrough("describe_db_cluster_snapshots"),
         "restore_db_instance_from_db_snapshot": _patched_restore,
         "modify_db_instance": _patched_modify,
         "delete_db_instance": _patched_delete,
@@ -259,6 +359,9 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
+    setattr(DBCluster, "endpoint", property(_patched_cluster_endpoint_fget))  # noqa: B010
+    status = _originals["cluster_status"]
+    setattr(DBCluster, "status", property(_patched_cluster_status_fget, status.fset))  # noqa: B010
     emulate_account_attributes()
 
 
@@ -275,6 +378,8 @@ def _unpatch_moto() -> None:
         setattr(RDSBackend, name, _originals.pop(name))
     setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
     setattr(DBInstance, "endpoint", _originals.pop("endpoint"))  # noqa: B010
+    setattr(DBCluster, "endpoint", _originals.pop("cluster_endpoint"))  # noqa: B010
+    setattr(DBCluster, "status", _originals.pop("cluster_status"))  # noqa: B010
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,7 +493,20 @@ def _lock_every_table(server: PostgresServer) -> list[Any]:
     return sessions
 
 
-def _release_lockers(record: _Instance) -> None:
+def _set_role_password(server: PostgresServer, username: str | None, password: str) -> None:
+    conn = server.admin_connect()
+    try:
+        statement = conn.run(
+            "SELECT format('ALTER ROLE %I WITH PASSWORD %L', :u::text, :p::text)",
+            u=username,
+            p=password,
+        )[0][0]
+        conn.run(statement)
+    finally:
+        conn.close()
+
+
+def _release_lockers(record: _Instance | _Cluster) -> None:
     lockers, record.lockers = record.lockers, []
     for conn in lockers:
         with contextlib.suppress(Exception):
@@ -423,6 +541,7 @@ class LocalRds:
         # guards our records and every call into moto's backend made by us or the patches
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
+        self._clusters: dict[str, _Cluster] = {}
         self._snapshots: dict[str, _Snapshot] = {}
         # every automated snapshot id ever given: never reused, even after forget_snapshot (a
         # drill's run id derives from its snapshot's ARN)
@@ -582,6 +701,7 @@ class LocalRds:
         for candidate in candidates:
             if (
                 candidate not in backend.database_snapshots
+                and candidate not in backend.cluster_snapshots
                 and candidate not in self._snapshots
                 and candidate not in self._snapshot_ids_used
             ):
@@ -610,6 +730,7 @@ class LocalRds:
         with self._lock:
             snapshot = self._snapshots.pop(snapshot_id, None)
             self.backend.database_snapshots.pop(snapshot_id, None)
+            self.backend.cluster_snapshots.pop(snapshot_id, None)
             shared = snapshot is not None and any(
                 other.data_dir == snapshot.data_dir for other in self._snapshots.values()
             )
@@ -652,6 +773,15 @@ class LocalRds:
             if server is not None:
                 with contextlib.suppress(Exception):
                     server.destroy()
+        with self._lock:
+            clusters = [c for c in self._clusters.values() if c.kind == "restored"]
+            for cluster in clusters:
+                cluster.cancel.set()
+        for cluster in clusters:
+            cluster.work_done.wait(_THREAD_JOIN_SECONDS)
+            if cluster.server is not None:
+                with contextlib.suppress(Exception):
+                    cluster.server.destroy()
 
     # -- restore ----------------------------------------------------------------------------
 
@@ -721,7 +851,11 @@ class LocalRds:
             )
 
     def _spawn(
-        self, record: _Instance, what: str, job: Callable[..., dict[str, Any] | None], *args: Any
+        self,
+        record: _Instance | _Cluster,
+        what: str,
+        job: Callable[..., dict[str, Any] | None],
+        *args: Any,
     ) -> None:
         """Run ``job`` in the background; emit the event it returns once its work is done."""
         done = threading.Event()
@@ -864,16 +998,7 @@ class LocalRds:
         ok = False
         try:
             assert server is not None
-            conn = server.admin_connect()
-            try:
-                statement = conn.run(
-                    "SELECT format('ALTER ROLE %I WITH PASSWORD %L', :u::text, :p::text)",
-                    u=record.master_username,
-                    p=password,
-                )[0][0]
-                conn.run(statement)
-            finally:
-                conn.close()
+            _set_role_password(server, record.master_username, password)
             if faults.hang_after_reset and not record.lockers:
                 # Once per instance: a second reset (two triggers may both reset) would
                 # otherwise wait behind the first one's locks.
@@ -926,6 +1051,8 @@ class LocalRds:
                     "Cannot delete protected DB Instance, please disable deletion protection "
                     "and try again."
                 )
+            # An Aurora instance takes no final snapshot: snapshots are the cluster's.
+            skip_final = skip_final or record.cluster_id is not None
             if not skip_final and not final_id:
                 raise InvalidParameterCombination(
                     "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
@@ -982,9 +1109,14 @@ class LocalRds:
         server = record.server
         if server is not None:
             try:
-                server.destroy()
+                if record.cluster_id is not None:
+                    server.stop()  # the storage is the cluster's: it goes with the cluster
+                else:
+                    server.destroy()
             except Exception:
                 log.exception("local RDS: destroying the server of %s failed", record.identifier)
+        if record.cluster_id is not None:
+            self._instance_left_cluster(backend, record.cluster_id)
         with self._lock:
             arn = instance.arn
             with contextlib.suppress(DBInstanceNotFoundError):
@@ -1010,6 +1142,383 @@ class LocalRds:
                 event_id="RDS-EVENT-0003",
                 tags=None,
             )
+
+    # -- Aurora clusters --------------------------------------------------------------------
+
+    def register_source_cluster(
+        self,
+        *,
+        db_cluster_identifier: str,
+        server: PostgresServer,
+        master_username: str,
+        master_password: str,
+        tags: dict[str, str],
+        engine_version: str = "16.4",
+        db_name: str | None = None,
+    ) -> str:
+        """Create the moto Aurora PostgreSQL cluster whose writer is ``server``; its ARN."""
+        backend = self.backend
+        with self._lock:
+            cluster = backend.create_db_cluster(
+                {
+                    "db_cluster_identifier": db_cluster_identifier,
+                    "engine": "aurora-postgresql",
+                    "engine_version": engine_version,
+                    "port": server.port,
+                    "master_username": master_username,
+                    "master_user_password": master_password,
+                    "database_name": db_name,
+                    "backup_retention_period": 7,
+                    "copy_tags_to_snapshot": True,
+                    "tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+                }
+            )
+            identifier = cluster.db_cluster_identifier
+            self._drop_moto_cluster_snapshots(backend, identifier)
+            cluster.__dict__[_CLUSTER_ENDPOINT_ATTR] = LOCAL_ADDRESS
+            self._clusters[identifier] = _Cluster(
+                identifier=identifier,
+                arn=cluster.db_cluster_arn,
+                kind="source",
+                state="available",
+                server=server,
+                master_username=master_username,
+            )
+            return str(cluster.db_cluster_arn)
+
+    def _drop_moto_cluster_snapshots(self, backend: RDSBackend, identifier: str) -> None:
+        """moto takes an automated snapshot of every new cluster, with no data behind it."""
+        for snapshot_id, snapshot in list(backend.cluster_snapshots.items()):
+            if (
+                snapshot.snapshot_type == "automated"
+                and snapshot.cluster.db_cluster_identifier == identifier
+                and snapshot_id not in self._snapshots
+            ):
+                del backend.cluster_snapshots[snapshot_id]
+
+    def create_automated_cluster_snapshot(self, db_cluster_identifier: str) -> dict[str, Any]:
+        """Base-backup the source cluster's server as an automated cluster snapshot; the
+        RDS-EVENT-0169 event (returned, not emitted: the caller delivers it)."""
+        backend = self.backend
+        identifier = db_cluster_identifier.lower()
+        with self._lock:
+            record = self._clusters.get(identifier)
+            if record is None or record.server is None or record.kind != "source":
+                raise RDSClientError("DBClusterNotFoundFault", f"{db_cluster_identifier}")
+            server = record.server
+            snapshot_id = self._new_automated_snapshot_id(backend, identifier)
+            self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=None)
+        target = self.snapshots_dir / _safe_name(snapshot_id)
+        try:
+            base_backup(server, target)
+            with self._lock:
+                cluster = backend.clusters[identifier]
+                snapshot = backend.create_db_cluster_snapshot(
+                    identifier, snapshot_id, snapshot_type="automated", tags=list(cluster.tags)
+                )
+                snapshot.status = "available"
+                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                return _envelope(
+                    detail_type="RDS DB Cluster Snapshot Event",
+                    account=self.account_id,
+                    region=self.region,
+                    arn=snapshot.db_cluster_snapshot_arn,
+                    source_type="CLUSTER_SNAPSHOT",
+                    categories=["backup"],
+                    message=MSG_CLUSTER_SNAPSHOT,
+                    source_identifier=snapshot_id,
+                    event_id="RDS-EVENT-0169",
+                    tags=_tags_map(cluster.tags),
+                )
+        except BaseException:
+            with self._lock:
+                self._snapshots.pop(snapshot_id, None)
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+
+    def cluster_exists(self, identifier: str) -> bool:
+        with self._lock:
+            return identifier.lower() in self.backend.clusters
+
+    def _on_restore_cluster(
+        self, backend: RDSBackend, from_snapshot_id: str, overrides: Any
+    ) -> Any:
+        snapshot_id = from_snapshot_id.rsplit(":cluster-snapshot:", 1)[-1].lower()
+        identifier = str(overrides.get("db_cluster_identifier", "")).lower()
+        with self._lock:
+            if identifier in backend.clusters:
+                raise RDSClientError(
+                    "DBClusterAlreadyExistsFault", f"DB Cluster {identifier} already exists"
+                )
+            cluster = _original("restore_db_cluster_from_snapshot")(
+                backend, from_snapshot_id, overrides
+            )
+            _set_cluster_status(cluster, "creating")
+            self._drop_moto_cluster_snapshots(backend, identifier)
+            record = _Cluster(
+                identifier=identifier,
+                arn=cluster.db_cluster_arn,
+                kind="restored",
+                state="creating",
+                master_username=cluster.master_username,
+            )
+            self._clusters[identifier] = record
+            self._spawn(
+                record,
+                "restore-cluster",
+                self._restore_cluster_worker,
+                cluster,
+                record,
+                snapshot_id,
+            )
+            return cluster
+
+    def _restore_cluster_worker(
+        self, cluster: DBCluster, record: _Cluster, snapshot_id: str
+    ) -> dict[str, Any] | None:
+        """The cluster's storage: a copy of the snapshot (not started: its instance starts it)."""
+        faults = self.faults_for(record.identifier)
+        if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
+            return None
+        snapshot = self._snapshots.get(snapshot_id)
+        storage: PostgresServer | None = None
+        if not faults.fail_restore and snapshot is not None and snapshot.data_dir is not None:
+            try:
+                storage = restore_copy(
+                    snapshot.data_dir,
+                    self.instances_dir,
+                    f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
+                )
+            except Exception:
+                log.exception("local RDS: restore of cluster %s failed", record.identifier)
+        with self._lock:
+            if record.cancel.is_set() or self._closed or record.state != "creating":
+                if storage is not None:
+                    storage.destroy()
+                return None
+            record.server = storage
+            if storage is None:
+                _set_cluster_status(cluster, FAILED_RESTORE_STATUS)
+                record.state = "failed"
+                return self._cluster_event(
+                    cluster, "RDS-EVENT-0354", ["failure"], MSG_CLUSTER_FAILED
+                )
+            _set_cluster_status(cluster, "available")
+            record.state = "available"
+            return self._cluster_event(cluster, "RDS-EVENT-0170", ["creation"], MSG_CLUSTER_CREATED)
+
+    def _on_create_cluster_instance(self, backend: RDSBackend, db_kwargs: Any) -> DBInstance:
+        cluster_id = str(db_kwargs["db_cluster_identifier"]).lower()
+        with self._lock:
+            cluster_record = self._clusters.get(cluster_id)
+            if cluster_record is None or cluster_record.kind != "restored":
+                return _call_original("create_db_instance", backend, db_kwargs)
+            faults = self.faults_for(cluster_id)
+            if faults.refuse_create_instance:
+                raise RDSClientError(
+                    "InsufficientDBInstanceCapacity",
+                    f"Cannot create a database instance because there is not enough capacity "
+                    f"for {db_kwargs.get('db_instance_class')} (fault injected)",
+                )
+            if cluster_record.state != "available" or cluster_record.server is None:
+                raise RDSClientError(
+                    "InvalidDBClusterStateFault", f"DB cluster {cluster_id} is not available."
+                )
+            instance = _call_original("create_db_instance", backend, db_kwargs)
+            instance.status = "creating"
+            instance.__dict__[_PENDING_ATTR] = True
+            instance.port = _PLACEHOLDER_PORT
+            record = _Instance(
+                identifier=instance.db_instance_identifier,
+                arn=instance.arn,
+                kind="restored",
+                state="creating",
+                master_username=cluster_record.master_username,
+                cluster_id=cluster_id,
+            )
+            self._instances[record.identifier] = record
+            self.restored_now += 1
+            self.restored_peak = max(self.restored_peak, self.restored_now)
+            self._spawn(
+                record, "create", self._create_instance_worker, instance, record, cluster_record
+            )
+            return instance
+
+    def _create_instance_worker(
+        self, instance: DBInstance, record: _Instance, cluster_record: _Cluster
+    ) -> dict[str, Any] | None:
+        """The instance's server runs on the cluster's storage; it is the writer endpoint."""
+        faults = self.faults_for(record.identifier)
+        if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
+            return None
+        server = cluster_record.server
+        started = False
+        if server is not None:
+            try:
+                server.start()
+                started = True
+            except Exception:
+                log.exception("local RDS: instance %s did not start", record.identifier)
+        with self._lock:
+            if record.cancel.is_set() or self._closed or record.state != "creating":
+                return None
+            if not started or server is None:
+                instance.status = "failed"
+                record.state = "failed"
+                return self._instance_event(
+                    instance, "RDS-EVENT-0031", ["failure"], MSG_FAILED, with_tags=True
+                )
+            record.server = server
+            instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+            instance.__dict__.pop(_PENDING_ATTR, None)
+            instance.port = server.port
+            instance.status = "available"
+            record.state = "available"
+            cluster = self.backend.clusters.get(cluster_record.identifier)
+            if cluster is not None:
+                cluster.__dict__[_CLUSTER_ENDPOINT_ATTR] = LOCAL_ADDRESS
+                cluster.port = server.port
+            return self._instance_event(
+                instance, "RDS-EVENT-0005", ["creation"], MSG_INSTANCE_CREATED, with_tags=True
+            )
+
+    def _instance_left_cluster(self, backend: RDSBackend, cluster_id: str) -> None:
+        with self._lock:
+            cluster = backend.clusters.get(cluster_id)
+            if cluster is not None:
+                cluster.__dict__.pop(_CLUSTER_ENDPOINT_ATTR, None)
+
+    def _on_modify_cluster(self, backend: RDSBackend, kwargs: Any) -> Any:
+        password = kwargs.get("master_user_password")
+        identifier = str(kwargs.get("db_cluster_identifier", "")).lower()
+        with self._lock:
+            record = self._clusters.get(identifier)
+            if record is None or record.kind != "restored" or not password:
+                return _original("modify_db_cluster")(backend, kwargs)
+            if kwargs.get("new_db_cluster_identifier"):
+                raise InvalidParameterCombination(
+                    "The local RDS does not rename clusters it restored."
+                )
+            _validate_master_password(str(password))
+            if record.state != "available":
+                raise RDSClientError(
+                    "InvalidDBClusterStateFault", f"DB cluster {identifier} is not available."
+                )
+            _original("modify_db_cluster")(backend, kwargs)
+            cluster = backend.clusters[identifier]
+            _set_cluster_status(cluster, "resetting-master-credentials")
+            record.state = "resetting"
+            self._passwords_set.append(str(password))
+            self._spawn(
+                record, "reset-cluster", self._reset_cluster_worker, cluster, record, str(password)
+            )
+            return cluster
+
+    def _reset_cluster_worker(
+        self, cluster: DBCluster, record: _Cluster, password: str
+    ) -> dict[str, Any] | None:
+        faults = self.faults_for(record.identifier)
+        if faults.wrong_password:
+            password = "not-" + uuid.uuid4().hex
+        ok = False
+        try:
+            assert record.server is not None and record.server.running
+            _set_role_password(record.server, record.master_username, password)
+            if faults.hang_after_reset and not record.lockers:
+                record.lockers.extend(_lock_every_table(record.server))
+            ok = True
+        except Exception:
+            log.exception(
+                "local RDS: resetting the password of cluster %s failed", record.identifier
+            )
+        with self._lock:
+            if record.state != "resetting" or record.cancel.is_set():
+                return None
+            _set_cluster_status(cluster, "available")
+            record.state = "available"
+            if not ok:
+                return None
+            return self._cluster_event(
+                cluster, "RDS-EVENT-0016", ["configuration change"], MSG_CREDENTIALS
+            )
+
+    def _on_delete_cluster(
+        self, backend: RDSBackend, cluster_identifier: str, snapshot_name: str | None
+    ) -> Any:
+        identifier = str(cluster_identifier).lower()
+        with self._lock:
+            record = self._clusters.get(identifier)
+            cluster = backend.clusters.get(identifier)
+            if record is None or record.kind != "restored" or cluster is None:
+                deleted = _original("delete_db_cluster")(backend, cluster_identifier, snapshot_name)
+                self._clusters.pop(identifier, None)
+                return deleted
+            if record.state == "deleting":
+                raise RDSClientError(
+                    "InvalidDBClusterStateFault", f"DB cluster {identifier} is being deleted."
+                )
+            if any(
+                getattr(db, "db_cluster_identifier", None) == identifier
+                for db in backend.databases.values()
+            ):
+                raise RDSClientError(
+                    "InvalidDBClusterStateFault",
+                    "Cluster cannot be deleted, it still contains DB instances in non-deleting "
+                    "state.",
+                )
+            previous_done = record.work_done
+            _set_cluster_status(cluster, "deleting")
+            record.state = "deleting"
+            record.cancel.set()
+            self._spawn(
+                record,
+                "delete-cluster",
+                self._delete_cluster_worker,
+                backend,
+                cluster,
+                record,
+                previous_done,
+            )
+            return cluster
+
+    def _delete_cluster_worker(
+        self,
+        backend: RDSBackend,
+        cluster: DBCluster,
+        record: _Cluster,
+        previous_done: threading.Event,
+    ) -> dict[str, Any]:
+        previous_done.wait(_THREAD_JOIN_SECONDS)
+        _release_lockers(record)
+        if record.server is not None:
+            try:
+                record.server.destroy()
+            except Exception:
+                log.exception("local RDS: removing the storage of %s failed", record.identifier)
+        with self._lock:
+            event = self._cluster_event(
+                cluster, "RDS-EVENT-0171", ["deletion"], MSG_CLUSTER_DELETED
+            )
+            backend.clusters.pop(record.identifier, None)
+            if self._clusters.get(record.identifier) is record:
+                del self._clusters[record.identifier]
+            return event
+
+    def _cluster_event(
+        self, cluster: DBCluster, event_id: str, categories: list[str], message: str
+    ) -> dict[str, Any]:
+        return _envelope(
+            detail_type="RDS DB Cluster Event",
+            account=self.account_id,
+            region=self.region,
+            arn=cluster.db_cluster_arn,
+            source_type="CLUSTER",
+            categories=categories,
+            message=message,
+            source_identifier=cluster.db_cluster_identifier,
+            event_id=event_id,
+            tags=_tags_map(cluster.tags),
+        )
 
     # -- snapshot copies --------------------------------------------------------------------
 

@@ -95,6 +95,12 @@ def register_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="NAME",
         help="inject a fault (listed below, each with the verdict the drill must end with)",
     )
+    parser.add_argument(
+        "--aurora",
+        action="store_true",
+        help="drill an Aurora PostgreSQL cluster (RDS-EVENT-0169): the cluster is restored, an "
+        "instance created into it, both torn down; --fault then names an Aurora fault",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
     parser.add_argument("--patients", type=int, default=2000, help="size of the demo data")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the drill")
@@ -164,31 +170,34 @@ class HelpListingFaults(argparse.Action):
 
 def faults_epilog() -> str:
     try:
-        from localcloud.cloud import FAULTS
+        from localcloud.cloud import AURORA_FAULTS, FAULTS
     except ModuleNotFoundError:
         return (
             "faults (--fault NAME): the local cloud is not installed; to run the demo, "
             f"install the [local] extra: {LOCAL_EXTRA_INSTALL}"
         )
     lines = ["faults (--fault NAME):"]
-    for fault in FAULTS.values():
-        lines.append(f"  {fault.name}")
-        lines += textwrap.wrap(
-            fault.summary,
-            width=88,
-            initial_indent="      ",
-            subsequent_indent="      ",
-            break_on_hyphens=False,
-        )
+    for title, faults in (("", FAULTS), ("with --aurora:", AURORA_FAULTS)):
+        if title:
+            lines.append(title)
+        for fault in faults.values():
+            lines.append(f"  {fault.name}")
+            lines += textwrap.wrap(
+                fault.summary,
+                width=88,
+                initial_indent="      ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            )
     return "\n".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
     with local_extra_required("demo"):
-        from localcloud.cloud import FAULTS
+        from localcloud.cloud import AURORA_FAULTS, FAULTS
         from restoredrill_cli.demo import run_demo
     implementation_loaded()
-    require_known_fault(args.fault, list(FAULTS))
+    require_known_fault(args.fault, list(AURORA_FAULTS if args.aurora else FAULTS))
     return run_demo(args)
 
 

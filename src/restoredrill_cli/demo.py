@@ -16,7 +16,7 @@ from restoredrill.domain.report.location import html_report_key, report_key
 from restoredrill.ports.messages import failed_checks
 from restoredrill.ports.records import RunRecord, RunState
 
-from localcloud.cloud import FAULTS, LocalCloud
+from localcloud.cloud import AURORA_FAULTS, AURORA_SOURCE, FAULTS, LocalCloud
 from localcloud.postgres import running_servers
 
 # After the verdict, how long to keep listening for a second (duplicate) Slack message.
@@ -48,14 +48,16 @@ class Timeline:
 
 
 def _reaction_seconds(cloud: LocalCloud, run: RunRecord) -> float | None:
-    """From the instance becoming available (RDS-EVENT-0043's time) to the drill's next step."""
+    """From the instance becoming available (RDS-EVENT-0043's time; an Aurora instance's
+    RDS-EVENT-0005) to the drill's next step."""
     assert cloud.aws is not None
     securing = run.phases.get(RunState.SECURING)
+    available_events = ("RDS-EVENT-0043", "RDS-EVENT-0008", "RDS-EVENT-0005")
     restored = [
         envelope
         for _, envelope in cloud.aws.delivery.events_log
-        if envelope.get("detail", {}).get("EventID") in ("RDS-EVENT-0043", "RDS-EVENT-0008")
-        and run.instance_id in str(envelope.get("resources"))
+        if envelope.get("detail", {}).get("EventID") in available_events
+        and envelope.get("detail", {}).get("SourceIdentifier") == run.instance_id
     ]
     if securing is None or not restored:
         return None
@@ -71,8 +73,11 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if not quiet:
             print(text, file=out, flush=True)
 
-    fault = FAULTS.get(args.fault) if args.fault else None
-    say("restoredrill demo: one restore drill on this machine (moto + real PostgreSQL)")
+    aurora = bool(getattr(args, "aurora", False))
+    faults = AURORA_FAULTS if aurora else FAULTS
+    fault = faults.get(args.fault) if args.fault else None
+    what = "Aurora PostgreSQL cluster drill" if aurora else "restore drill"
+    say(f"restoredrill demo: one {what} on this machine (moto + real PostgreSQL)")
     if fault:
         say(f"fault injected: {fault.name} - {fault.summary}")
     summary: dict[str, Any] = {
@@ -82,13 +87,8 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
     # Only what this demo starts counts (a caller may run servers of its own).
     servers_before = {id(server) for server in running_servers()}
-    with LocalCloud(fault=args.fault, patients=args.patients) as cloud:
-        source = cloud.create_source_database("clinic-db")
-        rows = sum(source.row_counts.values())
-        say(f"source database clinic-db: PostgreSQL on 127.0.0.1:{source.server.port}, {rows} rows")
-        event = cloud.take_automated_snapshot("clinic-db")
-        snapshot_id = event["detail"]["SourceIdentifier"]
-        say(f"automated snapshot {snapshot_id} taken; RDS-EVENT-0091 delivered")
+    with LocalCloud(fault=args.fault, aurora=aurora, patients=args.patients) as cloud:
+        event = _source_and_snapshot(cloud, aurora, say)
         run_id = cloud.run_id_for_snapshot_event(event)
         say(f"drill {run_id}:")
         timeline = Timeline(out, started) if not quiet else None
@@ -108,6 +108,52 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     else:
         _print_summary(summary, messages, say)
     return 0 if summary.get("verdict") == "PASSED" else 1
+
+
+def _source_and_snapshot(cloud: LocalCloud, aurora: bool, say: Any) -> dict[str, Any]:
+    """The opted-in source (a DB instance, or an Aurora cluster) and its automated snapshot,
+    whose event starts the drill; that event."""
+    name = AURORA_SOURCE if aurora else "clinic-db"
+    source = cloud.create_source_cluster(name) if aurora else cloud.create_source_database(name)
+    rows = sum(source.row_counts.values())
+    kind = "Aurora PostgreSQL cluster" if aurora else "database"
+    say(f"source {kind} {name}: PostgreSQL on 127.0.0.1:{source.server.port}, {rows} rows")
+    if aurora:
+        event = cloud.take_automated_cluster_snapshot(name)
+    else:
+        event = cloud.take_automated_snapshot(name)
+    snapshot_id = event["detail"]["SourceIdentifier"]
+    say(f"automated snapshot {snapshot_id} taken; {event['detail']['EventID']} delivered")
+    return event
+
+
+def _cluster_split(run: RunRecord) -> dict[str, Any]:
+    """An Aurora drill's restore time, split: the cluster's restore, then its instance's
+    creation (until the instance was seen available)."""
+    restoring = run.phases.get(RunState.RESTORING)
+    if run.cluster_id is None or restoring is None or run.cluster_available_at is None:
+        return {}
+    split: dict[str, Any] = {
+        "cluster": run.cluster_id,
+        "instance": run.instance_id,
+        "instance_class": run.instance_class,
+        "cluster_restore_seconds": round(
+            (run.cluster_available_at - restoring.started_at).total_seconds(), 3
+        ),
+        "instance_create_seconds": None,
+    }
+    if restoring.ended_at is not None and RunState.SECURING in run.phases:
+        split["instance_create_seconds"] = round(
+            (restoring.ended_at - run.cluster_available_at).total_seconds(), 3
+        )
+    return split
+
+
+def _resources_gone(cloud: LocalCloud, run: RunRecord) -> bool:
+    """The drill's instance is gone, and for an Aurora drill its cluster too."""
+    if cloud.instance_exists(run.instance_id):
+        return False
+    return run.cluster_id is None or not cloud.cluster_exists(run.cluster_id)
 
 
 def _summarise(
@@ -131,8 +177,9 @@ def _summarise(
             name: round(s, 3) if s is not None else None for name, s in phases.items()
         },
         "restore_seconds": run.restore_seconds,
+        **({"aurora": _cluster_split(run)} if run.cluster_id else {}),
         "available_to_next_step_seconds": _reaction_seconds(cloud, run),
-        "instance_deleted": not cloud.instance_exists(run.instance_id),
+        "instance_deleted": _resources_gone(cloud, run),
         "drill_servers_running": cloud.drill_servers_running(),
         "slack_messages": len(messages),
         "drill_finished_events": len(cloud.drill_finished_events()),

@@ -183,6 +183,7 @@ class StackClient:
         self._session_factory = session_factory or new_session
         self._session: Any = None
         self._clients: dict[str, Any] = {}
+        self._cluster_names: dict[str, bool] = {}  # source name -> is an Aurora DB cluster
 
     @property
     def _where(self) -> str:
@@ -228,9 +229,11 @@ class StackClient:
         """Publish Drill Requested for ``db`` (or its snapshot ``snapshot_id``) on the stack's
         bus; the run id StartDrill will give the drill."""
         request_id = str(uuid.uuid4())
+        cluster = self._names_a_cluster(db)
         try:
             detail = DrillRequestedDetail(
-                db_instance_identifier=db,
+                db_instance_identifier=None if cluster else db,
+                db_cluster_identifier=db if cluster else None,
                 snapshot_id=snapshot_id,
                 requested_by=requested_by[:REQUESTED_BY_MAX_CHARS] if requested_by else None,
                 request_id=request_id,
@@ -281,17 +284,38 @@ class StackClient:
             )
         return run_id
 
-    def drill_problem(self, db: str, snapshot_id: str | None = None) -> str | None:
-        """Why StartDrill would refuse to drill ``db`` (not found, not PostgreSQL, not opted in,
-        no snapshot, a snapshot of another database), by StartDrill's own rules; or None. None
-        too when this caller may not describe RDS: the drill's own functions may, so the request
-        is worth sending."""
-        rds = RdsAdapter(
+    def _rds(self) -> RdsAdapter:
+        return RdsAdapter(
             self._client("rds"),
             stack_name=self.target.stack_name,
             db_subnet_group_name="",
             security_group_id="",
         )
+
+    def _names_a_cluster(self, db: str) -> bool:
+        """``db`` is an Aurora DB cluster (and no DB instance has that name): its drill is a
+        cluster drill. False when this caller may not describe RDS."""
+        if db not in self._cluster_names:
+            rds = self._rds()
+            with aws_errors(f"cannot describe {db} in {self._where}"):
+                try:
+                    found = rds.describe_source(db) is None and (
+                        rds.describe_source_cluster(db) is not None
+                    )
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") not in _ACCESS_DENIED:
+                        raise
+                    found = False
+            self._cluster_names[db] = found
+        return self._cluster_names[db]
+
+    def drill_problem(self, db: str, snapshot_id: str | None = None) -> str | None:
+        """Why StartDrill would refuse to drill ``db`` (a DB instance or an Aurora DB cluster:
+        not found, not PostgreSQL, not opted in, no snapshot, a snapshot of another database),
+        by StartDrill's own rules; or None. None too when this caller may not describe RDS: the
+        drill's own functions may, so the request is worth sending."""
+        rds = self._rds()
+        cluster = self._names_a_cluster(db)
         with aws_errors(f"cannot describe {db} in {self._where}"):
             try:
                 eligible_snapshot(
@@ -300,6 +324,7 @@ class StackClient:
                     snapshot_id=snapshot_id,
                     opt_in_tag=self.target.opt_in_tag,
                     region=self.target.region,
+                    cluster=cluster,
                 )
             except DrillRejected as rejected:
                 return str(rejected)
@@ -390,7 +415,40 @@ class StackClient:
     # ------------------------------------------------------------------ databases
 
     def opted_in_databases(self) -> list[OptedInDatabase]:
-        """RDS PostgreSQL instances carrying the stack's opt-in tag (drill instances excluded)."""
+        """RDS PostgreSQL instances and Aurora PostgreSQL clusters carrying the stack's opt-in
+        tag (drill instances and clusters excluded)."""
+        found = self._opted_in_instances() + self._opted_in_clusters()
+        return sorted(found)
+
+    def _opted_in_clusters(self) -> list[OptedInDatabase]:
+        key, value = self.target.opt_in_tag
+        found: list[OptedInDatabase] = []
+        with aws_errors(f"cannot list the Aurora DB clusters of {self._where}"):
+            paginator = self._client("rds").get_paginator("describe_db_clusters")
+            for page in paginator.paginate():
+                for cluster in page.get("DBClusters", []):
+                    tags = {
+                        str(tag["Key"]): str(tag.get("Value", ""))
+                        for tag in cluster.get("TagList") or []
+                    }
+                    if (
+                        cluster.get("Engine") != "aurora-postgresql"
+                        or OWNER_TAG in tags
+                        or tags.get(key) != value
+                    ):
+                        continue
+                    arn = str(cluster.get("DBClusterArn", "")).split(":")
+                    found.append(
+                        OptedInDatabase(
+                            db_id=str(cluster["DBClusterIdentifier"]),
+                            engine_version=cluster.get("EngineVersion"),
+                            account_id=arn[4] if len(arn) > 5 else self.target.account_id,
+                            region=arn[3] if len(arn) > 5 else self.target.region,
+                        )
+                    )
+        return found
+
+    def _opted_in_instances(self) -> list[OptedInDatabase]:
         key, value = self.target.opt_in_tag
         found: list[OptedInDatabase] = []
         with aws_errors(f"cannot list the RDS instances of {self._where}"):
@@ -416,7 +474,7 @@ class StackClient:
                             region=arn[3] if len(arn) > 5 else self.target.region,
                         )
                     )
-        return sorted(found)
+        return found
 
     # ------------------------------------------------------------------ reports
 

@@ -200,6 +200,28 @@ def test_opted_in_databases_are_the_postgresql_instances_with_the_stacks_tag(sta
     assert db_id == "clinic-db" and engine_version
 
 
+def test_opted_in_aurora_postgresql_clusters_are_databases_too(stack: Target) -> None:
+    # Given an opted-in Aurora PostgreSQL cluster, one of another stack's opt-in, a drill cluster
+    # and an opted-in PostgreSQL instance
+    rds = boto3.client("rds", region_name=REGION)
+    for name, tags in (
+        ("orders-aurora", {"restoredrill:drill": "yes"}),
+        ("audit-aurora", {"restoredrill:drill": "enabled"}),
+        ("restoredrill-" + "b" * 20, {"restoredrill:drill": "yes", OWNER_TAG: "x"}),
+    ):
+        rds.create_db_cluster(
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            MasterUsername="orders_admin",
+            MasterUserPassword="not-a-secret-1",
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )
+    rds_instance("clinic-db", "postgres", {"restoredrill:drill": "yes"})
+    # When the opted-in databases are listed, Then the cluster is among them, the others not
+    found = StackClient(stack).opted_in_databases()
+    assert [db.db_id for db in found] == ["clinic-db", "orders-aurora"]
+
+
 def test_report_keys_are_listed_past_one_page_and_read_back(stack: Target) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     prefix = "reports/us-east-1/clinic-db/"
@@ -244,3 +266,44 @@ def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target) -> 
         "snapshot manual-1 is of clinic-db, not orders-db"
     )
     assert client.drill_problem("clinic-db", "manual-1") is None
+
+
+def test_run_on_a_cluster_name_checks_the_cluster_and_requests_a_cluster_drill(
+    stack: Target,
+) -> None:
+    # Given an opted-in Aurora PostgreSQL cluster with an automated snapshot, and one not
+    # opted in
+    rds = boto3.client("rds", region_name=REGION)
+    for name, value in (("orders-aurora", "yes"), ("audit-aurora", "no")):
+        rds.create_db_cluster(
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            MasterUsername="orders_admin",
+            MasterUserPassword="not-a-secret-1",
+            Tags=[{"Key": "restoredrill:drill", "Value": value}],
+        )
+    client = StackClient(stack)
+    # When each is checked, Then the cluster's own tag decides, by StartDrill's rules
+    assert client.drill_problem("orders-aurora") is None
+    assert client.drill_problem("audit-aurora") == (
+        "audit-aurora is not opted in (tag restoredrill:drill=yes)"
+    )
+    # And the drill requested for the cluster is a cluster drill of it
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="seen")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(
+        Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": ["restoredrill"]})
+    )
+    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    run_id = client.request_drill("orders-aurora", None, None)
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    envelope = {"account": "123456789012", **json.loads(message["Body"])}
+    assert envelope["detail"]["db_cluster_identifier"] == "orders-aurora"
+    assert "db_instance_identifier" not in envelope["detail"]
+    request = parse_drill_requested(envelope)
+    assert request.cluster is True and request.source_db == "orders-aurora"
+    assert run_id_for(request.idempotency_key) == run_id

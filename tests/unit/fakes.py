@@ -16,6 +16,7 @@ from restoredrill.ports.records import (
     RUN_ID_TAG,
     SOURCE_DB_TAG,
     AccountQuota,
+    ClusterView,
     InstanceView,
     Lease,
     ReportLink,
@@ -159,6 +160,12 @@ class FakeRds:
         self.calls: list[tuple[str, str]] = []
         self.passwords: dict[str, str] = {}
         self.refuse_restore: EffectRejected | None = None
+        self.refuse_create_instance: EffectRejected | None = None
+        self.source_clusters: dict[str, SourceDatabase] = {}
+        self.cluster_snapshots: dict[str, tuple[SnapshotInfo, str]] = {}
+        self.clusters: dict[str, ClusterView] = {}
+        # (engine, engine version, class) RDS offers: DescribeOrderableDBInstanceOptions
+        self.orderable = {("aurora-postgresql", "16.4", "db.serverless")}
         self.quotas = [
             AccountQuota(name="DBInstances", used=0, max=40),
             AccountQuota(name="DBClusters", used=0, max=40),
@@ -233,6 +240,108 @@ class FakeRds:
     def account_quotas(self) -> list[AccountQuota]:
         self.calls.append(("account_quotas", ""))
         return list(self.quotas)
+
+    # Aurora: clusters hold the password; instances are created into them.
+
+    def add_source_cluster(self, cluster: str, tags: dict[str, str], snapshot_id: str) -> None:
+        self.source_clusters[cluster] = SourceDatabase(
+            instance_id=cluster, engine="aurora-postgresql", tags=tags
+        )
+        self.cluster_snapshots[snapshot_id] = (
+            SnapshotInfo(
+                snapshot_id=snapshot_id,
+                snapshot_arn=f"arn:aws:rds:us-east-1:123456789012:cluster-snapshot:{snapshot_id}",
+                snapshot_type="automated",
+                snapshot_created_at=START - timedelta(minutes=15),
+                engine="aurora-postgresql",
+                engine_version="16.4",
+                master_username="orders_admin",
+                region="us-east-1",
+                account_id="123456789012",
+            ),
+            cluster,
+        )
+
+    def describe_source_cluster(self, cluster_id: str) -> SourceDatabase | None:
+        return self.source_clusters.get(cluster_id)
+
+    def describe_cluster_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        return self.cluster_snapshots.get(snapshot_id)
+
+    def latest_automated_cluster_snapshot(self, cluster_id: str) -> str | None:
+        found = [sid for sid, (_, c) in self.cluster_snapshots.items() if c == cluster_id]
+        return max(found) if found else None
+
+    def describe_drill_cluster(self, cluster_id: str) -> ClusterView | None:
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            return None
+        members = tuple(i for i, v in self.instances.items() if v.cluster_id == cluster_id)
+        return cluster.model_copy(update={"members": members})
+
+    def set_cluster_status(self, cluster_id: str, status: str, **changes: Any) -> None:
+        self.clusters[cluster_id] = self.clusters[cluster_id].model_copy(
+            update={"status": status, **changes}
+        )
+
+    def restore_cluster(self, run: RunRecord) -> None:
+        assert run.cluster_id is not None
+        self.calls.append(("restore_cluster", run.cluster_id))
+        if self.refuse_restore is not None:
+            raise self.refuse_restore
+        self.clusters.setdefault(
+            run.cluster_id,
+            ClusterView(
+                cluster_id=run.cluster_id,
+                status="creating",
+                master_username="orders_admin",
+                engine="aurora-postgresql",
+                tags={OWNER_TAG: STACK, RUN_ID_TAG: run.run_id, SOURCE_DB_TAG: run.source_db},
+            ),
+        )
+
+    def create_cluster_instance(self, run: RunRecord) -> None:
+        assert run.cluster_id is not None
+        self.calls.append(("create_instance", run.instance_id))
+        if self.refuse_create_instance is not None:
+            raise self.refuse_create_instance
+        assert run.cluster_id in self.clusters, "instance created into a cluster that is gone"
+        self.instances.setdefault(
+            run.instance_id,
+            InstanceView(
+                instance_id=run.instance_id,
+                status="creating",
+                cluster_id=run.cluster_id,
+                tags={OWNER_TAG: STACK, RUN_ID_TAG: run.run_id, SOURCE_DB_TAG: run.source_db},
+            ),
+        )
+
+    def set_cluster_master_password(self, run: RunRecord, password: str) -> None:
+        assert run.cluster_id is not None
+        self.calls.append(("set_cluster_master_password", run.cluster_id))
+        self.passwords[run.cluster_id] = password
+        self.set_cluster_status(run.cluster_id, "resetting-master-credentials")
+
+    def delete_drill_cluster(self, run_id: str, cluster_id: str) -> None:
+        self.calls.append(("delete_cluster", cluster_id))
+        view = self.describe_drill_cluster(cluster_id)
+        if view is None:
+            return
+        assert view.owned_by(STACK, run_id), "the drill tried to delete a cluster it does not own"
+        assert not view.members, "DeleteDBCluster while the cluster still has instances"
+        self.set_cluster_status(cluster_id, "deleting")
+
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        self.calls.append(("offers_instance_class", instance_class))
+        return (engine, engine_version, instance_class) in self.orderable
+
+    def list_drill_clusters(self) -> list[ClusterView]:
+        return [
+            view
+            for cluster_id in self.clusters
+            if (view := self.describe_drill_cluster(cluster_id)) is not None
+            and view.tags.get(OWNER_TAG) == STACK
+        ]
 
     def count(self, call: str) -> int:
         return sum(1 for name, _ in self.calls if name == call)

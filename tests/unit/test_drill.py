@@ -94,6 +94,17 @@ def test_a_whole_drill_passes_reports_and_cleans_up() -> None:
     assert key == f"reports/us-east-1/clinic-db/2026/11/27/{run_id}.json"
     assert report["verdict"] == "PASSED"
     assert report["timings"]["restore_seconds"] == 12 * 60
+    # An instance drill's topology: the one instance, no cluster, no split of its restore time
+    assert report["topology"]["kind"] == "db-instance"
+    assert report["topology"]["db_cluster_identifier"] is None
+    assert report["topology"]["instances"] == [
+        {
+            "db_instance_identifier": run.instance_id,
+            "instance_class": "db.t4g.micro",
+            "role": "instance",
+        }
+    ]
+    assert report["topology"]["cluster_restore_seconds"] is None
     assert [p["phase"] for p in report["timings"]["phases"]] == [
         "request",
         "restore",

@@ -38,7 +38,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 # Exactly what a run id is. (`re.match` with `$` would also take a trailing newline.)
 RUN_ID = re.compile(r"[0-9a-f]{20}")
-OUR_INSTANCE = re.compile(r"restoredrill-[0-9a-f]{20}")
+OUR_INSTANCE = re.compile(r"restoredrill-[0-9a-f]{20}(?:-writer)?")
 # What RDS takes as an identifier: a letter, then letters, digits and single hyphens, no hyphen
 # at the end (RDS answers anything else with InvalidParameterValue "... is not a valid
 # identifier. Identifiers must begin with a letter; must contain only ASCII letters, digits, and
@@ -124,7 +124,9 @@ hostile_strings = st.one_of(
 )
 hostile_values = json_values | hostile_strings
 
-OTHER_RESOURCE_TYPES = ["snapshot", "cluster", "cluster-snapshot", "og", "pg", "subgrp", "es"]
+# Not "cluster": an Aurora drill's cluster is named like a drill instance, and its events are
+# the drill's (cluster created, deleted, credentials reset).
+OTHER_RESOURCE_TYPES = ["snapshot", "cluster-snapshot", "og", "pg", "subgrp", "es"]
 
 
 run_ids = st.text(alphabet="0123456789abcdef", min_size=20, max_size=20)
@@ -189,7 +191,11 @@ def rds_instance_events_for_others(draw: st.DrawFn) -> dict[str, Any]:
         detail["SourceType"] = draw(st.sampled_from(["SNAPSHOT", "CLUSTER", "DB_INSTANCE"]))
     else:
         instance = draw(foreign_instance_ids())
-        detail["SourceArn"] = draw(hostile_strings.filter(lambda s: ":db:restoredrill-" not in s))
+        detail["SourceArn"] = draw(
+            hostile_strings.filter(
+                lambda s: ":db:restoredrill-" not in s and ":cluster:restoredrill-" not in s
+            )
+        )
         detail["SourceIdentifier"] = instance
     if draw(st.booleans()):
         detail["EventID"] = draw(st.sampled_from(["RDS-EVENT-0016", "RDS-EVENT-0003", "x"]))
@@ -424,11 +430,16 @@ def test_instance_events_name_only_our_instances_and_well_formed_run_ids(event: 
         assert RUN_ID.fullmatch(run_id), f"run id {run_id!r}"
         detail = event["detail"]
         arn = detail.get("SourceArn")
+        ours = (
+            f":db:restoredrill-{run_id}",
+            f":db:restoredrill-{run_id}-writer",
+            f":cluster:restoredrill-{run_id}",
+        )
         if arn:
-            assert arn.endswith(f":db:restoredrill-{run_id}"), f"{arn!r} is not our instance"
+            assert arn.endswith(ours), f"{arn!r} is not our instance or cluster"
         else:
             identifier = detail["SourceIdentifier"].removeprefix("rds:")
-            assert identifier == f"restoredrill-{run_id}"
+            assert identifier in (f"restoredrill-{run_id}", f"restoredrill-{run_id}-writer")
         assert credentials_reset is (detail.get("EventID") == "RDS-EVENT-0016")
 
 

@@ -48,6 +48,11 @@ NO_RESOURCE_LEVEL = {
     # either (docs/restore-testing.md lists it among the assumptions to check).
     "backup:DescribeRestoreJob",
     "backup:PutRestoreValidationResult",
+    # Aurora: every cluster (the sweeper's orphan scan) and the snapshots of one cluster.
+    "rds:DescribeDBClusters",
+    "rds:DescribeDBClusterSnapshots",
+    # Whether db.serverless is offered for an engine version: no resource at all.
+    "rds:DescribeOrderableDBInstanceOptions",
 }
 # Authorized by AWS on the drill's behalf, never called by the code itself: the Tags of the
 # restore (rds:AddTagsToResource), the snapshot keys RDS uses for the restore (KMS), and the data
@@ -407,13 +412,82 @@ def test_add_tags_only_the_drill_tag_keys_with_this_stack_as_owner(t: dict[str, 
     assert found
     for statement in found:
         condition = statement.get("Condition", {})
-        # Then only the three drill tag keys, with this stack as owner, on drill instances
+        # Then only the three drill tag keys, with this stack as owner, on drill instances and
+        # drill clusters
         tag_keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
         assert set(as_list(tag_keys)) == DRILL_TAG_KEYS, statement.get("Sid")
         assert condition.get("StringEquals", {}).get(f"aws:RequestTag/{OWNER_TAG}") == STACK
         assert all(
-            text(r).endswith(f":db:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+            text(r).endswith((f":db:{INSTANCE_PREFIX}*", f":cluster:{INSTANCE_PREFIX}*"))
+            for r in as_list(statement["Resource"])
         )
+
+
+def test_modify_and_delete_only_clusters_tagged_as_this_stacks(t: dict[str, Any]) -> None:
+    # Given the statements that allow changing (the master password) or deleting a DB cluster
+    found = granting(t, "rds:ModifyDBCluster") + granting(t, "rds:DeleteDBCluster")
+    assert found
+    for statement in found:
+        # Then each is limited to drill clusters that carry this stack's ownership tag
+        assert all(
+            text(r).endswith(f":cluster:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+        ), statement.get("Sid")
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        assert condition.get(f"rds:cluster-tag/{OWNER_TAG}") == STACK, statement.get("Sid")
+
+
+def _requires_the_drill_tags(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition", {})
+    tag_keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+    return (
+        condition.get("StringEquals", {}).get(f"aws:RequestTag/{OWNER_TAG}") == STACK
+        and condition.get("Null", {})
+        == {f"aws:RequestTag/{RUN_ID_TAG}": "false", f"aws:RequestTag/{SOURCE_DB_TAG}": "false"}
+        and set(as_list(tag_keys)) == DRILL_TAG_KEYS
+    )
+
+
+def test_restore_a_cluster_only_as_a_drill_cluster_with_the_drill_tags(t: dict[str, Any]) -> None:
+    # Given the statements that allow RestoreDBClusterFromSnapshot on a cluster resource
+    found = granting(t, "rds:RestoreDBClusterFromSnapshot")
+    on_clusters = [s for s in found if any(":cluster:" in text(r) for r in as_list(s["Resource"]))]
+    assert on_clusters
+    for statement in on_clusters:
+        # Then the new cluster is a drill cluster, carrying the drill tags and no other
+        assert all(
+            text(r).endswith(f":cluster:{INSTANCE_PREFIX}*") for r in as_list(statement["Resource"])
+        )
+        assert _requires_the_drill_tags(statement), statement.get("Sid")
+    # And the statements without conditions name no cluster or instance at all
+    for statement in found:
+        if "Condition" not in statement:
+            assert not any(
+                ":cluster:" in text(r) or ":db:" in text(r) for r in as_list(statement["Resource"])
+            )
+
+
+def test_create_an_instance_only_into_this_stacks_clusters_with_the_drill_tags(
+    t: dict[str, Any],
+) -> None:
+    # Given the statements that allow CreateDBInstance
+    found = granting(t, "rds:CreateDBInstance")
+    assert found
+    for statement in found:
+        resources = [text(r) for r in as_list(statement["Resource"])]
+        # Then a new instance is a drill instance with the drill tags only
+        if any(":db:" in r for r in resources):
+            assert all(r.endswith(f":db:{INSTANCE_PREFIX}*") for r in resources)
+            assert _requires_the_drill_tags(statement), statement.get("Sid")
+        # And the cluster it goes into is one carrying this stack's ownership tag
+        elif any(":cluster:" in r for r in resources):
+            assert all(r.endswith(f":cluster:{INSTANCE_PREFIX}*") for r in resources)
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition.get(f"rds:cluster-tag/{OWNER_TAG}") == STACK, statement.get("Sid")
+        # And nothing else but parameter, option and the drill's subnet groups
+        else:
+            assert all(
+                r.endswith((":pg:*", ":og:*", ":subgrp:${DBSubnetGroupName}")) for r in resources
+            ), statement.get("Sid")
 
 
 class _RecordingRds:

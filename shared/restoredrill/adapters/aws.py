@@ -34,6 +34,7 @@ from restoredrill.ports.records import (
     RUN_ID_TAG,
     SOURCE_DB_TAG,
     AccountQuota,
+    ClusterView,
     InstanceView,
     Lease,
     ReportLink,
@@ -469,6 +470,7 @@ class RdsAdapter:
             db_name=found.get("DBName"),
             tags=_tags(found.get("TagList")),
             pending_master_password="MasterUserPassword" in pending,
+            cluster_id=found.get("DBClusterIdentifier"),
         )
 
     def describe_drill_instance(self, instance_id: str) -> InstanceView | None:
@@ -540,12 +542,12 @@ class RdsAdapter:
         view = self._owned(run_id, instance_id)
         if view is None or view.status == "deleting":
             return
+        # An Aurora instance has no snapshots or backups of its own: they are the cluster's.
+        backups: dict[str, Any] = (
+            {} if view.cluster_id else {"SkipFinalSnapshot": True, "DeleteAutomatedBackups": True}
+        )
         try:
-            self._rds.delete_db_instance(
-                DBInstanceIdentifier=instance_id,
-                SkipFinalSnapshot=True,
-                DeleteAutomatedBackups=True,
-            )
+            self._rds.delete_db_instance(DBInstanceIdentifier=instance_id, **backups)
         except INVALID_REQUEST_ERRORS as error:
             raise _invalid_request("DeleteDBInstance", error) from None
         except ClientError as error:
@@ -576,6 +578,228 @@ class RdsAdapter:
                 view = self._view(dict(found))
                 if (
                     view.instance_id.startswith(INSTANCE_PREFIX)
+                    and view.tags.get(OWNER_TAG) == self._stack
+                ):
+                    views.append(view)
+        return views
+
+    # Aurora drills: the cluster restored from its snapshot, one instance created into it, the
+    # cluster's password, and teardown of both.
+
+    def describe_source_cluster(self, cluster_id: str) -> SourceDatabase | None:
+        found = self._describe_cluster(cluster_id)
+        if found is None:
+            return None
+        return SourceDatabase(
+            instance_id=cluster_id,
+            engine=str(found.get("Engine", "")),
+            tags=_tags(found.get("TagList")),
+        )
+
+    def _describe_cluster(self, cluster_id: str) -> dict[str, Any] | None:
+        try:
+            response = self._rds.describe_db_clusters(DBClusterIdentifier=cluster_id)
+        except ClientError as error:
+            if _code(error) in ("DBClusterNotFoundFault", "DBClusterNotFound"):
+                return None
+            raise
+        clusters = response.get("DBClusters", [])
+        return dict(clusters[0]) if clusters else None
+
+    def describe_cluster_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        try:
+            response = self._rds.describe_db_cluster_snapshots(
+                DBClusterSnapshotIdentifier=snapshot_id
+            )
+        except ClientError as error:
+            if _code(error) in ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"):
+                return None
+            raise
+        snapshots = response.get("DBClusterSnapshots", [])
+        if not snapshots:
+            return None
+        found = snapshots[0]
+        arn = str(found.get("DBClusterSnapshotArn", ""))
+        arn_parts = arn.split(":")
+        info = SnapshotInfo(
+            snapshot_id=str(found["DBClusterSnapshotIdentifier"]),
+            snapshot_arn=arn,
+            snapshot_type=found.get("SnapshotType"),
+            snapshot_created_at=found.get("SnapshotCreateTime"),
+            engine=str(found.get("Engine", "")),
+            engine_version=found.get("EngineVersion"),
+            encrypted=found.get("StorageEncrypted"),
+            kms_key_id=found.get("KmsKeyId"),
+            master_username=str(found.get("MasterUsername", "postgres")),
+            allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
+            region=arn_parts[3] if len(arn_parts) > 4 else None,
+            account_id=arn_parts[4] if len(arn_parts) > 4 else None,
+        )
+        return info, str(found.get("DBClusterIdentifier", ""))
+
+    def latest_automated_cluster_snapshot(self, cluster_id: str) -> str | None:
+        paginator = self._rds.get_paginator("describe_db_cluster_snapshots")
+        newest: tuple[datetime, str] | None = None
+        for page in paginator.paginate(DBClusterIdentifier=cluster_id, SnapshotType="automated"):
+            for snapshot in page.get("DBClusterSnapshots", []):
+                created = snapshot.get("SnapshotCreateTime")
+                if snapshot.get("Status") != "available" or created is None:
+                    continue
+                if newest is None or created > newest[0]:
+                    newest = (created, str(snapshot["DBClusterSnapshotIdentifier"]))
+        return newest[1] if newest else None
+
+    def _cluster_view(self, found: dict[str, Any]) -> ClusterView:
+        pending = found.get("PendingModifiedValues") or {}
+        return ClusterView(
+            cluster_id=str(found["DBClusterIdentifier"]),
+            status=str(found.get("Status", "unknown")),
+            address=found.get("Endpoint"),
+            port=found.get("Port"),
+            master_username=found.get("MasterUsername"),
+            db_name=found.get("DatabaseName"),
+            engine=found.get("Engine"),
+            engine_version=found.get("EngineVersion"),
+            members=tuple(
+                str(member["DBInstanceIdentifier"]) for member in found.get("DBClusterMembers", [])
+            ),
+            tags=_tags(found.get("TagList")),
+            pending_master_password="MasterUserPassword" in pending,
+        )
+
+    def describe_drill_cluster(self, cluster_id: str) -> ClusterView | None:
+        found = self._describe_cluster(cluster_id)
+        return self._cluster_view(found) if found is not None else None
+
+    def _owned_cluster(self, run_id: str, cluster_id: str) -> ClusterView | None:
+        view = self.describe_drill_cluster(cluster_id)
+        if view is not None and not view.owned_by(self._stack, run_id):
+            raise NotOurInstance(f"{cluster_id} does not carry this drill's ownership tags")
+        return view
+
+    def _drill_tags(self, run: RunRecord) -> list[Any]:
+        return [
+            {"Key": OWNER_TAG, "Value": self._stack},
+            {"Key": RUN_ID_TAG, "Value": run.run_id},
+            {"Key": SOURCE_DB_TAG, "Value": run.source_db},
+        ]
+
+    def restore_cluster(self, run: RunRecord) -> None:
+        assert run.cluster_id is not None
+        options: dict[str, Any] = {}
+        if run.acu_range is not None:
+            options["ServerlessV2ScalingConfiguration"] = {
+                "MinCapacity": run.acu_range[0],
+                "MaxCapacity": run.acu_range[1],
+            }
+        if run.snapshot.engine_version:
+            options["EngineVersion"] = run.snapshot.engine_version
+        if run.snapshot.kms_key_id:
+            options["KmsKeyId"] = run.snapshot.kms_key_id
+        try:
+            self._rds.restore_db_cluster_from_snapshot(
+                DBClusterIdentifier=run.cluster_id,
+                SnapshotIdentifier=run.snapshot.snapshot_id,
+                Engine=run.snapshot.engine,
+                DBSubnetGroupName=self._subnet_group,
+                VpcSecurityGroupIds=[self._security_group],
+                Port=DRILL_PORT,
+                EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
+                DeletionProtection=False,
+                CopyTagsToSnapshot=False,
+                # An Aurora cluster keeps at least one day of backups (0 is refused): the least.
+                BackupRetentionPeriod=1,
+                Tags=self._drill_tags(run),
+                **options,
+            )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("RestoreDBClusterFromSnapshot", error) from None
+        except ClientError as error:
+            if _code(error) in ("DBClusterAlreadyExistsFault", "DBClusterAlreadyExists"):
+                return  # an earlier attempt got through; the next observation checks its tags
+            raise _rejected_or_raise(error) from None
+
+    def create_cluster_instance(self, run: RunRecord) -> None:
+        assert run.cluster_id is not None
+        if self._owned_cluster(run.run_id, run.cluster_id) is None:
+            raise EffectRejected("DBClusterNotFoundFault", f"{run.cluster_id} is gone")
+        try:
+            self._rds.create_db_instance(
+                DBInstanceIdentifier=run.instance_id,
+                DBClusterIdentifier=run.cluster_id,
+                DBInstanceClass=run.instance_class,
+                Engine=run.snapshot.engine,
+                PubliclyAccessible=False,
+                AutoMinorVersionUpgrade=False,
+                Tags=self._drill_tags(run),
+            )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("CreateDBInstance", error) from None
+        except ClientError as error:
+            if _code(error) == "DBInstanceAlreadyExists":
+                return
+            rejected = _rejected_or_raise(error)
+            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
+                rejected.message
+            ):
+                raise _class_not_offered(rejected, run) from None
+            raise rejected from None
+
+    def set_cluster_master_password(self, run: RunRecord, password: str) -> None:
+        assert run.cluster_id is not None
+        if self._owned_cluster(run.run_id, run.cluster_id) is None:
+            raise EffectRejected("DBClusterNotFoundFault", f"{run.cluster_id} is gone")
+        try:
+            self._rds.modify_db_cluster(
+                DBClusterIdentifier=run.cluster_id,
+                MasterUserPassword=password,
+                ApplyImmediately=True,
+            )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("ModifyDBCluster", error) from None
+        except ClientError as error:
+            if _code(error) in ("InvalidDBClusterStateFault", "InvalidDBClusterState"):
+                current = self.describe_drill_cluster(run.cluster_id)
+                if current is not None and current.status == RESETTING:
+                    return
+                raise TransientRdsState(f"{run.cluster_id} cannot be modified now") from None
+            # The request carried the password: never let the error's text travel further.
+            raise _rejected_or_raise(error) from None
+
+    def delete_drill_cluster(self, run_id: str, cluster_id: str) -> None:
+        view = self._owned_cluster(run_id, cluster_id)
+        if view is None or view.status == "deleting":
+            return
+        try:
+            self._rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("DeleteDBCluster", error) from None
+        except ClientError as error:
+            if _code(error) in ("DBClusterNotFoundFault", "DBClusterNotFound"):
+                return
+            if _code(error) in ("InvalidDBClusterStateFault", "InvalidDBClusterState"):
+                # Its instance is still leaving the cluster: the next trigger tries again.
+                raise TransientRdsState(f"{cluster_id} cannot be deleted yet") from None
+            raise _rejected_or_raise(error) from None
+
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        try:
+            response = self._rds.describe_orderable_db_instance_options(
+                Engine=engine, EngineVersion=engine_version, DBInstanceClass=instance_class
+            )
+        except ClientError as error:
+            raise _rejected_or_raise(error) from None
+        return bool(response.get("OrderableDBInstanceOptions"))
+
+    def list_drill_clusters(self) -> list[ClusterView]:
+        paginator = self._rds.get_paginator("describe_db_clusters")
+        views: list[ClusterView] = []
+        for page in paginator.paginate():
+            for found in page.get("DBClusters", []):
+                view = self._cluster_view(dict(found))
+                if (
+                    view.cluster_id.startswith(INSTANCE_PREFIX)
                     and view.tags.get(OWNER_TAG) == self._stack
                 ):
                     views.append(view)

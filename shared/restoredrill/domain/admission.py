@@ -30,6 +30,7 @@ LEASE_MARGIN = timedelta(hours=1)
 NEVER = datetime.min.replace(tzinfo=UTC)
 INSTANCES_QUOTA = "DBInstances"
 STORAGE_QUOTA = "AllocatedStorage"
+CLUSTERS_QUOTA = "DBClusters"
 SLOT_WAIT = "waiting for a drill slot"
 
 
@@ -105,12 +106,21 @@ def candidacy(
 
 
 def headroom_shortfall(
-    quotas: Iterable[AccountQuota], rules: AdmissionRules, storage_gib: int | None
+    quotas: Iterable[AccountQuota],
+    rules: AdmissionRules,
+    storage_gib: int | None,
+    *,
+    cluster: bool = False,
 ) -> str | None:
-    """Why one more restored instance would eat into the reserve kept for production; None when
-    there is room. A quota RDS does not report is not enforced here (RDS still enforces it, and
-    its refusal requeues the drill)."""
+    """Why one more restored instance (and, for an Aurora drill, one more DB cluster) would eat
+    into the reserve kept for production; None when there is room. A quota RDS does not report
+    is not enforced here (RDS still enforces it, and its refusal requeues the drill)."""
     by_name = {quota.name: quota for quota in quotas}
+    clusters = by_name.get(CLUSTERS_QUOTA)
+    if cluster and clusters is not None and clusters.used + 1 > clusters.max:
+        return (
+            f"waiting for quota headroom: {CLUSTERS_QUOTA} {clusters.used} of {clusters.max} used"
+        )
     instances = by_name.get(INSTANCES_QUOTA)
     if instances is not None and instances.used + 1 + rules.reserve_instances > instances.max:
         return (

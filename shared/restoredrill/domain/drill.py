@@ -55,16 +55,22 @@ from restoredrill.ports.gateways import (
 from restoredrill.ports.messages import CheckerTarget, CheckRunRequest
 from restoredrill.ports.policy import DrillPolicy, PolicyDocument, PolicyError
 from restoredrill.ports.records import (
+    AURORA_DEFAULT_INSTANCE_CLASS,
+    CLUSTER_INSTANCE_SUFFIX,
     INSTANCE_PREFIX,
     RUN_ID_TAG,
+    SERVERLESS_V2_CLASS,
     SLOT_HOLDING_STATES,
     CheckerOutcome,
+    ClusterView,
     DrillRequest,
+    InstanceView,
     Lease,
     PhaseTiming,
     RequestedDrill,
     RunRecord,
     RunState,
+    SnapshotInfo,
     Verdict,
 )
 
@@ -127,6 +133,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         snapshot_id=request.snapshot_id,
         opt_in_tag=(settings.opt_in_tag_key, settings.opt_in_tag_value),
         event_tags=request.event_tags,
+        cluster=request.cluster,
     )
     snapshot, source_db = eligible.snapshot, eligible.source_db
 
@@ -137,6 +144,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
     run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
+    drill_name = f"{INSTANCE_PREFIX}{run_id}"
     scheduled = policy.every is not None or policy.window is not None
     if scheduled and ctx.runs.get(run_id) is None:
         # A repeated event of a drill already under way is not a snapshot to skip.
@@ -144,12 +152,15 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     last_passed = ctx.runs.last_passing(source_db)
     # Every drill starts QUEUED: its own deadline starts when it is admitted; until then its
     # deadline is the end of the maximum wait.
+    instance_class, acu_range = _drill_class(request, policy, snapshot, ctx)
     run = RunRecord(
         run_id=run_id,
         source_db=source_db,
         snapshot=snapshot,
-        instance_id=f"{INSTANCE_PREFIX}{run_id}",
-        instance_class=policy.instance_class or settings.drill_instance_class,
+        instance_id=drill_name + CLUSTER_INSTANCE_SUFFIX if request.cluster else drill_name,
+        cluster_id=drill_name if request.cluster else None,
+        instance_class=instance_class,
+        acu_range=acu_range,
         trigger=request.trigger,
         requested_by=request.requested_by,
         policy=policy.model_dump(mode="json"),
@@ -177,6 +188,30 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     # The poll chain is the fallback for every RDS event that never comes.
     ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
     return advance_drill(run.run_id, ctx) or run
+
+
+def _drill_class(
+    request: DrillRequest, policy: DrillPolicy, snapshot: SnapshotInfo, ctx: DrillContext
+) -> tuple[str, tuple[float, float] | None]:
+    """The drill instance's class and, for Aurora Serverless v2, the cluster's ACU range: the
+    policy's serverless_v2 where RDS offers db.serverless for the snapshot's engine version,
+    else the policy's class, else the smallest default."""
+    if not request.cluster:
+        return policy.instance_class or ctx.settings.drill_instance_class, None
+    provisioned = policy.instance_class or AURORA_DEFAULT_INSTANCE_CLASS
+    capacity = policy.serverless_v2
+    if capacity is None or snapshot.engine_version is None:
+        return provisioned, None
+    offered = ctx.rds.offers_instance_class(
+        snapshot.engine, snapshot.engine_version, SERVERLESS_V2_CLASS
+    )
+    if not offered:
+        logger.warning(
+            "Aurora Serverless v2 is not offered for this engine version; drilling provisioned",
+            extra={"engine_version": snapshot.engine_version, "instance_class": provisioned},
+        )
+        return provisioned, None
+    return SERVERLESS_V2_CLASS, (capacity.min_acu, capacity.max_acu)
 
 
 def _check_schedule(
@@ -222,6 +257,7 @@ def advance_drill(
         seen = Observation(
             now=ctx.clock(),
             instance=ctx.rds.describe_drill_instance(run.instance_id),
+            cluster=ctx.rds.describe_drill_cluster(run.cluster_id) if run.cluster_id else None,
             checker_outcome=checker_outcome,
             credentials_reset_event=credentials_reset_event,
             previous_report=(
@@ -257,7 +293,9 @@ def _admission_step(run: RunRecord, ctx: DrillContext, now: datetime) -> Step:
         quotas = ctx.rds.account_quotas()
     except EffectRejected as refused:
         return _waiting(run, f"the RDS quotas could not be read: {refused}")
-    shortfall = headroom_shortfall(quotas, rules, run.snapshot.allocated_storage_gib)
+    shortfall = headroom_shortfall(
+        quotas, rules, run.snapshot.allocated_storage_gib, cluster=run.is_cluster
+    )
     if shortfall is not None:
         return _waiting(run, shortfall)
     # The admission's time is read after the slots were: a slot seen free was released before
@@ -343,17 +381,33 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
 
 def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     """Carry out the effect; returns what it learned that the next record must hold."""
-    if effect is Effect.RESTORE:
+    if effect is Effect.RESTORE and run.is_cluster:
+        ctx.rds.restore_cluster(run)
+    elif effect is Effect.RESTORE:
         ctx.rds.restore(run)
+    elif effect is Effect.CREATE_INSTANCE:
+        ctx.rds.create_cluster_instance(run)
     elif effect is Effect.RESET_PASSWORD:
-        ctx.rds.set_master_password(run, ctx.vault.get_or_create(_password_name(run)))
+        _reset_password(run, ctx)
     elif effect is Effect.INVOKE_CHECKER:
         ctx.checker.invoke(_checker_payload(run, ctx))
     elif effect is Effect.DELETE_INSTANCE:
         ctx.rds.delete_drill_instance(run.run_id, run.instance_id)
+    elif effect is Effect.DELETE_CLUSTER:
+        assert run.cluster_id is not None
+        ctx.rds.delete_drill_cluster(run.run_id, run.cluster_id)
     elif effect is Effect.PUBLISH:
         return _publish(run, ctx)
     return {}
+
+
+def _reset_password(run: RunRecord, ctx: DrillContext) -> None:
+    password = ctx.vault.get_or_create(_password_name(run))
+    if run.is_cluster:
+        # Aurora: the master password belongs to the cluster (ModifyDBCluster).
+        ctx.rds.set_cluster_master_password(run, password)
+    else:
+        ctx.rds.set_master_password(run, password)
 
 
 def _password_name(run: RunRecord) -> str:
@@ -361,22 +415,34 @@ def _password_name(run: RunRecord) -> str:
     return run.password_parameter
 
 
+def _checker_target(run: RunRecord, ctx: DrillContext) -> CheckerTarget:
+    """Where the checker connects: the instance's endpoint, or an Aurora cluster's writer
+    endpoint."""
+    found: InstanceView | ClusterView | None
+    if run.cluster_id is not None:
+        found = ctx.rds.describe_drill_cluster(run.cluster_id)
+        name = run.cluster_id
+    else:
+        found = ctx.rds.describe_drill_instance(run.instance_id)
+        name = run.instance_id
+    if found is None or found.address is None:
+        raise EffectRejected("InstanceNotReady", f"{name} has no endpoint")
+    return CheckerTarget(
+        host=found.address,
+        port=found.port or 5432,
+        user=found.master_username or run.snapshot.master_username,
+        database=found.db_name or "postgres",
+    )
+
+
 def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
-    instance = ctx.rds.describe_drill_instance(run.instance_id)
-    if instance is None or instance.address is None:
-        raise EffectRejected("InstanceNotReady", f"{run.instance_id} has no endpoint")
     previous = _last_passing(run, ctx)
     # The password itself never travels in this payload (the check runner reads it from the
     # vault): async invoke payloads come back inside destination records.
     request = CheckRunRequest(
         run_id=run.run_id,
         password_parameter=_password_name(run),
-        target=CheckerTarget(
-            host=instance.address,
-            port=instance.port or 5432,
-            user=instance.master_username or run.snapshot.master_username,
-            database=instance.db_name or "postgres",
-        ),
+        target=_checker_target(run, ctx),
         policy=run.policy,
         baseline=previous.checks.baseline if previous and previous.checks else None,
         baseline_key=previous.baseline_key if previous else None,
@@ -489,6 +555,35 @@ def _sweep_order(runs: list[RunRecord], now: datetime) -> list[RunRecord]:
     return [run for run in runs if run.run_id not in waiting] + queued
 
 
+def _delete_orphan_clusters(ctx: DrillContext) -> list[str]:
+    """Aurora drill clusters (carrying this stack's ownership tag) that no live run owns. Their
+    instances go first (the orphaned instances' loop); a cluster is deleted once it has none
+    left, by this sweep or a later one."""
+    deleted: list[str] = []
+    for cluster in ctx.rds.list_drill_clusters():
+        run_id = cluster.tags.get(RUN_ID_TAG, "")
+        owner = ctx.runs.get(run_id) if run_id else None
+        if (owner is not None and not owner.is_finished) or cluster.status == "deleting":
+            continue
+        if cluster.members:
+            continue  # its drill instances are orphans too: deleted above
+        logger.warning(
+            "deleting orphaned drill cluster",
+            extra={"cluster_id": cluster.cluster_id, "run_id": run_id or None},
+        )
+        try:
+            ctx.rds.delete_drill_cluster(run_id, cluster.cluster_id)
+        except Exception:
+            # A cluster RDS will not delete yet (still creating, or its instance still leaving):
+            # the next sweep tries again; the other orphans still get their turn.
+            logger.exception(
+                "orphaned drill cluster not deleted", extra={"cluster_id": cluster.cluster_id}
+            )
+            continue
+        deleted.append(cluster.cluster_id)
+    return deleted
+
+
 def sweep(ctx: DrillContext) -> SweepSummary:
     """Reclaim dead holders' drill slots, enforce every deadline (and the queue's maximum wait),
     admit queued drills into free slots, and delete drill instances that no live run owns."""
@@ -522,6 +617,7 @@ def sweep(ctx: DrillContext) -> SweepSummary:
         )
         ctx.rds.delete_drill_instance(run_id, instance.instance_id)
         orphans.append(instance.instance_id)
+    orphans += _delete_orphan_clusters(ctx)
     return SweepSummary(
         runs_advanced=advanced,
         runs_timed_out=timed_out,

@@ -14,9 +14,23 @@ from datetime import UTC, datetime
 from restoredrill.domain.report.text import duration_text
 from restoredrill.ports.gateways import RdsGateway
 from restoredrill.ports.policy import EVERY_DRIFT_ALLOWANCE, DrillPolicy
-from restoredrill.ports.records import SnapshotInfo
+from restoredrill.ports.records import AURORA_POSTGRES_ENGINE, SnapshotInfo
 
 POSTGRES_ENGINE_PREFIX = "postgres"
+
+
+class _Lookups:
+    """The RDS calls a request uses: a DB instance's, or an Aurora DB cluster's."""
+
+    def __init__(self, rds: RdsGateway, cluster: bool) -> None:
+        self.cluster = cluster
+        self.kind = "DB cluster" if cluster else "DB instance"
+        self.engine_prefix = AURORA_POSTGRES_ENGINE if cluster else POSTGRES_ENGINE_PREFIX
+        self.describe_source = rds.describe_source_cluster if cluster else rds.describe_source
+        self.describe_snapshot = rds.describe_cluster_snapshot if cluster else rds.describe_snapshot
+        self.latest_snapshot = (
+            rds.latest_automated_cluster_snapshot if cluster else rds.latest_automated_snapshot
+        )
 
 
 class DrillRejected(Exception):
@@ -37,6 +51,7 @@ def eligible_snapshot(
     opt_in_tag: tuple[str, str],
     event_tags: Mapping[str, str] | None = None,
     region: str | None = None,
+    cluster: bool = False,
 ) -> EligibleSnapshot:
     """The snapshot to drill for a request naming a database, a snapshot, or both; raises
     DrillRejected saying why there is none.
@@ -47,41 +62,42 @@ def eligible_snapshot(
     tags into its events) can show the opt-in.
     """
     where = f" in {region}" if region else ""
+    lookups = _Lookups(rds, cluster)
     if source_db is not None:
-        _check_named_source(rds, source_db, opt_in_tag, where)
+        _check_named_source(lookups, source_db, opt_in_tag, where)
     if snapshot_id is None:
-        snapshot_id = _latest_snapshot(rds, source_db)
-    snapshot, snapshot_db = _described_snapshot(rds, snapshot_id, source_db, where)
+        snapshot_id = _latest_snapshot(lookups, source_db)
+    snapshot, snapshot_db = _described_snapshot(lookups, snapshot_id, source_db, where)
     if source_db is None:
-        _check_snapshot_source(rds, snapshot_db, snapshot_id, opt_in_tag, event_tags)
+        _check_snapshot_source(lookups, snapshot_db, snapshot_id, opt_in_tag, event_tags)
     return EligibleSnapshot(snapshot=snapshot, source_db=snapshot_db)
 
 
 def _check_named_source(
-    rds: RdsGateway, source_db: str, opt_in_tag: tuple[str, str], where: str
+    rds: _Lookups, source_db: str, opt_in_tag: tuple[str, str], where: str
 ) -> None:
     """A database named in the request exists, is PostgreSQL and is opted in."""
     key, value = opt_in_tag
     source = rds.describe_source(source_db)
     if source is None:
-        raise DrillRejected(f"no RDS DB instance {source_db}{where}")
-    if not source.engine.startswith(POSTGRES_ENGINE_PREFIX):
+        raise DrillRejected(f"no RDS {rds.kind} {source_db}{where}")
+    if not source.engine.startswith(rds.engine_prefix):
         raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
     if source.tags.get(key) != value:
         raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")
 
 
-def _latest_snapshot(rds: RdsGateway, source_db: str | None) -> str:
+def _latest_snapshot(rds: _Lookups, source_db: str | None) -> str:
     if source_db is None:
         raise DrillRejected("a drill needs a database or a snapshot")
-    snapshot_id = rds.latest_automated_snapshot(source_db)
+    snapshot_id = rds.latest_snapshot(source_db)
     if snapshot_id is None:
         raise DrillRejected(f"{source_db} has no available automated snapshot yet")
     return snapshot_id
 
 
 def _described_snapshot(
-    rds: RdsGateway, snapshot_id: str, source_db: str | None, where: str
+    rds: _Lookups, snapshot_id: str, source_db: str | None, where: str
 ) -> tuple[SnapshotInfo, str]:
     """The snapshot and its database: of the database named (if one is), PostgreSQL, with an
     ARN."""
@@ -91,7 +107,7 @@ def _described_snapshot(
     snapshot, snapshot_db = described
     if source_db is not None and snapshot_db != source_db:
         raise DrillRejected(f"snapshot {snapshot_id} is of {snapshot_db}, not {source_db}")
-    if not snapshot.engine.startswith(POSTGRES_ENGINE_PREFIX):
+    if not snapshot.engine.startswith(rds.engine_prefix):
         raise DrillRejected(f"snapshot {snapshot_id} is {snapshot.engine}, not PostgreSQL")
     if not snapshot.snapshot_arn:
         # The run id is derived from this ARN: without it every such snapshot would share one.
@@ -100,7 +116,7 @@ def _described_snapshot(
 
 
 def _check_snapshot_source(
-    rds: RdsGateway,
+    rds: _Lookups,
     snapshot_db: str,
     snapshot_id: str,
     opt_in_tag: tuple[str, str],

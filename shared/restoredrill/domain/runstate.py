@@ -17,6 +17,7 @@ from restoredrill.ports.messages import failed_checks
 from restoredrill.ports.records import (
     ACTIVE_STATES,
     CheckerOutcome,
+    ClusterView,
     InstanceView,
     Lease,
     PhaseTiming,
@@ -50,6 +51,9 @@ SNAPSHOT_FAULT_CODES = frozenset(
         "DBSnapshotNotFoundFault",
         "InvalidDBSnapshotState",
         "InvalidDBSnapshotStateFault",
+        # RestoreDBClusterFromSnapshot's (botocore's RDS model: the code is the fault's name)
+        "DBClusterSnapshotNotFoundFault",
+        "InvalidDBClusterSnapshotStateFault",
     }
 )
 
@@ -66,6 +70,7 @@ CAPACITY_CODES = frozenset(
         "InsufficientDBInstanceCapacity",
         "InsufficientDBInstanceCapacityFault",
         "DBClusterQuotaExceededFault",
+        "InsufficientDBClusterCapacityFault",
     }
 )
 # Waits after a refusal for capacity double from the poll delay up to SQS's longest delay.
@@ -87,6 +92,9 @@ class Effect(StrEnum):
     RESET_PASSWORD = "reset_password"  # noqa: S105 - the name of a step, not a password
     INVOKE_CHECKER = "invoke_checker"
     DELETE_INSTANCE = "delete_instance"
+    # Aurora: the instance is created into the restored cluster; the cluster goes after it.
+    CREATE_INSTANCE = "create_instance"
+    DELETE_CLUSTER = "delete_cluster"
     PUBLISH = "publish"  # report to S3, forget the run's password, announce Drill Finished
 
 
@@ -98,6 +106,8 @@ class Observation:
     credentials_reset_event: bool = False
     # The newest published report of the same database (read only while reporting).
     previous_report: ReportLink | None = None
+    # An Aurora drill's cluster as DescribeDBClusters shows it (always None for instance drills).
+    cluster: ClusterView | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,10 @@ def amend(run: RunRecord, **changes: object) -> RunRecord:
 def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     if run.state is RunState.FINISHED:
         return Step(why="run already finished")
+    if run.state is RunState.REPORTING:
+        # Nothing is touched while reporting: a foreign resource under the drill's name must not
+        # send the run back through teardown again and again.
+        return _decide_reporting(run, seen, rules)
 
     instance = seen.instance
     if instance is not None and not instance.owned_by(rules.stack_name, run.run_id):
@@ -181,6 +195,14 @@ def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             Verdict.ERROR,
             f"instance {instance.instance_id} exists but does not carry this drill's tags",
         )
+    cluster = seen.cluster
+    if cluster is not None and not cluster.owned_by(rules.stack_name, run.run_id):
+        return _finish_without_instance(
+            run,
+            seen.now,
+            Verdict.ERROR,
+            f"cluster {cluster.cluster_id} exists but does not carry this drill's tags",
+        )
 
     if run.state in ACTIVE_STATES and seen.now >= run.deadline:
         return _tear_down(
@@ -189,6 +211,7 @@ def decide(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             seen.now,
             Verdict.TIMED_OUT,
             f"deadline {run.deadline.isoformat()} passed while {run.state.value}",
+            cluster=cluster,
         )
 
     if seen.checker_outcome is not None and run.state in (RunState.SECURING, RunState.CHECKING):
@@ -240,7 +263,8 @@ def _requeue(run: RunRecord, reason: str, now: datetime, rules: Rules | QueueTim
 
 def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     now = seen.now
-    if seen.instance is None:
+    restored = seen.cluster if run.is_cluster else seen.instance
+    if restored is None:
         # Claimed: a trigger that read the run before others moved it on must not restore a
         # second instance after the first one is already gone.
         claim = transition(run, RunState.RESTORING, now, effect_claimed_at=now)
@@ -254,6 +278,8 @@ def _decide_requested(run: RunRecord, seen: Observation, rules: Rules) -> Step:
 
 
 def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    if run.is_cluster:
+        return _decide_restoring_cluster(run, seen, rules)
     now, instance = seen.now, seen.instance
     if instance is None and run.restore_requested_at is None:
         return _claim_again(run, now, rules, Effect.RESTORE, "restore_requested_at")
@@ -264,7 +290,7 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         return _finish_without_instance(
             run, now, Verdict.ERROR, "the restored instance never appeared"
         )
-    fault = _fault_of(instance)
+    fault = _fault_of(instance, "instance")
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
     if instance.status == "available":
@@ -276,6 +302,62 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     return WAIT
 
 
+def _decide_restoring_cluster(run: RunRecord, seen: Observation, rules: Rules) -> Step:
+    """Aurora: the cluster is restored, then its instance is created into it; the drill goes on
+    once the instance is available."""
+    now, cluster, instance = seen.now, seen.cluster, seen.instance
+    if cluster is None and run.restore_requested_at is None:
+        return _claim_again(run, now, rules, Effect.RESTORE, "restore_requested_at")
+    if cluster is None:
+        started = run.phases[RunState.RESTORING].started_at
+        if now - started < INSTANCE_VISIBILITY_GRACE:
+            return WAIT
+        return _finish_without_instance(
+            run, now, Verdict.ERROR, "the restored cluster never appeared"
+        )
+    fault = _fault_of(cluster, "cluster")
+    if fault is not None:
+        return _tear_down(run, instance, now, *fault, cluster=cluster)
+    if instance is None:
+        return _create_instance_step(run, seen, rules, cluster)
+    fault = _fault_of(instance, "instance")
+    if fault is not None:
+        return _tear_down(run, instance, now, *fault, cluster=cluster)
+    if instance.status == "available":
+        return Step(
+            Effect.RESET_PASSWORD,
+            transition(run, RunState.SECURING, now, credentials_reset_at=now),
+            "cluster and instance available; setting a fresh master password",
+        )
+    return WAIT
+
+
+def _create_instance_step(
+    run: RunRecord, seen: Observation, rules: Rules, cluster: ClusterView
+) -> Step:
+    """The restored cluster has no instance yet: create it once the cluster is available
+    (claimed like the restore), or give up on one that never appears."""
+    now = seen.now
+    if run.instance_requested_at is not None:
+        if now - run.instance_requested_at < INSTANCE_VISIBILITY_GRACE:
+            return WAIT
+        return _tear_down(
+            run, None, now, Verdict.ERROR, "the cluster's instance never appeared", cluster=cluster
+        )
+    if cluster.status != "available":
+        return WAIT
+    if run.cluster_available_at is not None:
+        # A creation was claimed before and never confirmed: its trigger died.
+        return _claim_again(run, now, rules, Effect.CREATE_INSTANCE, "instance_requested_at")
+    claim = amend(run, effect_claimed_at=now, cluster_available_at=now)
+    return Step(
+        Effect.CREATE_INSTANCE,
+        amend(claim, instance_requested_at=now),
+        "cluster restored; creating its instance",
+        claim=claim,
+    )
+
+
 def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     trouble = _vanished_or_faulted(run, seen, "the restored instance disappeared")
     if trouble is not None:
@@ -284,6 +366,12 @@ def _decide_securing(run: RunRecord, seen: Observation, rules: Rules) -> Step:
     assert instance is not None
     confirmed = run.credentials_confirmed or seen.credentials_reset_event
     applied = instance.status == "available" and not instance.pending_master_password
+    if run.is_cluster:
+        # The password belongs to the cluster.
+        cluster = seen.cluster
+        assert cluster is not None
+        applied = applied and cluster.status == "available"
+        applied = applied and not cluster.pending_master_password
     reset_at = run.credentials_reset_at or run.phases[RunState.SECURING].started_at
     settled = now - reset_at >= rules.credentials_settle
     if applied and (confirmed or settled):
@@ -312,7 +400,14 @@ def _decide_checking(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         if run.check_round > 0 and run.check_attempt + 1 < ROUND_ATTEMPTS:
             why = f"round {run.check_round} of the checks never answered; asking again"
             return _ask_round(run, now, run.check_round, run.check_attempt + 1, why)
-        return _tear_down(run, instance, now, Verdict.ERROR, "the checker's result never arrived")
+        return _tear_down(
+            run,
+            instance,
+            now,
+            Verdict.ERROR,
+            "the checker's result never arrived",
+            cluster=seen.cluster,
+        )
     return WAIT
 
 
@@ -357,6 +452,7 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
         seen.now,
         verdict,
         reason,
+        cluster=seen.cluster,
         checks=outcome.result,
         baseline_key=outcome.baseline_key,
     )
@@ -370,7 +466,12 @@ def _failed_checks_reason(outcome: CheckerOutcome) -> str:
 
 
 def _decide_tearing_down(run: RunRecord, seen: Observation, rules: Rules) -> Step:
-    now, instance = seen.now, seen.instance
+    now, instance, cluster = seen.now, seen.instance, seen.cluster
+    if instance is None and cluster is not None:
+        # Aurora: the instance first, then its cluster; the run reports once both are gone.
+        if cluster.status in GONE_STATUSES:
+            return WAIT
+        return Step(Effect.DELETE_CLUSTER, why="instance gone; deleting the cluster")
     if instance is None:
         return Step(record=_to_reporting(run, now), why="instance deleted")
     if instance.status in GONE_STATUSES:
@@ -431,22 +532,30 @@ _BY_STATE = {
 
 
 def _vanished_or_faulted(run: RunRecord, seen: Observation, vanished: str) -> Step | None:
-    """The end of a drill whose instance is gone or broken; None while it is usable."""
+    """The end of a drill whose instance (or cluster) is gone or broken; None while it is
+    usable."""
+    cluster = seen.cluster
+    if run.is_cluster and cluster is None:
+        return _tear_down(
+            run, seen.instance, seen.now, Verdict.ERROR, "the restored cluster disappeared"
+        )
     if seen.instance is None:
-        return _finish_without_instance(run, seen.now, Verdict.ERROR, vanished)
-    fault = _fault_of(seen.instance)
+        return _tear_down(run, None, seen.now, Verdict.ERROR, vanished, cluster=cluster)
+    fault = _fault_of(seen.instance, "instance")
+    if fault is None and cluster is not None:
+        fault = _fault_of(cluster, "cluster")
     if fault is None:
         return None
-    return _tear_down(run, seen.instance, seen.now, *fault)
+    return _tear_down(run, seen.instance, seen.now, *fault, cluster=cluster)
 
 
-def _fault_of(instance: InstanceView) -> tuple[Verdict, str] | None:
-    if instance.status in BACKUP_FAULT_STATUSES:
-        return Verdict.FAILED, f"restore ended in status {instance.status}"
-    if instance.status in ENVIRONMENT_FAULT_STATUSES:
-        return Verdict.ERROR, f"restore ended in status {instance.status}"
-    if instance.status in GONE_STATUSES:
-        return Verdict.ERROR, "the restored instance is being deleted by someone else"
+def _fault_of(restored: InstanceView | ClusterView, what: str) -> tuple[Verdict, str] | None:
+    if restored.status in BACKUP_FAULT_STATUSES:
+        return Verdict.FAILED, f"restore ended in status {restored.status}"
+    if restored.status in ENVIRONMENT_FAULT_STATUSES:
+        return Verdict.ERROR, f"restore ended in status {restored.status}"
+    if restored.status in GONE_STATUSES:
+        return Verdict.ERROR, f"the restored {what} is being deleted by someone else"
     return None
 
 
@@ -456,11 +565,19 @@ def _tear_down(
     now: datetime,
     verdict: Verdict,
     reason: str | None,
+    *,
+    cluster: ClusterView | None = None,
     **changes: object,
 ) -> Step:
-    if instance is None:
+    if instance is None and cluster is None:
         return _finish_without_instance(run, now, verdict, reason, **changes)
     record = transition(run, RunState.TEARING_DOWN, now, verdict=verdict, reason=reason, **changes)
+    if instance is None:
+        # Aurora: a cluster whose instance never came up (or is gone) is deleted all the same.
+        assert cluster is not None
+        if cluster.status in GONE_STATUSES:
+            return Step(record=record, why=f"{verdict.value}: cluster already being deleted")
+        return Step(Effect.DELETE_CLUSTER, record, f"{verdict.value}: tearing down", claim=record)
     if instance.status in GONE_STATUSES:
         return Step(record=record, why=f"{verdict.value}: instance already being deleted")
     # The verdict is written before the delete (as the claim): a trigger that dies right after
@@ -502,6 +619,15 @@ def on_effect_rejected(
     if effect is Effect.RESTORE:
         verdict = Verdict.FAILED if code in SNAPSHOT_FAULT_CODES else Verdict.ERROR
         return _finish_without_instance(run, now, verdict, f"restore refused: {reason}")
+    if effect is Effect.CREATE_INSTANCE:
+        record = transition(
+            run,
+            RunState.TEARING_DOWN,
+            now,
+            verdict=Verdict.ERROR,
+            reason=f"instance creation refused: {reason}",
+        )
+        return Step(Effect.DELETE_CLUSTER, record, "instance refused; deleting the cluster")
     if effect in (Effect.RESET_PASSWORD, Effect.INVOKE_CHECKER):
         record = transition(
             run,

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from restoredrill.ports.records import (
     AccountQuota,
+    ClusterView,
     InstanceView,
     Lease,
     ReportLink,
@@ -77,6 +78,33 @@ class RdsGateway(Protocol):
 
     def account_quotas(self) -> list[AccountQuota]:
         """The account's RDS quotas in this Region (DescribeAccountAttributes)."""
+        ...
+
+    # Aurora DB clusters: the cluster is restored first, its one instance created into it.
+
+    def describe_source_cluster(self, cluster_id: str) -> SourceDatabase | None: ...
+
+    def describe_cluster_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        """The cluster snapshot and the id of the cluster it was taken from."""
+        ...
+
+    def latest_automated_cluster_snapshot(self, cluster_id: str) -> str | None: ...
+
+    def describe_drill_cluster(self, cluster_id: str) -> ClusterView | None: ...
+
+    def restore_cluster(self, run: RunRecord) -> None: ...
+
+    def create_cluster_instance(self, run: RunRecord) -> None: ...
+
+    def set_cluster_master_password(self, run: RunRecord, password: str) -> None: ...
+
+    def delete_drill_cluster(self, run_id: str, cluster_id: str) -> None: ...
+
+    def list_drill_clusters(self) -> list[ClusterView]: ...
+
+    def offers_instance_class(self, engine: str, engine_version: str, instance_class: str) -> bool:
+        """RDS offers ``instance_class`` for this engine version in this Region
+        (DescribeOrderableDBInstanceOptions)."""
         ...
 
 

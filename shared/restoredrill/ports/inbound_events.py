@@ -15,21 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
 from restoredrill.ports.messages import CheckerAnswer, RoundAnswer
 from restoredrill.ports.records import (
-    INSTANCE_PREFIX,
     CheckerOutcome,
     DrillRequest,
     RequestedDrill,
     Verdict,
+    drill_run_id,
 )
 
 AUTOMATED_SNAPSHOT_CREATED = "RDS-EVENT-0091"
+AUTOMATED_CLUSTER_SNAPSHOT_CREATED = "RDS-EVENT-0169"
 CREDENTIALS_RESET = "RDS-EVENT-0016"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{20}$")
-_ARN_RESOURCE = re.compile(r"arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot):(.+)")
+_ARN_RESOURCE = re.compile(r"arn:[^:]+:rds:[^:]*:[^:]*:(db|snapshot|cluster-snapshot|cluster):(.+)")
 # What RDS accepts as an identifier: a letter, then letters, digits and single hyphens, no hyphen
 # at the end. Anything else RDS answers with InvalidParameterValue, even on Describe calls.
 _RDS_NAME = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*")
 _SNAPSHOT_ARN = re.compile(r"arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:snapshot:(.+)")
+_CLUSTER_SNAPSHOT_ARN = re.compile(r"arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:cluster-snapshot:(.+)")
 # Automated (rds:) and AWS Backup (awsbackup:) snapshot ids carry a prefix RDS gives them itself.
 _SNAPSHOT_PREFIXES = ("rds:", "awsbackup:")
 
@@ -81,6 +83,8 @@ class DrillRequestedDetail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     db_instance_identifier: str | None = Field(default=None, min_length=1, max_length=63)
+    # An Aurora DB cluster instead (restoredrill run CLUSTER_ID).
+    db_cluster_identifier: str | None = Field(default=None, min_length=1, max_length=63)
     snapshot_id: str | None = Field(default=None, min_length=1, max_length=255)
     requested_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -92,6 +96,14 @@ class DrillRequestedDetail(BaseModel):
     def _instance_identifier(cls, value: str | None) -> str | None:
         if value is not None and not is_instance_identifier(value):
             raise ValueError("not an RDS DB instance identifier")
+        return value
+
+    @field_validator("db_cluster_identifier")
+    @classmethod
+    def _cluster_identifier(cls, value: str | None) -> str | None:
+        # DB cluster identifiers follow the same rules as DB instance identifiers.
+        if value is not None and not is_instance_identifier(value):
+            raise ValueError("not an RDS DB cluster identifier")
         return value
 
     @field_validator("snapshot_id")
@@ -170,14 +182,14 @@ def parse_snapshot_event(event: Any) -> DrillRequest | None:
     """
     parsed: RdsEvent = _validate(RdsEvent, event, "RDS snapshot event")
     detail = parsed.detail
-    if detail.EventID != AUTOMATED_SNAPSHOT_CREATED:
+    if detail.EventID not in (AUTOMATED_SNAPSHOT_CREATED, AUTOMATED_CLUSTER_SNAPSHOT_CREATED):
         return None
+    cluster = detail.EventID == AUTOMATED_CLUSTER_SNAPSHOT_CREATED
     if detail.SourceArn is not None:
-        arn = _SNAPSHOT_ARN.fullmatch(detail.SourceArn)
+        arn = (_CLUSTER_SNAPSHOT_ARN if cluster else _SNAPSHOT_ARN).fullmatch(detail.SourceArn)
         if arn is None:
-            raise InvalidEvent(
-                "malformed RDS snapshot event: SourceArn is not an RDS DB snapshot ARN"
-            )
+            kind = "DB cluster snapshot" if cluster else "DB snapshot"
+            raise InvalidEvent(f"malformed RDS snapshot event: SourceArn is not an RDS {kind} ARN")
         snapshot_id = arn.group(1)
     else:
         snapshot_id = detail.SourceIdentifier or ""
@@ -185,22 +197,36 @@ def parse_snapshot_event(event: Any) -> DrillRequest | None:
         raise InvalidEvent("malformed RDS snapshot event: no SourceArn or SourceIdentifier")
     if not is_snapshot_identifier(snapshot_id):
         raise InvalidEvent("malformed RDS snapshot event: not an RDS DB snapshot identifier")
+    what = "automated cluster snapshot created" if cluster else "automated snapshot created"
     return DrillRequest(
         snapshot_id=snapshot_id,
-        trigger=f"{AUTOMATED_SNAPSHOT_CREATED} automated snapshot created",
+        trigger=f"{detail.EventID} {what}",
         event_tags=detail.Tags or {},
+        cluster=cluster,
     )
 
 
 def parse_drill_requested(event: Any) -> RequestedDrill:
     parsed: DrillRequestedEvent = _validate(DrillRequestedEvent, event, "Drill Requested event")
     detail = parsed.detail
-    if detail.db_instance_identifier is None and detail.snapshot_id is None:
+    if detail.db_instance_identifier is not None and detail.db_cluster_identifier is not None:
         raise InvalidEvent(
-            "malformed Drill Requested event: give db_instance_identifier or snapshot_id"
+            "malformed Drill Requested event: give db_instance_identifier or "
+            "db_cluster_identifier, not both"
         )
+    source_db = detail.db_instance_identifier or detail.db_cluster_identifier
+    if source_db is None and detail.snapshot_id is None:
+        raise InvalidEvent(
+            "malformed Drill Requested event: give db_instance_identifier, db_cluster_identifier "
+            "or snapshot_id"
+        )
+    cluster = detail.db_cluster_identifier is not None or (
+        detail.snapshot_id is not None
+        and _CLUSTER_SNAPSHOT_ARN.fullmatch(detail.snapshot_id) is not None
+    )
     return RequestedDrill(
-        source_db=detail.db_instance_identifier,
+        cluster=cluster,
+        source_db=source_db,
         snapshot_id=detail.snapshot_id,
         idempotency_key=f"request:{detail.request_id or parsed.id}",
         trigger="Drill Requested",
@@ -213,22 +239,21 @@ def is_drill_requested(event: Any) -> bool:
 
 
 def parse_instance_event(event: Any) -> tuple[str, bool] | None:
-    """(run id, is a credentials reset) for an event about one of our instances, else None."""
+    """(run id, is a credentials reset) for an event about one of our instances or Aurora
+    clusters, else None."""
     parsed: RdsEvent = _validate(RdsEvent, event, "RDS instance event")
     detail = parsed.detail
     if detail.SourceArn:
-        # The ARN says what the event is about: a snapshot or cluster that merely carries one of
-        # our instance names is not one of our instances.
+        # The ARN says what the event is about: a snapshot that merely carries one of our
+        # instance names is not one of our instances.
         arn = _ARN_RESOURCE.fullmatch(detail.SourceArn)
-        if arn is None or arn.group(1) != "db":
+        if arn is None or arn.group(1) not in ("db", "cluster"):
             return None
-        instance_id = arn.group(2)
+        resource_id = arn.group(2)
     else:
-        instance_id = (detail.SourceIdentifier or "").removeprefix("rds:")
-    if not instance_id or not instance_id.startswith(INSTANCE_PREFIX):
-        return None
-    run_id = instance_id[len(INSTANCE_PREFIX) :]
-    if not RUN_ID_PATTERN.fullmatch(run_id):
+        resource_id = (detail.SourceIdentifier or "").removeprefix("rds:")
+    run_id = drill_run_id(resource_id)
+    if run_id is None:
         return None
     return run_id, detail.EventID == CREDENTIALS_RESET
 

@@ -480,6 +480,20 @@ Window = Annotated[
 _Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+class ServerlessV2Capacity(_Strict):
+    """Aurora only: the cluster's instance is an Aurora Serverless v2 one (db.serverless) with
+    this capacity range, when the snapshot's engine version offers it. ACUs in steps of 0.5."""
+
+    min_acu: float = Field(ge=0, le=256, multiple_of=0.5)
+    max_acu: float = Field(ge=1, le=256, multiple_of=0.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServerlessV2Capacity:
+        if self.min_acu > self.max_acu:
+            raise ValueError("min_acu must not be above max_acu")
+        return self
+
+
 class PriceOverrides(_Strict):
     """Prices (USD) that replace the shipped on-demand list prices in a drill's cost estimate:
     your region's, or what you actually pay. Unset ones keep the shipped price."""
@@ -534,6 +548,7 @@ class DrillPolicy(_Strict):
     statement_timeout: Duration = 300.0
     parallelism: int | None = Field(default=None, ge=1, le=64)
     instance_class: str | None = Field(default=None, pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    serverless_v2: ServerlessV2Capacity | None = None  # Aurora cluster drills only
     # Coverage in the compliance summary: a database whose last drill finished longer ago than
     # this is called out as overdue. Daily snapshots plus slack for the backup window moving.
     max_hours_between_drills: float = Field(default=36.0, gt=0, le=24 * 366)

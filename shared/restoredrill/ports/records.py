@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,16 @@ OWNER_TAG = "restoredrill:owner"
 RUN_ID_TAG = "restoredrill:run-id"
 SOURCE_DB_TAG = "restoredrill:source-db"
 INSTANCE_PREFIX = "restoredrill-"
+# An Aurora drill's cluster is named like an instance drill's instance (INSTANCE_PREFIX + run id);
+# the one DB instance created into it carries this suffix, so either name leads to the run.
+CLUSTER_INSTANCE_SUFFIX = "-writer"
+AURORA_POSTGRES_ENGINE = "aurora-postgresql"
+# The smallest provisioned class Aurora PostgreSQL offers across its supported versions (Aurora
+# has no micro or small classes); a policy's instance_class wins.
+AURORA_DEFAULT_INSTANCE_CLASS = "db.t4g.medium"
+# Aurora Serverless v2's instance class (the cluster then needs a capacity range).
+SERVERLESS_V2_CLASS = "db.serverless"
+_RUN_ID = re.compile(r"[0-9a-f]{20}")
 # The port every drill instance is restored on: the only one the drill and checker security groups
 # open (template.yaml). Without it RDS restores on the source instance's port.
 DRILL_PORT = 5432
@@ -174,6 +185,13 @@ class RunRecord(BaseModel):
     requeues: int = 0
     not_before: datetime | None = None
     wait_reason: str | None = None
+    # Aurora: the drill restores this cluster first, then creates `instance_id` inside it. None
+    # for an instance drill.
+    cluster_id: str | None = None
+    cluster_available_at: datetime | None = None
+    instance_requested_at: datetime | None = None
+    # Aurora Serverless v2: the cluster's capacity range in ACUs (min, max); None: provisioned.
+    acu_range: tuple[float, float] | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -193,6 +211,19 @@ class RunRecord(BaseModel):
         if phase is None or RunState.SECURING not in self.phases:
             return None
         return phase.duration_seconds
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.cluster_id is not None
+
+
+def drill_run_id(identifier: str) -> str | None:
+    """The run id in a drill resource's name: a drill instance, a drill cluster or the instance
+    created into one (``restoredrill-<run id>`` or ``restoredrill-<run id>-writer``)."""
+    if not identifier.startswith(INSTANCE_PREFIX):
+        return None
+    run_id = identifier[len(INSTANCE_PREFIX) :].removesuffix(CLUSTER_INSTANCE_SUFFIX)
+    return run_id if _RUN_ID.fullmatch(run_id) else None
 
 
 class AccountQuota(BaseModel):
@@ -216,6 +247,29 @@ class InstanceView(BaseModel):
     port: int | None = None
     master_username: str | None = None
     db_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    pending_master_password: bool = False
+    cluster_id: str | None = None  # the DB cluster it belongs to (Aurora)
+
+    def owned_by(self, stack_name: str, run_id: str) -> bool:
+        return self.tags.get(OWNER_TAG) == stack_name and self.tags.get(RUN_ID_TAG) == run_id
+
+
+class ClusterView(BaseModel):
+    """What DescribeDBClusters shows of a drill cluster right now; the address is the cluster's
+    writer endpoint."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster_id: str
+    status: str
+    address: str | None = None
+    port: int | None = None
+    master_username: str | None = None
+    db_name: str | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    members: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
     pending_master_password: bool = False
 
@@ -244,6 +298,8 @@ class DrillRequest(BaseModel):
     trigger: str
     requested_by: str | None = None
     event_tags: dict[str, str] = Field(default_factory=dict)
+    # An Aurora DB cluster (its cluster snapshot) rather than a DB instance.
+    cluster: bool = False
 
 
 class RequestedDrill(DrillRequest):

@@ -34,6 +34,8 @@ from restoredrill.domain.report.model import (
     ReportSnapshot,
     ReportSource,
     ReportTimings,
+    ReportTopology,
+    ReportTopologyInstance,
     RpoMeasurement,
 )
 from restoredrill.ports.messages import CheckResult, CheckSuiteResult, not_passed
@@ -175,6 +177,7 @@ def drill_report(
             instance_class=run.instance_class,
             deleted=run.state in (RunState.REPORTING, RunState.FINISHED),
         ),
+        topology=report_topology(run),
         timings=ReportTimings(
             phases=phase_timings(run),
             restore_seconds=seconds_rounded(run.restore_seconds),
@@ -203,6 +206,33 @@ def drill_report(
         cost=estimate_drill_cost(
             run, price_table_for(run.policy), poll_delay_seconds=poll_delay_seconds
         ),
+    )
+
+
+def report_topology(run: RunRecord) -> ReportTopology:
+    """What was restored; for an Aurora cluster, the RTO split at the moment the cluster was
+    seen available (the rest is the instance's creation)."""
+    instance = ReportTopologyInstance(
+        db_instance_identifier=run.instance_id,
+        instance_class=run.instance_class,
+        role="writer" if run.is_cluster else "instance",
+    )
+    cluster_restore = instance_create = None
+    restoring = run.phases.get(RunState.RESTORING)
+    if run.is_cluster and restoring is not None and run.cluster_available_at is not None:
+        cluster_restore = (run.cluster_available_at - restoring.started_at).total_seconds()
+        if run.restore_seconds is not None and restoring.ended_at is not None:
+            instance_create = (restoring.ended_at - run.cluster_available_at).total_seconds()
+    return ReportTopology(
+        kind="aurora-cluster" if run.is_cluster else "db-instance",
+        engine=run.snapshot.engine,
+        engine_version=run.snapshot.engine_version,
+        db_cluster_identifier=run.cluster_id,
+        instances=[instance],
+        serverless_v2_min_acu=run.acu_range[0] if run.acu_range else None,
+        serverless_v2_max_acu=run.acu_range[1] if run.acu_range else None,
+        cluster_restore_seconds=seconds_rounded(cluster_restore),
+        instance_create_seconds=seconds_rounded(instance_create),
     )
 
 

@@ -103,6 +103,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["moment"] = moment_text
+    environment.filters["seconds"] = duration_text
     return environment
 
 

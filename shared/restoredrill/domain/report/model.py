@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from restoredrill.ports.messages import CheckStatus, CheckSuiteResult
 from restoredrill.ports.records import Verdict
 
-REPORT_SCHEMA_VERSION = "1.4"
+REPORT_SCHEMA_VERSION = "1.5"
 REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REPORT_KIND = "restoredrill.drill-report"
@@ -183,6 +183,56 @@ class ReportRestoredInstance(_Document):
         description=(
             "True when the report was written: it is written only once the instance is gone (or "
             "was never created)."
+        )
+    )
+
+
+class ReportTopologyInstance(_Document):
+    db_instance_identifier: str = Field(pattern=r"^restoredrill-")
+    instance_class: str = Field(pattern=r"^db\.")
+    role: Literal["instance", "writer"] = Field(
+        description="instance: a DB instance restored on its own; writer: an Aurora cluster's."
+    )
+
+
+class ReportTopology(_Document):
+    """What the drill restored: a DB instance from a DB snapshot, or an Aurora DB cluster from a
+    cluster snapshot with one instance created into it."""
+
+    kind: Literal["db-instance", "aurora-cluster"]
+    engine: str = Field(min_length=1, description="As RDS names it (postgres, aurora-postgresql).")
+    engine_version: str | None = Field(
+        min_length=1, description="The snapshot's engine version. Null only when RDS did not say."
+    )
+    db_cluster_identifier: str | None = Field(
+        pattern=r"^restoredrill-",
+        description="The restored cluster. Null exactly when kind is db-instance.",
+    )
+    instances: list[ReportTopologyInstance] = Field(min_length=1)
+    serverless_v2_min_acu: float | None = Field(
+        ge=0,
+        description=(
+            "The cluster's Aurora Serverless v2 capacity range, lower end in ACUs. Null unless "
+            "its instance is db.serverless."
+        ),
+    )
+    serverless_v2_max_acu: float | None = Field(
+        ge=0,
+        description=(
+            "The cluster's Aurora Serverless v2 capacity range, upper end in ACUs. Null unless "
+            "its instance is db.serverless."
+        ),
+    )
+    cluster_restore_seconds: Seconds | None = Field(
+        description=(
+            "From the restore request until the cluster was seen available. Null for a "
+            "db-instance, or when the cluster never became available."
+        )
+    )
+    instance_create_seconds: Seconds | None = Field(
+        description=(
+            "From the cluster seen available until its instance was (the rest of the RTO). "
+            "Null for a db-instance, or when the instance never became available."
         )
     )
 
@@ -470,11 +520,14 @@ class DrillReport(_Document):
     and the HTML report's key in `location`. Version 1.3 is generated from the code's model: it
     adds the S3 console's pages of the report and of its HTML page in `location`
     (`console_url`, `html_console_url`) and describes the check suite and its baseline field by
-    field. Version 1.4 adds `cost`, the drill's estimated cost at on-demand list prices."""
+    field. Version 1.4 adds `cost`, the drill's estimated cost at on-demand list prices.
+    Version 1.5 adds `topology`: what was restored (a DB instance, or an Aurora cluster with its
+    instance) and, for a cluster, the restore time split into the cluster's restore and the
+    instance's creation."""
 
     model_config = ConfigDict(title="restoredrill drill report", json_schema_extra=_with_rules)
 
-    schema_version: Literal["1.4"] = Field(
+    schema_version: Literal["1.5"] = Field(
         description="The version of this schema the report follows (the end of `$id`)."
     )
     kind: Literal["restoredrill.drill-report"]
@@ -497,6 +550,7 @@ class DrillReport(_Document):
     source: ReportSource
     snapshot: ReportSnapshot
     restored_instance: ReportRestoredInstance
+    topology: ReportTopology
     timings: ReportTimings
     recovery: ReportRecovery
     policy: dict[str, Any] = Field(
