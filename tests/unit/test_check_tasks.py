@@ -10,9 +10,10 @@ from typing import Any
 from pg8000.exceptions import DatabaseError, InterfaceError
 from restoredrill.checksuite.connection import CheckConnection
 from restoredrill.checksuite.database_catalog import DatabaseCatalog
-from restoredrill.checksuite.families.physical import AmcheckStage
+from restoredrill.checksuite.families.physical import AmcheckStage, amcheck_results, ensure_amcheck
 from restoredrill.checksuite.results import CheckStatus
 from restoredrill.checksuite.tasks import Budget, Outcome, Task, TaskPool, failed_statement
+from restoredrill.domain.report.evidence import partly_verified
 from restoredrill.ports.policy import DrillPolicy
 
 
@@ -265,3 +266,26 @@ def test_level_3_preparation_left_unrun_by_the_budget_reports_level_3_skipped() 
         ("amcheck_btree", CheckStatus.SKIPPED),
     ]
     assert all(budget.skipped_message in r.message for r in results)
+
+
+def test_level_3_on_an_engine_without_amcheck_is_skipped_saying_why_never_passed() -> None:
+    # Given a database on a server whose engine version offers no amcheck extension
+    catalog = DatabaseCatalog(
+        database="app",
+        size_bytes=0,
+        schemas=["public"],
+        extensions={},
+        amcheck_schema=None,
+        amcheck_available=False,
+        public_creatable=True,
+    )
+    # When level 3 is prepared for the drill's own instance (installing allowed)
+    setup = ensure_amcheck(None, catalog, install=True, secrets=["pw"])  # type: ignore[arg-type]
+    results = amcheck_results("app", [], setup, None, DrillPolicy(level=3))
+    # Then both level 3 checks are skipped with that reason, and the verdict is not PASSED-clean
+    assert [(r.name, r.status) for r in results] == [
+        ("amcheck_heap", CheckStatus.SKIPPED),
+        ("amcheck_btree", CheckStatus.SKIPPED),
+    ]
+    assert all("not available on this server's engine version" in r.message for r in results)
+    assert partly_verified({"complete": False, "checks": [r.model_dump() for r in results]})
