@@ -302,3 +302,16 @@ def test_plan_sessions_run_without_parallel_workers_and_without_jit_where_it_exi
     # Then both turn parallel query off; only the server that has JIT gets it turned off
     assert modern == {"max_parallel_workers_per_gather": "0", "jit": "off"}
     assert old == {"max_parallel_workers_per_gather": "0"}
+
+
+def test_an_index_that_outlasts_an_invocation_twice_is_a_warning_naming_it() -> None:
+    # Given a plan whose big index was cut short by the end of its invocation, twice
+    plan = a_plan()
+    big = next(t for t in plan.tasks if t.name == "orders_big")
+    cut = TaskOutcome(id=big.id, status=CheckStatus.SKIPPED, message="time budget ran out")
+    progress = PlanProgress().after_round(plan, [cut]).after_round(plan, [cut])
+    # Then it is done as a warning naming the index and why, not an error
+    outcome = progress.done[big.id]
+    assert outcome.status is CheckStatus.WARN
+    assert '"public"."orders_big"' in outcome.message
+    assert "did not finish in one, twice" in outcome.message
