@@ -21,7 +21,6 @@ issue 10's targets: rounds <= 1.3x unsplit and <= 1.6x pg_amcheck. The cluster i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -48,6 +47,7 @@ from bench.run import (
     verdict,
 )
 from localcloud.postgres import PostgresServer
+from tests.unit.fakes import MemoryWorkStore
 
 SPLIT_VS_UNSPLIT_MAX = 1.3
 SPLIT_VS_AMCHECK_MAX = 1.6
@@ -67,41 +67,6 @@ class InProcessChecker:
         if request.mode == "plan":
             return run_planning_checker(request, round_seconds(self.seconds, request.policy))
         return run_share_checker(request, round_seconds(self.seconds, request.policy))
-
-
-class MemoryWorkStore:
-    def __init__(self) -> None:
-        self.work: dict[str, dict[str, Any]] = {}
-        self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
-        self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
-        self.baselines: dict[str, dict[str, Any]] = {}
-
-    def load(self, run_id: str) -> dict[str, Any] | None:
-        return self.work.get(run_id)
-
-    def save(self, run_id: str, document: dict[str, Any]) -> None:
-        # As through S3: the document is written and read back as JSON.
-        self.work[run_id] = json.loads(json.dumps(document))
-
-    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
-        return self.claims.setdefault((run_id, round_, attempt), tasks) is tasks
-
-    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
-        return self.claims.get((run_id, round_, attempt))
-
-    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
-        return self.coverage.get((source_db, database))
-
-    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
-        self.coverage[(source_db, database)] = json.loads(json.dumps(document))
-
-    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
-        key = f"baselines/{source_db}/{run_id}.json.gz"
-        self.baselines[key] = json.loads(json.dumps(document))
-        return key
-
-    def load_baseline(self, key: str) -> dict[str, Any] | None:
-        return self.baselines.get(key)
 
 
 class _Vault:

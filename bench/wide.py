@@ -32,8 +32,9 @@ from restoredrill.ports.messages import (
 )
 from restoredrill.ports.policy import DrillPolicy
 
-from bench.plan import BENCH_RUN_ID, MemoryWorkStore
+from bench.plan import BENCH_RUN_ID
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
+from tests.unit.fakes import MemoryWorkStore
 
 DATABASE = "wide"
 USER = "wide_owner"

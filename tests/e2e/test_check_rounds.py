@@ -13,6 +13,7 @@ import pytest
 from restoredrill.ports.records import Verdict
 
 from localcloud.cloud import LocalCloud
+from localcloud.postgres import PostgresServer
 from restoredrill_cli.compliance import build_summary, render_summary
 from tests.db.checker import run_sql
 from tests.e2e.conftest import assert_invariants
@@ -33,6 +34,16 @@ defaults:
 LEDGER_ROWS = 400_000
 
 
+def add_ledger(server: PostgresServer) -> None:
+    """A 14 MiB table beside the clinic's: 14 ranges of 1 MiB to count and verify."""
+    run_sql(
+        server,
+        "clinic",
+        "CREATE TABLE clinic.ledger AS SELECT g AS entry_id, g * 7 AS amount_cents"
+        f" FROM generate_series(1, {LEDGER_ROWS}) AS g",
+    )
+
+
 @pytest.fixture
 def rounds_cloud(tmp_path: Path) -> Any:
     policy = tmp_path / "drill-policy.yaml"
@@ -41,12 +52,7 @@ def rounds_cloud(tmp_path: Path) -> Any:
         patients=300, policy_file=policy, function_timeouts={"CheckerFunction": 10}
     ) as cloud:
         source = cloud.create_source_database("clinic-db")
-        run_sql(
-            source.server,
-            "clinic",
-            "CREATE TABLE clinic.ledger AS SELECT g AS entry_id, g * 7 AS amount_cents"
-            f" FROM generate_series(1, {LEDGER_ROWS}) AS g",
-        )
+        add_ledger(source.server)
         yield cloud
 
 
@@ -133,12 +139,7 @@ def test_three_rotating_drills_of_about_40_percent_reach_full_coverage(tmp_path:
     policy.write_text(ROTATE_POLICY % 12)
     with LocalCloud(patients=300, policy_file=policy) as cloud:
         source = cloud.create_source_database("clinic-db")
-        run_sql(
-            source.server,
-            "clinic",
-            "CREATE TABLE clinic.ledger AS SELECT g AS entry_id, g * 7 AS amount_cents"
-            f" FROM generate_series(1, {LEDGER_ROWS}) AS g",
-        )
+        add_ledger(source.server)
         # When three automated snapshots are drilled one after the other
         reports = []
         for _ in range(3):

@@ -439,3 +439,43 @@ def world(**setting_overrides: Any) -> World:
         events=events,
         slots=slots,
     )
+
+
+class MemoryWorkStore:
+    """The check runner's work store (checks in rounds), as S3 would keep it: every document
+    written and read back as JSON; a claim taken once."""
+
+    def __init__(self) -> None:
+        self.work: dict[str, dict[str, Any]] = {}
+        self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
+        self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
+        self.baselines: dict[str, dict[str, Any]] = {}
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        return self.work.get(run_id)
+
+    def save(self, run_id: str, document: dict[str, Any]) -> None:
+        self.work[run_id] = json.loads(json.dumps(document))
+
+    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
+        if (run_id, round_, attempt) in self.claims:
+            return False
+        self.claims[(run_id, round_, attempt)] = tasks
+        return True
+
+    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
+        return self.claims.get((run_id, round_, attempt))
+
+    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
+        return self.coverage.get((source_db, database))
+
+    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
+        self.coverage[(source_db, database)] = json.loads(json.dumps(document))
+
+    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
+        key = f"baselines/{source_db}/{run_id}.json.gz"
+        self.baselines[key] = json.loads(json.dumps(document))
+        return key
+
+    def load_baseline(self, key: str) -> dict[str, Any] | None:
+        return self.baselines.get(key)

@@ -34,6 +34,7 @@ from restoredrill.ports.messages import (
 from restoredrill.ports.policy import PolicyError, parse_policy_text
 from restoredrill.ports.records import CheckerOutcome, RunState, Verdict
 
+from tests.unit.fakes import MemoryWorkStore
 from tests.unit.test_runstate import RULES, RUN_ID, a_run, an_instance, seen
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
@@ -198,43 +199,6 @@ def early_result() -> CheckSuiteResult:
         level=2,
         complete=True,
     )
-
-
-class MemoryWorkStore:
-    def __init__(self) -> None:
-        self.work: dict[str, dict[str, Any]] = {}
-        self.claims: dict[tuple[str, int, int], dict[str, list[str]]] = {}
-        self.coverage: dict[tuple[str, str], dict[str, Any]] = {}
-        self.baselines: dict[str, dict[str, Any]] = {}
-
-    def load(self, run_id: str) -> dict[str, Any] | None:
-        return self.work.get(run_id)
-
-    def save(self, run_id: str, document: dict[str, Any]) -> None:
-        self.work[run_id] = json.loads(json.dumps(document))
-
-    def claim(self, run_id: str, round_: int, attempt: int, tasks: dict[str, list[str]]) -> bool:
-        if (run_id, round_, attempt) in self.claims:
-            return False
-        self.claims[(run_id, round_, attempt)] = tasks
-        return True
-
-    def claimed(self, run_id: str, round_: int, attempt: int) -> dict[str, list[str]] | None:
-        return self.claims.get((run_id, round_, attempt))
-
-    def load_coverage(self, source_db: str, database: str) -> dict[str, Any] | None:
-        return self.coverage.get((source_db, database))
-
-    def save_coverage(self, source_db: str, database: str, document: dict[str, Any]) -> None:
-        self.coverage[(source_db, database)] = json.loads(json.dumps(document))
-
-    def save_baseline(self, source_db: str, run_id: str, document: dict[str, Any]) -> str:
-        key = f"baselines/{source_db}/{run_id}.json.gz"
-        self.baselines[key] = json.loads(json.dumps(document))
-        return key
-
-    def load_baseline(self, key: str) -> dict[str, Any] | None:
-        return self.baselines.get(key)
 
 
 class ScriptedChecker:

@@ -382,6 +382,39 @@ def _class_not_offered(rejected: EffectRejected, run: RunRecord) -> EffectReject
     )
 
 
+def _snapshot_info(found: Any, kind: str, *, encrypted: bool | None) -> SnapshotInfo:
+    """A DB snapshot's or DB cluster snapshot's description (``kind``: ``DBSnapshot`` or
+    ``DBClusterSnapshot``, the prefix of its identifier and ARN fields)."""
+    arn = str(found.get(f"{kind}Arn", ""))
+    arn_parts = arn.split(":")
+    return SnapshotInfo(
+        snapshot_id=str(found[f"{kind}Identifier"]),
+        snapshot_arn=arn,
+        snapshot_type=found.get("SnapshotType"),
+        snapshot_created_at=found.get("SnapshotCreateTime"),
+        engine=str(found.get("Engine", "")),
+        engine_version=found.get("EngineVersion"),
+        encrypted=encrypted,
+        kms_key_id=found.get("KmsKeyId"),
+        master_username=str(found.get("MasterUsername", "postgres")),
+        allocated_storage_gib=found.get("AllocatedStorage"),
+        storage_type=found.get("StorageType"),
+        region=arn_parts[3] if len(arn_parts) > 4 else None,
+        account_id=arn_parts[4] if len(arn_parts) > 4 else None,
+    )
+
+
+def _newest_available(snapshots: Iterator[Any], id_field: str) -> str | None:
+    newest: tuple[datetime, str] | None = None
+    for snapshot in snapshots:
+        created = snapshot.get("SnapshotCreateTime")
+        if snapshot.get("Status") != "available" or created is None:
+            continue
+        if newest is None or created > newest[0]:
+            newest = (created, str(snapshot[id_field]))
+    return newest[1] if newest else None
+
+
 class RdsAdapter:
     def __init__(
         self,
@@ -427,36 +460,16 @@ class RdsAdapter:
         if not snapshots:
             return None
         found = snapshots[0]
-        arn = str(found.get("DBSnapshotArn", ""))
-        arn_parts = arn.split(":")
-        info = SnapshotInfo(
-            snapshot_id=str(found["DBSnapshotIdentifier"]),
-            snapshot_arn=arn,
-            snapshot_type=found.get("SnapshotType"),
-            snapshot_created_at=found.get("SnapshotCreateTime"),
-            engine=str(found.get("Engine", "")),
-            engine_version=found.get("EngineVersion"),
-            encrypted=found.get("Encrypted"),
-            kms_key_id=found.get("KmsKeyId"),
-            master_username=str(found.get("MasterUsername", "postgres")),
-            allocated_storage_gib=found.get("AllocatedStorage"),
-            storage_type=found.get("StorageType"),
-            region=arn_parts[3] if len(arn_parts) > 4 else None,
-            account_id=arn_parts[4] if len(arn_parts) > 4 else None,
-        )
+        info = _snapshot_info(found, "DBSnapshot", encrypted=found.get("Encrypted"))
         return info, str(found.get("DBInstanceIdentifier", ""))
 
     def latest_automated_snapshot(self, instance_id: str) -> str | None:
         paginator = self._rds.get_paginator("describe_db_snapshots")
-        newest: tuple[datetime, str] | None = None
-        for page in paginator.paginate(DBInstanceIdentifier=instance_id, SnapshotType="automated"):
-            for snapshot in page.get("DBSnapshots", []):
-                created = snapshot.get("SnapshotCreateTime")
-                if snapshot.get("Status") != "available" or created is None:
-                    continue
-                if newest is None or created > newest[0]:
-                    newest = (created, str(snapshot["DBSnapshotIdentifier"]))
-        return newest[1] if newest else None
+        pages = paginator.paginate(DBInstanceIdentifier=instance_id, SnapshotType="automated")
+        return _newest_available(
+            (snapshot for page in pages for snapshot in page.get("DBSnapshots", [])),
+            "DBSnapshotIdentifier",
+        )
 
     def _view(self, found: dict[str, Any]) -> InstanceView:
         endpoint = found.get("Endpoint") or {}
@@ -619,36 +632,16 @@ class RdsAdapter:
         if not snapshots:
             return None
         found = snapshots[0]
-        arn = str(found.get("DBClusterSnapshotArn", ""))
-        arn_parts = arn.split(":")
-        info = SnapshotInfo(
-            snapshot_id=str(found["DBClusterSnapshotIdentifier"]),
-            snapshot_arn=arn,
-            snapshot_type=found.get("SnapshotType"),
-            snapshot_created_at=found.get("SnapshotCreateTime"),
-            engine=str(found.get("Engine", "")),
-            engine_version=found.get("EngineVersion"),
-            encrypted=found.get("StorageEncrypted"),
-            kms_key_id=found.get("KmsKeyId"),
-            master_username=str(found.get("MasterUsername", "postgres")),
-            allocated_storage_gib=found.get("AllocatedStorage"),
-            storage_type=found.get("StorageType"),
-            region=arn_parts[3] if len(arn_parts) > 4 else None,
-            account_id=arn_parts[4] if len(arn_parts) > 4 else None,
-        )
+        info = _snapshot_info(found, "DBClusterSnapshot", encrypted=found.get("StorageEncrypted"))
         return info, str(found.get("DBClusterIdentifier", ""))
 
     def latest_automated_cluster_snapshot(self, cluster_id: str) -> str | None:
         paginator = self._rds.get_paginator("describe_db_cluster_snapshots")
-        newest: tuple[datetime, str] | None = None
-        for page in paginator.paginate(DBClusterIdentifier=cluster_id, SnapshotType="automated"):
-            for snapshot in page.get("DBClusterSnapshots", []):
-                created = snapshot.get("SnapshotCreateTime")
-                if snapshot.get("Status") != "available" or created is None:
-                    continue
-                if newest is None or created > newest[0]:
-                    newest = (created, str(snapshot["DBClusterSnapshotIdentifier"]))
-        return newest[1] if newest else None
+        pages = paginator.paginate(DBClusterIdentifier=cluster_id, SnapshotType="automated")
+        return _newest_available(
+            (snapshot for page in pages for snapshot in page.get("DBClusterSnapshots", [])),
+            "DBClusterSnapshotIdentifier",
+        )
 
     def _cluster_view(self, found: dict[str, Any]) -> ClusterView:
         pending = found.get("PendingModifiedValues") or {}
