@@ -23,6 +23,7 @@ whose instance was not yet gone, and no drill slot left held) and, after it stop
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -175,11 +176,25 @@ def check_dead_letters(cloud: LocalCloud) -> list[Violation]:
     """Dead-letter queues hold the poison messages sent, and nothing a drill needed."""
     poison = {body for _, body in cloud.poison_sent()}
     return [
-        Violation("only poison in DLQs", f"{queue} holds {body[:200]!r}")
+        Violation("only poison in DLQs", f"{queue} holds {_dead_letter_text(body)}")
         for queue, bodies in cloud.dead_letters().items()
         for body in bodies
         if body not in poison
     ]
+
+
+def _dead_letter_text(body: str) -> str:
+    """What a dead letter is, for people: a Lambda failure record names the function, the
+    condition and the error; anything else is shown by its start."""
+    try:
+        record = json.loads(body)
+        context = record["requestContext"]
+        function = str(context["functionArn"]).split(":")[6]
+        response = record.get("responsePayload") or {}
+        error = f"{response.get('errorType', '')}: {response.get('errorMessage', '')}"
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return repr(body[:200])
+    return f"a failure record of {function} ({context.get('condition')}): {error[:300]}"
 
 
 def check_nothing_running(cloud: LocalCloud) -> list[Violation]:
