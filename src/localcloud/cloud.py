@@ -541,6 +541,10 @@ class LocalCloud:
     def crashes_fired(self) -> list[tuple[str, str]]:
         return crash.fired(self.crash_dir)
 
+    def crashed_requests(self) -> set[str]:
+        """The Lambda request ids that an injected crash killed."""
+        return crash.killed_requests(self.crash_dir)
+
     def create_source_database(
         self, instance_id: str = "clinic-db", aliases: Sequence[str] = ()
     ) -> SourceDatabase:
