@@ -514,6 +514,7 @@ def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t: dict[str, Any
         snapshot=SimpleNamespace(snapshot_id="rds:orders-db-2026-11-27-03-00"),
         instance_class="db.t4g.micro",
         source_db="orders-db",
+        point_in_time=None,
     )
     # When it restores a drill's instance
     adapter.restore(run)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     ReportLink,
+    RestorableSource,
     RunRecord,
     RunState,
     SnapshotInfo,
@@ -496,39 +497,89 @@ class RdsAdapter:
             raise NotOurInstance(f"{instance_id} does not carry this drill's ownership tags")
         return view
 
+    def _restored_instance_settings(self, run: RunRecord) -> dict[str, Any]:
+        """What every drill instance is restored with, from a snapshot or to a point in time:
+        private, in the drill subnet group and security group, on the drill port, no backups,
+        tagged as this stack's; encryption (and its KMS key) follows the backup's."""
+        return {
+            "DBInstanceClass": run.instance_class,
+            "DBSubnetGroupName": self._subnet_group,
+            "VpcSecurityGroupIds": [self._security_group],
+            "PubliclyAccessible": False,
+            "MultiAZ": False,
+            "Port": DRILL_PORT,
+            "EngineLifecycleSupport": ENGINE_LIFECYCLE_SUPPORT,
+            "AutoMinorVersionUpgrade": False,
+            "DeletionProtection": False,
+            "CopyTagsToSnapshot": False,
+            "BackupRetentionPeriod": 0,
+            "Tags": [
+                {"Key": OWNER_TAG, "Value": self._stack},
+                {"Key": RUN_ID_TAG, "Value": run.run_id},
+                {"Key": SOURCE_DB_TAG, "Value": run.source_db},
+            ],
+        }
+
     def restore(self, run: RunRecord) -> None:
+        if run.point_in_time is not None:
+            self._restore_to_point_in_time(run, run.point_in_time.restore_time)
+            return
         try:
             self._rds.restore_db_instance_from_db_snapshot(
                 DBInstanceIdentifier=run.instance_id,
                 DBSnapshotIdentifier=run.snapshot.snapshot_id,
-                DBInstanceClass=run.instance_class,
-                DBSubnetGroupName=self._subnet_group,
-                VpcSecurityGroupIds=[self._security_group],
-                PubliclyAccessible=False,
-                MultiAZ=False,
-                Port=DRILL_PORT,
-                EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
-                AutoMinorVersionUpgrade=False,
-                DeletionProtection=False,
-                CopyTagsToSnapshot=False,
-                BackupRetentionPeriod=0,
-                Tags=[
-                    {"Key": OWNER_TAG, "Value": self._stack},
-                    {"Key": RUN_ID_TAG, "Value": run.run_id},
-                    {"Key": SOURCE_DB_TAG, "Value": run.source_db},
-                ],
+                **self._restored_instance_settings(run),
             )
         except INVALID_REQUEST_ERRORS as error:
             raise _invalid_request("RestoreDBInstanceFromDBSnapshot", error) from None
         except ClientError as error:
-            if _code(error) == "DBInstanceAlreadyExists":
-                return  # an earlier attempt got through; the next observation checks its tags
-            rejected = _rejected_or_raise(error)
-            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
-                rejected.message
-            ):
-                raise _class_not_offered(rejected, run) from None
-            raise rejected from None
+            self._restore_refused(error, run)
+
+    def _restore_to_point_in_time(self, run: RunRecord, restore_time: datetime) -> None:
+        """RestoreDBInstanceToPointInTime to the time the drill asked for (never
+        UseLatestRestorableTime: the RPO is measured against the time requested). The source is
+        only read by RDS; nothing is asked of it."""
+        try:
+            self._rds.restore_db_instance_to_point_in_time(
+                SourceDBInstanceIdentifier=run.source_db,
+                TargetDBInstanceIdentifier=run.instance_id,
+                RestoreTime=restore_time,
+                **self._restored_instance_settings(run),
+            )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("RestoreDBInstanceToPointInTime", error) from None
+        except ClientError as error:
+            self._restore_refused(error, run)
+
+    @staticmethod
+    def _restore_refused(error: ClientError, run: RunRecord) -> None:
+        if _code(error) == "DBInstanceAlreadyExists":
+            return  # an earlier attempt got through; the next observation checks its tags
+        rejected = _rejected_or_raise(error)
+        if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
+            rejected.message
+        ):
+            raise _class_not_offered(rejected, run) from None
+        raise rejected from None
+
+    def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
+        """The source of a point-in-time drill, with its LatestRestorableTime."""
+        found = self._describe_instance(instance_id)
+        if found is None:
+            return None
+        return RestorableSource(
+            instance_id=instance_id,
+            arn=str(found.get("DBInstanceArn", "")),
+            engine=str(found.get("Engine", "")),
+            engine_version=found.get("EngineVersion"),
+            encrypted=found.get("StorageEncrypted"),
+            kms_key_id=found.get("KmsKeyId"),
+            master_username=str(found.get("MasterUsername", "postgres")),
+            allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
+            tags=_tags(found.get("TagList")),
+            latest_restorable_time=found.get("LatestRestorableTime"),
+        )
 
     def set_master_password(self, run: RunRecord, password: str) -> None:
         if self._owned(run.run_id, run.instance_id) is None:

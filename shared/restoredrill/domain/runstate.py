@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from restoredrill.domain.point_in_time import restore_failed_reason, rpo_exceeded
 from restoredrill.ports.messages import failed_checks
 from restoredrill.ports.records import (
     ACTIVE_STATES,
@@ -291,6 +292,8 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             run, now, Verdict.ERROR, "the restored instance never appeared"
         )
     fault = _fault_of(instance, "instance")
+    if fault is not None and run.point_in_time is not None and fault[0] is Verdict.FAILED:
+        fault = (Verdict.FAILED, restore_failed_reason(run, instance.status))
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
     if instance.status == "available":
@@ -446,6 +449,8 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
     else:
         verdict = Verdict.ERROR
         reason = f"the checker failed: {outcome.error or 'no result'}"
+    if run.point_in_time is not None and verdict is not Verdict.ERROR:
+        verdict, reason = _point_in_time_verdict(run, outcome, verdict, reason)
     return _tear_down(
         run,
         instance,
@@ -456,6 +461,18 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
         checks=outcome.result,
         baseline_key=outcome.baseline_key,
     )
+
+
+def _point_in_time_verdict(
+    run: RunRecord, outcome: CheckerOutcome, verdict: Verdict, reason: str | None
+) -> tuple[Verdict, str | None]:
+    """A point-in-time drill whose measured RPO is over the policy's max_rpo fails, saying so
+    with the figure (after the failed checks' reason, if there is one)."""
+    assert run.point_in_time is not None
+    exceeded = rpo_exceeded(run.point_in_time, outcome.result)
+    if exceeded is None:
+        return verdict, reason
+    return Verdict.FAILED, f"{reason}; {exceeded}" if reason else exceeded
 
 
 def _failed_checks_reason(outcome: CheckerOutcome) -> str:

@@ -13,6 +13,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     ReportLink,
+    RestorableSource,
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
@@ -68,7 +69,14 @@ class RdsGateway(Protocol):
 
     def describe_drill_instance(self, instance_id: str) -> InstanceView | None: ...
 
-    def restore(self, run: RunRecord) -> None: ...
+    def restore(self, run: RunRecord) -> None:
+        """From the run's snapshot, or (a point-in-time drill) RestoreDBInstanceToPointInTime to
+        its requested time; the same drill settings either way."""
+        ...
+
+    def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
+        """A point-in-time drill's source DB instance and its LatestRestorableTime."""
+        ...
 
     def set_master_password(self, run: RunRecord, password: str) -> None: ...
 
