@@ -50,6 +50,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +68,15 @@ from moto.rds.exceptions import (
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
-from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
+from localcloud.postgres import (
+    PostgresServer,
+    base_backup,
+    configure_recovery,
+    enable_wal_archiving,
+    ensure_usable_dir,
+    restore_copy,
+    wait_promoted,
+)
 
 __all__ = ["AccountLimits", "LocalRds", "RdsFaults", "emulate_account_attributes"]
 
@@ -76,6 +85,7 @@ log = logging.getLogger(__name__)
 LOCAL_ADDRESS = "127.0.0.1"
 _ADDRESS_ATTR = "_localcloud_address"
 _PENDING_ATTR = "_localcloud_no_endpoint"  # like AWS: no Endpoint until the restore is done
+_LRT_ATTR = "_localcloud_latest_restorable_time"
 _PLACEHOLDER_PORT = 5432
 _THREAD_JOIN_SECONDS = 60.0
 FAILED_RESTORE_STATUS = "incompatible-restore"
@@ -129,6 +139,18 @@ class AccountLimits:
 class _Snapshot:
     snapshot_id: str
     data_dir: Path | None  # None while the base backup is being taken
+    # An automated snapshot of a source: whose, and when its base backup had ended (the earliest
+    # time a point-in-time restore from it can reach).
+    source: str | None = None
+    taken_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """A point-in-time restore: replay WAL from ``archive`` up to ``target``."""
+
+    archive: Path
+    target: datetime
 
 
 @dataclass
@@ -146,6 +168,8 @@ class _Instance:
     lockers: list[Any] = field(default_factory=list)
     # Aurora: the cluster whose storage the server runs on (stopped, not destroyed, with it)
     cluster_id: str | None = None
+    # A source whose server archives its WAL here (point-in-time restores replay it).
+    wal_archive: Path | None = None
 
 
 @dataclass
@@ -169,6 +193,7 @@ class _Cluster:
 
 _PATCHED_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
+    "restore_db_instance_to_point_in_time",
     "modify_db_instance",
     "delete_db_instance",
     "copy_db_snapshot",
@@ -205,6 +230,32 @@ def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any)
             "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
         )
     return local._on_restore(backend, from_snapshot_id, overrides)
+
+
+def _patched_restore_to_point_in_time(
+    backend: RDSBackend, source_db_identifier: str, target_db_identifier: str, overrides: Any
+) -> DBInstance:
+    local = _local_for(backend)
+    if local is None:
+        return _call_original(
+            "restore_db_instance_to_point_in_time",
+            backend,
+            source_db_identifier,
+            target_db_identifier,
+            overrides,
+        )
+    return local._on_restore_to_point_in_time(
+        backend, source_db_identifier, target_db_identifier, overrides
+    )
+
+
+def _patched_latest_restorable_time_fget(instance: DBInstance) -> datetime | None:
+    """A local source's LatestRestorableTime is the end of the WAL it last shipped
+    (:meth:`LocalRds.ship_logs`); none before, like an instance without a finished backup.
+    moto's own (now) for every other instance."""
+    if _LRT_ATTR in instance.__dict__:
+        return cast(datetime | None, instance.__dict__[_LRT_ATTR])
+    return cast(datetime, _original("latest_restorable_time").fget(instance))
 
 
 def _describe_account_attributes(response: RDSResponse) -> ActionResult:
@@ -338,6 +389,7 @@ def _patch_moto() -> None:
     for name in _PATCHED_BACKEND_METHODS:
         _originals[name] = RDSBackend.__dict__[name]
     _originals["address"] = DBInstance.__dict__["address"]
+    _originals["latest_restorable_time"] = DBInstance.__dict__["latest_restorable_time"]
     _originals["endpoint"] = DBInstance.__dict__["endpoint"]
     _originals["cluster_endpoint"] = DBCluster.__dict__["endpoint"]
     _originals["cluster_status"] = DBCluster.__dict__["status"]
@@ -349,6 +401,7 @@ def _patch_moto() -> None:
         "describe_db_clusters": _locked_passthrough("describe_db_clusters"),
         "describe_db_cluster_snapshots": _locked_passthrough("describe_db_cluster_snapshots"),
         "restore_db_instance_from_db_snapshot": _patched_restore,
+        "restore_db_instance_to_point_in_time": _patched_restore_to_point_in_time,
         "modify_db_instance": _patched_modify,
         "delete_db_instance": _patched_delete,
         "copy_db_snapshot": _patched_copy_snapshot,
@@ -359,6 +412,8 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
+    lrt = property(_patched_latest_restorable_time_fget)
+    setattr(DBInstance, "latest_restorable_time", lrt)  # noqa: B010
     setattr(DBCluster, "endpoint", property(_patched_cluster_endpoint_fget))  # noqa: B010
     status = _originals["cluster_status"]
     setattr(DBCluster, "status", property(_patched_cluster_status_fget, status.fset))  # noqa: B010
@@ -378,6 +433,7 @@ def _unpatch_moto() -> None:
         setattr(RDSBackend, name, _originals.pop(name))
     setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
     setattr(DBInstance, "endpoint", _originals.pop("endpoint"))  # noqa: B010
+    setattr(DBInstance, "latest_restorable_time", _originals.pop("latest_restorable_time"))  # noqa: B010
     setattr(DBCluster, "endpoint", _originals.pop("cluster_endpoint"))  # noqa: B010
     setattr(DBCluster, "status", _originals.pop("cluster_status"))  # noqa: B010
 
@@ -629,6 +685,8 @@ class LocalRds:
             # the source's snapshots are the real ones create_automated_snapshot() makes.
             self._drop_moto_automated_snapshots(backend, instance.db_instance_identifier)
             instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+            # No restorable time until its logs are shipped (ship_logs), and only if archived.
+            instance.__dict__[_LRT_ATTR] = None
             instance.port = server.port
             self._instances[instance.db_instance_identifier] = _Instance(
                 identifier=instance.db_instance_identifier,
@@ -671,7 +729,9 @@ class LocalRds:
                     tags=list(instance.tags) or None,
                 )
                 snapshot.status = "available"
-                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                self._snapshots[snapshot_id] = _Snapshot(
+                    snapshot_id, data_dir=target, source=identifier, taken_at=_now()
+                )
                 event = _envelope(
                     detail_type="RDS DB Snapshot Event",
                     account=self.account_id,
@@ -737,6 +797,53 @@ class LocalRds:
         if snapshot is not None and snapshot.data_dir is not None and not shared:
             shutil.rmtree(snapshot.data_dir, ignore_errors=True)
 
+    # -- point-in-time restore: WAL archiving on a source, and its shipped logs ---------------
+
+    def enable_point_in_time(self, db_instance_identifier: str) -> Path:
+        """Archive the source's WAL (its server is restarted) so that it can be restored to a
+        point in time: from its newest automated snapshot before that time, replaying the
+        archive. Returns the archive directory."""
+        identifier = db_instance_identifier.lower()
+        with self._lock:
+            record = self._instances.get(identifier)
+        if record is None or record.kind != "source" or record.server is None:
+            raise DBInstanceNotFoundError(db_instance_identifier)
+        archive = self.state_dir / "wal-archive" / _safe_name(identifier)
+        enable_wal_archiving(record.server, archive)
+        record.wal_archive = archive
+        return archive
+
+    def wal_archive_dir(self, db_instance_identifier: str) -> Path | None:
+        """Where a source's WAL is archived (tests remove a segment from it)."""
+        with self._lock:
+            record = self._instances.get(db_instance_identifier.lower())
+        return None if record is None else record.wal_archive
+
+    def ship_logs(self, db_instance_identifier: str) -> datetime:
+        """What RDS does every five minutes: the source's transaction logs so far are archived,
+        and its LatestRestorableTime moves up to them. A commit is written after the time read
+        (a transaction id, no data), so that recovery to that time finds its end in the logs."""
+        identifier = db_instance_identifier.lower()
+        with self._lock:
+            record = self._instances.get(identifier)
+        if record is None or record.server is None or record.wal_archive is None:
+            raise InvalidParameterValue(f"{db_instance_identifier} does not archive its WAL")
+        admin = record.server.admin_connect()
+        try:
+            ((restorable,),) = admin.run("SELECT clock_timestamp()")
+            admin.run("SELECT pg_current_xact_id()")
+            ((segment,),) = admin.run("SELECT pg_walfile_name(pg_switch_wal())")
+        finally:
+            admin.close()
+        deadline = time.monotonic() + _THREAD_JOIN_SECONDS
+        while not (record.wal_archive / str(segment)).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"WAL segment {segment} of {identifier} was never archived")
+            time.sleep(0.05)
+        with self._lock:
+            self.backend.databases[identifier].__dict__[_LRT_ATTR] = restorable
+        return cast(datetime, restorable)
+
     def faults_for(self, identifier: str) -> RdsFaults:
         return self.instance_faults.get(identifier.lower(), self.faults)
 
@@ -795,39 +902,144 @@ class LocalRds:
             instance = _call_original(
                 "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
             )
-            identifier = instance.db_instance_identifier
-            instance.status = "creating"
-            instance.__dict__.pop(_ADDRESS_ATTR, None)
-            instance.__dict__[_PENDING_ATTR] = True
-            instance.port = _PLACEHOLDER_PORT
-            # moto ignores falsy overrides, so BackupRetentionPeriod=0 would be lost
-            if overrides.get("backup_retention_period") == 0:
-                instance.backup_retention_period = 0
-            # the new instance's initial automated backup (moto makes one) holds the same data
-            # as the snapshot it was restored from; with BackupRetentionPeriod=0 AWS makes none
-            source = self._snapshots.get(snapshot_id)
-            for moto_id, snapshot in list(backend.database_snapshots.items()):
-                if (
-                    snapshot.snapshot_type == "automated"
-                    and snapshot.database.db_instance_identifier == identifier
-                    and moto_id not in self._snapshots
-                ):
-                    if instance.backup_retention_period == 0 or source is None:
-                        del backend.database_snapshots[moto_id]
-                    else:
-                        self._snapshots[moto_id] = _Snapshot(moto_id, source.data_dir)
-            record = _Instance(
-                identifier=identifier,
-                arn=instance.arn,
-                kind="restored",
-                state="creating",
-                master_username=instance.master_username,
+            return self._begin_restore(backend, instance, snapshot_id, overrides, None)
+
+    def _on_restore_to_point_in_time(
+        self,
+        backend: RDSBackend,
+        source_db_identifier: str,
+        target_db_identifier: str,
+        overrides: Any,
+    ) -> DBInstance:
+        """RestoreDBInstanceToPointInTime of a source that archives its WAL: its newest
+        automated snapshot taken before the time, recovered with the archive up to it."""
+        source_id = str(source_db_identifier).lower()
+        with self._lock:
+            record = self._instances.get(source_id)
+            if record is None or record.kind != "source":
+                return _call_original(
+                    "restore_db_instance_to_point_in_time",
+                    backend,
+                    source_db_identifier,
+                    target_db_identifier,
+                    overrides,
+                )
+            if record.wal_archive is None:
+                raise RDSClientError(
+                    "PointInTimeRestoreNotEnabled",
+                    f"{source_db_identifier} keeps no transaction logs to restore from.",
+                )
+            target = self._restore_time(backend.databases[source_id], overrides)
+            base = self._base_backup_before(source_id, target)
+            self._refuse_beyond_quota(backend, str(target_db_identifier))
+            # moto copies the source's attributes, ours too: the new instance gets its own.
+            source = backend.databases[source_id]
+            ours = {
+                key: source.__dict__.pop(key)
+                for key in (_ADDRESS_ATTR, _LRT_ATTR)
+                if key in source.__dict__
+            }
+            try:
+                instance = _call_original(
+                    "restore_db_instance_to_point_in_time",
+                    backend,
+                    source_db_identifier,
+                    target_db_identifier,
+                    overrides,
+                )
+            finally:
+                source.__dict__.update(ours)
+            return self._begin_restore(
+                backend, instance, base, overrides, _Recovery(record.wal_archive, target)
             )
-            self._instances[identifier] = record
-            self.restored_now += 1
-            self.restored_peak = max(self.restored_peak, self.restored_now)
-            self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
-            return instance
+
+    @staticmethod
+    def _restore_time(source: DBInstance, overrides: Any) -> datetime:
+        """The RestoreTime asked for (or the LatestRestorableTime); refused past the latest."""
+        latest = source.latest_restorable_time
+        if overrides.get("use_latest_restorable_time"):
+            if latest is None:
+                raise RDSClientError("InvalidRestoreFault", "No restorable time yet.")
+            return cast(datetime, latest)
+        asked = overrides.get("restore_time")
+        if asked is None:
+            raise InvalidParameterCombination("RestoreTime or UseLatestRestorableTime is required.")
+        target = (
+            asked
+            if isinstance(asked, datetime)
+            else datetime.fromisoformat(str(asked).replace("Z", "+00:00"))
+        )
+        if target.tzinfo is None:
+            target = target.replace(tzinfo=UTC)  # RDS reads times without an offset as UTC
+        if latest is None or target > latest:
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"RestoreTime {target.isoformat()} is after the LatestRestorableTime "
+                f"{latest.isoformat() if latest else '(none)'}.",
+            )
+        return target
+
+    def _base_backup_before(self, source_id: str, target: datetime) -> str:
+        """The newest automated snapshot of the source whose base backup ended before ``target``."""
+        candidates = [
+            snapshot
+            for snapshot in self._snapshots.values()
+            if snapshot.source == source_id
+            and snapshot.data_dir is not None
+            and snapshot.taken_at is not None
+            and snapshot.taken_at <= target
+        ]
+        if not candidates:
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"No automated backup of {source_id} before {target.isoformat()}.",
+            )
+        return max(candidates, key=lambda snapshot: snapshot.taken_at or target).snapshot_id
+
+    def _begin_restore(
+        self,
+        backend: RDSBackend,
+        instance: DBInstance,
+        snapshot_id: str,
+        overrides: Any,
+        recovery: _Recovery | None,
+    ) -> DBInstance:
+        """A new restored instance, ``creating`` until its server runs (under the lock)."""
+        identifier = instance.db_instance_identifier
+        instance.status = "creating"
+        instance.__dict__.pop(_ADDRESS_ATTR, None)
+        instance.__dict__[_PENDING_ATTR] = True
+        instance.port = _PLACEHOLDER_PORT
+        # moto ignores falsy overrides, so BackupRetentionPeriod=0 would be lost
+        if overrides.get("backup_retention_period") == 0:
+            instance.backup_retention_period = 0
+        # the new instance's initial automated backup (moto makes one) holds the same data
+        # as the snapshot it was restored from; with BackupRetentionPeriod=0 AWS makes none
+        source = self._snapshots.get(snapshot_id)
+        for moto_id, snapshot in list(backend.database_snapshots.items()):
+            if (
+                snapshot.snapshot_type == "automated"
+                and snapshot.database.db_instance_identifier == identifier
+                and moto_id not in self._snapshots
+            ):
+                if instance.backup_retention_period == 0 or source is None:
+                    del backend.database_snapshots[moto_id]
+                else:
+                    self._snapshots[moto_id] = _Snapshot(moto_id, source.data_dir)
+        record = _Instance(
+            identifier=identifier,
+            arn=instance.arn,
+            kind="restored",
+            state="creating",
+            master_username=instance.master_username,
+        )
+        self._instances[identifier] = record
+        self.restored_now += 1
+        self.restored_peak = max(self.restored_peak, self.restored_now)
+        self._spawn(
+            record, "restore", self._restore_worker, instance, record, snapshot_id, recovery
+        )
+        return instance
 
     def instances_used(self, backend: RDSBackend) -> int:
         """DBInstances used: production's, and moto's instances (but the sources when they are
@@ -880,7 +1092,11 @@ class LocalRds:
         ).start()
 
     def _restore_worker(
-        self, instance: DBInstance, record: _Instance, snapshot_id: str
+        self,
+        instance: DBInstance,
+        record: _Instance,
+        snapshot_id: str,
+        recovery: _Recovery | None = None,
     ) -> dict[str, Any] | None:
         faults = self.faults_for(record.identifier)
         if faults.stuck_restore:
@@ -888,7 +1104,7 @@ class LocalRds:
             return None  # stuck in "creating" until deleted (or shut down)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None  # deleted (or shut down) while "creating"
-        server, failure = self._restore_server(record, snapshot_id, faults)
+        server, failure = self._restore_server(record, snapshot_id, faults, recovery)
         with self._lock:
             abandoned = record.cancel.is_set() or self._closed or record.state != "creating"
             event = (
@@ -901,7 +1117,11 @@ class LocalRds:
         return event
 
     def _restore_server(
-        self, record: _Instance, snapshot_id: str, faults: RdsFaults
+        self,
+        record: _Instance,
+        snapshot_id: str,
+        faults: RdsFaults,
+        recovery: _Recovery | None = None,
     ) -> tuple[PostgresServer | None, str | None]:
         """The restored instance's server, started, or why there is none."""
         snapshot = self._snapshots.get(snapshot_id)
@@ -920,7 +1140,11 @@ class LocalRds:
             return None, f"restore failed: {exc}"
         record.server = server
         try:
+            if recovery is not None:
+                configure_recovery(server, recovery.archive, recovery.target)
             server.start()
+            if recovery is not None:
+                wait_promoted(server)
         except Exception as exc:
             log.exception("local RDS: restore of %s failed", record.identifier)
             return server, f"restore failed: {exc}"

@@ -55,6 +55,10 @@ SNAPSHOT_FAULT_CODES = frozenset(
         # RestoreDBClusterFromSnapshot's (botocore's RDS model: the code is the fault's name)
         "DBClusterSnapshotNotFoundFault",
         "InvalidDBClusterSnapshotStateFault",
+        # RestoreDBInstanceToPointInTime's: the source keeps no backups (retention 0), so it
+        # cannot be restored to any point in time.
+        "PointInTimeRestoreNotEnabled",
+        "PointInTimeRestoreNotEnabledFault",
     }
 )
 

@@ -705,6 +705,8 @@ class DrillFinished(BaseModel):
     # What the drill did not verify of what its policy asks for (None: all of it).
     partly_verified: str | None = None
     estimated_cost_usd: float | None = None
+    # A point-in-time drill: the time the database was restored to (None: a snapshot drill).
+    point_in_time: str | None = None
     report: EventReportLocation
     created_at: str | None = None
     finished_at: str | None = None
