@@ -960,7 +960,7 @@ class LocalRds:
         if overrides.get("use_latest_restorable_time"):
             if latest is None:
                 raise RDSClientError("InvalidRestoreFault", "No restorable time yet.")
-            return cast(datetime, latest)
+            return latest
         asked = overrides.get("restore_time")
         if asked is None:
             raise InvalidParameterCombination("RestoreTime or UseLatestRestorableTime is required.")
