@@ -33,11 +33,13 @@ def point_in_time_key(source_db: str, every_seconds: float, now: datetime) -> st
 
 
 def restorable_snapshot(
-    rds: RdsGateway, source_db: str, opt_in_tag: tuple[str, str], policy: DrillPolicy
+    rds: RdsGateway, source_db: str, opt_in_tag: tuple[str, str], policy: DrillPolicy | None
 ) -> tuple[SnapshotInfo, PointInTimeRestore]:
     """What a point-in-time drill of ``source_db`` restores: the source described as its
     "snapshot" (the backup under test is its automated backup and logs, up to the requested
-    time) and the time requested. Raises DrillRejected saying why there is no such drill."""
+    time) and the time requested. Raises DrillRejected saying why there is no such drill.
+    ``policy`` None (the operator CLI, which has no policy): its freshness rule is not asked
+    for; StartDrill asks."""
     key, value = opt_in_tag
     source = rds.describe_restorable_source(source_db)
     if source is None:
@@ -46,7 +48,7 @@ def restorable_snapshot(
         raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
     if source.tags.get(key) != value:
         raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")
-    if not policy.freshness:
+    if policy is not None and not policy.freshness:
         raise DrillRejected(
             f"a point-in-time drill of {source_db} needs a freshness rule in its drill policy: "
             "the RPO is the age of the newest row the freshness rules find"
@@ -74,7 +76,7 @@ def restorable_snapshot(
         region=arn_parts[3] if len(arn_parts) > 4 else None,
         account_id=arn_parts[4] if len(arn_parts) > 4 else None,
     )
-    max_rpo = policy.pitr.max_rpo if policy.pitr is not None else None
+    max_rpo = policy.pitr.max_rpo if policy is not None and policy.pitr is not None else None
     return snapshot, PointInTimeRestore(restore_time=restore_time, max_rpo_seconds=max_rpo)
 
 
