@@ -38,6 +38,7 @@ from restoredrill.ports.records import (
 
 from tests.unit.check_suites import check, suite_of
 from tests.unit.fakes import START, World, world
+from tests.unit.test_report_schema import errors_of
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 OPT_IN = {"restoredrill:drill": "enabled"}
@@ -317,6 +318,8 @@ def test_a_drill_whose_rpo_exceeds_max_rpo_fails_and_its_report_says_point_in_ti
         "rpo_seconds": 420.0,
         "max_rpo_seconds": 300.0,
     }
+    # (a report the published schema describes)
+    assert errors_of(report) == []
     finished = DrillFinished.model_validate(w.events.items[0])
     assert finished.point_in_time == "2026-11-27T02:55:00+00:00"
     text, _ = render(finished)
