@@ -244,6 +244,29 @@ def test_the_schedule_respects_the_drill_window_and_skips_a_source_it_cannot_dri
     assert w.runs.runs == {}
 
 
+def test_a_failing_call_for_one_database_does_not_keep_the_others_from_their_drill() -> None:
+    # Given two scheduled databases, the first of which RDS cannot describe right now
+    w = pitr_world("every 24h")
+    w.ctx.policies = parse_policy_text(
+        "version: 1\ndatabases:\n"
+        + "".join(f"  {db}:\n{FRESHNESS}    pitr: every 24h\n" for db in ("a-db", "clinic-db")),
+        "policy.yaml",
+    )
+    throttled = w.rds.describe_restorable_source
+
+    def describe(instance_id: str) -> Any:
+        if instance_id == "a-db":
+            raise ConnectionError("Rate exceeded")
+        return throttled(instance_id)
+
+    w.rds.describe_restorable_source = describe  # type: ignore[method-assign]
+    # When the sweeper runs
+    started = sweep(w.ctx).point_in_time_started
+    # Then the other database's drill started, and the failing one is left for the next sweep
+    assert started == [run_id_for(point_in_time_key("clinic-db", 86400, START))]
+    assert w.runs.get(run_id_for(point_in_time_key("a-db", 86400, START))) is None
+
+
 def test_the_window_key_changes_exactly_at_the_window_boundary() -> None:
     midnight = datetime(2026, 11, 28, tzinfo=UTC)
     before = point_in_time_key("clinic-db", 86400, midnight - timedelta(microseconds=1))

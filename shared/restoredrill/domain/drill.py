@@ -604,6 +604,13 @@ def start_scheduled_point_in_time_drills(ctx: DrillContext) -> list[str]:
                 extra={"source_db": source_db, "reason": str(rejected)},
             )
             continue
+        except Exception:
+            # One database's failing call (a throttle) must not keep the others' drills from
+            # starting; the next sweep tries it again (its window's key is still unused).
+            logger.exception(
+                "scheduled point-in-time drill not started", extra={"source_db": source_db}
+            )
+            continue
         started.append(run.run_id)
     return started
 
