@@ -233,10 +233,11 @@ class StackClient:
         point_in_time: bool = False,
     ) -> str:
         """Publish Drill Requested for ``db`` (or its snapshot ``snapshot_id``; or, with
-        ``point_in_time``, to its latest restorable time) on the stack's bus; the run id
+        ``point_in_time``, the instance or cluster to its latest restorable time) on the stack's
+        bus; the run id
         StartDrill will give the drill."""
         request_id = str(uuid.uuid4())
-        cluster = not point_in_time and self._names_a_cluster(db)
+        cluster = self._names_a_cluster(db)
         try:
             detail = DrillRequestedDetail(
                 db_instance_identifier=None if cluster else db,
@@ -330,7 +331,8 @@ class StackClient:
         with aws_errors(f"cannot describe {db} in {self._where}"):
             try:
                 if point_in_time:
-                    restorable_snapshot(rds, db, self.target.opt_in_tag, None)
+                    cluster = self._names_a_cluster(db)
+                    restorable_snapshot(rds, db, self.target.opt_in_tag, None, cluster=cluster)
                     return None
                 eligible_snapshot(
                     rds,

@@ -325,3 +325,13 @@ def test_run_on_a_cluster_name_checks_the_cluster_and_requests_a_cluster_drill(
     request = parse_drill_requested(envelope)
     assert request.cluster is True and request.source_db == "orders-aurora"
     assert run_id_for(request.idempotency_key) == run_id
+    # And a point-in-time drill of the cluster is checked and requested as one
+    assert client.drill_problem("orders-aurora", point_in_time=True) is None
+    assert client.drill_problem("audit-aurora", point_in_time=True) == (
+        "audit-aurora is not opted in (tag restoredrill:drill=yes)"
+    )
+    pitr_run = client.request_drill("orders-aurora", None, None, point_in_time=True)
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    pitr = parse_drill_requested({"account": "123456789012", **json.loads(message["Body"])})
+    assert (pitr.cluster, pitr.point_in_time, pitr.source_db) == (True, True, "orders-aurora")
+    assert run_id_for(pitr.idempotency_key) == pitr_run

@@ -214,7 +214,31 @@ class FakeRds:
         )
 
     def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
-        return self.restorable.get(instance_id)
+        found = self.restorable.get(instance_id)
+        return found if found is not None and found.engine == "postgres" else None
+
+    def add_restorable_cluster(
+        self, cluster: str, tags: dict[str, str], latest_restorable_time: datetime | None
+    ) -> None:
+        """An Aurora DB cluster a point-in-time drill may restore (DescribeDBClusters' view)."""
+        self.source_clusters[cluster] = SourceDatabase(
+            instance_id=cluster, engine="aurora-postgresql", tags=tags
+        )
+        self.restorable[cluster] = RestorableSource(
+            instance_id=cluster,
+            arn=f"arn:aws:rds:us-east-1:123456789012:cluster:{cluster}",
+            engine="aurora-postgresql",
+            engine_version="16.4",
+            encrypted=True,
+            kms_key_id="arn:aws:kms:us-east-1:123456789012:key/source-key",
+            master_username="orders_admin",
+            tags=tags,
+            latest_restorable_time=latest_restorable_time,
+        )
+
+    def describe_restorable_cluster(self, cluster_id: str) -> RestorableSource | None:
+        found = self.restorable.get(cluster_id)
+        return found if found is not None and found.engine == "aurora-postgresql" else None
 
     def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
         return self.snapshots.get(snapshot_id)
@@ -313,6 +337,8 @@ class FakeRds:
     def restore_cluster(self, run: RunRecord) -> None:
         assert run.cluster_id is not None
         self.calls.append(("restore_cluster", run.cluster_id))
+        if run.point_in_time is not None:
+            self.point_in_time_restores.append((run.source_db, run.point_in_time.restore_time))
         if self.refuse_restore is not None:
             raise self.refuse_restore
         self.clusters.setdefault(

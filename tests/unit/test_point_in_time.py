@@ -135,12 +135,9 @@ def test_the_sample_point_in_time_request_asks_for_a_point_in_time_drill_of_one_
 @pytest.mark.parametrize(
     ("detail", "why"),
     [
-        ({"snapshot_id": "rds:clinic-db-2026-11-27-03-00"}, "no snapshot_id"),
-        (
-            {"db_instance_identifier": None, "db_cluster_identifier": "clinic-cluster"},
-            "names db_instance_identifier",
-        ),
+        ({"snapshot_id": "rds:clinic-db-2026-11-27-03-00"}, "and no snapshot_id"),
         ({"db_instance_identifier": None, "snapshot_id": "snap-1"}, "names db_instance_identifier"),
+        ({"db_cluster_identifier": "orders-aurora"}, "not both"),
         ({"point_in_time": "yes"}, "malformed Drill Requested event: detail.point_in_time"),
         ({"point_in_time": 1}, "malformed Drill Requested event: detail.point_in_time"),
     ],
@@ -200,14 +197,56 @@ def test_a_database_without_a_freshness_rule_is_not_drilled_to_a_point_in_time()
     assert w.rds.calls == []
 
 
-def test_a_request_object_for_a_cluster_or_a_snapshot_is_not_a_point_in_time_drill() -> None:
+def test_a_request_object_naming_a_snapshot_or_the_wrong_kind_is_not_a_point_in_time_drill() -> (
+    None
+):
     w = pitr_world()
-    for request in (
-        DrillRequest(source_db="clinic-db", cluster=True, trigger="t", point_in_time=True),
-        DrillRequest(source_db="clinic-db", snapshot_id="snap-1", trigger="t", point_in_time=True),
-    ):
-        with pytest.raises(DrillRejected, match="names one DB instance and no snapshot"):
-            start_drill(request, w.ctx)
+    with pytest.raises(DrillRejected, match="names one DB instance or cluster and no snapshot"):
+        start_drill(
+            DrillRequest(
+                source_db="clinic-db", snapshot_id="snap-1", trigger="t", point_in_time=True
+            ),
+            w.ctx,
+        )
+    # A DB instance asked for as a cluster is no cluster
+    with pytest.raises(DrillRejected, match="no RDS DB cluster clinic-db"):
+        start_drill(
+            DrillRequest(source_db="clinic-db", cluster=True, trigger="t", point_in_time=True),
+            w.ctx,
+        )
+    assert w.rds.calls == []
+
+
+def aurora_world() -> World:
+    w = world()
+    w.ctx.policies = policy("on demand", db="orders-aurora")
+    w.rds.add_restorable_cluster("orders-aurora", OPT_IN, LATEST)
+    return w
+
+
+def test_an_aurora_point_in_time_drill_restores_the_cluster_to_its_latest_restorable_time() -> None:
+    # Given an opted-in Aurora PostgreSQL cluster
+    w = aurora_world()
+    # When a point-in-time drill of it is requested
+    request = parse_drill_requested(
+        requested(db_instance_identifier=None, db_cluster_identifier="orders-aurora")
+    )
+    run = start_drill(request, w.ctx)
+    # Then its cluster is restored to the latest restorable time (its instance comes after)
+    assert run.cluster_id is not None and run.point_in_time is not None
+    assert run.point_in_time.restore_time == LATEST
+    assert w.rds.point_in_time_restores == [("orders-aurora", LATEST)]
+    assert ("restore_cluster", run.cluster_id) in w.rds.calls
+    assert run.snapshot.snapshot_type == "point-in-time"
+    assert run.snapshot.engine == "aurora-postgresql"
+    assert run.snapshot.snapshot_arn.endswith(":cluster:orders-aurora")
+    # And a cluster whose restore failed is FAILED, saying the logs did not replay
+    w.rds.set_cluster_status(run.cluster_id, "incompatible-restore")
+    after = advance_drill(run.run_id, w.ctx)
+    assert after is not None and after.verdict is Verdict.FAILED
+    assert (
+        after.reason is not None and "could not be replayed to the requested time" in after.reason
+    )
 
 
 # ------------------------------------------------------------------------------ the schedule

@@ -510,6 +510,22 @@ def test_restore_to_a_point_in_time_only_with_the_drill_tags_into_the_drill_netw
         ), statement.get("Sid")
 
 
+def test_restore_a_cluster_to_a_point_in_time_only_with_the_drill_tags(t: dict[str, Any]) -> None:
+    # Given the statements that allow RestoreDBClusterToPointInTime
+    found = granting(t, "rds:RestoreDBClusterToPointInTime")
+    assert found
+    for statement in found:
+        # Then every one requires the drill tags with this stack as owner
+        assert _requires_the_drill_tags(statement), statement.get("Sid")
+        # And names clusters, the drill's subnet group and default groups, nothing else
+        resources = [text(r) for r in as_list(statement["Resource"])]
+        assert any(r.endswith(":subgrp:${DBSubnetGroupName}") for r in resources)
+        assert all(
+            r.endswith((":cluster:*", ":cluster-pg:*", ":og:*", ":subgrp:${DBSubnetGroupName}"))
+            for r in resources
+        ), statement.get("Sid")
+
+
 class _RecordingRds:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []

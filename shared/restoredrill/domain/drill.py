@@ -146,11 +146,13 @@ def _backup_under_test(
     settings = ctx.settings
     opt_in_tag = (settings.opt_in_tag_key, settings.opt_in_tag_value)
     if request.point_in_time:
-        if request.source_db is None or request.cluster or request.snapshot_id is not None:
-            raise DrillRejected("a point-in-time drill names one DB instance and no snapshot")
+        if request.source_db is None or request.snapshot_id is not None:
+            raise DrillRejected(
+                "a point-in-time drill names one DB instance or cluster and no snapshot"
+            )
         policy = _policy_for(request.source_db, ctx)
         snapshot, point_in_time = restorable_snapshot(
-            ctx.rds, request.source_db, opt_in_tag, policy
+            ctx.rds, request.source_db, opt_in_tag, policy, cluster=request.cluster
         )
         return snapshot, request.source_db, point_in_time
     eligible = eligible_snapshot(

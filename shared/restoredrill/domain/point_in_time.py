@@ -19,7 +19,12 @@ from restoredrill.domain.report.text import duration_text
 from restoredrill.ports.gateways import RdsGateway
 from restoredrill.ports.messages import CheckSuiteResult
 from restoredrill.ports.policy import DrillPolicy
-from restoredrill.ports.records import PointInTimeRestore, RunRecord, SnapshotInfo
+from restoredrill.ports.records import (
+    AURORA_POSTGRES_ENGINE,
+    PointInTimeRestore,
+    RunRecord,
+    SnapshotInfo,
+)
 
 POINT_IN_TIME_SNAPSHOT_TYPE = "point-in-time"
 POINT_IN_TIME_TRIGGER = "point-in-time schedule"
@@ -33,7 +38,12 @@ def point_in_time_key(source_db: str, every_seconds: float, now: datetime) -> st
 
 
 def restorable_snapshot(
-    rds: RdsGateway, source_db: str, opt_in_tag: tuple[str, str], policy: DrillPolicy | None
+    rds: RdsGateway,
+    source_db: str,
+    opt_in_tag: tuple[str, str],
+    policy: DrillPolicy | None,
+    *,
+    cluster: bool = False,
 ) -> tuple[SnapshotInfo, PointInTimeRestore]:
     """What a point-in-time drill of ``source_db`` restores: the source described as its
     "snapshot" (the backup under test is its automated backup and logs, up to the requested
@@ -41,10 +51,15 @@ def restorable_snapshot(
     ``policy`` None (the operator CLI, which has no policy): its freshness rule is not asked
     for; StartDrill asks."""
     key, value = opt_in_tag
-    source = rds.describe_restorable_source(source_db)
+    if cluster:
+        source = rds.describe_restorable_cluster(source_db)
+        kind, engine_prefix = "DB cluster", AURORA_POSTGRES_ENGINE
+    else:
+        source = rds.describe_restorable_source(source_db)
+        kind, engine_prefix = "DB instance", POSTGRES_ENGINE_PREFIX
     if source is None:
-        raise DrillRejected(f"no RDS DB instance {source_db}")
-    if not source.engine.startswith(POSTGRES_ENGINE_PREFIX):
+        raise DrillRejected(f"no RDS {kind} {source_db}")
+    if not source.engine.startswith(engine_prefix):
         raise DrillRejected(f"{source_db} is {source.engine}, not PostgreSQL")
     if source.tags.get(key) != value:
         raise DrillRejected(f"{source_db} is not opted in (tag {key}={value})")

@@ -295,9 +295,7 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         return _finish_without_instance(
             run, now, Verdict.ERROR, "the restored instance never appeared"
         )
-    fault = _fault_of(instance, "instance")
-    if fault is not None and run.point_in_time is not None and fault[0] is Verdict.FAILED:
-        fault = (Verdict.FAILED, restore_failed_reason(run, instance.status))
+    fault = _point_in_time_fault(run, instance, _fault_of(instance, "instance"))
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
     if instance.status == "available":
@@ -307,6 +305,15 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             "restored; setting a fresh master password",
         )
     return WAIT
+
+
+def _point_in_time_fault(
+    run: RunRecord, restored: InstanceView | ClusterView, fault: tuple[Verdict, str] | None
+) -> tuple[Verdict, str] | None:
+    """A point-in-time restore that failed is said to be one: its logs did not replay."""
+    if fault is None or run.point_in_time is None or fault[0] is not Verdict.FAILED:
+        return fault
+    return Verdict.FAILED, restore_failed_reason(run, restored.status)
 
 
 def _decide_restoring_cluster(run: RunRecord, seen: Observation, rules: Rules) -> Step:
@@ -322,7 +329,7 @@ def _decide_restoring_cluster(run: RunRecord, seen: Observation, rules: Rules) -
         return _finish_without_instance(
             run, now, Verdict.ERROR, "the restored cluster never appeared"
         )
-    fault = _fault_of(cluster, "cluster")
+    fault = _point_in_time_fault(run, cluster, _fault_of(cluster, "cluster"))
     if fault is not None:
         return _tear_down(run, instance, now, *fault, cluster=cluster)
     if instance is None:

@@ -223,12 +223,10 @@ def parse_drill_requested(event: Any) -> RequestedDrill:
             "malformed Drill Requested event: give db_instance_identifier, db_cluster_identifier "
             "or snapshot_id"
         )
-    if detail.point_in_time and (
-        detail.db_instance_identifier is None or detail.snapshot_id is not None
-    ):
+    if detail.point_in_time and (source_db is None or detail.snapshot_id is not None):
         raise InvalidEvent(
             "malformed Drill Requested event: a point-in-time drill (point_in_time: true) "
-            "names db_instance_identifier and no snapshot_id or db_cluster_identifier"
+            "names db_instance_identifier or db_cluster_identifier, and no snapshot_id"
         )
     cluster = detail.db_cluster_identifier is not None or (
         detail.snapshot_id is not None
