@@ -568,8 +568,11 @@ class LocalCloud:
             self.rds.enable_point_in_time(instance_id)
         return self.sources[-1 - len(aliases)]
 
-    def create_source_cluster(self, cluster_id: str = AURORA_SOURCE) -> SourceDatabase:
-        """An opted-in Aurora PostgreSQL cluster with the clinic's data (its writer's server)."""
+    def create_source_cluster(
+        self, cluster_id: str = AURORA_SOURCE, *, point_in_time: bool = False
+    ) -> SourceDatabase:
+        """An opted-in Aurora PostgreSQL cluster with the clinic's data (its writer's server);
+        ``point_in_time``: its WAL archived (see :meth:`create_source_database`)."""
         assert self.rds is not None
         server, password, counts = self._clinic_server(cluster_id)
         self.rds.register_source_cluster(
@@ -583,6 +586,8 @@ class LocalCloud:
         self.sources.append(
             SourceDatabase(instance_id=cluster_id, server=server, row_counts=counts)
         )
+        if point_in_time:
+            self.rds.enable_point_in_time(cluster_id)
         return self.sources[-1]
 
     def _clinic_server(self, instance_id: str) -> tuple[PostgresServer, str, dict[str, int]]:

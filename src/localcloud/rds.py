@@ -52,7 +52,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +106,7 @@ MSG_INSTANCE_CREATED = "DB instance created"
 _CLUSTER_ENDPOINT_ATTR = "_localcloud_cluster_endpoint"
 # moto reports a new cluster "creating" once, then "available": ours keep the status we give them.
 _CLUSTER_STATUS_ATTR = "_localcloud_cluster_status"
+_OUR_ATTRIBUTES = (_ADDRESS_ATTR, _LRT_ATTR, _CLUSTER_ENDPOINT_ATTR, _CLUSTER_STATUS_ATTR)
 
 
 @dataclass
@@ -185,6 +186,8 @@ class _Cluster:
     cancel: threading.Event = field(default_factory=threading.Event)
     work_done: threading.Event = field(default_factory=threading.Event)
     lockers: list[Any] = field(default_factory=list)
+    # A source whose writer archives its WAL here (point-in-time restores replay it).
+    wal_archive: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +197,7 @@ class _Cluster:
 _PATCHED_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
     "restore_db_instance_to_point_in_time",
+    "restore_db_cluster_to_point_in_time",
     "modify_db_instance",
     "delete_db_instance",
     "copy_db_snapshot",
@@ -249,13 +253,45 @@ def _patched_restore_to_point_in_time(
     )
 
 
-def _patched_latest_restorable_time_fget(instance: DBInstance) -> datetime | None:
+def _latest_restorable_time(original: str) -> property:
     """A local source's LatestRestorableTime is the end of the WAL it last shipped
-    (:meth:`LocalRds.ship_logs`); none before, like an instance without a finished backup.
-    moto's own (now) for every other instance."""
-    if _LRT_ATTR in instance.__dict__:
-        return cast(datetime | None, instance.__dict__[_LRT_ATTR])
-    return cast(datetime, _original("latest_restorable_time").fget(instance))
+    (:meth:`LocalRds.ship_logs`); none before, like a database without a finished backup.
+    moto's own (now) for every other instance or cluster."""
+
+    def fget(resource: DBInstance | DBCluster) -> datetime | None:
+        if _LRT_ATTR in resource.__dict__:
+            return cast(datetime | None, resource.__dict__[_LRT_ATTR])
+        return cast(datetime, _original(original).fget(resource))
+
+    return property(fget)
+
+
+def _recover(storage: PostgresServer, recovery: _Recovery) -> None:
+    """Replay the archive into a copy of a base backup up to the target, promote, stop."""
+    configure_recovery(storage, recovery.archive, recovery.target)
+    storage.start()
+    try:
+        wait_promoted(storage)
+    finally:
+        storage.stop()
+
+
+@contextlib.contextmanager
+def _without_our_attributes(resource: DBInstance | DBCluster) -> Iterator[None]:
+    """moto's point-in-time restores copy the source's attributes into the new resource, ours
+    too (its address, its restorable time): they are set aside meanwhile."""
+    ours = {key: resource.__dict__.pop(key) for key in _OUR_ATTRIBUTES if key in resource.__dict__}
+    try:
+        yield
+    finally:
+        resource.__dict__.update(ours)
+
+
+def _patched_restore_cluster_to_point_in_time(backend: RDSBackend, **kwargs: Any) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+    return local._on_restore_cluster_to_point_in_time(backend, kwargs)
 
 
 def _describe_account_attributes(response: RDSResponse) -> ActionResult:
@@ -390,6 +426,7 @@ def _patch_moto() -> None:
         _originals[name] = RDSBackend.__dict__[name]
     _originals["address"] = DBInstance.__dict__["address"]
     _originals["latest_restorable_time"] = DBInstance.__dict__["latest_restorable_time"]
+    _originals["cluster_latest_restorable_time"] = DBCluster.__dict__["latest_restorable_time"]
     _originals["endpoint"] = DBInstance.__dict__["endpoint"]
     _originals["cluster_endpoint"] = DBCluster.__dict__["endpoint"]
     _originals["cluster_status"] = DBCluster.__dict__["status"]
@@ -402,6 +439,7 @@ def _patch_moto() -> None:
         "describe_db_cluster_snapshots": _locked_passthrough("describe_db_cluster_snapshots"),
         "restore_db_instance_from_db_snapshot": _patched_restore,
         "restore_db_instance_to_point_in_time": _patched_restore_to_point_in_time,
+        "restore_db_cluster_to_point_in_time": _patched_restore_cluster_to_point_in_time,
         "modify_db_instance": _patched_modify,
         "delete_db_instance": _patched_delete,
         "copy_db_snapshot": _patched_copy_snapshot,
@@ -412,8 +450,9 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
-    lrt = property(_patched_latest_restorable_time_fget)
-    setattr(DBInstance, "latest_restorable_time", lrt)  # noqa: B010
+    setattr(DBInstance, "latest_restorable_time", _latest_restorable_time("latest_restorable_time"))  # noqa: B010
+    cluster_lrt = _latest_restorable_time("cluster_latest_restorable_time")
+    setattr(DBCluster, "latest_restorable_time", cluster_lrt)  # noqa: B010
     setattr(DBCluster, "endpoint", property(_patched_cluster_endpoint_fget))  # noqa: B010
     status = _originals["cluster_status"]
     setattr(DBCluster, "status", property(_patched_cluster_status_fget, status.fset))  # noqa: B010
@@ -434,6 +473,8 @@ def _unpatch_moto() -> None:
     setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
     setattr(DBInstance, "endpoint", _originals.pop("endpoint"))  # noqa: B010
     setattr(DBInstance, "latest_restorable_time", _originals.pop("latest_restorable_time"))  # noqa: B010
+    cluster_lrt = _originals.pop("cluster_latest_restorable_time")
+    setattr(DBCluster, "latest_restorable_time", cluster_lrt)  # noqa: B010
     setattr(DBCluster, "endpoint", _originals.pop("cluster_endpoint"))  # noqa: B010
     setattr(DBCluster, "status", _originals.pop("cluster_status"))  # noqa: B010
 
@@ -799,35 +840,37 @@ class LocalRds:
 
     # -- point-in-time restore: WAL archiving on a source, and its shipped logs ---------------
 
-    def enable_point_in_time(self, db_instance_identifier: str) -> Path:
-        """Archive the source's WAL (its server is restarted) so that it can be restored to a
-        point in time: from its newest automated snapshot before that time, replaying the
-        archive. Returns the archive directory."""
-        identifier = db_instance_identifier.lower()
+    def _source(self, identifier: str) -> _Instance | _Cluster | None:
+        """A source DB instance or Aurora DB cluster, by identifier."""
         with self._lock:
-            record = self._instances.get(identifier)
-        if record is None or record.kind != "source" or record.server is None:
-            raise DBInstanceNotFoundError(db_instance_identifier)
-        archive = self.state_dir / "wal-archive" / _safe_name(identifier)
+            record = self._instances.get(identifier) or self._clusters.get(identifier)
+        return record if record is not None and record.kind == "source" else None
+
+    def enable_point_in_time(self, identifier: str) -> Path:
+        """Archive the WAL of a source DB instance or Aurora DB cluster (its server is
+        restarted) so that it can be restored to a point in time: from its newest automated
+        snapshot before that time, replaying the archive. Returns the archive directory."""
+        record = self._source(identifier.lower())
+        if record is None or record.server is None:
+            raise DBInstanceNotFoundError(identifier)
+        archive = self.state_dir / "wal-archive" / _safe_name(identifier.lower())
         enable_wal_archiving(record.server, archive)
         record.wal_archive = archive
         return archive
 
-    def wal_archive_dir(self, db_instance_identifier: str) -> Path | None:
+    def wal_archive_dir(self, identifier: str) -> Path | None:
         """Where a source's WAL is archived (tests remove a segment from it)."""
-        with self._lock:
-            record = self._instances.get(db_instance_identifier.lower())
+        record = self._source(identifier.lower())
         return None if record is None else record.wal_archive
 
-    def ship_logs(self, db_instance_identifier: str) -> datetime:
+    def ship_logs(self, identifier: str) -> datetime:
         """What RDS does every five minutes: the source's transaction logs so far are archived,
         and its LatestRestorableTime moves up to them. A commit is written after the time read
         (a transaction id, no data), so that recovery to that time finds its end in the logs."""
-        identifier = db_instance_identifier.lower()
-        with self._lock:
-            record = self._instances.get(identifier)
+        key = identifier.lower()
+        record = self._source(key)
         if record is None or record.server is None or record.wal_archive is None:
-            raise InvalidParameterValue(f"{db_instance_identifier} does not archive its WAL")
+            raise InvalidParameterValue(f"{identifier} does not archive its WAL")
         admin = record.server.admin_connect()
         try:
             ((restorable,),) = admin.run("SELECT clock_timestamp()")
@@ -838,10 +881,11 @@ class LocalRds:
         deadline = time.monotonic() + _THREAD_JOIN_SECONDS
         while not (record.wal_archive / str(segment)).exists():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"WAL segment {segment} of {identifier} was never archived")
+                raise RuntimeError(f"WAL segment {segment} of {key} was never archived")
             time.sleep(0.05)
         with self._lock:
-            self.backend.databases[identifier].__dict__[_LRT_ATTR] = restorable
+            resource = self.backend.databases.get(key) or self.backend.clusters[key]
+            resource.__dict__[_LRT_ATTR] = restorable
         return cast(datetime, restorable)
 
     def faults_for(self, identifier: str) -> RdsFaults:
@@ -929,17 +973,13 @@ class LocalRds:
                     "PointInTimeRestoreNotEnabled",
                     f"{source_db_identifier} keeps no transaction logs to restore from.",
                 )
-            target = self._restore_time(backend.databases[source_id], overrides)
+            source = backend.databases[source_id]
+            target = self._restore_time(
+                source, overrides.get("restore_time"), overrides.get("use_latest_restorable_time")
+            )
             base = self._base_backup_before(source_id, target)
             self._refuse_beyond_quota(backend, str(target_db_identifier))
-            # moto copies the source's attributes, ours too: the new instance gets its own.
-            source = backend.databases[source_id]
-            ours = {
-                key: source.__dict__.pop(key)
-                for key in (_ADDRESS_ATTR, _LRT_ATTR)
-                if key in source.__dict__
-            }
-            try:
+            with _without_our_attributes(source):
                 instance = _call_original(
                     "restore_db_instance_to_point_in_time",
                     backend,
@@ -947,23 +987,22 @@ class LocalRds:
                     target_db_identifier,
                     overrides,
                 )
-            finally:
-                source.__dict__.update(ours)
             return self._begin_restore(
                 backend, instance, base, overrides, _Recovery(record.wal_archive, target)
             )
 
     @staticmethod
-    def _restore_time(source: DBInstance, overrides: Any) -> datetime:
-        """The RestoreTime asked for (or the LatestRestorableTime); refused past the latest."""
+    def _restore_time(source: DBInstance | DBCluster, asked: Any, use_latest: Any) -> datetime:
+        """The restore time asked for (or the LatestRestorableTime); refused past the latest."""
         latest = source.latest_restorable_time
-        if overrides.get("use_latest_restorable_time"):
+        if use_latest:
             if latest is None:
                 raise RDSClientError("InvalidRestoreFault", "No restorable time yet.")
             return latest
-        asked = overrides.get("restore_time")
         if asked is None:
-            raise InvalidParameterCombination("RestoreTime or UseLatestRestorableTime is required.")
+            raise InvalidParameterCombination(
+                "A restore time or UseLatestRestorableTime is needed."
+            )
         target = (
             asked
             if isinstance(asked, datetime)
@@ -974,7 +1013,7 @@ class LocalRds:
         if latest is None or target > latest:
             raise RDSClientError(
                 "InvalidRestoreFault",
-                f"RestoreTime {target.isoformat()} is after the LatestRestorableTime "
+                f"The restore time {target.isoformat()} is after the LatestRestorableTime "
                 f"{latest.isoformat() if latest else '(none)'}.",
             )
         return target
@@ -1400,6 +1439,7 @@ class LocalRds:
             identifier = cluster.db_cluster_identifier
             self._drop_moto_cluster_snapshots(backend, identifier)
             cluster.__dict__[_CLUSTER_ENDPOINT_ATTR] = LOCAL_ADDRESS
+            cluster.__dict__[_LRT_ATTR] = None  # until its logs are shipped (ship_logs)
             self._clusters[identifier] = _Cluster(
                 identifier=identifier,
                 arn=cluster.db_cluster_arn,
@@ -1441,7 +1481,9 @@ class LocalRds:
                     identifier, snapshot_id, snapshot_type="automated", tags=list(cluster.tags)
                 )
                 snapshot.status = "available"
-                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                self._snapshots[snapshot_id] = _Snapshot(
+                    snapshot_id, data_dir=target, source=identifier, taken_at=_now()
+                )
                 return _envelope(
                     detail_type="RDS DB Cluster Snapshot Event",
                     account=self.account_id,
@@ -1497,10 +1539,61 @@ class LocalRds:
             )
             return cluster
 
+    def _on_restore_cluster_to_point_in_time(self, backend: RDSBackend, kwargs: Any) -> Any:
+        """RestoreDBClusterToPointInTime of a source cluster that archives its WAL: its newest
+        automated cluster snapshot before the time, recovered with the archive up to it."""
+        source_id = str(kwargs.get("source_db_cluster_identifier", "")).lower()
+        identifier = str(kwargs.get("db_cluster_identifier", "")).lower()
+        with self._lock:
+            record = self._clusters.get(source_id)
+            if record is None or record.kind != "source":
+                return _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+            if record.wal_archive is None:
+                raise RDSClientError(
+                    "InvalidRestoreFault", f"{source_id} keeps no transaction logs to restore from."
+                )
+            if identifier in backend.clusters:
+                raise RDSClientError(
+                    "DBClusterAlreadyExistsFault", f"DB Cluster {identifier} already exists"
+                )
+            source = backend.clusters[source_id]
+            target = self._restore_time(
+                source, kwargs.get("restore_to_time"), kwargs.get("use_latest_restorable_time")
+            )
+            base = self._base_backup_before(source_id, target)
+            with _without_our_attributes(source):
+                cluster = _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+            _set_cluster_status(cluster, "creating")
+            self._drop_moto_cluster_snapshots(backend, identifier)
+            restored = _Cluster(
+                identifier=identifier,
+                arn=cluster.db_cluster_arn,
+                kind="restored",
+                state="creating",
+                master_username=cluster.master_username,
+            )
+            self._clusters[identifier] = restored
+            recovery = _Recovery(record.wal_archive, target)
+            self._spawn(
+                restored,
+                "restore-cluster",
+                self._restore_cluster_worker,
+                cluster,
+                restored,
+                base,
+                recovery,
+            )
+            return cluster
+
     def _restore_cluster_worker(
-        self, cluster: DBCluster, record: _Cluster, snapshot_id: str
+        self,
+        cluster: DBCluster,
+        record: _Cluster,
+        snapshot_id: str,
+        recovery: _Recovery | None = None,
     ) -> dict[str, Any] | None:
-        """The cluster's storage: a copy of the snapshot (not started: its instance starts it)."""
+        """The cluster's storage: a copy of the snapshot (not started: its instance starts it);
+        for a point-in-time restore, recovered up to the time and promoted first."""
         faults = self.faults_for(record.identifier)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None
@@ -1513,8 +1606,13 @@ class LocalRds:
                     self.instances_dir,
                     f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
                 )
+                if recovery is not None:
+                    _recover(storage, recovery)
             except Exception:
                 log.exception("local RDS: restore of cluster %s failed", record.identifier)
+                if storage is not None:
+                    storage.destroy()
+                    storage = None
         with self._lock:
             if record.cancel.is_set() or self._closed or record.state != "creating":
                 if storage is not None:

@@ -46,6 +46,15 @@ METHODS: dict[tuple[type, str], list[str]] = {
         "target_db_identifier",
         "overrides",
     ],
+    (RDSBackend, "restore_db_cluster_to_point_in_time"): [
+        "self",
+        "db_cluster_identifier",
+        "source_db_cluster_identifier",
+        "restore_type",
+        "restore_to_time",
+        "use_latest_restorable_time",
+        "overrides",
+    ],
     (RDSBackend, "modify_db_instance"): ["self", "db_instance_identifier", "db_kwargs"],
     (RDSBackend, "delete_db_instance"): [
         "self",
@@ -93,6 +102,7 @@ METHODS: dict[tuple[type, str], list[str]] = {
 PATCHED_RDS_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
     "restore_db_instance_to_point_in_time",
+    "restore_db_cluster_to_point_in_time",
     "modify_db_instance",
     "delete_db_instance",
     "copy_db_snapshot",

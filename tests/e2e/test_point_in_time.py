@@ -16,7 +16,7 @@ from restoredrill.domain.point_in_time import point_in_time_key
 from restoredrill.domain.report.location import report_key
 from restoredrill.ports.records import RunRecord, Verdict
 
-from localcloud.cloud import LocalCloud, SourceDatabase
+from localcloud.cloud import AURORA_SOURCE, LocalCloud, SourceDatabase
 
 from .conftest import assert_invariants
 
@@ -32,6 +32,12 @@ databases:
          column: created_at, max_age: 26h}
     pitr: {every: 24h, max_rpo: 5m}
   ledger-db:
+    level: 2
+    freshness:
+      - {name: newest booking, database: clinic, schema: clinic, table: appointments,
+         column: created_at, max_age: 26h}
+    pitr: on demand
+  clinic-aurora:
     level: 2
     freshness:
       - {name: newest booking, database: clinic, schema: clinic, table: appointments,
@@ -202,3 +208,43 @@ def test_a_point_in_time_drill_with_a_wal_segment_missing_fails_and_says_why(
         assert report["point_in_time"]["rpo_seconds"] is None
         (message,) = cloud.slack_messages_for(run.run_id)
         assert "Point-in-time restore drill FAILED: ledger-db" in message["body"]["text"]
+
+
+def test_an_aurora_point_in_time_drill_replays_the_logs_into_the_restored_cluster(
+    tmp_path: Path,
+) -> None:
+    with LocalCloud(patients=300, policy_file=policy_file(tmp_path)) as cloud:
+        assert cloud.aws is not None and cloud.rds is not None
+        # Given an Aurora cluster that archives its WAL, its automated cluster snapshot, and
+        # bookings written after it, shipped
+        source = cloud.create_source_cluster(AURORA_SOURCE, point_in_time=True)
+        cloud.rds.create_automated_cluster_snapshot(AURORA_SOURCE)
+        switch_wal(source)
+        written = write_bookings(source, 3)
+        restorable = cloud.rds.ship_logs(AURORA_SOURCE)
+        # When a point-in-time drill of the cluster is requested
+        cloud.aws.emit(
+            {
+                "source": "restoredrill",
+                "detail-type": "Drill Requested",
+                "detail": {
+                    "db_cluster_identifier": AURORA_SOURCE,
+                    "point_in_time": True,
+                    "request_id": "pitr-aurora",
+                },
+            },
+            bus=cloud.aws.physical_id("DrillBus"),
+        )
+        run = cloud.wait_for_run(run_id_for("request:pitr-aurora"), timeout=180)
+        # Then the cluster was restored to that time and the drill passed, cluster and instance
+        # gone and nothing left running
+        assert run is not None and run.verdict is Verdict.PASSED, run
+        assert run.cluster_id is not None and run.point_in_time is not None
+        assert run.point_in_time.restore_time == restorable
+        assert_invariants(cloud, run, Verdict.PASSED)
+        # And the bookings written after the snapshot were in it
+        report = cloud.report(report_key(run))
+        newest = datetime.fromisoformat(report["point_in_time"]["newest_data"].replace(" ", "T"))
+        assert newest == written
+        assert report["topology"]["kind"] == "aurora-cluster"
+        assert cloud.cluster_exists(AURORA_SOURCE) and source.server.running
