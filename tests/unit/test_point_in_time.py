@@ -306,6 +306,18 @@ def test_a_failing_call_for_one_database_does_not_keep_the_others_from_their_dri
     assert w.runs.get(run_id_for(point_in_time_key("a-db", 86400, START))) is None
 
 
+def test_the_schedule_drills_an_aurora_cluster_named_in_the_policy_as_a_cluster() -> None:
+    # Given an Aurora cluster scheduled every 24h
+    w = aurora_world()
+    w.ctx.policies = policy("every 24h", db="orders-aurora")
+    # When the sweeper runs
+    (run_id,) = sweep(w.ctx).point_in_time_started
+    # Then it started a point-in-time drill of the cluster
+    run = w.runs.get(run_id)
+    assert run is not None and run.cluster_id is not None
+    assert w.rds.point_in_time_restores == [("orders-aurora", LATEST)]
+
+
 def test_the_window_key_changes_exactly_at_the_window_boundary() -> None:
     midnight = datetime(2026, 11, 28, tzinfo=UTC)
     before = point_in_time_key("clinic-db", 86400, midnight - timedelta(microseconds=1))

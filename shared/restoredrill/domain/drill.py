@@ -592,13 +592,16 @@ def start_scheduled_point_in_time_drills(ctx: DrillContext) -> list[str]:
         key = point_in_time_key(source_db, every, now)
         if ctx.runs.get(run_id_for(key)) is not None:
             continue
-        request = DrillRequest(
-            source_db=source_db,
-            idempotency_key=key,
-            trigger=POINT_IN_TIME_TRIGGER,
-            point_in_time=True,
-        )
         try:
+            # The policy names DB instances and Aurora clusters alike: a name RDS knows as no
+            # DB instance is tried as a cluster.
+            request = DrillRequest(
+                source_db=source_db,
+                idempotency_key=key,
+                trigger=POINT_IN_TIME_TRIGGER,
+                point_in_time=True,
+                cluster=ctx.rds.describe_restorable_source(source_db) is None,
+            )
             run = start_drill(request, ctx)
         except DrillRejected as rejected:
             logger.warning(
