@@ -79,6 +79,9 @@ def finished_event(
             run.checks.model_dump(mode="json") if run.checks is not None else None
         ),
         estimated_cost_usd=estimated_cost_usd,
+        point_in_time=(
+            run.point_in_time.restore_time.isoformat() if run.point_in_time is not None else None
+        ),
         report=EventReportLocation(
             bucket=bucket,
             key=key,

@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from restoredrill.ports.messages import CheckStatus, CheckSuiteResult
 from restoredrill.ports.records import Verdict
 
-REPORT_SCHEMA_VERSION = "1.5"
+REPORT_SCHEMA_VERSION = "1.6"
 REPORT_SCHEMA_ID = f"urn:restoredrill:schema:drill-report:{REPORT_SCHEMA_VERSION}"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REPORT_KIND = "restoredrill.drill-report"
@@ -331,6 +331,39 @@ class ReportRecovery(_Document):
     )
 
 
+class ReportPointInTime(_Document):
+    """A point-in-time drill: the database was restored from its automated backup and
+    transaction logs to a time requested (RestoreDBInstanceToPointInTime), not from a snapshot.
+    Its RPO is the gap between the requested time and the newest data found in the restored
+    database: data up to the requested time being there shows that the logs replayed."""
+
+    requested_time: Timestamp = Field(
+        description=(
+            "The RestoreTime asked for: the source's LatestRestorableTime when the drill "
+            "started (also snapshot.created_at, the freshness checks' reference)."
+        )
+    )
+    newest_data: str | None = Field(
+        description=(
+            "The newest value the freshness checks found in the restored database, as the "
+            "server printed it. Null when no freshness check measured one (the restore failed, "
+            "no checks ran, or the tables were empty)."
+        )
+    )
+    rpo_seconds: Seconds | None = Field(
+        description=(
+            "Seconds from the newest data found to the requested time (0 when the newest data "
+            "is at or after it). Null exactly when newest_data is null."
+        )
+    )
+    max_rpo_seconds: Seconds | None = Field(
+        description=(
+            "The policy's pitr.max_rpo: a larger RPO fails the drill. Null when the policy "
+            "sets none."
+        )
+    )
+
+
 class FailedCheckSummary(_Document):
     name: str
     status: Literal["fail", "error"]
@@ -523,11 +556,12 @@ class DrillReport(_Document):
     field. Version 1.4 adds `cost`, the drill's estimated cost at on-demand list prices.
     Version 1.5 adds `topology`: what was restored (a DB instance, or an Aurora cluster with its
     instance) and, for a cluster, the restore time split into the cluster's restore and the
-    instance's creation."""
+    instance's creation. Version 1.6 adds `point_in_time`: for a point-in-time drill, the time
+    requested, the newest data found and the RPO between them."""
 
     model_config = ConfigDict(title="restoredrill drill report", json_schema_extra=_with_rules)
 
-    schema_version: Literal["1.5"] = Field(
+    schema_version: Literal["1.6"] = Field(
         description="The version of this schema the report follows (the end of `$id`)."
     )
     kind: Literal["restoredrill.drill-report"]
@@ -553,6 +587,12 @@ class DrillReport(_Document):
     topology: ReportTopology
     timings: ReportTimings
     recovery: ReportRecovery
+    point_in_time: ReportPointInTime | None = Field(
+        description=(
+            "The point-in-time restore (requested time, newest data found, RPO). Null when the "
+            "drill restored a snapshot."
+        )
+    )
     policy: dict[str, Any] = Field(
         description=(
             "The drill policy used (policy/drill-policy.yaml for this database over the "
@@ -665,6 +705,8 @@ class DrillFinished(BaseModel):
     # What the drill did not verify of what its policy asks for (None: all of it).
     partly_verified: str | None = None
     estimated_cost_usd: float | None = None
+    # A point-in-time drill: the time the database was restored to (None: a snapshot drill).
+    point_in_time: str | None = None
     report: EventReportLocation
     created_at: str | None = None
     finished_at: str | None = None
