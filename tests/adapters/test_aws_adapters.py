@@ -413,3 +413,42 @@ def test_the_last_drill_of_a_database_skips_errors_timeouts_and_the_asking_run(
     under_way = store.last_drill("clinic-db", excluding_run_id="0" * 20)
     assert under_way is not None and under_way.run_id == "6" * 20
     assert store.last_drill("new-db", excluding_run_id="6" * 20) is None
+
+
+def test_the_last_passing_drill_for_a_backup_is_the_newest_of_data_no_newer(
+    run_table: str,
+) -> None:
+    # Given passing drills of clinic-db, newest first: one of data from 04:00 (a point-in-time
+    # drill), one of data from 02:00, a FAILED one of data from 01:00, and one of data from 00:00
+    store = DynamoRunStore(
+        boto3.client("dynamodb", region_name=REGION), run_table, retention_days=30
+    )
+
+    def passed(run_id: str, hours: int, data_hour: int, verdict: Verdict = Verdict.PASSED) -> None:
+        run = a_run(run_id)
+        store.create(
+            run.model_copy(
+                update={
+                    "created_at": START + timedelta(hours=hours),
+                    "verdict": verdict,
+                    "snapshot": run.snapshot.model_copy(
+                        update={"snapshot_created_at": START + timedelta(hours=data_hour)}
+                    ),
+                }
+            )
+        )
+
+    passed("1" * 20, 10, 0)
+    passed("2" * 20, 11, 1, Verdict.FAILED)
+    passed("3" * 20, 12, 2)
+    passed("4" * 20, 13, 4)
+    # When the baseline of a drill of a snapshot of 03:00 is looked up, and of one of 05:00
+    older = store.last_passing("clinic-db", data_as_of=START + timedelta(hours=3))
+    newer = store.last_passing("clinic-db", data_as_of=START + timedelta(hours=5))
+    # Then the 03:00 snapshot is compared with the 02:00 data, not the newer 04:00 data
+    assert older is not None and older.run_id == "3" * 20
+    # And the 05:00 one with the newest; data older than every drill has no baseline
+    assert newer is not None and newer.run_id == "4" * 20
+    assert store.last_passing("clinic-db", data_as_of=START - timedelta(hours=1)) is None
+    unbounded = store.last_passing("clinic-db")
+    assert unbounded is not None and unbounded.run_id == "4" * 20

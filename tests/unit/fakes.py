@@ -24,6 +24,7 @@ from restoredrill.ports.records import (
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
+    holds_data_before,
 )
 
 STACK = "restoredrill-test"
@@ -90,13 +91,16 @@ class InMemoryRunStore:
     def active_runs(self) -> list[RunRecord]:
         return [run for run in self.runs.values() if not run.is_finished]
 
-    def last_passing(self, source_db: str) -> RunRecord | None:
+    def last_passing(
+        self, source_db: str, *, data_as_of: datetime | None = None
+    ) -> RunRecord | None:
         passed = [
             run
             for run in self.runs.values()
             if run.source_db == source_db
             and run.verdict is not None
             and run.verdict.value == "PASSED"
+            and holds_data_before(run, data_as_of)
         ]
         return max(passed, key=lambda run: run.created_at, default=None)
 

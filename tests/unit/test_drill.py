@@ -1,6 +1,7 @@
 """The drill's use cases against in-memory adapters: a whole drill, duplicates, races, sweeps."""
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -408,3 +409,42 @@ def test_a_request_naming_one_database_and_anothers_snapshot_drills_nothing() ->
     with pytest.raises(DrillRejected, match=f"snapshot {SNAPSHOT} is of clinic-db, not orders-db"):
         start_drill(request, w.ctx)
     assert w.runs.runs == {} and w.rds.calls == []
+
+
+def passed_earlier(w: World, run_id: str, data_as_of: datetime, baseline_key: str) -> None:
+    """A finished, passing drill of clinic-db whose backup holds data as of ``data_as_of``."""
+    template = next(iter(w.runs.runs.values()))
+    w.runs.runs[run_id] = template.model_copy(
+        update={
+            "run_id": run_id,
+            "state": RunState.FINISHED,
+            "verdict": Verdict.PASSED,
+            "created_at": w.clock() - timedelta(hours=1),
+            "snapshot": template.snapshot.model_copy(update={"snapshot_created_at": data_as_of}),
+            "baseline_key": baseline_key,
+        }
+    )
+
+
+def test_a_drill_is_compared_with_the_last_passing_drill_of_older_data_not_newer() -> None:
+    # Given a drill of a snapshot taken at 02:45 on the way to its checks
+    w = given_an_opted_in_database()
+    run = start_drill(snapshot_request(), w.ctx)
+    own_data = run.snapshot.snapshot_created_at
+    assert own_data is not None
+    # And two passing drills before it: the newest restored data from 10 minutes after this
+    # snapshot (a point-in-time drill, or a newer snapshot drilled first), the other from a day
+    # before
+    passed_earlier(w, "a" * 20, own_data + timedelta(minutes=10), "baselines/newer-data")
+    passed_earlier(w, "b" * 20, own_data - timedelta(days=1), "baselines/older-data")
+    w.runs.runs["a" * 20] = w.runs.runs["a" * 20].model_copy(
+        update={"created_at": w.clock() - timedelta(minutes=5)}
+    )
+    # When it reaches its checks
+    w.clock.advance(minutes=12)
+    w.rds.set_status(run.instance_id, "available", address="10.0.0.9", port=5432)
+    advance_drill(run.run_id, w.ctx)
+    w.rds.set_status(run.instance_id, "available")
+    advance_drill(run.run_id, w.ctx, credentials_reset_event=True)
+    # Then it is compared with the drill of older data, although the other one passed later
+    assert w.checker.items[0]["baseline_key"] == "baselines/older-data"

@@ -44,6 +44,7 @@ from restoredrill.ports.records import (
     SnapshotInfo,
     SourceDatabase,
     Verdict,
+    holds_data_before,
 )
 
 if TYPE_CHECKING:
@@ -223,8 +224,11 @@ class DynamoRunStore:
             for item in page["Items"]:
                 yield RunRecord.model_validate_json(str(item["record"]["S"]))
 
-    def last_passing(self, source_db: str) -> RunRecord | None:
-        return next(self._newest_of(source_db, "verdict", Verdict.PASSED.value), None)
+    def last_passing(
+        self, source_db: str, *, data_as_of: datetime | None = None
+    ) -> RunRecord | None:
+        passing = self._newest_of(source_db, "verdict", Verdict.PASSED.value)
+        return next((run for run in passing if holds_data_before(run, data_as_of)), None)
 
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:
         published = []

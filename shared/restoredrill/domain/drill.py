@@ -490,9 +490,9 @@ def _checker_payload(run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
 
 
 def _last_passing(run: RunRecord, ctx: DrillContext) -> RunRecord | None:
-    """The last passing drill of this database: its baseline is what this one compares with
-    (only passing drills set one)."""
-    previous = ctx.runs.last_passing(run.source_db)
+    """The last passing drill of this database whose backup is not newer than this one's: its
+    baseline is what this one compares with (only passing drills set one)."""
+    previous = ctx.runs.last_passing(run.source_db, data_as_of=run.snapshot.snapshot_created_at)
     if previous is None or previous.run_id == run.run_id:
         return None
     return previous

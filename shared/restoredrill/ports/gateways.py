@@ -43,8 +43,13 @@ class RunStore(Protocol):
 
     def active_runs(self) -> list[RunRecord]: ...
 
-    def last_passing(self, source_db: str) -> RunRecord | None:
-        """The newest PASSED run of this database: what the next drill compares against."""
+    def last_passing(
+        self, source_db: str, *, data_as_of: datetime | None = None
+    ) -> RunRecord | None:
+        """The newest PASSED run of this database: what the next drill compares against. With
+        ``data_as_of``, the newest whose backup holds data no newer than that (a drill of an
+        older snapshot, or one started after a point-in-time drill, must not be compared with
+        data from after its own backup, or every row written in between looks lost)."""
         ...
 
     def latest_report(self, source_db: str, *, excluding_run_id: str) -> ReportLink | None:

@@ -251,6 +251,13 @@ class RunRecord(BaseModel):
         return self.cluster_id is not None
 
 
+def holds_data_before(run: RunRecord, data_as_of: datetime | None) -> bool:
+    """``run`` restored a backup whose data is no newer than ``data_as_of`` (a snapshot's
+    creation time, or a point-in-time drill's restore time; unknown on either side: yes)."""
+    restored = run.snapshot.snapshot_created_at
+    return data_as_of is None or restored is None or restored <= data_as_of
+
+
 def drill_run_id(identifier: str) -> str | None:
     """The run id in a drill resource's name: a drill instance, a drill cluster or the instance
     created into one (``restoredrill-<run id>`` or ``restoredrill-<run id>-writer``)."""
