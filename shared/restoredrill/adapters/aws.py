@@ -129,6 +129,24 @@ def _invalid_request(operation: str, error: BotoCoreError) -> EffectRejected:
     )
 
 
+def _restorable(identifier: str, found: dict[str, Any], arn_key: str) -> RestorableSource:
+    """A DB instance or cluster as DescribeDBInstances/DescribeDBClusters show it, for a
+    point-in-time drill."""
+    return RestorableSource(
+        instance_id=identifier,
+        arn=str(found.get(arn_key, "")),
+        engine=str(found.get("Engine", "")),
+        engine_version=found.get("EngineVersion"),
+        encrypted=found.get("StorageEncrypted"),
+        kms_key_id=found.get("KmsKeyId"),
+        master_username=str(found.get("MasterUsername", "postgres")),
+        allocated_storage_gib=found.get("AllocatedStorage"),
+        storage_type=found.get("StorageType"),
+        tags=_tags(found.get("TagList")),
+        latest_restorable_time=found.get("LatestRestorableTime"),
+    )
+
+
 def _tags(tag_list: list[Any] | None) -> dict[str, str]:
     return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tag_list or []}
 
@@ -569,21 +587,7 @@ class RdsAdapter:
     def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
         """The source of a point-in-time drill, with its LatestRestorableTime."""
         found = self._describe_instance(instance_id)
-        if found is None:
-            return None
-        return RestorableSource(
-            instance_id=instance_id,
-            arn=str(found.get("DBInstanceArn", "")),
-            engine=str(found.get("Engine", "")),
-            engine_version=found.get("EngineVersion"),
-            encrypted=found.get("StorageEncrypted"),
-            kms_key_id=found.get("KmsKeyId"),
-            master_username=str(found.get("MasterUsername", "postgres")),
-            allocated_storage_gib=found.get("AllocatedStorage"),
-            storage_type=found.get("StorageType"),
-            tags=_tags(found.get("TagList")),
-            latest_restorable_time=found.get("LatestRestorableTime"),
-        )
+        return None if found is None else _restorable(instance_id, found, "DBInstanceArn")
 
     def set_master_password(self, run: RunRecord, password: str) -> None:
         if self._owned(run.run_id, run.instance_id) is None:
@@ -794,21 +798,7 @@ class RdsAdapter:
     def describe_restorable_cluster(self, cluster_id: str) -> RestorableSource | None:
         """The source of an Aurora point-in-time drill, with its LatestRestorableTime."""
         found = self._describe_cluster(cluster_id)
-        if found is None:
-            return None
-        return RestorableSource(
-            instance_id=cluster_id,
-            arn=str(found.get("DBClusterArn", "")),
-            engine=str(found.get("Engine", "")),
-            engine_version=found.get("EngineVersion"),
-            encrypted=found.get("StorageEncrypted"),
-            kms_key_id=found.get("KmsKeyId"),
-            master_username=str(found.get("MasterUsername", "postgres")),
-            allocated_storage_gib=found.get("AllocatedStorage"),
-            storage_type=found.get("StorageType"),
-            tags=_tags(found.get("TagList")),
-            latest_restorable_time=found.get("LatestRestorableTime"),
-        )
+        return None if found is None else _restorable(cluster_id, found, "DBClusterArn")
 
     def create_cluster_instance(self, run: RunRecord) -> None:
         assert run.cluster_id is not None
