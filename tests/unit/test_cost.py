@@ -232,7 +232,7 @@ def test_a_drills_report_event_slack_message_and_page_carry_its_estimate() -> No
     # Then its report carries the estimate, and the event, Slack and the page show its total
     ((report,),) = [list(w.reports.documents.values())]
     cost = report["cost"]
-    assert report["schema_version"] == "1.5"
+    assert report["schema_version"] == "1.6"
     assert cost["complete"] and cost["instance"]["instance_class"] == "db.t4g.micro"
     assert cost["instance"]["billed_seconds"] == 600  # 9 minutes available: the minimum
     assert w.events.items[0]["estimated_cost_usd"] == cost["total_usd"] > 0

@@ -56,7 +56,7 @@ def a_current_report_after(previous: dict[str, Any], previous_bytes: bytes) -> d
 
 def test_every_published_version_is_still_shipped_and_1_3_reports_validate_against_theirs() -> None:
     old, _ = stored_1_3()
-    assert PUBLISHED_SCHEMA_VERSIONS == ("1.1", "1.2", "1.3", "1.4", "1.5")
+    assert PUBLISHED_SCHEMA_VERSIONS == ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
     assert old["schema_version"] == "1.3" and "cost" not in old
     assert errors(old, "1.3") == []
     # And 1.4 requires the cost the 1.3 report does not have
@@ -75,7 +75,7 @@ def test_1_4_reports_validate_against_theirs_and_not_against_the_current_one() -
 def test_verify_chain_follows_a_chain_from_a_1_4_report_into_the_current_version() -> None:
     old, old_bytes = stored_1_4()
     new = a_current_report_after(old, old_bytes)
-    assert new["schema_version"] == REPORT_SCHEMA_VERSION == "1.5"
+    assert new["schema_version"] == REPORT_SCHEMA_VERSION == "1.6"
     assert errors(new, REPORT_SCHEMA_VERSION) == []
     stored = [
         StoredReport(old["location"]["key"], old_bytes),

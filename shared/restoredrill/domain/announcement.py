@@ -87,7 +87,10 @@ def _section(text: str) -> dict[str, Any]:
 def _headline(finished: DrillFinished) -> str:
     verdict = finished.verdict or "UNKNOWN"
     icon = VERDICT_ICONS.get(verdict, UNKNOWN_ICON)
-    return f"{icon} Restore drill {verdict}: {finished.source_db} from {finished.snapshot_id}"
+    backup = f" ({finished.recovery_point})" if finished.recovery_point else ""
+    return (
+        f"{icon} Restore drill {verdict}: {finished.source_db} from {finished.snapshot_id}{backup}"
+    )
 
 
 def _fallback(finished: DrillFinished) -> str:
@@ -132,9 +135,12 @@ def _cost(amount: float) -> str:
 
 
 def _facts(finished: DrillFinished) -> dict[str, Any]:
+    snapshot = f"*Snapshot*\n{_code(finished.snapshot_id)}"
+    if finished.recovery_point:
+        snapshot += f"\n{_escape(finished.recovery_point)}"
     fields = [
         f"*Database*\n{_escape(finished.source_db)}",
-        f"*Snapshot*\n{_code(finished.snapshot_id)}",
+        snapshot,
         f"*Restore time (RTO)*\n{_duration(finished.restore_seconds)}",
     ]
     if finished.rpo_seconds is not None:

@@ -22,6 +22,7 @@ from restoredrill.domain.admission import (
 from restoredrill.domain.eligibility import DrillNotDue as DrillNotDue
 from restoredrill.domain.eligibility import DrillRejected as DrillRejected
 from restoredrill.domain.eligibility import eligible_snapshot, schedule_decision
+from restoredrill.domain.recovery_points import check_region, listed_opt_in, restore_refused
 from restoredrill.domain.report.document import build_report, report_bytes
 from restoredrill.domain.report.finished_event import finished_event_detail
 from restoredrill.domain.report.html import render_report_html
@@ -32,6 +33,7 @@ from restoredrill.domain.report.location import (
     report_key,
 )
 from restoredrill.domain.runstate import (
+    CAPACITY_CODES,
     Effect,
     Observation,
     Rules,
@@ -67,6 +69,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     PhaseTiming,
+    RecoveryPoint,
     RequestedDrill,
     RunRecord,
     RunState,
@@ -127,6 +130,10 @@ def run_id_for(idempotency_key: str) -> str:
 def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
     settings = ctx.settings
+    listed = None
+    if request.recovery_point is not None:
+        check_region(request.recovery_point, settings)
+        listed = listed_opt_in(request.recovery_point, settings)
     eligible = eligible_snapshot(
         ctx.rds,
         source_db=request.source_db,
@@ -134,8 +141,10 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         opt_in_tag=(settings.opt_in_tag_key, settings.opt_in_tag_value),
         event_tags=request.event_tags,
         cluster=request.cluster,
+        opted_in=listed is not None,
     )
     snapshot, source_db = eligible.snapshot, eligible.source_db
+    recovery_point = _opted_in_recovery_point(request, listed, source_db, settings)
 
     if isinstance(ctx.policies, PolicyError):
         # Raised, not rejected: the event is retried, then kept in the dead-letter queue (and
@@ -143,7 +152,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         raise ConfigError(f"invalid drill policy, no drill started:\n{ctx.policies}")
     policy = ctx.policies.for_database(source_db)
     now = ctx.clock()
-    run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
+    run_id = run_id_for(_idempotency_key(request, snapshot))
     drill_name = f"{INSTANCE_PREFIX}{run_id}"
     scheduled = policy.every is not None or policy.window is not None
     if scheduled and ctx.runs.get(run_id) is None:
@@ -161,6 +170,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         cluster_id=drill_name if request.cluster else None,
         instance_class=instance_class,
         acu_range=acu_range,
+        recovery_point=recovery_point,
         trigger=request.trigger,
         requested_by=request.requested_by,
         policy=policy.model_dump(mode="json"),
@@ -188,6 +198,25 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     # The poll chain is the fallback for every RDS event that never comes.
     ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
     return advance_drill(run.run_id, ctx) or run
+
+
+def _idempotency_key(request: DrillRequest, snapshot: SnapshotInfo) -> str:
+    """One drill per snapshot, per AWS Backup recovery point, or per request."""
+    if request.idempotency_key is not None:
+        return request.idempotency_key
+    if request.recovery_point is not None:
+        return f"recovery-point:{request.recovery_point.recovery_point_arn}"
+    return f"snapshot:{snapshot.snapshot_arn}"
+
+
+def _opted_in_recovery_point(
+    request: DrillRequest, listed: str | None, source_db: str, settings: DrillSettings
+) -> RecoveryPoint | None:
+    """The request's recovery point with why it is drilled (the eligibility check passed)."""
+    if request.recovery_point is None:
+        return None
+    tag = f"{source_db} carries the tag {settings.opt_in_tag_key}={settings.opt_in_tag_value}"
+    return request.recovery_point.model_copy(update={"opted_in_by": listed or tag})
 
 
 def _drill_class(
@@ -381,10 +410,8 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
 
 def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     """Carry out the effect; returns what it learned that the next record must hold."""
-    if effect is Effect.RESTORE and run.is_cluster:
-        ctx.rds.restore_cluster(run)
-    elif effect is Effect.RESTORE:
-        ctx.rds.restore(run)
+    if effect is Effect.RESTORE:
+        _restore(run, ctx)
     elif effect is Effect.CREATE_INSTANCE:
         ctx.rds.create_cluster_instance(run)
     elif effect is Effect.RESET_PASSWORD:
@@ -399,6 +426,20 @@ def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any
     elif effect is Effect.PUBLISH:
         return _publish(run, ctx)
     return {}
+
+
+def _restore(run: RunRecord, ctx: DrillContext) -> None:
+    try:
+        if run.is_cluster:
+            ctx.rds.restore_cluster(run)
+        else:
+            ctx.rds.restore(run)
+    except EffectRejected as rejected:
+        if run.recovery_point is None or rejected.code in CAPACITY_CODES:
+            raise
+        # Whether RDS restores AWS Backup's snapshots directly is not documented: a refusal
+        # says so, and where the alternative is described.
+        raise restore_refused(rejected, run) from None
 
 
 def _reset_password(run: RunRecord, ctx: DrillContext) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from restoredrill.domain.report.model import REPORT_SCHEMA_VERSION
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-PUBLISHED_SCHEMA_VERSIONS = ("1.1", "1.2", "1.3", "1.4", "1.5")
+PUBLISHED_SCHEMA_VERSIONS = ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
 REPORT_SCHEMA_PATH = SCHEMA_DIR / f"drill-report-{REPORT_SCHEMA_VERSION}.json"
 
 
