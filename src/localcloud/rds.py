@@ -110,6 +110,9 @@ class RdsFaults:
     quota_refusals: int = 0  # restores refused with InstanceQuotaExceeded before one goes through
     # Aurora: CreateDBInstance into the cluster is refused (InsufficientDBInstanceCapacity)
     refuse_create_instance: bool = False
+    # RestoreDBInstanceFromDBSnapshot is refused with this (code, message), as RDS might refuse
+    # an AWS Backup snapshot (undocumented either way: docs/aws-backup.md)
+    refuse_restore: tuple[str, str] | None = None
 
 
 @dataclass
@@ -641,12 +644,18 @@ class LocalRds:
             return str(instance.arn)
 
     def create_automated_snapshot(
-        self, db_instance_identifier: str, *, emit: bool = False
+        self,
+        db_instance_identifier: str,
+        *,
+        emit: bool = False,
+        snapshot_id: str | None = None,
+        snapshot_type: str = "automated",
     ) -> dict[str, Any]:
         """Base-backup the instance's server as an automated snapshot; the RDS-EVENT-0091 event.
 
         The event is returned (and only handed to ``emit_event`` if ``emit``), so the caller
-        decides how it is delivered.
+        decides how it is delivered. ``snapshot_id`` and ``snapshot_type``: another kind of
+        snapshot of the same data (AWS Backup's ``awsbackup:job-...``, localcloud.backup).
         """
         backend = self.backend
         identifier = db_instance_identifier.lower()
@@ -655,7 +664,7 @@ class LocalRds:
             if record is None or record.server is None:
                 raise DBInstanceNotFoundError(db_instance_identifier)
             server = record.server
-            snapshot_id = self._new_automated_snapshot_id(backend, identifier)
+            snapshot_id = snapshot_id or self._new_automated_snapshot_id(backend, identifier)
             self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=None)
         target = self.snapshots_dir / _safe_name(snapshot_id)
         try:
@@ -667,7 +676,7 @@ class LocalRds:
                 snapshot = backend.create_db_snapshot(
                     identifier,
                     snapshot_id,
-                    snapshot_type="automated",
+                    snapshot_type=snapshot_type,
                     tags=list(instance.tags) or None,
                 )
                 snapshot.status = "available"
@@ -792,9 +801,19 @@ class LocalRds:
         snapshot_id = snapshot_id.lower()
         with self._lock:
             self._refuse_beyond_quota(backend, str(overrides.get("db_instance_identifier", "")))
-            instance = _call_original(
-                "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
-            )
+            # moto's restore looks among automated and manual snapshots only: an AWS Backup
+            # snapshot is restored as RDS is assumed to restore it (docs/aws-backup.md).
+            backup = backend.database_snapshots.get(snapshot_id)
+            kind = backup.snapshot_type if backup is not None else None
+            if backup is not None and kind == "awsbackup":
+                backup.snapshot_type = "manual"
+            try:
+                instance = _call_original(
+                    "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
+                )
+            finally:
+                if backup is not None and kind == "awsbackup":
+                    backup.snapshot_type = kind
             identifier = instance.db_instance_identifier
             instance.status = "creating"
             instance.__dict__.pop(_ADDRESS_ATTR, None)
@@ -841,6 +860,8 @@ class LocalRds:
 
     def _refuse_beyond_quota(self, backend: RDSBackend, identifier: str) -> None:
         faults = self.faults_for(identifier)
+        if faults.refuse_restore is not None:
+            raise RDSClientError(*faults.refuse_restore)
         used = self.instances_used(backend)
         if faults.quota_refusals > 0 or used >= self.account_limits.instance_quota:
             faults.quota_refusals = max(0, faults.quota_refusals - 1)

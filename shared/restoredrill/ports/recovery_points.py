@@ -39,7 +39,8 @@ _RECOVERY_POINT_ARN = re.compile(
     r"(?P<type>snapshot|cluster-snapshot):(?P<name>awsbackup:.+)"
 )
 _VAULT_ARN = re.compile(r"arn:aws[a-z-]*:backup:(?P<region>[a-z0-9-]+):[0-9]{12}:backup-vault:(.+)")
-_ANY_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:(?P<region>[a-z0-9-]*):[0-9]{0,12}:.{1,1500}")
+# Printable ASCII only: an ARN is carried into the run record, the report and log lines.
+_ANY_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:(?P<region>[a-z0-9-]*):[0-9]{0,12}:[!-~]{1,1500}")
 
 
 class _CreatedBy(BaseModel):
