@@ -378,3 +378,28 @@ def test_a_drill_of_an_automated_snapshot_has_no_recovery_point() -> None:
     report = build_report(final, bucket="reports-bucket", key=str(final.report_key))
     assert report["recovery_point"] is None
     assert "AWS Backup" not in render_report_html(report)
+
+
+def test_an_aurora_recovery_point_is_drilled_as_a_cluster_and_its_refusal_names_it() -> None:
+    # Given an opted-in Aurora cluster and its completed backup job
+    w = world(aws_region="us-east-1")
+    name = "awsbackup:job-4ece7121-d60e-00c2-5c3b-49960142d03b"
+    w.rds.add_source_cluster("orders-aurora", OPTED_IN, name)
+    event = sample(BACKUP_SAMPLE)
+    event["detail"]["resourceType"] = "Aurora"
+    event["resources"] = [f"arn:aws:rds:us-east-1:123456789012:cluster-snapshot:{name}"]
+    # When the drill starts
+    run = start_drill(parse_recovery_point_event(event), w.ctx)
+    # Then the cluster snapshot is restored as a drill cluster, the recovery point recorded
+    assert run.is_cluster and run.source_db == "orders-aurora"
+    assert w.rds.count("restore_cluster") == 1 and w.rds.count("restore") == 0
+    assert run.recovery_point is not None and run.recovery_point.recovery_point_arn.endswith(name)
+    # And a refused restore of another one names the cluster restore and the recovery point
+    other = "awsbackup:job-5fd8a1b2-0000-4c3b-8d9e-0a1b2c3d4e5f"
+    w.rds.add_source_cluster("orders-aurora", OPTED_IN, other)
+    w.rds.refuse_restore = EffectRejected("InvalidParameterValue", "not restorable")
+    event["resources"] = [f"arn:aws:rds:us-east-1:123456789012:cluster-snapshot:{other}"]
+    refused = start_drill(parse_recovery_point_event(event), w.ctx)
+    final = w.runs.get(refused.run_id)
+    assert final is not None and final.verdict is Verdict.ERROR
+    assert "RestoreDBClusterFromSnapshot of AWS Backup recovery point" in (final.reason or "")
