@@ -37,7 +37,7 @@ from localcloud.backup import LocalBackup, RestoreJob
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.provision import Stack, local_client, provision
-from localcloud.rds import emulate_account_attributes
+from localcloud.rds import emulate_account_attributes, emulate_aws_backup_restores
 from localcloud.slack import SlackReceiver
 
 STACK_NAME = "restoredrill"
@@ -100,6 +100,8 @@ class World:
         port = free_port(self.bridge)
         # moto has no DescribeAccountAttributes; admission asks for the quota headroom first.
         emulate_account_attributes()
+        # moto restores automated and manual snapshots only: the backup-job sample's is AWS Backup's
+        emulate_aws_backup_restores()
         # nor AWS Backup's restore jobs, which the restore-test sample's validator reads.
         self.backup = LocalBackup(ACCOUNT_ID, REGION)
         self.backup.install()

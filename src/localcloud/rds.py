@@ -51,7 +51,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -374,6 +374,40 @@ def emulate_account_attributes() -> None:
     gives, it only adds one."""
     if "describe_account_attributes" not in RDSResponse.__dict__:
         setattr(RDSResponse, "describe_account_attributes", _describe_account_attributes)  # noqa: B010
+
+
+@contextlib.contextmanager
+def _restorable_by_moto(backend: RDSBackend, snapshot_id: str) -> Iterator[None]:
+    """moto's restore looks among automated and manual snapshots only: an AWS Backup snapshot
+    (awsbackup:...) is shown to it as a manual one for the call, and RDS is assumed to restore it
+    (docs/aws-backup.md)."""
+    snapshot = backend.database_snapshots.get(snapshot_id.lower())
+    if snapshot is None or snapshot.snapshot_type != "awsbackup":
+        yield
+        return
+    snapshot.snapshot_type = "manual"
+    try:
+        yield
+    finally:
+        snapshot.snapshot_type = "awsbackup"
+
+
+def emulate_aws_backup_restores() -> None:
+    """Have plain moto (no LocalRds) restore AWS Backup's snapshots, as LocalRds does. Left in
+    place once set: it changes no answer moto gives but that one."""
+    current = RDSBackend.restore_db_instance_from_db_snapshot
+    if getattr(current, "restores_aws_backup_snapshots", False):
+        return
+
+    def restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
+        name = from_snapshot_id
+        if name.startswith("arn:"):
+            name = backend.extract_snapshot_name_from_arn(name)
+        with _restorable_by_moto(backend, name):
+            return current(backend, from_snapshot_id, overrides)
+
+    restore.restores_aws_backup_snapshots = True  # type: ignore[attr-defined]
+    setattr(RDSBackend, "restore_db_instance_from_db_snapshot", restore)  # noqa: B010
 
 
 def _unpatch_moto() -> None:
@@ -801,19 +835,10 @@ class LocalRds:
         snapshot_id = snapshot_id.lower()
         with self._lock:
             self._refuse_beyond_quota(backend, str(overrides.get("db_instance_identifier", "")))
-            # moto's restore looks among automated and manual snapshots only: an AWS Backup
-            # snapshot is restored as RDS is assumed to restore it (docs/aws-backup.md).
-            backup = backend.database_snapshots.get(snapshot_id)
-            kind = backup.snapshot_type if backup is not None else None
-            if backup is not None and kind == "awsbackup":
-                backup.snapshot_type = "manual"
-            try:
+            with _restorable_by_moto(backend, snapshot_id):
                 instance = _call_original(
                     "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
                 )
-            finally:
-                if backup is not None and kind == "awsbackup":
-                    backup.snapshot_type = kind
             identifier = instance.db_instance_identifier
             instance.status = "creating"
             instance.__dict__.pop(_ADDRESS_ATTR, None)
