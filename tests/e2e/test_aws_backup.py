@@ -125,3 +125,11 @@ def test_a_copy_completed_in_a_second_region_is_drilled_there_by_its_vault(
     assert point["copy_job_id"] == event["detail"]["copyJobId"]
     assert point["vault_name"] == DR_VAULT
     assert point["opted_in_by"] == f"vault {DR_VAULT} is listed in BackupOptInVaults"
+
+    # And the same event again starts nothing; a copy into a vault that is not listed (of a
+    # database without the tag) starts no drill at all
+    cloud.aws.emit(event)
+    unlisted_id, _ = cloud.backup_job("clinic-db", vault="other-vault", copy_from="us-east-1")
+    assert cloud.aws.delivery.wait_idle(timeout=60)
+    assert cloud.run(unlisted_id) is None
+    assert [r.run_id for r in cloud.all_runs() if r.recovery_point is not None] == [run_id]
