@@ -403,3 +403,31 @@ def test_an_aurora_recovery_point_is_drilled_as_a_cluster_and_its_refusal_names_
     final = w.runs.get(refused.run_id)
     assert final is not None and final.verdict is Verdict.ERROR
     assert "RestoreDBClusterFromSnapshot of AWS Backup recovery point" in (final.reason or "")
+
+
+def test_a_copy_into_this_account_from_another_account_is_drilled_by_its_vault() -> None:
+    # Given the stack of a recovery account (123456789012, us-east-1) listing its vault, and a
+    # copy job that copied a recovery point of account 210987654321 into that vault
+    w = world(aws_region="us-east-1", backup_opt_in_vaults="recovery-vault")
+    copied = "awsbackup:copyjob-9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    w.rds.add_source("orders-db", {}, copied)
+    del w.rds.sources["orders-db"]  # the source database is in the other account
+    event = sample(COPY_SAMPLE)
+    detail = event["detail"]
+    other = "arn:aws:rds:us-east-1:210987654321"
+    event["resources"] = [f"{other}:snapshot:awsbackup:job-5c1a2b3d"]
+    detail["resourceArn"] = f"{other}:db:orders-db"
+    detail["sourceBackupVaultArn"] = "arn:aws:backup:us-east-1:210987654321:backup-vault:prod"
+    detail["destinationBackupVaultArn"] = (
+        "arn:aws:backup:us-east-1:123456789012:backup-vault:recovery-vault"
+    )
+    detail["destinationRecoveryPointArn"] = f"arn:aws:rds:us-east-1:123456789012:snapshot:{copied}"
+    # When the copy job completes
+    run = start_drill(parse_recovery_point_event(event), w.ctx)
+    # Then the copy in this account is drilled, and the report can say where it came from
+    assert run.snapshot.snapshot_id == copied and w.rds.count("restore") == 1
+    point = run.recovery_point
+    assert point is not None and point.vault_name == "recovery-vault"
+    assert point.source_recovery_point_arn == f"{other}:snapshot:awsbackup:job-5c1a2b3d"
+    assert point.resource_arn == f"{other}:db:orders-db"
+    assert point.opted_in_by == "vault recovery-vault is listed in BackupOptInVaults"
