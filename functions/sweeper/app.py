@@ -30,4 +30,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "runs_timed_out": summary.runs_timed_out,
         "runs_failed": summary.runs_failed,
         "orphans_deleted": summary.orphans_deleted,
+        "point_in_time_started": summary.point_in_time_started,
     }

@@ -71,6 +71,7 @@ class Cases:
         self.lambda_api = lambda_api
         self.started: dict[str, str] = {}  # event -> run id it started
         self.started_clusters: list[str] = []  # run ids of the Aurora drills started
+        self.point_in_time_run: str | None = None  # the point-in-time drill's run id
         self.finished_version: int | None = None
 
     def all(self) -> list[Case]:
@@ -91,6 +92,11 @@ class Cases:
                 "start_drill/copy-job-completed.json",
                 "StartDrillFunction",
                 self.copy_job_completed,
+            ),
+            Case(
+                "start_drill/drill-requested-point-in-time.json",
+                "StartDrillFunction",
+                self.point_in_time_requested,
             ),
             Case(
                 "start_drill/automated-cluster-snapshot-created.json",
@@ -223,6 +229,26 @@ class Cases:
         reason = str(returned.get("reason"))
         expect("is in us-west-2, not in this stack's Region us-east-1" in reason, reason)
         return "copy in us-west-2 declined: the stack in us-west-2 drills it"
+
+    def point_in_time_requested(self, invoked: Invoked) -> str:
+        returned = self._returned(invoked)
+        expect(returned.get("status") == "started", f"expected a started drill, got {returned}")
+        run_id = str(returned.get("run_id"))
+        run = self._run(run_id)
+        expect(run.source_db == SOURCE_DB, f"run {run_id} drills {run.source_db}")
+        expect(run.point_in_time is not None, f"run {run_id} is not a point-in-time drill")
+        assert run.point_in_time is not None
+        expect(run.snapshot.snapshot_type == "point-in-time", f"run {run_id}: {run.snapshot}")
+        expect(run.requested_by == "alice@example.com", f"requested_by {run.requested_by}")
+        self.point_in_time_run = run_id
+        when = f"{run.point_in_time.restore_time:%Y-%m-%d %H:%M:%S} UTC"
+        if run.restore_requested_at is None:
+            # The drill slots may all be taken by the drills started before it: it waits.
+            expect(run.state is RunState.QUEUED, f"run {run_id} is {run.state.value}")
+            return f"point-in-time drill {run_id} to {when} queued ({run.wait_reason})"
+        instance = f"{INSTANCE_PREFIX}{run_id}"
+        expect(instance in self.world.instance_ids(), f"restore not requested: no {instance}")
+        return f"point-in-time drill {run_id} started, restore to {when} requested"
 
     def cluster_snapshot_created(self, invoked: Invoked) -> str:
         returned = self._returned(invoked)
@@ -382,6 +408,7 @@ class Cases:
         expect(returned.get("orphans_deleted") == [orphan], f"orphans: {returned}")
         expect(returned.get("runs_timed_out") == 0, f"timed out: {returned}")
         live = len(self.started) + len(self.started_clusters)
+        live += 1 if self.point_in_time_run else 0
         expect(returned.get("runs_advanced") == live, f"expected {live} runs advanced: {returned}")
         clusters = self.world.cluster_ids()
         expect(SOURCE_CLUSTER in clusters, "the source cluster was touched")

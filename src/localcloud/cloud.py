@@ -544,12 +544,21 @@ class LocalCloud:
     def crashes_fired(self) -> list[tuple[str, str]]:
         return crash.fired(self.crash_dir)
 
+    def crashed_requests(self) -> set[str]:
+        """The Lambda request ids that an injected crash killed."""
+        return crash.killed_requests(self.crash_dir)
+
     def create_source_database(
-        self, instance_id: str = "clinic-db", aliases: Sequence[str] = ()
+        self,
+        instance_id: str = "clinic-db",
+        aliases: Sequence[str] = (),
+        *,
+        point_in_time: bool = False,
     ) -> SourceDatabase:
         """A production-like PostgreSQL with the clinic's data, opted in to drills; ``aliases``:
         more source instances served by the same server (a fleet of identical small databases
-        without a server each)."""
+        without a server each); ``point_in_time``: its WAL archived, so that it can be restored
+        to a point in time (its LatestRestorableTime moves with ``rds.ship_logs``)."""
         assert self.rds is not None
         server, password, counts = self._clinic_server(instance_id)
         for name in (instance_id, *aliases):
@@ -562,10 +571,15 @@ class LocalCloud:
                 db_name="clinic",
             )
             self.sources.append(SourceDatabase(instance_id=name, server=server, row_counts=counts))
+        if point_in_time:
+            self.rds.enable_point_in_time(instance_id)
         return self.sources[-1 - len(aliases)]
 
-    def create_source_cluster(self, cluster_id: str = AURORA_SOURCE) -> SourceDatabase:
-        """An opted-in Aurora PostgreSQL cluster with the clinic's data (its writer's server)."""
+    def create_source_cluster(
+        self, cluster_id: str = AURORA_SOURCE, *, point_in_time: bool = False
+    ) -> SourceDatabase:
+        """An opted-in Aurora PostgreSQL cluster with the clinic's data (its writer's server);
+        ``point_in_time``: its WAL archived (see :meth:`create_source_database`)."""
         assert self.rds is not None
         server, password, counts = self._clinic_server(cluster_id)
         self.rds.register_source_cluster(
@@ -579,6 +593,8 @@ class LocalCloud:
         self.sources.append(
             SourceDatabase(instance_id=cluster_id, server=server, row_counts=counts)
         )
+        if point_in_time:
+            self.rds.enable_point_in_time(cluster_id)
         return self.sources[-1]
 
     def _clinic_server(self, instance_id: str) -> tuple[PostgresServer, str, dict[str, int]]:

@@ -3,8 +3,9 @@
 When ``LOCALCLOUD_CRASH_DIR`` is set, :func:`install` hooks every botocore client the worker
 creates: after a 2xx answer to an operation below, an *arm file* ``<service>.<Operation>.<run
 id>`` in that directory is renamed to ``.fired`` and the worker dies with ``os._exit(1)``. The
-rename is atomic, so however many workers make the call, exactly one crashes, once. Production
-code knows nothing of this.
+rename is atomic, so however many workers make the call, exactly one crashes, once; the fired
+file holds the request id of the invocation it killed (:func:`killed_requests`), so that a
+failure record of that invocation is known for what it is. Production code knows nothing of this.
 """
 
 from __future__ import annotations
@@ -17,13 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CRASH_DIR_ENV", "OPERATIONS", "CrashPoint", "arm", "fired", "install", "run_id_of"]
+__all__ = [
+    "CRASH_DIR_ENV",
+    "OPERATIONS",
+    "CrashPoint",
+    "arm",
+    "fired",
+    "install",
+    "killed_requests",
+    "run_id_of",
+    "set_request",
+]
 
 CRASH_DIR_ENV = "LOCALCLOUD_CRASH_DIR"
 FIRED_SUFFIX = ".fired"
 _INSTANCE_PREFIX = "restoredrill-"
 _CLUSTER_INSTANCE_SUFFIX = "-writer"  # an Aurora drill's instance (restoredrill.ports.records)
 _PARAMS_KEY = "localcloud_crash_params"
+# The invocation the worker is running (a worker runs one at a time), set by the worker.
+_current_request = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,19 @@ def fired(directory: Path) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def set_request(request_id: str) -> None:
+    """The worker starts invocation ``request_id``: a crash now kills that one."""
+    global _current_request
+    _current_request = request_id
+
+
+def killed_requests(directory: Path) -> set[str]:
+    """The request ids of the invocations an armed crash killed."""
+    if not directory.is_dir():
+        return set()
+    return {path.read_text() for path in directory.glob(f"*{FIRED_SUFFIX}")} - {""}
+
+
 def _after_call(directory: Path, point: CrashPoint) -> Any:
     def after_call(http_response: Any, context: dict[str, Any], **_: Any) -> None:
         if http_response is None or not 200 <= int(http_response.status_code) < 300:
@@ -107,10 +133,12 @@ def _after_call(directory: Path, point: CrashPoint) -> Any:
         if run_id is None:
             return
         armed = directory / f"{point.name}.{run_id}"
+        fired_path = armed.with_name(armed.name + FIRED_SUFFIX)
         try:
-            os.rename(armed, armed.with_name(armed.name + FIRED_SUFFIX))
+            os.rename(armed, fired_path)
         except FileNotFoundError:
             return  # not armed, or another worker already crashed on it
+        fired_path.write_text(_current_request)
         sys.stdout.write(f"[FAULT] {point.name} succeeded for run {run_id}; the worker dies now\n")
         sys.stdout.flush()
         os._exit(1)

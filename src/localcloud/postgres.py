@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +33,8 @@ __all__ = [
     "PostgresError",
     "PostgresServer",
     "base_backup",
+    "configure_recovery",
+    "enable_wal_archiving",
     "ensure_usable_dir",
     "free_port",
     "init_cluster",
@@ -41,6 +44,7 @@ __all__ = [
     "running_servers",
     "scratch_root",
     "stop_all_started",
+    "wait_promoted",
 ]
 
 POSTGRES_OS_USER = "postgres"
@@ -664,6 +668,9 @@ def restore_copy(
             "port": chosen_port,
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(socket_dir),
+            # A copy of a source that archives its WAL must never archive into the source's
+            # archive: its segments would carry the same names on the same timeline.
+            "archive_mode": "off",
         },
         "localcloud restore",
     )
@@ -676,3 +683,71 @@ def restore_copy(
         log_file=parent_dir / f"{name}.log",
         auto_port=port is None,
     )
+
+
+# ------------------------------------------------------------------------- point-in-time recovery
+
+
+def _plain_path(path: Path) -> str:
+    """A path that may stand unquoted in archive_command and restore_command."""
+    text = str(path)
+    if not re.fullmatch(r"[A-Za-z0-9/._+-]+", text):
+        raise PostgresError(f"{text!r}: a WAL archive path must be plain (no spaces or quotes)")
+    return text
+
+
+def enable_wal_archiving(server: PostgresServer, archive_dir: Path) -> None:
+    """Archive every completed WAL segment of ``server`` into ``archive_dir`` (never overwriting
+    one), then restart it: archive_mode only changes at start."""
+    archive = _plain_path(archive_dir)
+    ensure_usable_dir(archive_dir)
+    admin = server.admin_connect()
+    try:
+        admin.run("ALTER SYSTEM SET archive_mode = on")
+        admin.run(
+            f"ALTER SYSTEM SET archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'"
+        )
+    finally:
+        admin.close()
+    server.stop()
+    server.start()
+
+
+def configure_recovery(server: PostgresServer, archive_dir: Path, target: datetime) -> None:
+    """Make a copy of a base backup (not started) recover to ``target``: WAL from
+    ``archive_dir`` (restore_command), stop before the first commit after the target, promote
+    (PostgreSQL 12+: recovery.signal and settings in the configuration)."""
+    _append_conf(
+        server.data_dir / "postgresql.auto.conf",
+        {
+            "restore_command": f"cp {_plain_path(archive_dir)}/%f %p",
+            "recovery_target_time": target.astimezone(UTC).isoformat(),
+            "recovery_target_action": "promote",
+        },
+        "localcloud point-in-time recovery",
+    )
+    _write_file(server.data_dir / "recovery.signal", "")
+
+
+def wait_promoted(server: PostgresServer, timeout: float = 120) -> None:
+    """Return once ``server`` has finished recovery and been promoted; raise PostgresError with
+    the server's own words when recovery stops first (e.g. the WAL to reach the target is
+    missing, and the server shuts down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.running:
+            fatal = [line for line in _tail(server.log_file, 200).splitlines() if "FATAL" in line]
+            raise PostgresError(
+                "recovery stopped before the target: "
+                + (" / ".join(fatal[-2:]) or _tail(server.log_file))
+            )
+        with contextlib.suppress(Exception):
+            admin = server.admin_connect(timeout=5)
+            try:
+                ((in_recovery,),) = admin.run("SELECT pg_is_in_recovery()")
+            finally:
+                admin.close()
+            if not in_recovery:
+                return
+        time.sleep(0.2)
+    raise PostgresError(f"recovery of {server.name} did not finish within {timeout:.0f}s")

@@ -50,6 +50,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,15 @@ from moto.rds.exceptions import (
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
-from localcloud.postgres import PostgresServer, base_backup, ensure_usable_dir, restore_copy
+from localcloud.postgres import (
+    PostgresServer,
+    base_backup,
+    configure_recovery,
+    enable_wal_archiving,
+    ensure_usable_dir,
+    restore_copy,
+    wait_promoted,
+)
 
 __all__ = ["AccountLimits", "LocalRds", "RdsFaults", "emulate_account_attributes"]
 
@@ -76,6 +85,7 @@ log = logging.getLogger(__name__)
 LOCAL_ADDRESS = "127.0.0.1"
 _ADDRESS_ATTR = "_localcloud_address"
 _PENDING_ATTR = "_localcloud_no_endpoint"  # like AWS: no Endpoint until the restore is done
+_LRT_ATTR = "_localcloud_latest_restorable_time"
 _PLACEHOLDER_PORT = 5432
 _THREAD_JOIN_SECONDS = 60.0
 FAILED_RESTORE_STATUS = "incompatible-restore"
@@ -96,6 +106,7 @@ MSG_INSTANCE_CREATED = "DB instance created"
 _CLUSTER_ENDPOINT_ATTR = "_localcloud_cluster_endpoint"
 # moto reports a new cluster "creating" once, then "available": ours keep the status we give them.
 _CLUSTER_STATUS_ATTR = "_localcloud_cluster_status"
+_OUR_ATTRIBUTES = (_ADDRESS_ATTR, _LRT_ATTR, _CLUSTER_ENDPOINT_ATTR, _CLUSTER_STATUS_ATTR)
 
 
 @dataclass
@@ -132,6 +143,18 @@ class AccountLimits:
 class _Snapshot:
     snapshot_id: str
     data_dir: Path | None  # None while the base backup is being taken
+    # An automated snapshot of a source: whose, and when its base backup had ended (the earliest
+    # time a point-in-time restore from it can reach).
+    source: str | None = None
+    taken_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """A point-in-time restore: replay WAL from ``archive`` up to ``target``."""
+
+    archive: Path
+    target: datetime
 
 
 @dataclass
@@ -149,6 +172,8 @@ class _Instance:
     lockers: list[Any] = field(default_factory=list)
     # Aurora: the cluster whose storage the server runs on (stopped, not destroyed, with it)
     cluster_id: str | None = None
+    # A source whose server archives its WAL here (point-in-time restores replay it).
+    wal_archive: Path | None = None
 
 
 @dataclass
@@ -164,6 +189,8 @@ class _Cluster:
     cancel: threading.Event = field(default_factory=threading.Event)
     work_done: threading.Event = field(default_factory=threading.Event)
     lockers: list[Any] = field(default_factory=list)
+    # A source whose writer archives its WAL here (point-in-time restores replay it).
+    wal_archive: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +199,8 @@ class _Cluster:
 
 _PATCHED_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
+    "restore_db_instance_to_point_in_time",
+    "restore_db_cluster_to_point_in_time",
     "modify_db_instance",
     "delete_db_instance",
     "copy_db_snapshot",
@@ -208,6 +237,64 @@ def _patched_restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any)
             "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
         )
     return local._on_restore(backend, from_snapshot_id, overrides)
+
+
+def _patched_restore_to_point_in_time(
+    backend: RDSBackend, source_db_identifier: str, target_db_identifier: str, overrides: Any
+) -> DBInstance:
+    local = _local_for(backend)
+    if local is None:
+        return _call_original(
+            "restore_db_instance_to_point_in_time",
+            backend,
+            source_db_identifier,
+            target_db_identifier,
+            overrides,
+        )
+    return local._on_restore_to_point_in_time(
+        backend, source_db_identifier, target_db_identifier, overrides
+    )
+
+
+def _latest_restorable_time(original: str) -> property:
+    """A local source's LatestRestorableTime is the end of the WAL it last shipped
+    (:meth:`LocalRds.ship_logs`); none before, like a database without a finished backup.
+    moto's own (now) for every other instance or cluster."""
+
+    def fget(resource: DBInstance | DBCluster) -> datetime | None:
+        if _LRT_ATTR in resource.__dict__:
+            return cast(datetime | None, resource.__dict__[_LRT_ATTR])
+        return cast(datetime, _original(original).fget(resource))
+
+    return property(fget)
+
+
+def _recover(storage: PostgresServer, recovery: _Recovery) -> None:
+    """Replay the archive into a copy of a base backup up to the target, promote, stop."""
+    configure_recovery(storage, recovery.archive, recovery.target)
+    storage.start()
+    try:
+        wait_promoted(storage)
+    finally:
+        storage.stop()
+
+
+@contextlib.contextmanager
+def _without_our_attributes(resource: DBInstance | DBCluster) -> Iterator[None]:
+    """moto's point-in-time restores copy the source's attributes into the new resource, ours
+    too (its address, its restorable time): they are set aside meanwhile."""
+    ours = {key: resource.__dict__.pop(key) for key in _OUR_ATTRIBUTES if key in resource.__dict__}
+    try:
+        yield
+    finally:
+        resource.__dict__.update(ours)
+
+
+def _patched_restore_cluster_to_point_in_time(backend: RDSBackend, **kwargs: Any) -> Any:
+    local = _local_for(backend)
+    if local is None:
+        return _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+    return local._on_restore_cluster_to_point_in_time(backend, kwargs)
 
 
 def _describe_account_attributes(response: RDSResponse) -> ActionResult:
@@ -341,6 +428,8 @@ def _patch_moto() -> None:
     for name in _PATCHED_BACKEND_METHODS:
         _originals[name] = RDSBackend.__dict__[name]
     _originals["address"] = DBInstance.__dict__["address"]
+    _originals["latest_restorable_time"] = DBInstance.__dict__["latest_restorable_time"]
+    _originals["cluster_latest_restorable_time"] = DBCluster.__dict__["latest_restorable_time"]
     _originals["endpoint"] = DBInstance.__dict__["endpoint"]
     _originals["cluster_endpoint"] = DBCluster.__dict__["endpoint"]
     _originals["cluster_status"] = DBCluster.__dict__["status"]
@@ -352,6 +441,8 @@ def _patch_moto() -> None:
         "describe_db_clusters": _locked_passthrough("describe_db_clusters"),
         "describe_db_cluster_snapshots": _locked_passthrough("describe_db_cluster_snapshots"),
         "restore_db_instance_from_db_snapshot": _patched_restore,
+        "restore_db_instance_to_point_in_time": _patched_restore_to_point_in_time,
+        "restore_db_cluster_to_point_in_time": _patched_restore_cluster_to_point_in_time,
         "modify_db_instance": _patched_modify,
         "delete_db_instance": _patched_delete,
         "copy_db_snapshot": _patched_copy_snapshot,
@@ -362,6 +453,9 @@ def _patch_moto() -> None:
         setattr(RDSBackend, name, replacement)
     setattr(DBInstance, "address", property(_patched_address_fget))  # noqa: B010
     setattr(DBInstance, "endpoint", property(_patched_endpoint_fget))  # noqa: B010
+    setattr(DBInstance, "latest_restorable_time", _latest_restorable_time("latest_restorable_time"))  # noqa: B010
+    cluster_lrt = _latest_restorable_time("cluster_latest_restorable_time")
+    setattr(DBCluster, "latest_restorable_time", cluster_lrt)  # noqa: B010
     setattr(DBCluster, "endpoint", property(_patched_cluster_endpoint_fget))  # noqa: B010
     status = _originals["cluster_status"]
     setattr(DBCluster, "status", property(_patched_cluster_status_fget, status.fset))  # noqa: B010
@@ -415,6 +509,9 @@ def _unpatch_moto() -> None:
         setattr(RDSBackend, name, _originals.pop(name))
     setattr(DBInstance, "address", _originals.pop("address"))  # noqa: B010
     setattr(DBInstance, "endpoint", _originals.pop("endpoint"))  # noqa: B010
+    setattr(DBInstance, "latest_restorable_time", _originals.pop("latest_restorable_time"))  # noqa: B010
+    cluster_lrt = _originals.pop("cluster_latest_restorable_time")
+    setattr(DBCluster, "latest_restorable_time", cluster_lrt)  # noqa: B010
     setattr(DBCluster, "endpoint", _originals.pop("cluster_endpoint"))  # noqa: B010
     setattr(DBCluster, "status", _originals.pop("cluster_status"))  # noqa: B010
 
@@ -666,6 +763,8 @@ class LocalRds:
             # the source's snapshots are the real ones create_automated_snapshot() makes.
             self._drop_moto_automated_snapshots(backend, instance.db_instance_identifier)
             instance.__dict__[_ADDRESS_ATTR] = LOCAL_ADDRESS
+            # No restorable time until its logs are shipped (ship_logs), and only if archived.
+            instance.__dict__[_LRT_ATTR] = None
             instance.port = server.port
             self._instances[instance.db_instance_identifier] = _Instance(
                 identifier=instance.db_instance_identifier,
@@ -714,7 +813,9 @@ class LocalRds:
                     tags=list(instance.tags) or None,
                 )
                 snapshot.status = "available"
-                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                self._snapshots[snapshot_id] = _Snapshot(
+                    snapshot_id, data_dir=target, source=identifier, taken_at=_now()
+                )
                 event = _envelope(
                     detail_type="RDS DB Snapshot Event",
                     account=self.account_id,
@@ -780,6 +881,56 @@ class LocalRds:
         if snapshot is not None and snapshot.data_dir is not None and not shared:
             shutil.rmtree(snapshot.data_dir, ignore_errors=True)
 
+    # -- point-in-time restore: WAL archiving on a source, and its shipped logs ---------------
+
+    def _source(self, identifier: str) -> _Instance | _Cluster | None:
+        """A source DB instance or Aurora DB cluster, by identifier."""
+        with self._lock:
+            record = self._instances.get(identifier) or self._clusters.get(identifier)
+        return record if record is not None and record.kind == "source" else None
+
+    def enable_point_in_time(self, identifier: str) -> Path:
+        """Archive the WAL of a source DB instance or Aurora DB cluster (its server is
+        restarted) so that it can be restored to a point in time: from its newest automated
+        snapshot before that time, replaying the archive. Returns the archive directory."""
+        record = self._source(identifier.lower())
+        if record is None or record.server is None:
+            raise DBInstanceNotFoundError(identifier)
+        archive = self.state_dir / "wal-archive" / _safe_name(identifier.lower())
+        enable_wal_archiving(record.server, archive)
+        record.wal_archive = archive
+        return archive
+
+    def wal_archive_dir(self, identifier: str) -> Path | None:
+        """Where a source's WAL is archived (tests remove a segment from it)."""
+        record = self._source(identifier.lower())
+        return None if record is None else record.wal_archive
+
+    def ship_logs(self, identifier: str) -> datetime:
+        """What RDS does every five minutes: the source's transaction logs so far are archived,
+        and its LatestRestorableTime moves up to them. A commit is written after the time read
+        (a transaction id, no data), so that recovery to that time finds its end in the logs."""
+        key = identifier.lower()
+        record = self._source(key)
+        if record is None or record.server is None or record.wal_archive is None:
+            raise InvalidParameterValue(f"{identifier} does not archive its WAL")
+        admin = record.server.admin_connect()
+        try:
+            ((restorable,),) = admin.run("SELECT clock_timestamp()")
+            admin.run("SELECT pg_current_xact_id()")
+            ((segment,),) = admin.run("SELECT pg_walfile_name(pg_switch_wal())")
+        finally:
+            admin.close()
+        deadline = time.monotonic() + _THREAD_JOIN_SECONDS
+        while not (record.wal_archive / str(segment)).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"WAL segment {segment} of {key} was never archived")
+            time.sleep(0.05)
+        with self._lock:
+            resource = self.backend.databases.get(key) or self.backend.clusters[key]
+            resource.__dict__[_LRT_ATTR] = restorable
+        return cast(datetime, restorable)
+
     def faults_for(self, identifier: str) -> RdsFaults:
         return self.instance_faults.get(identifier.lower(), self.faults)
 
@@ -839,39 +990,139 @@ class LocalRds:
                 instance = _call_original(
                     "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
                 )
-            identifier = instance.db_instance_identifier
-            instance.status = "creating"
-            instance.__dict__.pop(_ADDRESS_ATTR, None)
-            instance.__dict__[_PENDING_ATTR] = True
-            instance.port = _PLACEHOLDER_PORT
-            # moto ignores falsy overrides, so BackupRetentionPeriod=0 would be lost
-            if overrides.get("backup_retention_period") == 0:
-                instance.backup_retention_period = 0
-            # the new instance's initial automated backup (moto makes one) holds the same data
-            # as the snapshot it was restored from; with BackupRetentionPeriod=0 AWS makes none
-            source = self._snapshots.get(snapshot_id)
-            for moto_id, snapshot in list(backend.database_snapshots.items()):
-                if (
-                    snapshot.snapshot_type == "automated"
-                    and snapshot.database.db_instance_identifier == identifier
-                    and moto_id not in self._snapshots
-                ):
-                    if instance.backup_retention_period == 0 or source is None:
-                        del backend.database_snapshots[moto_id]
-                    else:
-                        self._snapshots[moto_id] = _Snapshot(moto_id, source.data_dir)
-            record = _Instance(
-                identifier=identifier,
-                arn=instance.arn,
-                kind="restored",
-                state="creating",
-                master_username=instance.master_username,
+            return self._begin_restore(backend, instance, snapshot_id, overrides, None)
+
+    def _on_restore_to_point_in_time(
+        self,
+        backend: RDSBackend,
+        source_db_identifier: str,
+        target_db_identifier: str,
+        overrides: Any,
+    ) -> DBInstance:
+        """RestoreDBInstanceToPointInTime of a source that archives its WAL: its newest
+        automated snapshot taken before the time, recovered with the archive up to it."""
+        source_id = str(source_db_identifier).lower()
+        with self._lock:
+            record = self._instances.get(source_id)
+            if record is None or record.kind != "source":
+                return _call_original(
+                    "restore_db_instance_to_point_in_time",
+                    backend,
+                    source_db_identifier,
+                    target_db_identifier,
+                    overrides,
+                )
+            if record.wal_archive is None:
+                raise RDSClientError(
+                    "PointInTimeRestoreNotEnabled",
+                    f"{source_db_identifier} keeps no transaction logs to restore from.",
+                )
+            source = backend.databases[source_id]
+            target = self._restore_time(
+                source, overrides.get("restore_time"), overrides.get("use_latest_restorable_time")
             )
-            self._instances[identifier] = record
-            self.restored_now += 1
-            self.restored_peak = max(self.restored_peak, self.restored_now)
-            self._spawn(record, "restore", self._restore_worker, instance, record, snapshot_id)
-            return instance
+            base = self._base_backup_before(source_id, target)
+            self._refuse_beyond_quota(backend, str(target_db_identifier))
+            with _without_our_attributes(source):
+                instance = _call_original(
+                    "restore_db_instance_to_point_in_time",
+                    backend,
+                    source_db_identifier,
+                    target_db_identifier,
+                    overrides,
+                )
+            return self._begin_restore(
+                backend, instance, base, overrides, _Recovery(record.wal_archive, target)
+            )
+
+    @staticmethod
+    def _restore_time(source: DBInstance | DBCluster, asked: Any, use_latest: Any) -> datetime:
+        """The restore time asked for (or the LatestRestorableTime); refused past the latest."""
+        latest = source.latest_restorable_time
+        if use_latest:
+            if latest is None:
+                raise RDSClientError("InvalidRestoreFault", "No restorable time yet.")
+            return latest
+        if asked is None:
+            raise InvalidParameterCombination(
+                "A restore time or UseLatestRestorableTime is needed."
+            )
+        target = (
+            asked
+            if isinstance(asked, datetime)
+            else datetime.fromisoformat(str(asked).replace("Z", "+00:00"))
+        )
+        if target.tzinfo is None:
+            target = target.replace(tzinfo=UTC)  # RDS reads times without an offset as UTC
+        if latest is None or target > latest:
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"The restore time {target.isoformat()} is after the LatestRestorableTime "
+                f"{latest.isoformat() if latest else '(none)'}.",
+            )
+        return target
+
+    def _base_backup_before(self, source_id: str, target: datetime) -> str:
+        """The newest automated snapshot of the source whose base backup ended before ``target``."""
+        candidates = [
+            snapshot
+            for snapshot in self._snapshots.values()
+            if snapshot.source == source_id
+            and snapshot.data_dir is not None
+            and snapshot.taken_at is not None
+            and snapshot.taken_at <= target
+        ]
+        if not candidates:
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"No automated backup of {source_id} before {target.isoformat()}.",
+            )
+        return max(candidates, key=lambda snapshot: snapshot.taken_at or target).snapshot_id
+
+    def _begin_restore(
+        self,
+        backend: RDSBackend,
+        instance: DBInstance,
+        snapshot_id: str,
+        overrides: Any,
+        recovery: _Recovery | None,
+    ) -> DBInstance:
+        """A new restored instance, ``creating`` until its server runs (under the lock)."""
+        identifier = instance.db_instance_identifier
+        instance.status = "creating"
+        instance.__dict__.pop(_ADDRESS_ATTR, None)
+        instance.__dict__[_PENDING_ATTR] = True
+        instance.port = _PLACEHOLDER_PORT
+        # moto ignores falsy overrides, so BackupRetentionPeriod=0 would be lost
+        if overrides.get("backup_retention_period") == 0:
+            instance.backup_retention_period = 0
+        # the new instance's initial automated backup (moto makes one) holds the same data
+        # as the snapshot it was restored from; with BackupRetentionPeriod=0 AWS makes none
+        source = self._snapshots.get(snapshot_id)
+        for moto_id, snapshot in list(backend.database_snapshots.items()):
+            if (
+                snapshot.snapshot_type == "automated"
+                and snapshot.database.db_instance_identifier == identifier
+                and moto_id not in self._snapshots
+            ):
+                if instance.backup_retention_period == 0 or source is None:
+                    del backend.database_snapshots[moto_id]
+                else:
+                    self._snapshots[moto_id] = _Snapshot(moto_id, source.data_dir)
+        record = _Instance(
+            identifier=identifier,
+            arn=instance.arn,
+            kind="restored",
+            state="creating",
+            master_username=instance.master_username,
+        )
+        self._instances[identifier] = record
+        self.restored_now += 1
+        self.restored_peak = max(self.restored_peak, self.restored_now)
+        self._spawn(
+            record, "restore", self._restore_worker, instance, record, snapshot_id, recovery
+        )
+        return instance
 
     def instances_used(self, backend: RDSBackend) -> int:
         """DBInstances used: production's, and moto's instances (but the sources when they are
@@ -926,7 +1177,11 @@ class LocalRds:
         ).start()
 
     def _restore_worker(
-        self, instance: DBInstance, record: _Instance, snapshot_id: str
+        self,
+        instance: DBInstance,
+        record: _Instance,
+        snapshot_id: str,
+        recovery: _Recovery | None = None,
     ) -> dict[str, Any] | None:
         faults = self.faults_for(record.identifier)
         if faults.stuck_restore:
@@ -934,7 +1189,7 @@ class LocalRds:
             return None  # stuck in "creating" until deleted (or shut down)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None  # deleted (or shut down) while "creating"
-        server, failure = self._restore_server(record, snapshot_id, faults)
+        server, failure = self._restore_server(record, snapshot_id, faults, recovery)
         with self._lock:
             abandoned = record.cancel.is_set() or self._closed or record.state != "creating"
             event = (
@@ -947,7 +1202,11 @@ class LocalRds:
         return event
 
     def _restore_server(
-        self, record: _Instance, snapshot_id: str, faults: RdsFaults
+        self,
+        record: _Instance,
+        snapshot_id: str,
+        faults: RdsFaults,
+        recovery: _Recovery | None = None,
     ) -> tuple[PostgresServer | None, str | None]:
         """The restored instance's server, started, or why there is none."""
         snapshot = self._snapshots.get(snapshot_id)
@@ -966,7 +1225,11 @@ class LocalRds:
             return None, f"restore failed: {exc}"
         record.server = server
         try:
+            if recovery is not None:
+                configure_recovery(server, recovery.archive, recovery.target)
             server.start()
+            if recovery is not None:
+                wait_promoted(server)
         except Exception as exc:
             log.exception("local RDS: restore of %s failed", record.identifier)
             return server, f"restore failed: {exc}"
@@ -1222,6 +1485,7 @@ class LocalRds:
             identifier = cluster.db_cluster_identifier
             self._drop_moto_cluster_snapshots(backend, identifier)
             cluster.__dict__[_CLUSTER_ENDPOINT_ATTR] = LOCAL_ADDRESS
+            cluster.__dict__[_LRT_ATTR] = None  # until its logs are shipped (ship_logs)
             self._clusters[identifier] = _Cluster(
                 identifier=identifier,
                 arn=cluster.db_cluster_arn,
@@ -1263,7 +1527,9 @@ class LocalRds:
                     identifier, snapshot_id, snapshot_type="automated", tags=list(cluster.tags)
                 )
                 snapshot.status = "available"
-                self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=target)
+                self._snapshots[snapshot_id] = _Snapshot(
+                    snapshot_id, data_dir=target, source=identifier, taken_at=_now()
+                )
                 return _envelope(
                     detail_type="RDS DB Cluster Snapshot Event",
                     account=self.account_id,
@@ -1319,10 +1585,61 @@ class LocalRds:
             )
             return cluster
 
+    def _on_restore_cluster_to_point_in_time(self, backend: RDSBackend, kwargs: Any) -> Any:
+        """RestoreDBClusterToPointInTime of a source cluster that archives its WAL: its newest
+        automated cluster snapshot before the time, recovered with the archive up to it."""
+        source_id = str(kwargs.get("source_db_cluster_identifier", "")).lower()
+        identifier = str(kwargs.get("db_cluster_identifier", "")).lower()
+        with self._lock:
+            record = self._clusters.get(source_id)
+            if record is None or record.kind != "source":
+                return _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+            if record.wal_archive is None:
+                raise RDSClientError(
+                    "InvalidRestoreFault", f"{source_id} keeps no transaction logs to restore from."
+                )
+            if identifier in backend.clusters:
+                raise RDSClientError(
+                    "DBClusterAlreadyExistsFault", f"DB Cluster {identifier} already exists"
+                )
+            source = backend.clusters[source_id]
+            target = self._restore_time(
+                source, kwargs.get("restore_to_time"), kwargs.get("use_latest_restorable_time")
+            )
+            base = self._base_backup_before(source_id, target)
+            with _without_our_attributes(source):
+                cluster = _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
+            _set_cluster_status(cluster, "creating")
+            self._drop_moto_cluster_snapshots(backend, identifier)
+            restored = _Cluster(
+                identifier=identifier,
+                arn=cluster.db_cluster_arn,
+                kind="restored",
+                state="creating",
+                master_username=cluster.master_username,
+            )
+            self._clusters[identifier] = restored
+            recovery = _Recovery(record.wal_archive, target)
+            self._spawn(
+                restored,
+                "restore-cluster",
+                self._restore_cluster_worker,
+                cluster,
+                restored,
+                base,
+                recovery,
+            )
+            return cluster
+
     def _restore_cluster_worker(
-        self, cluster: DBCluster, record: _Cluster, snapshot_id: str
+        self,
+        cluster: DBCluster,
+        record: _Cluster,
+        snapshot_id: str,
+        recovery: _Recovery | None = None,
     ) -> dict[str, Any] | None:
-        """The cluster's storage: a copy of the snapshot (not started: its instance starts it)."""
+        """The cluster's storage: a copy of the snapshot (not started: its instance starts it);
+        for a point-in-time restore, recovered up to the time and promoted first."""
         faults = self.faults_for(record.identifier)
         if record.cancel.wait(max(faults.restore_delay_seconds, 0.0)):
             return None
@@ -1335,8 +1652,13 @@ class LocalRds:
                     self.instances_dir,
                     f"{_safe_name(record.identifier)}-{uuid.uuid4().hex[:8]}",
                 )
+                if recovery is not None:
+                    _recover(storage, recovery)
             except Exception:
                 log.exception("local RDS: restore of cluster %s failed", record.identifier)
+                if storage is not None:
+                    storage.destroy()
+                    storage = None
         with self._lock:
             if record.cancel.is_set() or self._closed or record.state != "creating":
                 if storage is not None:

@@ -201,6 +201,7 @@ def _invoke(handler: Any, request: dict[str, Any], *, init_ms: float | None) -> 
     global _CURRENT_REQUEST_ID
     request_id = str(request["request_id"])
     _CURRENT_REQUEST_ID = request_id
+    crash.set_request(request_id)
     if request.get("trace_id"):
         os.environ["_X_AMZN_TRACE_ID"] = str(request["trace_id"])
     print(f"START RequestId: {request_id} Version: $LATEST", flush=True)

@@ -222,10 +222,17 @@ def register_operate(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "verdict, 2 when it could not be requested or did not finish within --timeout.",
     )
     run.add_argument("db", metavar="DB", help="the source RDS DB instance identifier")
-    run.add_argument(
+    backup = run.add_mutually_exclusive_group()
+    backup.add_argument(
         "--snapshot",
         metavar="ID",
         help="the snapshot to restore (default: the database's latest automated snapshot)",
+    )
+    backup.add_argument(
+        "--point-in-time",
+        action="store_true",
+        help="restore the DB instance to its latest restorable time (backups and transaction "
+        "logs) instead of a snapshot; the report gives the RPO from the newest data found",
     )
     run.add_argument("--wait", action="store_true", help="follow the drill until it finishes")
     run.add_argument(

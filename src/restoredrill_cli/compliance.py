@@ -113,6 +113,8 @@ class DrillRef(_Output):
     report_key: str | None
     # Created before the window: shown because it is still the last (passing) drill.
     before_window: bool
+    # A point-in-time drill (report 1.6 on): restored from backups and logs, not a snapshot.
+    point_in_time: bool = False
 
 
 class FailedCheck(_Output):
@@ -325,6 +327,10 @@ class _Location(_Read):
     key: str | None = None
 
 
+class _PointInTime(_Read):
+    requested_time: _Timestamp | None = None
+
+
 class _Policy(_Read):
     max_hours_between_drills: _Hours | None = None
     every: _Seconds | None = None
@@ -348,6 +354,8 @@ class _Report(_Read):
     # Version 1.4 on: the drill's estimated cost.
     cost: _Cost | None = None
     checks: _Checks | None = None
+    # Version 1.6 on: a point-in-time drill's requested time.
+    point_in_time: _PointInTime | None = None
 
     @property
     def rto_seconds(self) -> float | None:
@@ -636,6 +644,7 @@ def _ref(drill: _Report, since: datetime) -> DrillRef:
         bucket=drill.location.bucket if drill.location is not None else None,
         report_key=drill.key,
         before_window=drill.run.created_at < since,
+        point_in_time=drill.point_in_time is not None,
     )
 
 
@@ -746,6 +755,7 @@ def _md_drill(drill: DrillRef | None, *, verdict: bool) -> str:
     if drill is None:
         return "-"
     text = _when(drill.finished_at) + (f" {drill.verdict}" if verdict else "")
+    text += " (point-in-time)" if drill.point_in_time else ""
     return text + (" (before the window)" if drill.before_window else "")
 
 

@@ -1,7 +1,8 @@
 """`restoredrill run`, `status` and `history`: the operator's view of a deployed stack (or of the
 local cloud of `restoredrill local`).
 
-    restoredrill run DB [--snapshot ID] [--wait]   publish Drill Requested (and follow the drill)
+    restoredrill run DB [--snapshot ID] [--wait]   publish Drill Requested (and follow the drill);
+                                                   --point-in-time: to its latest restorable time
     restoredrill status                            active drills and the recently finished ones
     restoredrill history DB [--limit N]            one database's drills, newest first
 
@@ -73,11 +74,12 @@ def run_command(
     out = out or sys.stdout
     target = resolve_target(args)
     client = client_factory(target)
-    problem = client.drill_problem(args.db, args.snapshot)
+    point_in_time = bool(args.point_in_time)
+    problem = client.drill_problem(args.db, args.snapshot, point_in_time=point_in_time)
     if problem is not None:
         raise CliError(f"cannot drill {args.db}: {problem}")
     requested_by = args.requested_by or client.caller()
-    run_id = client.request_drill(args.db, args.snapshot, requested_by)
+    run_id = client.request_drill(args.db, args.snapshot, requested_by, point_in_time=point_in_time)
     if not args.wait:
         if args.json:
             _print_json(out, {"stack": target.name, "run_id": run_id, "db": args.db})

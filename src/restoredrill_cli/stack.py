@@ -32,6 +32,7 @@ from restoredrill.adapters.aws import BY_SOURCE_DB_INDEX, DynamoRunStore, RdsAda
 from restoredrill.domain.chain import StoredVersion, sha256_hex
 from restoredrill.domain.drill import run_id_for
 from restoredrill.domain.eligibility import DrillRejected, eligible_snapshot
+from restoredrill.domain.point_in_time import restorable_snapshot
 from restoredrill.ports.inbound_events import (
     DrillRequestedDetail,
     InvalidEvent,
@@ -224,10 +225,17 @@ class StackClient:
     # ------------------------------------------------------------------ requesting a drill
 
     def request_drill(
-        self, db: str, snapshot_id: str | None = None, requested_by: str | None = None
+        self,
+        db: str,
+        snapshot_id: str | None = None,
+        requested_by: str | None = None,
+        *,
+        point_in_time: bool = False,
     ) -> str:
-        """Publish Drill Requested for ``db`` (or its snapshot ``snapshot_id``) on the stack's
-        bus; the run id StartDrill will give the drill."""
+        """Publish Drill Requested for ``db`` (or its snapshot ``snapshot_id``; or, with
+        ``point_in_time``, the instance or cluster to its latest restorable time) on the stack's
+        bus; the run id
+        StartDrill will give the drill."""
         request_id = str(uuid.uuid4())
         cluster = self._names_a_cluster(db)
         try:
@@ -237,6 +245,7 @@ class StackClient:
                 snapshot_id=snapshot_id,
                 requested_by=requested_by[:REQUESTED_BY_MAX_CHARS] if requested_by else None,
                 request_id=request_id,
+                point_in_time=point_in_time,
             )
         except ValidationError as error:
             problems = "; ".join(
@@ -244,7 +253,8 @@ class StackClient:
                 for problem in error.errors()
             )
             raise CliError(f"cannot request a drill: {problems}") from None
-        detail_json = detail.model_dump_json(exclude_none=True)
+        # (point_in_time: false is the default; left out, as earlier versions sent it)
+        detail_json = detail.model_dump_json(exclude_none=True, exclude_defaults=True)
         # The run id comes from StartDrill's own parser of the event, so it is the one the
         # handler derives (from request_id, which this request always carries).
         try:
@@ -309,22 +319,28 @@ class StackClient:
             self._cluster_names[db] = found
         return self._cluster_names[db]
 
-    def drill_problem(self, db: str, snapshot_id: str | None = None) -> str | None:
+    def drill_problem(
+        self, db: str, snapshot_id: str | None = None, *, point_in_time: bool = False
+    ) -> str | None:
         """Why StartDrill would refuse to drill ``db`` (a DB instance or an Aurora DB cluster:
-        not found, not PostgreSQL, not opted in, no snapshot, a snapshot of another database),
-        by StartDrill's own rules; or None. None too when this caller may not describe RDS: the
-        drill's own functions may, so the request is worth sending."""
+        not found, not PostgreSQL, not opted in, no snapshot, a snapshot of another database;
+        to a point in time: no restorable time), by StartDrill's own rules; or None. None too
+        when this caller may not describe RDS: the drill's own functions may, so the request is
+        worth sending."""
         rds = self._rds()
-        cluster = self._names_a_cluster(db)
         with aws_errors(f"cannot describe {db} in {self._where}"):
             try:
+                if point_in_time:
+                    cluster = self._names_a_cluster(db)
+                    restorable_snapshot(rds, db, self.target.opt_in_tag, None, cluster=cluster)
+                    return None
                 eligible_snapshot(
                     rds,
                     source_db=db,
                     snapshot_id=snapshot_id,
                     opt_in_tag=self.target.opt_in_tag,
                     region=self.target.region,
-                    cluster=cluster,
+                    cluster=self._names_a_cluster(db),
                 )
             except DrillRejected as rejected:
                 return str(rejected)

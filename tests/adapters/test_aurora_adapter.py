@@ -13,6 +13,7 @@ from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
     SOURCE_DB_TAG,
+    PointInTimeRestore,
     RunRecord,
 )
 
@@ -115,6 +116,52 @@ def test_restore_cluster_sends_the_drill_settings_and_is_idempotent(rds: RDSClie
     # And one cluster exists, tagged as this drill's
     view = gateway.describe_drill_cluster(CLUSTER)
     assert view is not None and view.owned_by(STACK, RUN_ID)
+
+
+def test_a_point_in_time_cluster_restore_asks_for_the_time_with_the_same_drill_settings(
+    rds: RDSClient,
+) -> None:
+    snapshot_sent = sent_by(rds, "RestoreDBClusterFromSnapshot")
+    sent = sent_by(rds, "RestoreDBClusterToPointInTime")
+    gateway = adapter(rds)
+    # Given the same drill restored from a snapshot, and a point-in-time drill of the source
+    snapshot_run = a_cluster_run(gateway)
+    gateway.restore_cluster(snapshot_run.model_copy(update={"cluster_id": CLUSTER + "-s"}))
+    source = gateway.describe_restorable_cluster("orders-aurora")
+    assert source is not None and source.latest_restorable_time is not None
+    assert source.arn.endswith(":cluster:orders-aurora") and source.engine == "aurora-postgresql"
+    assert gateway.describe_restorable_cluster("no-such-cluster") is None
+    requested = START - timedelta(minutes=5)
+    run = snapshot_run.model_copy(
+        update={"point_in_time": PointInTimeRestore(restore_time=requested)}
+    )
+    # When the point-in-time drill restores its cluster
+    gateway.restore_cluster(run)
+    # Then it asks for exactly that time (a full copy) of the source cluster, into the drill's
+    assert len(sent) == 1
+    request = sent[0]
+    assert request["SourceDBClusterIdentifier"] == "orders-aurora"
+    assert request["DBClusterIdentifier"] == CLUSTER
+    assert request["RestoreToTime"] == requested and request["RestoreType"] == "full-copy"
+    assert "UseLatestRestorableTime" not in request
+    # And with the snapshot restore's settings (network, port, backups, tags), nothing else
+    (snapshot_request,) = snapshot_sent
+    shared = {
+        k: v
+        for k, v in snapshot_request.items()
+        if k not in ("DBClusterIdentifier", "SnapshotIdentifier", "Engine", "EngineVersion")
+    }
+    mine = {
+        k: v
+        for k, v in request.items()
+        if k
+        not in ("DBClusterIdentifier", "SourceDBClusterIdentifier", "RestoreToTime", "RestoreType")
+    }
+    assert mine == shared
+    assert mine["BackupRetentionPeriod"] == 1 and mine["Port"] == 5432
+    # And the source cluster is left as it was
+    found = rds.describe_db_clusters(DBClusterIdentifier="orders-aurora")["DBClusters"][0]
+    assert {t["Key"] for t in found["TagList"]} == {"restoredrill:drill"}
 
 
 def test_a_repeated_cluster_restore_finds_the_cluster_already_there(rds: RDSClient) -> None:

@@ -24,6 +24,7 @@ from restoredrill.ports.gateways import EffectRejected
 from restoredrill.ports.records import (
     OWNER_TAG,
     RUN_ID_TAG,
+    PointInTimeRestore,
     RunRecord,
     RunState,
     SnapshotInfo,
@@ -148,6 +149,75 @@ def test_restore_creates_a_private_tagged_instance_and_is_idempotent(rds: RDSCli
     assert (
         view is not None and view.owned_by(STACK, RUN_ID) and view.master_username == "clinic_admin"
     )
+
+
+def test_a_point_in_time_restore_sends_the_snapshot_restores_settings_and_the_time_asked(
+    rds: RDSClient,
+) -> None:
+    sent: list[dict[str, Any]] = []
+    rds.meta.events.register(
+        "provide-client-params.rds.RestoreDBInstanceToPointInTime",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    snapshot_sent: list[dict[str, Any]] = []
+    rds.meta.events.register(
+        "provide-client-params.rds.RestoreDBInstanceFromDBSnapshot",
+        lambda params, **_: snapshot_sent.append(dict(params)),
+    )
+    gateway = adapter(rds)
+    # Given the same drill restored from a snapshot, and a point-in-time drill of its source
+    gateway.restore(a_run(run_id="f" * 20))
+    requested = START - timedelta(minutes=5)
+    run = a_run().model_copy(update={"point_in_time": PointInTimeRestore(restore_time=requested)})
+    # When the point-in-time drill restores, twice (a retried trigger)
+    gateway.restore(run)
+    gateway.restore(run)
+    # Then it asks for the requested time explicitly, from the source, into the drill's instance
+    assert len(sent) == 2
+    request = sent[0]
+    assert request["SourceDBInstanceIdentifier"] == "clinic-db"
+    assert request["TargetDBInstanceIdentifier"] == run.instance_id
+    assert request["RestoreTime"] == requested
+    assert "UseLatestRestorableTime" not in request
+    # And with exactly the settings of the snapshot restore (private, drill network, drill port,
+    # no backups, the drill tags, the class), nothing else
+    (snapshot_request,) = snapshot_sent
+    shared = {
+        k: v
+        for k, v in snapshot_request.items()
+        if k not in ("DBInstanceIdentifier", "DBSnapshotIdentifier")
+    }
+    mine = {
+        k: v
+        for k, v in request.items()
+        if k not in ("SourceDBInstanceIdentifier", "TargetDBInstanceIdentifier", "RestoreTime")
+    }
+    tags = {t["Key"]: t["Value"] for t in mine.pop("Tags")}
+    assert tags == {OWNER_TAG: STACK, RUN_ID_TAG: RUN_ID, "restoredrill:source-db": "clinic-db"}
+    shared.pop("Tags")
+    assert mine == shared
+    assert mine["BackupRetentionPeriod"] == 0 and mine["PubliclyAccessible"] is False
+    # And the source is left as it was
+    source = rds.describe_db_instances(DBInstanceIdentifier="clinic-db")["DBInstances"][0]
+    assert source["DBInstanceStatus"] == "available"
+    assert {t["Key"] for t in source["TagList"]} == {"restoredrill:drill"}
+
+
+def test_the_source_of_a_point_in_time_drill_is_described_with_its_restorable_time(
+    rds: RDSClient,
+) -> None:
+    # Given a source DB instance (moto shows a LatestRestorableTime for it)
+    gateway = adapter(rds)
+    # When the drill describes it
+    source = gateway.describe_restorable_source("clinic-db")
+    # Then it has what the report and the restore need
+    assert source is not None
+    assert source.arn == "arn:aws:rds:us-east-1:123456789012:db:clinic-db"
+    assert (source.engine, source.master_username) == ("postgres", "clinic_admin")
+    assert source.tags == {"restoredrill:drill": "enabled"}
+    assert source.latest_restorable_time is not None
+    assert source.latest_restorable_time.tzinfo is not None
+    assert gateway.describe_restorable_source("missing") is None
 
 
 def test_restore_of_a_missing_snapshot_is_rejected_for_good(rds: RDSClient) -> None:

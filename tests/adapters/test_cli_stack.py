@@ -146,6 +146,15 @@ def test_drill_requested_carries_the_run_id_startdrill_derives(stack: Target) ->
     assert by_run[first].requested_by == "arn:aws:iam::123456789012:user/ops"
     assert by_run[second].snapshot_id == "rds:clinic-db-2026-11-27-03-00"
     assert {envelope["detail-type"] for envelope in envelopes} == {"Drill Requested"}
+    # And a point-in-time request is one StartDrill reads as such (an earlier request's event
+    # carries no point_in_time at all, as before)
+    third = client.request_drill("clinic-db", None, None, point_in_time=True)
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    (envelope,) = [{"account": "123456789012", **json.loads(m["Body"])} for m in received]
+    request = parse_drill_requested(envelope)
+    assert run_id_for(request.idempotency_key) == third
+    assert request.point_in_time is True and request.source_db == "clinic-db"
+    assert all("point_in_time" not in e["detail"] for e in envelopes)
 
 
 def test_publishing_on_a_bus_that_is_gone_is_a_stack_error(stack: Target) -> None:
@@ -255,6 +264,15 @@ def test_the_drill_problem_check_mirrors_startdrills_refusals(stack: Target) -> 
         "orders-db is not opted in (tag restoredrill:drill=yes)"
     )
     assert client.drill_problem("clinic-db", "manual-2") == f"no snapshot manual-2 in {REGION}"
+    # And a point-in-time drill by the same rules (moto shows every instance restorable)
+    assert client.drill_problem("absent-db", point_in_time=True) == "no RDS DB instance absent-db"
+    assert client.drill_problem("legacy-db", point_in_time=True) == (
+        "legacy-db is mysql, not PostgreSQL"
+    )
+    assert client.drill_problem("orders-db", point_in_time=True) == (
+        "orders-db is not opted in (tag restoredrill:drill=yes)"
+    )
+    assert client.drill_problem("clinic-db", point_in_time=True) is None
     # And a snapshot of another database is refused, the database's own accepted
     rds.add_tags_to_resource(
         ResourceName=rds.describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0][
@@ -307,3 +325,13 @@ def test_run_on_a_cluster_name_checks_the_cluster_and_requests_a_cluster_drill(
     request = parse_drill_requested(envelope)
     assert request.cluster is True and request.source_db == "orders-aurora"
     assert run_id_for(request.idempotency_key) == run_id
+    # And a point-in-time drill of the cluster is checked and requested as one
+    assert client.drill_problem("orders-aurora", point_in_time=True) is None
+    assert client.drill_problem("audit-aurora", point_in_time=True) == (
+        "audit-aurora is not opted in (tag restoredrill:drill=yes)"
+    )
+    pitr_run = client.request_drill("orders-aurora", None, None, point_in_time=True)
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    pitr = parse_drill_requested({"account": "123456789012", **json.loads(message["Body"])})
+    assert (pitr.cluster, pitr.point_in_time, pitr.source_db) == (True, True, "orders-aurora")
+    assert run_id_for(pitr.idempotency_key) == pitr_run

@@ -979,6 +979,7 @@ def test_sweeper_ignores_its_input_and_never_touches_instances_it_does_not_own(
         "runs_timed_out": 0,
         "runs_failed": 0,
         "orphans_deleted": [],
+        "point_in_time_started": [],
     }
     assert_nothing_changed(outcome)
 

@@ -663,3 +663,23 @@ def test_uninstall_gives_moto_back_exactly(moto_endpoint: str, pg_dir: Path, rds
     )["DBInstance"]
     assert created["DBInstanceStatus"] == "available"
     assert created["Endpoint"]["Address"].endswith(".rds.amazonaws.com")
+
+
+def test_a_source_that_keeps_no_logs_cannot_be_restored_to_a_point_in_time(
+    rds: Any, local_rds: LocalRds, snapshot_id: str, source_id: str
+) -> None:
+    # Given a source with an automated snapshot but no WAL archive (logs never shipped)
+    described = _describe(rds, source_id)
+    # Then RDS shows it with no LatestRestorableTime ...
+    assert "LatestRestorableTime" not in described
+    # ... and refuses a point-in-time restore of it, creating nothing
+    identifier = f"restoredrill-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(ClientError) as refused:
+        rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=source_id,
+            TargetDBInstanceIdentifier=identifier,
+            UseLatestRestorableTime=True,
+        )
+    assert _error_code(refused) == "PointInTimeRestoreNotEnabled"
+    assert _wait_gone(rds, identifier, timeout=1)
+    assert local_rds.running_servers() == []

@@ -40,6 +40,21 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 # (owner, method) -> the parameter names the local cloud calls it with or replaces it by.
 METHODS: dict[tuple[type, str], list[str]] = {
     (RDSBackend, "restore_db_instance_from_db_snapshot"): ["self", "from_snapshot_id", "overrides"],
+    (RDSBackend, "restore_db_instance_to_point_in_time"): [
+        "self",
+        "source_db_identifier",
+        "target_db_identifier",
+        "overrides",
+    ],
+    (RDSBackend, "restore_db_cluster_to_point_in_time"): [
+        "self",
+        "db_cluster_identifier",
+        "source_db_cluster_identifier",
+        "restore_type",
+        "restore_to_time",
+        "use_latest_restorable_time",
+        "overrides",
+    ],
     (RDSBackend, "modify_db_instance"): ["self", "db_instance_identifier", "db_kwargs"],
     (RDSBackend, "delete_db_instance"): [
         "self",
@@ -86,6 +101,8 @@ METHODS: dict[tuple[type, str], list[str]] = {
 
 PATCHED_RDS_BACKEND_METHODS = (
     "restore_db_instance_from_db_snapshot",
+    "restore_db_instance_to_point_in_time",
+    "restore_db_cluster_to_point_in_time",
     "modify_db_instance",
     "delete_db_instance",
     "copy_db_snapshot",

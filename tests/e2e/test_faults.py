@@ -99,8 +99,17 @@ def crashed(point: str) -> Callable[[LocalCloud, RunRecord], None]:
     def evidence(cloud: LocalCloud, run: RunRecord) -> None:
         # The worker really died right after that call, for this run
         assert (crash.OPERATIONS[point].name, run.run_id) in cloud.crashes_fired()
+        # And each crash recorded the invocation it killed (how its failure record is known)
+        killed = cloud.crashed_requests()
+        assert len(killed) == len(cloud.crashes_fired())
+        assert all(f"START RequestId: {request_id}" in _all_logs(cloud) for request_id in killed)
 
     return evidence
+
+
+def _all_logs(cloud: LocalCloud) -> str:
+    assert cloud.aws is not None
+    return "".join(cloud.aws.log_text(name) for name in cloud.aws.stack.functions)
 
 
 def crashed_after_checker_invoke(cloud: LocalCloud, run: RunRecord) -> None:

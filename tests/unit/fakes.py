@@ -20,6 +20,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     ReportLink,
+    RestorableSource,
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
@@ -161,6 +162,8 @@ class FakeRds:
         self.passwords: dict[str, str] = {}
         self.refuse_restore: EffectRejected | None = None
         self.refuse_create_instance: EffectRejected | None = None
+        self.restorable: dict[str, RestorableSource] = {}
+        self.point_in_time_restores: list[tuple[str, datetime]] = []
         self.source_clusters: dict[str, SourceDatabase] = {}
         self.cluster_snapshots: dict[str, tuple[SnapshotInfo, str]] = {}
         self.clusters: dict[str, ClusterView] = {}
@@ -192,6 +195,51 @@ class FakeRds:
     def describe_source(self, instance_id: str) -> SourceDatabase | None:
         return self.sources.get(instance_id)
 
+    def add_restorable_source(
+        self, db: str, tags: dict[str, str], latest_restorable_time: datetime | None
+    ) -> None:
+        """A DB instance a point-in-time drill may restore (DescribeDBInstances' view)."""
+        self.sources[db] = SourceDatabase(instance_id=db, engine="postgres", tags=tags)
+        self.restorable[db] = RestorableSource(
+            instance_id=db,
+            arn=f"arn:aws:rds:us-east-1:123456789012:db:{db}",
+            engine="postgres",
+            engine_version="15.5",
+            encrypted=True,
+            kms_key_id="arn:aws:kms:us-east-1:123456789012:key/source-key",
+            master_username="clinic_admin",
+            allocated_storage_gib=20,
+            tags=tags,
+            latest_restorable_time=latest_restorable_time,
+        )
+
+    def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
+        found = self.restorable.get(instance_id)
+        return found if found is not None and found.engine == "postgres" else None
+
+    def add_restorable_cluster(
+        self, cluster: str, tags: dict[str, str], latest_restorable_time: datetime | None
+    ) -> None:
+        """An Aurora DB cluster a point-in-time drill may restore (DescribeDBClusters' view)."""
+        self.source_clusters[cluster] = SourceDatabase(
+            instance_id=cluster, engine="aurora-postgresql", tags=tags
+        )
+        self.restorable[cluster] = RestorableSource(
+            instance_id=cluster,
+            arn=f"arn:aws:rds:us-east-1:123456789012:cluster:{cluster}",
+            engine="aurora-postgresql",
+            engine_version="16.4",
+            encrypted=True,
+            kms_key_id="arn:aws:kms:us-east-1:123456789012:key/source-key",
+            master_username="orders_admin",
+            tags=tags,
+            latest_restorable_time=latest_restorable_time,
+        )
+
+    def describe_restorable_cluster(self, cluster_id: str) -> RestorableSource | None:
+        found = self.restorable.get(cluster_id)
+        return found if found is not None and found.engine == "aurora-postgresql" else None
+
     def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
         return self.snapshots.get(snapshot_id)
 
@@ -209,6 +257,8 @@ class FakeRds:
 
     def restore(self, run: RunRecord) -> None:
         self.calls.append(("restore", run.instance_id))
+        if run.point_in_time is not None:
+            self.point_in_time_restores.append((run.source_db, run.point_in_time.restore_time))
         if self.refuse_restore is not None:
             raise self.refuse_restore
         self.instances.setdefault(
@@ -287,6 +337,8 @@ class FakeRds:
     def restore_cluster(self, run: RunRecord) -> None:
         assert run.cluster_id is not None
         self.calls.append(("restore_cluster", run.cluster_id))
+        if run.point_in_time is not None:
+            self.point_in_time_restores.append((run.source_db, run.point_in_time.restore_time))
         if self.refuse_restore is not None:
             raise self.refuse_restore
         self.clusters.setdefault(

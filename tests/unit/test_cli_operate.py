@@ -221,16 +221,29 @@ class FakeStack:
         self.versions = versions
         self.problem = problem
         self.requests: list[tuple[str, str | None, str | None]] = []
+        self.point_in_time_requests: list[bool] = []
+        self.problems_asked: list[bool] = []
         self.reads = 0
 
-    def drill_problem(self, db: str, snapshot_id: str | None = None) -> str | None:
+    def drill_problem(
+        self, db: str, snapshot_id: str | None = None, *, point_in_time: bool = False
+    ) -> str | None:
+        self.problems_asked.append(point_in_time)
         return self.problem
 
     def caller(self) -> str:
         return "arn:aws:iam::123456789012:user/ops"
 
-    def request_drill(self, db: str, snapshot_id: str | None, requested_by: str | None) -> str:
+    def request_drill(
+        self,
+        db: str,
+        snapshot_id: str | None,
+        requested_by: str | None,
+        *,
+        point_in_time: bool = False,
+    ) -> str:
         self.requests.append((db, snapshot_id, requested_by))
+        self.point_in_time_requests.append(point_in_time)
         return RUN_ID
 
     def run(self, run_id: str) -> RunRecord | None:
@@ -392,7 +405,30 @@ def test_run_without_wait_prints_only_the_run_id_on_stdout(state_file: Path) -> 
     )
     assert (code, out) == (0, f"{RUN_ID}\n")
     assert stack.requests == [("clinic-db", "rds:clinic-db-x", "me")]
+    assert stack.point_in_time_requests == [False]
     assert stack.reads == 0
+
+
+def test_run_point_in_time_asks_for_a_point_in_time_drill_and_checks_it_first(
+    state_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When `run clinic-db --point-in-time` is asked for
+    stack = FakeStack([None])
+    code, out = run_cli(state_file, stack, "run", "clinic-db", "--point-in-time")
+    # Then StartDrill's point-in-time rules were asked first, and the request is one
+    assert (code, out) == (0, f"{RUN_ID}\n")
+    assert stack.problems_asked == [True] and stack.point_in_time_requests == [True]
+    assert stack.requests == [("clinic-db", None, "arn:aws:iam::123456789012:user/ops")]
+    # And a refusal (no restorable time) sends nothing
+    refused = FakeStack([None], problem="clinic-db has no LatestRestorableTime")
+    code, out = run_cli(state_file, refused, "run", "clinic-db", "--point-in-time")
+    assert (code, out, refused.requests) == (2, "", [])
+    assert (
+        "cannot drill clinic-db: clinic-db has no LatestRestorableTime" in capsys.readouterr().err
+    )
+    # And a snapshot and a point in time together are refused by the parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "clinic-db", "--point-in-time", "--snapshot", "s"])
 
 
 def test_run_wait_json_is_one_document_for_scripts(state_file: Path) -> None:

@@ -676,3 +676,29 @@ def test_html_escapes_hostile_names_and_reasons(summary: ComplianceSummary) -> N
     assert "&lt;b&gt;no&lt;/b&gt;" in html
     assert "b" not in page.tags
     assert HOSTILE in row_text(page, f"us-east-1/{HOSTILE}")
+
+
+def test_a_point_in_time_drill_is_marked_as_such_in_every_format() -> None:
+    # Given a database whose last drill was a point-in-time drill (report 1.6's point_in_time)
+    snapshot_drill = drill_report("orders-db", at(25))
+    point_in_time = drill_report("orders-db", at(27))
+    point_in_time["point_in_time"] = {
+        "requested_time": at(27).isoformat(),
+        "newest_data": "2026-11-27 02:59:58+00",
+        "rpo_seconds": 2.0,
+        "max_rpo_seconds": None,
+    }
+    # When summarised
+    result = build_summary([snapshot_drill, point_in_time], [], since=SINCE, now=NOW)
+    (db,) = result.databases
+    # Then the last drill is flagged point-in-time
+    assert db.last_drill is not None and db.last_drill.point_in_time is True
+    assert db.last_drill.run_id == point_in_time["run"]["run_id"]
+    # And the markdown and the HTML page say so
+    assert "(point-in-time)" in render_summary(result, "md")
+    assert "(point-in-time)" in render_summary(result, "html")
+    # And a summary of the snapshot drill alone does not
+    alone = build_summary([snapshot_drill], [], since=SINCE, now=NOW)
+    last = alone.databases[0].last_drill
+    assert last is not None and last.point_in_time is False
+    assert "(point-in-time)" not in render_summary(alone, "md")

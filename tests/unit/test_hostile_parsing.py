@@ -252,10 +252,13 @@ def snapshot_events_with_bad_identifiers(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def drill_requests_with_bad_fields(draw: st.DrawFn) -> dict[str, Any]:
-    event = copy.deepcopy(sample("start_drill/drill-requested.json"))
+    name = draw(st.sampled_from(["drill-requested.json", "drill-requested-point-in-time.json"]))
+    event = copy.deepcopy(sample(f"start_drill/{name}"))
     detail = event["detail"]
     field = draw(
-        st.sampled_from(["db_instance_identifier", "snapshot_id", "requested_by", "request_id"])
+        st.sampled_from(
+            ["db_instance_identifier", "snapshot_id", "requested_by", "request_id", "point_in_time"]
+        )
     )
     detail[field] = draw(hostile_values)
     if field == "snapshot_id" and draw(st.booleans()):
@@ -320,6 +323,7 @@ all_events = st.one_of(
     restore_job_events_with_bad_fields(),
     mutated(sample("start_drill/automated-snapshot-created.json")),
     mutated(sample("start_drill/drill-requested.json")),
+    mutated(sample("start_drill/drill-requested-point-in-time.json")),
     mutated(sample("advance/rds-restored-from-snapshot.json")),
     mutated(sample("advance/rds-master-credentials-reset.json")),
     mutated(sample("notify/drill-finished.json")),

@@ -92,10 +92,13 @@ def test_a_drill_requested_event_is_keyed_by_its_request_id() -> None:
         lambda e: e.pop("detail"),
     ],
 )
+@pytest.mark.parametrize(
+    "name", ["start_drill/drill-requested.json", "start_drill/drill-requested-point-in-time.json"]
+)
 def test_a_malformed_drill_request_is_rejected_clearly(
-    mutate: Callable[[dict[str, Any]], object],
+    mutate: Callable[[dict[str, Any]], object], name: str
 ) -> None:
-    event = sample("start_drill/drill-requested.json")
+    event = sample(name)
     mutate(event)
     with pytest.raises(InvalidEvent, match="Drill Requested"):
         parse_drill_requested(event)

@@ -222,6 +222,7 @@ def test_the_shipped_example_policy_is_valid() -> None:
     assert orders.freshness[0].max_age == 26 * 3600
     assert orders.assertions[0].expect.op == ">="
     assert orders.content_fingerprint.enabled
+    assert orders.pitr is not None and (orders.pitr.every, orders.pitr.max_rpo) == (86400, 900)
     assert document.for_database("analytics-replica-source").level == 1
 
 

@@ -2,7 +2,8 @@
 chain from 1.3, or from 1.4, into the current version) and by the compliance summary.
 tests/unit/data/drill-report-1.3.json is a report as the 1.3 code wrote it (commit 8afacc9, the
 "passed with checks" drill of test_report_schema.py), drill-report-1.4.json the same drill as the
-1.4 code wrote it (commit 29157c5, before `topology`), both stored as report_bytes writes them."""
+1.4 code wrote it (commit 29157c5, before `topology`), drill-report-1.5.json as the 1.5 code wrote
+it (commit 1f17b0a, before `point_in_time`), all stored as report_bytes writes them."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def stored_1_3() -> tuple[dict[str, Any], bytes]:
 
 def stored_1_4() -> tuple[dict[str, Any], bytes]:
     stored = (DATA / "drill-report-1.4.json").read_bytes()
+    return json.loads(stored), stored
+
+
+def stored_1_5() -> tuple[dict[str, Any], bytes]:
+    stored = (DATA / "drill-report-1.5.json").read_bytes()
     return json.loads(stored), stored
 
 
@@ -70,6 +76,28 @@ def test_1_4_reports_validate_against_theirs_and_not_against_the_current_one() -
     # And the current version requires the topology the 1.4 report does not have
     current = errors(old, REPORT_SCHEMA_VERSION)
     assert any("'topology' is a required property" in message for message in current)
+
+
+def test_1_5_reports_validate_against_theirs_and_not_against_the_current_one() -> None:
+    old, _ = stored_1_5()
+    assert old["schema_version"] == "1.5" and "point_in_time" not in old
+    assert errors(old, "1.5") == []
+    # And the current version requires the point_in_time the 1.5 report does not have
+    current = errors(old, REPORT_SCHEMA_VERSION)
+    assert any("'point_in_time' is a required property" in message for message in current)
+
+
+def test_verify_chain_follows_a_chain_from_a_1_5_report_into_the_current_version() -> None:
+    old, old_bytes = stored_1_5()
+    new = a_current_report_after(old, old_bytes)
+    assert errors(new, REPORT_SCHEMA_VERSION) == []
+    stored = [
+        StoredReport(old["location"]["key"], old_bytes),
+        StoredReport(new["location"]["key"], report_bytes(new)),
+    ]
+    verification = verify_chain(stored)
+    assert verification.intact and verification.findings == []
+    assert verification.links_checked == 1 and verification.head == new["location"]["key"]
 
 
 def test_verify_chain_follows_a_chain_from_a_1_4_report_into_the_current_version() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -490,11 +491,50 @@ def test_create_an_instance_only_into_this_stacks_clusters_with_the_drill_tags(
             ), statement.get("Sid")
 
 
+def test_restore_to_a_point_in_time_only_with_the_drill_tags_into_the_drill_network(
+    t: dict[str, Any],
+) -> None:
+    # Given the statements that allow RestoreDBInstanceToPointInTime
+    found = granting(t, "rds:RestoreDBInstanceToPointInTime")
+    assert found
+    for statement in found:
+        # Then every one requires the drill tags with this stack as owner (the request's tags:
+        # they hold for the source and the new instance alike)
+        assert _requires_the_drill_tags(statement), statement.get("Sid")
+        # And names DB instances, the drill's subnet group and default groups, nothing else
+        resources = [text(r) for r in as_list(statement["Resource"])]
+        assert any(r.endswith(":subgrp:${DBSubnetGroupName}") for r in resources)
+        assert all(
+            r.endswith((":db:*", ":pg:*", ":og:*", ":subgrp:${DBSubnetGroupName}"))
+            for r in resources
+        ), statement.get("Sid")
+
+
+def test_restore_a_cluster_to_a_point_in_time_only_with_the_drill_tags(t: dict[str, Any]) -> None:
+    # Given the statements that allow RestoreDBClusterToPointInTime
+    found = granting(t, "rds:RestoreDBClusterToPointInTime")
+    assert found
+    for statement in found:
+        # Then every one requires the drill tags with this stack as owner
+        assert _requires_the_drill_tags(statement), statement.get("Sid")
+        # And names clusters, the drill's subnet group and default groups, nothing else
+        resources = [text(r) for r in as_list(statement["Resource"])]
+        assert any(r.endswith(":subgrp:${DBSubnetGroupName}") for r in resources)
+        assert all(
+            r.endswith((":cluster:*", ":cluster-pg:*", ":og:*", ":subgrp:${DBSubnetGroupName}"))
+            for r in resources
+        ), statement.get("Sid")
+
+
 class _RecordingRds:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
     def restore_db_instance_from_db_snapshot(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {}
+
+    def restore_db_instance_to_point_in_time(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         return {}
 
@@ -514,6 +554,7 @@ def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t: dict[str, Any
         snapshot=SimpleNamespace(snapshot_id="rds:orders-db-2026-11-27-03-00"),
         instance_class="db.t4g.micro",
         source_db="orders-db",
+        point_in_time=None,
     )
     # When it restores a drill's instance
     adapter.restore(run)  # type: ignore[arg-type]
@@ -542,6 +583,40 @@ def test_the_restore_the_adapter_sends_is_one_the_policy_allows(t: dict[str, Any
         s for s in granting(t, "rds:RestoreDBInstanceFromDBSnapshot") if "Condition" not in s
     )
     assert any(text(r).endswith(":subgrp:${DBSubnetGroupName}") for r in network["Resource"])
+
+
+def test_the_point_in_time_restore_the_adapter_sends_is_one_the_policy_allows(
+    t: dict[str, Any],
+) -> None:
+    # Given the RDS adapter, configured as the template configures it
+    client = _RecordingRds()
+    adapter = RdsAdapter(
+        client,  # type: ignore[arg-type]
+        stack_name="stack-1",
+        db_subnet_group_name="private-subnets",
+        security_group_id="sg-0d0d0d0d0d0d0d0d0",
+    )
+    run = SimpleNamespace(
+        run_id="0123456789abcdef0123",
+        instance_id=f"{INSTANCE_PREFIX}0123456789abcdef0123",
+        instance_class="db.t4g.micro",
+        source_db="orders-db",
+        point_in_time=SimpleNamespace(restore_time=datetime(2026, 11, 27, 3, tzinfo=UTC)),
+    )
+    # When it restores a point-in-time drill's instance
+    adapter.restore(run)  # type: ignore[arg-type]
+    (request,) = client.calls
+    # Then the request carries exactly the tag keys the policy allows, with the stack as owner
+    (statement,) = granting(t, "rds:RestoreDBInstanceToPointInTime")
+    allowed_keys = set(statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])
+    tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
+    assert set(tags) == allowed_keys and tags[OWNER_TAG] == "stack-1"
+    # And the new instance is a drill instance, private, in the drill network
+    assert request["TargetDBInstanceIdentifier"].startswith(INSTANCE_PREFIX)
+    assert request["SourceDBInstanceIdentifier"] == "orders-db"
+    assert request["PubliclyAccessible"] is False
+    assert request["DBSubnetGroupName"] == "private-subnets"
+    assert request["VpcSecurityGroupIds"] == ["sg-0d0d0d0d0d0d0d0d0"]
 
 
 def test_the_checker_can_do_nothing_but_check(t: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     ReportLink,
+    RestorableSource,
     RunRecord,
     RunState,
     SnapshotInfo,
@@ -504,39 +505,89 @@ class RdsAdapter:
             raise NotOurInstance(f"{instance_id} does not carry this drill's ownership tags")
         return view
 
+    def _restored_instance_settings(self, run: RunRecord) -> dict[str, Any]:
+        """What every drill instance is restored with, from a snapshot or to a point in time:
+        private, in the drill subnet group and security group, on the drill port, no backups,
+        tagged as this stack's; encryption (and its KMS key) follows the backup's."""
+        return {
+            "DBInstanceClass": run.instance_class,
+            "DBSubnetGroupName": self._subnet_group,
+            "VpcSecurityGroupIds": [self._security_group],
+            "PubliclyAccessible": False,
+            "MultiAZ": False,
+            "Port": DRILL_PORT,
+            "EngineLifecycleSupport": ENGINE_LIFECYCLE_SUPPORT,
+            "AutoMinorVersionUpgrade": False,
+            "DeletionProtection": False,
+            "CopyTagsToSnapshot": False,
+            "BackupRetentionPeriod": 0,
+            "Tags": [
+                {"Key": OWNER_TAG, "Value": self._stack},
+                {"Key": RUN_ID_TAG, "Value": run.run_id},
+                {"Key": SOURCE_DB_TAG, "Value": run.source_db},
+            ],
+        }
+
     def restore(self, run: RunRecord) -> None:
+        if run.point_in_time is not None:
+            self._restore_to_point_in_time(run, run.point_in_time.restore_time)
+            return
         try:
             self._rds.restore_db_instance_from_db_snapshot(
                 DBInstanceIdentifier=run.instance_id,
                 DBSnapshotIdentifier=run.snapshot.snapshot_id,
-                DBInstanceClass=run.instance_class,
-                DBSubnetGroupName=self._subnet_group,
-                VpcSecurityGroupIds=[self._security_group],
-                PubliclyAccessible=False,
-                MultiAZ=False,
-                Port=DRILL_PORT,
-                EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
-                AutoMinorVersionUpgrade=False,
-                DeletionProtection=False,
-                CopyTagsToSnapshot=False,
-                BackupRetentionPeriod=0,
-                Tags=[
-                    {"Key": OWNER_TAG, "Value": self._stack},
-                    {"Key": RUN_ID_TAG, "Value": run.run_id},
-                    {"Key": SOURCE_DB_TAG, "Value": run.source_db},
-                ],
+                **self._restored_instance_settings(run),
             )
         except INVALID_REQUEST_ERRORS as error:
             raise _invalid_request("RestoreDBInstanceFromDBSnapshot", error) from None
         except ClientError as error:
-            if _code(error) == "DBInstanceAlreadyExists":
-                return  # an earlier attempt got through; the next observation checks its tags
-            rejected = _rejected_or_raise(error)
-            if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
-                rejected.message
-            ):
-                raise _class_not_offered(rejected, run) from None
-            raise rejected from None
+            self._restore_refused(error, run)
+
+    def _restore_to_point_in_time(self, run: RunRecord, restore_time: datetime) -> None:
+        """RestoreDBInstanceToPointInTime to the time the drill asked for (never
+        UseLatestRestorableTime: the RPO is measured against the time requested). The source is
+        only read by RDS; nothing is asked of it."""
+        try:
+            self._rds.restore_db_instance_to_point_in_time(
+                SourceDBInstanceIdentifier=run.source_db,
+                TargetDBInstanceIdentifier=run.instance_id,
+                RestoreTime=restore_time,
+                **self._restored_instance_settings(run),
+            )
+        except INVALID_REQUEST_ERRORS as error:
+            raise _invalid_request("RestoreDBInstanceToPointInTime", error) from None
+        except ClientError as error:
+            self._restore_refused(error, run)
+
+    @staticmethod
+    def _restore_refused(error: ClientError, run: RunRecord) -> None:
+        if _code(error) == "DBInstanceAlreadyExists":
+            return  # an earlier attempt got through; the next observation checks its tags
+        rejected = _rejected_or_raise(error)
+        if rejected.code == "InvalidParameterCombination" and "DBInstanceClass" in (
+            rejected.message
+        ):
+            raise _class_not_offered(rejected, run) from None
+        raise rejected from None
+
+    def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
+        """The source of a point-in-time drill, with its LatestRestorableTime."""
+        found = self._describe_instance(instance_id)
+        if found is None:
+            return None
+        return RestorableSource(
+            instance_id=instance_id,
+            arn=str(found.get("DBInstanceArn", "")),
+            engine=str(found.get("Engine", "")),
+            engine_version=found.get("EngineVersion"),
+            encrypted=found.get("StorageEncrypted"),
+            kms_key_id=found.get("KmsKeyId"),
+            master_username=str(found.get("MasterUsername", "postgres")),
+            allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
+            tags=_tags(found.get("TagList")),
+            latest_restorable_time=found.get("LatestRestorableTime"),
+        )
 
     def set_master_password(self, run: RunRecord, password: str) -> None:
         if self._owned(run.run_id, run.instance_id) is None:
@@ -686,40 +737,82 @@ class RdsAdapter:
             {"Key": SOURCE_DB_TAG, "Value": run.source_db},
         ]
 
-    def restore_cluster(self, run: RunRecord) -> None:
-        assert run.cluster_id is not None
+    def _restored_cluster_settings(self, run: RunRecord) -> dict[str, Any]:
+        """What every drill cluster is restored with, from a cluster snapshot or to a point in
+        time: the drill subnet group and security group, the drill port, the least backup
+        retention, the drill tags; the backup's engine version and KMS key; Serverless v2's
+        capacity range when the drill has one."""
         options: dict[str, Any] = {}
         if run.acu_range is not None:
             options["ServerlessV2ScalingConfiguration"] = {
                 "MinCapacity": run.acu_range[0],
                 "MaxCapacity": run.acu_range[1],
             }
-        if run.snapshot.engine_version:
-            options["EngineVersion"] = run.snapshot.engine_version
         if run.snapshot.kms_key_id:
             options["KmsKeyId"] = run.snapshot.kms_key_id
+        return {
+            "DBSubnetGroupName": self._subnet_group,
+            "VpcSecurityGroupIds": [self._security_group],
+            "Port": DRILL_PORT,
+            "EngineLifecycleSupport": ENGINE_LIFECYCLE_SUPPORT,
+            "DeletionProtection": False,
+            "CopyTagsToSnapshot": False,
+            # An Aurora cluster keeps at least one day of backups (0 is refused): the least.
+            "BackupRetentionPeriod": 1,
+            "Tags": self._drill_tags(run),
+            **options,
+        }
+
+    def restore_cluster(self, run: RunRecord) -> None:
+        assert run.cluster_id is not None
+        operation = "RestoreDBClusterFromSnapshot"
         try:
+            if run.point_in_time is not None:
+                # The time asked for, never UseLatestRestorableTime (the RPO is measured
+                # against it); the engine and its version are the source cluster's.
+                operation = "RestoreDBClusterToPointInTime"
+                self._rds.restore_db_cluster_to_point_in_time(
+                    DBClusterIdentifier=run.cluster_id,
+                    SourceDBClusterIdentifier=run.source_db,
+                    RestoreType="full-copy",
+                    RestoreToTime=run.point_in_time.restore_time,
+                    **self._restored_cluster_settings(run),
+                )
+                return
+            settings = self._restored_cluster_settings(run)
+            if run.snapshot.engine_version:
+                settings["EngineVersion"] = run.snapshot.engine_version
             self._rds.restore_db_cluster_from_snapshot(
                 DBClusterIdentifier=run.cluster_id,
                 SnapshotIdentifier=run.snapshot.snapshot_id,
                 Engine=run.snapshot.engine,
-                DBSubnetGroupName=self._subnet_group,
-                VpcSecurityGroupIds=[self._security_group],
-                Port=DRILL_PORT,
-                EngineLifecycleSupport=ENGINE_LIFECYCLE_SUPPORT,
-                DeletionProtection=False,
-                CopyTagsToSnapshot=False,
-                # An Aurora cluster keeps at least one day of backups (0 is refused): the least.
-                BackupRetentionPeriod=1,
-                Tags=self._drill_tags(run),
-                **options,
+                **settings,
             )
         except INVALID_REQUEST_ERRORS as error:
-            raise _invalid_request("RestoreDBClusterFromSnapshot", error) from None
+            raise _invalid_request(operation, error) from None
         except ClientError as error:
             if _code(error) in ("DBClusterAlreadyExistsFault", "DBClusterAlreadyExists"):
                 return  # an earlier attempt got through; the next observation checks its tags
             raise _rejected_or_raise(error) from None
+
+    def describe_restorable_cluster(self, cluster_id: str) -> RestorableSource | None:
+        """The source of an Aurora point-in-time drill, with its LatestRestorableTime."""
+        found = self._describe_cluster(cluster_id)
+        if found is None:
+            return None
+        return RestorableSource(
+            instance_id=cluster_id,
+            arn=str(found.get("DBClusterArn", "")),
+            engine=str(found.get("Engine", "")),
+            engine_version=found.get("EngineVersion"),
+            encrypted=found.get("StorageEncrypted"),
+            kms_key_id=found.get("KmsKeyId"),
+            master_username=str(found.get("MasterUsername", "postgres")),
+            allocated_storage_gib=found.get("AllocatedStorage"),
+            storage_type=found.get("StorageType"),
+            tags=_tags(found.get("TagList")),
+            latest_restorable_time=found.get("LatestRestorableTime"),
+        )
 
     def create_cluster_instance(self, run: RunRecord) -> None:
         assert run.cluster_id is not None

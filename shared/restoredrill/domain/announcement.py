@@ -87,10 +87,20 @@ def _section(text: str) -> dict[str, Any]:
 def _headline(finished: DrillFinished) -> str:
     verdict = finished.verdict or "UNKNOWN"
     icon = VERDICT_ICONS.get(verdict, UNKNOWN_ICON)
+    if finished.point_in_time is not None:
+        return (
+            f"{icon} Point-in-time restore drill {verdict}: {finished.source_db} to "
+            f"{finished.point_in_time}"
+        )
     backup = f" ({finished.recovery_point})" if finished.recovery_point else ""
     return (
         f"{icon} Restore drill {verdict}: {finished.source_db} from {finished.snapshot_id}{backup}"
     )
+
+
+def _rpo_label(finished: DrillFinished) -> str:
+    """The RPO of a point-in-time drill is the gap to the requested time, not to a snapshot."""
+    return "Point-in-time RPO" if finished.point_in_time is not None else "Data freshness (RPO)"
 
 
 def _fallback(finished: DrillFinished) -> str:
@@ -113,7 +123,7 @@ def _fallback(finished: DrillFinished) -> str:
     lines.append(f"Phases: {timings}")
     lines.append(f"Restore time (RTO): {_duration(finished.restore_seconds)}")
     if finished.rpo_seconds is not None:
-        lines.append(f"Data freshness (RPO): {_duration(finished.rpo_seconds)}")
+        lines.append(f"{_rpo_label(finished)}: {_duration(finished.rpo_seconds)}")
     if finished.estimated_cost_usd is not None:
         lines.append(f"Estimated cost: {_cost(finished.estimated_cost_usd)}")
     report = finished.report
@@ -135,16 +145,20 @@ def _cost(amount: float) -> str:
 
 
 def _facts(finished: DrillFinished) -> dict[str, Any]:
-    snapshot = f"*Snapshot*\n{_code(finished.snapshot_id)}"
+    backup = (
+        f"*Restored to (point in time)*\n{_code(finished.point_in_time)}"
+        if finished.point_in_time is not None
+        else f"*Snapshot*\n{_code(finished.snapshot_id)}"
+    )
     if finished.recovery_point:
-        snapshot += f"\n{_escape(finished.recovery_point)}"
+        backup += f"\n{_escape(finished.recovery_point)}"
     fields = [
         f"*Database*\n{_escape(finished.source_db)}",
-        snapshot,
+        backup,
         f"*Restore time (RTO)*\n{_duration(finished.restore_seconds)}",
     ]
     if finished.rpo_seconds is not None:
-        fields.append(f"*Data freshness (RPO)*\n{_duration(finished.rpo_seconds)}")
+        fields.append(f"*{_rpo_label(finished)}*\n{_duration(finished.rpo_seconds)}")
     if finished.estimated_cost_usd is not None:
         fields.append(f"*Estimated cost*\n{_cost(finished.estimated_cost_usd)}")
     return {

@@ -22,6 +22,11 @@ from restoredrill.domain.admission import (
 from restoredrill.domain.eligibility import DrillNotDue as DrillNotDue
 from restoredrill.domain.eligibility import DrillRejected as DrillRejected
 from restoredrill.domain.eligibility import eligible_snapshot, schedule_decision
+from restoredrill.domain.point_in_time import (
+    POINT_IN_TIME_TRIGGER,
+    point_in_time_key,
+    restorable_snapshot,
+)
 from restoredrill.domain.recovery_points import check_region, listed_opt_in, restore_refused
 from restoredrill.domain.report.document import build_report, report_bytes
 from restoredrill.domain.report.finished_event import finished_event_detail
@@ -69,6 +74,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     PhaseTiming,
+    PointInTimeRestore,
     RecoveryPoint,
     RequestedDrill,
     RunRecord,
@@ -127,34 +133,69 @@ def run_id_for(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
 
 
-def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
-    """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
-    settings = ctx.settings
-    listed = None
-    if request.recovery_point is not None:
-        check_region(request.recovery_point, settings)
-        listed = listed_opt_in(request.recovery_point, settings)
-    eligible = eligible_snapshot(
-        ctx.rds,
-        source_db=request.source_db,
-        snapshot_id=request.snapshot_id,
-        opt_in_tag=(settings.opt_in_tag_key, settings.opt_in_tag_value),
-        event_tags=request.event_tags,
-        cluster=request.cluster,
-        opted_in=listed is not None,
-    )
-    snapshot, source_db = eligible.snapshot, eligible.source_db
-    recovery_point = _opted_in_recovery_point(request, listed, source_db, settings)
-
+def _policy_for(source_db: str, ctx: DrillContext) -> DrillPolicy:
     if isinstance(ctx.policies, PolicyError):
         # Raised, not rejected: the event is retried, then kept in the dead-letter queue (and
         # alarmed on) until the policy is fixed and the event replayed.
         raise ConfigError(f"invalid drill policy, no drill started:\n{ctx.policies}")
-    policy = ctx.policies.for_database(source_db)
+    return ctx.policies.for_database(source_db)
+
+
+def _listed_opt_in(request: DrillRequest, settings: DrillSettings) -> str | None:
+    """For an AWS Backup recovery point: refused unless it is in the stack's Region; why the
+    configuration opts it in (its vault or plan is listed), None when only the tag can."""
+    if request.recovery_point is None:
+        return None
+    check_region(request.recovery_point, settings)
+    return listed_opt_in(request.recovery_point, settings)
+
+
+def _backup_under_test(
+    request: DrillRequest, ctx: DrillContext, *, opted_in: bool = False
+) -> tuple[SnapshotInfo, str, PointInTimeRestore | None]:
+    """The snapshot a request drills and its database; for a point-in-time drill, the source
+    described as its backup and the time it is restored to. ``opted_in``: opted in otherwise
+    than by the tag (an AWS Backup recovery point's listed vault or plan)."""
+    settings = ctx.settings
+    opt_in_tag = (settings.opt_in_tag_key, settings.opt_in_tag_value)
+    if request.point_in_time:
+        if request.source_db is None or request.snapshot_id is not None:
+            raise DrillRejected(
+                "a point-in-time drill names one DB instance or cluster and no snapshot"
+            )
+        policy = _policy_for(request.source_db, ctx)
+        snapshot, point_in_time = restorable_snapshot(
+            ctx.rds, request.source_db, opt_in_tag, policy, cluster=request.cluster
+        )
+        return snapshot, request.source_db, point_in_time
+    eligible = eligible_snapshot(
+        ctx.rds,
+        source_db=request.source_db,
+        snapshot_id=request.snapshot_id,
+        opt_in_tag=opt_in_tag,
+        event_tags=request.event_tags,
+        cluster=request.cluster,
+        opted_in=opted_in,
+    )
+    return eligible.snapshot, eligible.source_db, None
+
+
+def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
+    """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
+    settings = ctx.settings
+    listed = _listed_opt_in(request, settings)
+    snapshot, source_db, point_in_time = _backup_under_test(
+        request, ctx, opted_in=listed is not None
+    )
+    recovery_point = _opted_in_recovery_point(request, listed, source_db, settings)
+    policy = _policy_for(source_db, ctx)
     now = ctx.clock()
     run_id = run_id_for(_idempotency_key(request, snapshot))
     drill_name = f"{INSTANCE_PREFIX}{run_id}"
-    scheduled = policy.every is not None or policy.window is not None
+    # A point-in-time drill's schedule is its own (pitr.every, by its idempotency key).
+    scheduled = not request.point_in_time and (
+        policy.every is not None or policy.window is not None
+    )
     if scheduled and ctx.runs.get(run_id) is None:
         # A repeated event of a drill already under way is not a snapshot to skip.
         _check_schedule(request, policy, source_db, snapshot.snapshot_id, run_id, now, ctx)
@@ -171,6 +212,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         instance_class=instance_class,
         acu_range=acu_range,
         recovery_point=recovery_point,
+        point_in_time=point_in_time,
         trigger=request.trigger,
         requested_by=request.requested_by,
         policy=policy.model_dump(mode="json"),
@@ -572,6 +614,60 @@ class SweepSummary:
     orphans_deleted: list[str]
     runs_failed: int = 0
     slots_reclaimed: list[Lease] = field(default_factory=list)
+    # run ids of the scheduled point-in-time drills this sweep started
+    point_in_time_started: list[str] = field(default_factory=list)
+
+
+def _point_in_time_every(policy: DrillPolicy, now: datetime) -> float | None:
+    """The point-in-time schedule's period when one is due to be considered now: the policy has
+    ``pitr.every`` and, with a ``window``, now is inside it."""
+    every = policy.pitr.every if policy.pitr is not None else None
+    if every is None or (policy.window is not None and not policy.window.contains(now)):
+        return None
+    return every
+
+
+def start_scheduled_point_in_time_drills(ctx: DrillContext) -> list[str]:
+    """Start the point-in-time drill of every database whose policy schedules one (``pitr:
+    every``) and that has none in the current window; the run ids started. A database that
+    cannot be drilled is logged and skipped: the next sweep considers it again."""
+    if isinstance(ctx.policies, PolicyError):
+        return []
+    started: list[str] = []
+    now = ctx.clock()
+    for source_db, policy in sorted(ctx.policies.databases.items()):
+        every = _point_in_time_every(policy, now)
+        if every is None:
+            continue
+        key = point_in_time_key(source_db, every, now)
+        if ctx.runs.get(run_id_for(key)) is not None:
+            continue
+        try:
+            # The policy names DB instances and Aurora clusters alike: a name RDS knows as no
+            # DB instance is tried as a cluster.
+            request = DrillRequest(
+                source_db=source_db,
+                idempotency_key=key,
+                trigger=POINT_IN_TIME_TRIGGER,
+                point_in_time=True,
+                cluster=ctx.rds.describe_restorable_source(source_db) is None,
+            )
+            run = start_drill(request, ctx)
+        except DrillRejected as rejected:
+            logger.warning(
+                "scheduled point-in-time drill not started",
+                extra={"source_db": source_db, "reason": str(rejected)},
+            )
+            continue
+        except Exception:
+            # One database's failing call (a throttle) must not keep the others' drills from
+            # starting; the next sweep tries it again (its window's key is still unused).
+            logger.exception(
+                "scheduled point-in-time drill not started", extra={"source_db": source_db}
+            )
+            continue
+        started.append(run.run_id)
+    return started
 
 
 def reclaim_slots(ctx: DrillContext) -> list[Lease]:
@@ -665,4 +761,5 @@ def sweep(ctx: DrillContext) -> SweepSummary:
         orphans_deleted=orphans,
         runs_failed=failed,
         slots_reclaimed=reclaimed,
+        point_in_time_started=start_scheduled_point_in_time_drills(ctx),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from restoredrill.domain.point_in_time import restore_failed_reason, rpo_exceeded
 from restoredrill.ports.messages import failed_checks
 from restoredrill.ports.records import (
     ACTIVE_STATES,
@@ -54,6 +55,10 @@ SNAPSHOT_FAULT_CODES = frozenset(
         # RestoreDBClusterFromSnapshot's (botocore's RDS model: the code is the fault's name)
         "DBClusterSnapshotNotFoundFault",
         "InvalidDBClusterSnapshotStateFault",
+        # RestoreDBInstanceToPointInTime's: the source keeps no backups (retention 0), so it
+        # cannot be restored to any point in time.
+        "PointInTimeRestoreNotEnabled",
+        "PointInTimeRestoreNotEnabledFault",
     }
 )
 
@@ -290,7 +295,7 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
         return _finish_without_instance(
             run, now, Verdict.ERROR, "the restored instance never appeared"
         )
-    fault = _fault_of(instance, "instance")
+    fault = _point_in_time_fault(run, instance, _fault_of(instance, "instance"))
     if fault is not None:
         return _tear_down(run, instance, now, *fault)
     if instance.status == "available":
@@ -300,6 +305,15 @@ def _decide_restoring(run: RunRecord, seen: Observation, rules: Rules) -> Step:
             "restored; setting a fresh master password",
         )
     return WAIT
+
+
+def _point_in_time_fault(
+    run: RunRecord, restored: InstanceView | ClusterView, fault: tuple[Verdict, str] | None
+) -> tuple[Verdict, str] | None:
+    """A point-in-time restore that failed is said to be one: its logs did not replay."""
+    if fault is None or run.point_in_time is None or fault[0] is not Verdict.FAILED:
+        return fault
+    return Verdict.FAILED, restore_failed_reason(run, restored.status)
 
 
 def _decide_restoring_cluster(run: RunRecord, seen: Observation, rules: Rules) -> Step:
@@ -315,7 +329,7 @@ def _decide_restoring_cluster(run: RunRecord, seen: Observation, rules: Rules) -
         return _finish_without_instance(
             run, now, Verdict.ERROR, "the restored cluster never appeared"
         )
-    fault = _fault_of(cluster, "cluster")
+    fault = _point_in_time_fault(run, cluster, _fault_of(cluster, "cluster"))
     if fault is not None:
         return _tear_down(run, instance, now, *fault, cluster=cluster)
     if instance is None:
@@ -446,6 +460,8 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
     else:
         verdict = Verdict.ERROR
         reason = f"the checker failed: {outcome.error or 'no result'}"
+    if run.point_in_time is not None and verdict is not Verdict.ERROR:
+        verdict, reason = _point_in_time_verdict(run, outcome, verdict, reason)
     return _tear_down(
         run,
         instance,
@@ -456,6 +472,18 @@ def _on_checker_outcome(run: RunRecord, instance: InstanceView | None, seen: Obs
         checks=outcome.result,
         baseline_key=outcome.baseline_key,
     )
+
+
+def _point_in_time_verdict(
+    run: RunRecord, outcome: CheckerOutcome, verdict: Verdict, reason: str | None
+) -> tuple[Verdict, str | None]:
+    """A point-in-time drill whose measured RPO is over the policy's max_rpo fails, saying so
+    with the figure (after the failed checks' reason, if there is one)."""
+    assert run.point_in_time is not None
+    exceeded = rpo_exceeded(run.point_in_time, outcome.result)
+    if exceeded is None:
+        return verdict, reason
+    return Verdict.FAILED, f"{reason}; {exceeded}" if reason else exceeded
 
 
 def _failed_checks_reason(outcome: CheckerOutcome) -> str:

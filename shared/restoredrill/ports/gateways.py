@@ -13,6 +13,7 @@ from restoredrill.ports.records import (
     InstanceView,
     Lease,
     ReportLink,
+    RestorableSource,
     RunRecord,
     SnapshotInfo,
     SourceDatabase,
@@ -68,7 +69,18 @@ class RdsGateway(Protocol):
 
     def describe_drill_instance(self, instance_id: str) -> InstanceView | None: ...
 
-    def restore(self, run: RunRecord) -> None: ...
+    def restore(self, run: RunRecord) -> None:
+        """From the run's snapshot, or (a point-in-time drill) RestoreDBInstanceToPointInTime to
+        its requested time; the same drill settings either way."""
+        ...
+
+    def describe_restorable_source(self, instance_id: str) -> RestorableSource | None:
+        """A point-in-time drill's source DB instance and its LatestRestorableTime."""
+        ...
+
+    def describe_restorable_cluster(self, cluster_id: str) -> RestorableSource | None:
+        """A point-in-time drill's source Aurora DB cluster and its LatestRestorableTime."""
+        ...
 
     def set_master_password(self, run: RunRecord, password: str) -> None: ...
 
@@ -92,7 +104,10 @@ class RdsGateway(Protocol):
 
     def describe_drill_cluster(self, cluster_id: str) -> ClusterView | None: ...
 
-    def restore_cluster(self, run: RunRecord) -> None: ...
+    def restore_cluster(self, run: RunRecord) -> None:
+        """From the run's cluster snapshot, or (a point-in-time drill)
+        RestoreDBClusterToPointInTime to its requested time; the same drill settings either way."""
+        ...
 
     def create_cluster_instance(self, run: RunRecord) -> None: ...
 

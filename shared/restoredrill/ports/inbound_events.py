@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Json, StrictBool, field_validator
 
 from restoredrill.ports.messages import CheckerAnswer, RoundAnswer
 from restoredrill.ports.records import (
@@ -88,6 +88,9 @@ class DrillRequestedDetail(BaseModel):
     snapshot_id: str | None = Field(default=None, min_length=1, max_length=255)
     requested_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Restore the DB instance to its latest restorable time (RestoreDBInstanceToPointInTime)
+    # rather than from a snapshot.
+    point_in_time: StrictBool = False
 
     # RDS refuses a malformed identifier with InvalidParameterValue: refuse it here, clearly,
     # instead of raising from the Describe call (which EventBridge would retry).
@@ -220,6 +223,11 @@ def parse_drill_requested(event: Any) -> RequestedDrill:
             "malformed Drill Requested event: give db_instance_identifier, db_cluster_identifier "
             "or snapshot_id"
         )
+    if detail.point_in_time and (source_db is None or detail.snapshot_id is not None):
+        raise InvalidEvent(
+            "malformed Drill Requested event: a point-in-time drill (point_in_time: true) "
+            "names db_instance_identifier or db_cluster_identifier, and no snapshot_id"
+        )
     cluster = detail.db_cluster_identifier is not None or (
         detail.snapshot_id is not None
         and _CLUSTER_SNAPSHOT_ARN.fullmatch(detail.snapshot_id) is not None
@@ -231,6 +239,7 @@ def parse_drill_requested(event: Any) -> RequestedDrill:
         idempotency_key=f"request:{detail.request_id or parsed.id}",
         trigger="Drill Requested",
         requested_by=detail.requested_by,
+        point_in_time=detail.point_in_time,
     )
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "DrillWindow",
     "Expectation",
     "FreshnessRule",
+    "PointInTimePolicy",
     "PolicyDocument",
     "PolicyError",
     "PolicyIssue",
@@ -474,6 +475,39 @@ Window = Annotated[
 ]
 
 # ---------------------------------------------------------------------------------------------
+# point-in-time restore drills
+# ---------------------------------------------------------------------------------------------
+
+_PITR_EVERY = re.compile(r"^\s*every\s+(\S.*?)\s*$", re.IGNORECASE)
+
+
+def _pitr_shorthand(value: Any) -> Any:
+    """``pitr: every 24h`` is ``pitr: {every: 24h}``; ``pitr: on demand`` allows point-in-time
+    drills when asked, with none scheduled."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() in ("on demand", "on-demand"):
+        return {}
+    match = _PITR_EVERY.match(value)
+    if match is None:
+        raise ValueError(
+            f"invalid pitr {value!r}: use 'every 24h', 'on demand' or {{every: 24h, max_rpo: 15m}}"
+        )
+    return {"every": match.group(1)}
+
+
+class PointInTimePolicy(_Strict):
+    """Point-in-time restore drills: the database restored to its latest restorable time
+    (RestoreDBInstanceToPointInTime), proving that the transaction logs replay; the RPO is the
+    gap between the requested time and the newest row the freshness rules find. ``every``
+    schedules one drill per UTC window of that length (the sweeper starts it); ``max_rpo`` fails
+    a drill whose measured RPO is larger."""
+
+    every: Duration | None = Field(default=None, ge=3600, le=366 * 86400)
+    max_rpo: Duration | None = None
+
+
+# ---------------------------------------------------------------------------------------------
 # cost: prices that replace the shipped list prices
 # ---------------------------------------------------------------------------------------------
 
@@ -558,6 +592,8 @@ class DrillPolicy(_Strict):
     every: Duration | None = Field(default=None, le=366 * 86400)
     window: Window | None = None
     prices: PriceOverrides = Field(default_factory=PriceOverrides)
+    # Point-in-time restore drills (DB instances): ``every 24h`` or ``{every, max_rpo}``.
+    pitr: Annotated[PointInTimePolicy | None, BeforeValidator(_pitr_shorthand)] = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> DrillPolicy:
@@ -574,6 +610,15 @@ class DrillPolicy(_Strict):
             raise ValueError(
                 "rounds and content_fingerprint cannot be combined: a content fingerprint reads "
                 "each table in one statement, which rounds exist to avoid"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pitr_measurable(self) -> DrillPolicy:
+        if self.pitr is not None and not self.freshness:
+            raise ValueError(
+                "pitr needs at least one freshness rule: a point-in-time drill measures its RPO "
+                "as the age of the newest row the freshness rules find"
             )
         return self
 

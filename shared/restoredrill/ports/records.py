@@ -111,6 +111,38 @@ class RecoveryPoint(BaseModel):
     opted_in_by: str | None = None
 
 
+class PointInTimeRestore(BaseModel):
+    """A point-in-time drill: the database restored to ``restore_time`` from its automated
+    backups and transaction logs (RestoreDBInstanceToPointInTime). ``restore_time`` is the
+    source's LatestRestorableTime when the drill was started, asked for explicitly so that the
+    RPO is measured against the time requested."""
+
+    model_config = ConfigDict(frozen=True)
+
+    restore_time: datetime
+    # The policy's pitr.max_rpo: a larger measured RPO fails the drill.
+    max_rpo_seconds: float | None = None
+
+
+class RestorableSource(BaseModel):
+    """What DescribeDBInstances shows of a source a point-in-time drill restores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    arn: str
+    engine: str
+    engine_version: str | None = None
+    encrypted: bool | None = None
+    kms_key_id: str | None = None
+    master_username: str = "postgres"
+    allocated_storage_gib: int | None = None
+    storage_type: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    # None: RDS shows none (automated backups off, or the instance is new).
+    latest_restorable_time: datetime | None = None
+
+
 class ReportLink(BaseModel):
     """Where a published report is and the SHA-256 of its stored bytes: one link of the chain."""
 
@@ -217,6 +249,8 @@ class RunRecord(BaseModel):
     acu_range: tuple[float, float] | None = None
     # An AWS Backup recovery point's drill: which one, from which vault, job and plan.
     recovery_point: RecoveryPoint | None = None
+    # A point-in-time drill: restored to this time from backups and logs (no snapshot).
+    point_in_time: PointInTimeRestore | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -327,6 +361,8 @@ class DrillRequest(BaseModel):
     cluster: bool = False
     # An AWS Backup recovery point (its Backup or Copy Job State Change event).
     recovery_point: RecoveryPoint | None = None
+    # Restore the DB instance to its latest restorable time rather than from a snapshot.
+    point_in_time: bool = False
 
 
 class RequestedDrill(DrillRequest):

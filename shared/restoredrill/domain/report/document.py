@@ -18,6 +18,7 @@ from restoredrill.domain.cost import (
     estimate_drill_cost,
     price_table_for,
 )
+from restoredrill.domain.point_in_time import newest_data_age
 from restoredrill.domain.report.location import report_location
 from restoredrill.domain.report.model import (
     REPORT_KIND,
@@ -28,6 +29,7 @@ from restoredrill.domain.report.model import (
     PreviousReport,
     ReportChain,
     ReportPhase,
+    ReportPointInTime,
     ReportRecovery,
     ReportRecoveryPoint,
     ReportRestoredInstance,
@@ -197,6 +199,7 @@ def drill_report(
             rpo_measured_by=rpo,
             freshness_checks=len(freshness_results(suite)),
         ),
+        point_in_time=report_point_in_time(run),
         policy=run.policy,
         checks=suite,
         check_summary=_check_summary(suite),
@@ -212,6 +215,21 @@ def drill_report(
         cost=estimate_drill_cost(
             run, price_table_for(run.policy), poll_delay_seconds=poll_delay_seconds
         ),
+    )
+
+
+def report_point_in_time(run: RunRecord) -> ReportPointInTime | None:
+    """A point-in-time drill's requested time, the newest data found and the RPO between them;
+    None for a snapshot drill."""
+    point_in_time = run.point_in_time
+    if point_in_time is None:
+        return None
+    measured = newest_data_age(run.checks)
+    return ReportPointInTime(
+        requested_time=point_in_time.restore_time,
+        newest_data=measured[1] if measured else None,
+        rpo_seconds=round(max(measured[0], 0.0), 3) if measured else None,
+        max_rpo_seconds=point_in_time.max_rpo_seconds,
     )
 
 

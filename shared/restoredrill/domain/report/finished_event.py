@@ -82,6 +82,9 @@ def finished_event(
         recovery_point=(
             recovery_point_text(run.recovery_point) if run.recovery_point is not None else None
         ),
+        point_in_time=(
+            run.point_in_time.restore_time.isoformat() if run.point_in_time is not None else None
+        ),
         report=EventReportLocation(
             bucket=bucket,
             key=key,

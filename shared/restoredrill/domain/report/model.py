@@ -375,6 +375,39 @@ class ReportRecovery(_Document):
     )
 
 
+class ReportPointInTime(_Document):
+    """A point-in-time drill: the database was restored from its automated backup and
+    transaction logs to a time requested (RestoreDBInstanceToPointInTime), not from a snapshot.
+    Its RPO is the gap between the requested time and the newest data found in the restored
+    database: data up to the requested time being there shows that the logs replayed."""
+
+    requested_time: Timestamp = Field(
+        description=(
+            "The RestoreTime asked for: the source's LatestRestorableTime when the drill "
+            "started (also snapshot.created_at, the freshness checks' reference)."
+        )
+    )
+    newest_data: str | None = Field(
+        description=(
+            "The newest value the freshness checks found in the restored database, as the "
+            "server printed it. Null when no freshness check measured one (the restore failed, "
+            "no checks ran, or the tables were empty)."
+        )
+    )
+    rpo_seconds: Seconds | None = Field(
+        description=(
+            "Seconds from the newest data found to the requested time (0 when the newest data "
+            "is at or after it). Null exactly when newest_data is null."
+        )
+    )
+    max_rpo_seconds: Seconds | None = Field(
+        description=(
+            "The policy's pitr.max_rpo: a larger RPO fails the drill. Null when the policy "
+            "sets none."
+        )
+    )
+
+
 class FailedCheckSummary(_Document):
     name: str
     status: Literal["fail", "error"]
@@ -567,8 +600,10 @@ class DrillReport(_Document):
     field. Version 1.4 adds `cost`, the drill's estimated cost at on-demand list prices.
     Version 1.5 adds `topology`: what was restored (a DB instance, or an Aurora cluster with its
     instance) and, for a cluster, the restore time split into the cluster's restore and the
-    instance's creation. Version 1.6 adds `recovery_point`: the AWS Backup recovery point a
-    drill of one restored (its vault, jobs and backup plan), null for any other drill."""
+    instance's creation. Version 1.6 adds `point_in_time`: for a point-in-time drill, the time
+    requested, the newest data found and the RPO between them; and `recovery_point`: the AWS
+    Backup recovery point a drill of one restored (its vault, jobs and backup plan), null for any
+    other drill."""
 
     model_config = ConfigDict(title="restoredrill drill report", json_schema_extra=_with_rules)
 
@@ -604,6 +639,12 @@ class DrillReport(_Document):
     topology: ReportTopology
     timings: ReportTimings
     recovery: ReportRecovery
+    point_in_time: ReportPointInTime | None = Field(
+        description=(
+            "The point-in-time restore (requested time, newest data found, RPO). Null when the "
+            "drill restored a snapshot."
+        )
+    )
     policy: dict[str, Any] = Field(
         description=(
             "The drill policy used (policy/drill-policy.yaml for this database over the "
@@ -718,6 +759,8 @@ class DrillFinished(BaseModel):
     # An AWS Backup recovery point's drill: which one, in a line (None: another drill).
     recovery_point: str | None = None
     estimated_cost_usd: float | None = None
+    # A point-in-time drill: the time the database was restored to (None: a snapshot drill).
+    point_in_time: str | None = None
     report: EventReportLocation
     created_at: str | None = None
     finished_at: str | None = None
