@@ -1,4 +1,5 @@
-"""Starts a drill: an automated snapshot was created, or someone published Drill Requested."""
+"""Starts a drill: an automated snapshot was created, AWS Backup completed a backup or a copy of
+a database (its recovery point), or someone published Drill Requested."""
 
 from typing import Any
 
@@ -12,6 +13,8 @@ from restoredrill.ports.inbound_events import (
     parse_drill_requested,
     parse_snapshot_event,
 )
+from restoredrill.ports.records import DrillRequest
+from restoredrill.ports.recovery_points import is_recovery_point_event, parse_recovery_point_event
 
 logger = Logger()
 metrics = Metrics()
@@ -21,11 +24,13 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        request = (
-            parse_drill_requested(event)
-            if is_drill_requested(event)
-            else parse_snapshot_event(event)
-        )
+        request: DrillRequest | None
+        if is_drill_requested(event):
+            request = parse_drill_requested(event)
+        elif is_recovery_point_event(event):
+            request = parse_recovery_point_event(event)
+        else:
+            request = parse_snapshot_event(event)
         if request is None:
             return {"status": "ignored"}
         run = start_drill(request, drill_context())

@@ -24,6 +24,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, RunRecord, RunState, Ver
 from sam_local.invoke import Invoked, SamLocal, invoke_image, template_for_invoke
 from sam_local.services import LambdaApi, SyncAnswer, TcpForwarder
 from sam_local.world import (
+    BACKUP_SNAPSHOT_ID,
     CLUSTER_SNAPSHOT_ID,
     ORPHAN_RUN_ID,
     PARAMETERS,
@@ -82,6 +83,16 @@ class Cases:
                 self.snapshot_created,
             ),
             Case("start_drill/drill-requested.json", "StartDrillFunction", self.drill_requested),
+            Case(
+                "start_drill/backup-job-completed.json",
+                "StartDrillFunction",
+                self.backup_job_completed,
+            ),
+            Case(
+                "start_drill/copy-job-completed.json",
+                "StartDrillFunction",
+                self.copy_job_completed,
+            ),
             Case(
                 "start_drill/drill-requested-point-in-time.json",
                 "StartDrillFunction",
@@ -152,15 +163,17 @@ class Cases:
     def _sample_run(self) -> RunRecord:
         return self._run(SAMPLE_RUN_ID)
 
-    def _started(self, invoked: Invoked, event: str) -> tuple[str, RunRecord]:
+    def _started(
+        self, invoked: Invoked, event: str, snapshot_id: str = SNAPSHOT_ID
+    ) -> tuple[str, RunRecord]:
         returned = self._returned(invoked)
         expect(returned.get("status") == "started", f"expected a started drill, got {returned}")
         run_id = str(returned.get("run_id"))
         run = self._run(run_id)
         expect(run.source_db == SOURCE_DB, f"run {run_id} drills {run.source_db}")
         expect(
-            run.snapshot.snapshot_id == SNAPSHOT_ID,
-            f"run {run_id} drills {run.snapshot.snapshot_id}, not {SNAPSHOT_ID}",
+            run.snapshot.snapshot_id == snapshot_id,
+            f"run {run_id} drills {run.snapshot.snapshot_id}, not {snapshot_id}",
         )
         expect(run.state.value == returned.get("state"), "record and answer disagree on state")
         expect(run.restore_requested_at is not None, f"run {run_id}: no restore requested")
@@ -200,6 +213,22 @@ class Cases:
         expect(run_id != self.started.get("snapshot"), "the request reused the snapshot's run")
         expect(run.requested_by == "alice@example.com", f"requested_by {run.requested_by}")
         return f"drill {run_id} started ({run.state.value}) of the newest automated snapshot"
+
+    def backup_job_completed(self, invoked: Invoked) -> str:
+        run_id, run = self._started(invoked, "backup job", BACKUP_SNAPSHOT_ID)
+        point = run.recovery_point
+        expect(point is not None, f"run {run_id} records no recovery point")
+        assert point is not None
+        expect(point.vault_name == "clinic-vault", f"vault {point.vault_name}")
+        return f"drill {run_id} of recovery point {BACKUP_SNAPSHOT_ID} started, restore requested"
+
+    def copy_job_completed(self, invoked: Invoked) -> str:
+        # The sample's copy is in us-west-2: the stack there drills it, this one starts nothing.
+        returned = self._returned(invoked)
+        expect(returned.get("status") == "rejected", f"expected rejected, got {returned}")
+        reason = str(returned.get("reason"))
+        expect("is in us-west-2, not in this stack's Region us-east-1" in reason, reason)
+        return "copy in us-west-2 declined: the stack in us-west-2 drills it"
 
     def point_in_time_requested(self, invoked: Invoked) -> str:
         returned = self._returned(invoked)

@@ -37,7 +37,7 @@ from localcloud.backup import LocalBackup, RestoreJob
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.postgres import PostgresServer, init_cluster, make_parent_dir
 from localcloud.provision import Stack, local_client, provision
-from localcloud.rds import emulate_account_attributes
+from localcloud.rds import emulate_account_attributes, emulate_aws_backup_restores
 from localcloud.slack import SlackReceiver
 
 STACK_NAME = "restoredrill"
@@ -49,6 +49,9 @@ OPT_IN_TAGS = {"restoredrill:drill": "enabled", "team": "clinic"}
 SNAPSHOT_ID = "rds:clinic-db-2026-11-27-03-10"
 RESTORE_TEST_SAMPLE = "validate_restore/restore-test-completed.json"
 SNAPSHOT_TIME = datetime(2026, 11, 27, 3, 10, 14)  # moto keeps naive UTC times
+# The recovery point of events/start_drill/backup-job-completed.json: AWS Backup names the RDS
+# snapshots it takes awsbackup:job-<backup job id>.
+BACKUP_SNAPSHOT_ID = "awsbackup:job-5c1a2b3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 # The Aurora cluster of events/start_drill/automated-cluster-snapshot-created.json.
 SOURCE_CLUSTER = "orders-aurora"
 CLUSTER_SNAPSHOT_ID = "rds:orders-aurora-2026-11-27-03-10"
@@ -97,6 +100,8 @@ class World:
         port = free_port(self.bridge)
         # moto has no DescribeAccountAttributes; admission asks for the quota headroom first.
         emulate_account_attributes()
+        # moto restores automated and manual snapshots only: the backup-job sample's is AWS Backup's
+        emulate_aws_backup_restores()
         # nor AWS Backup's restore jobs, which the restore-test sample's validator reads.
         self.backup = LocalBackup(ACCOUNT_ID, REGION)
         self.backup.install()
@@ -218,6 +223,11 @@ class World:
         snapshot = backend.create_db_snapshot(SOURCE_DB, SNAPSHOT_ID, snapshot_type="automated")
         snapshot.created = SNAPSHOT_TIME
         snapshot.status = "available"
+        backup = backend.create_db_snapshot(
+            SOURCE_DB, BACKUP_SNAPSHOT_ID, snapshot_type="awsbackup"
+        )
+        backup.created = SNAPSHOT_TIME
+        backup.status = "available"
 
     def _source_cluster_and_snapshot(self) -> None:
         """orders-aurora, opted in, and its automated cluster snapshot with the id the sample

@@ -1,5 +1,7 @@
-"""The local AWS Backup restore testing: restore jobs, DescribeRestoreJob and
-PutRestoreValidationResult, which moto 5.2's Backup lacks.
+"""The local AWS Backup: restore testing (restore jobs, DescribeRestoreJob and
+PutRestoreValidationResult, which moto 5.2's Backup lacks), and the Backup Job and Copy Job State
+Change events of recovery points (:func:`recovery_point_event`; the recovery point itself is an
+``awsbackup:`` DB snapshot in the local RDS, see :meth:`localcloud.cloud.LocalCloud.backup_job`).
 
 A test plays AWS Backup (see :meth:`localcloud.cloud.LocalCloud.run_restore_test`): it restores a
 snapshot into an instance named and tagged as restore testing names and tags its instances,
@@ -14,8 +16,9 @@ not what it answers a second call (an assumption: refused here with InvalidReque
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.backup import urls as backup_urls
@@ -151,3 +154,73 @@ def _add_routes() -> None:
     if "describe_restore_job" not in BackupResponse.__dict__:
         setattr(BackupResponse, "describe_restore_job", _describe_restore_job)  # noqa: B010
         setattr(BackupResponse, "put_restore_validation_result", _put_restore_validation_result)  # noqa: B010
+
+
+BACKUP_ROLE = "AWSBackupDefaultServiceRole"
+
+
+@dataclass(frozen=True)
+class RecoveryPointJob:
+    """A completed backup job (``copy_job_id`` None) or copy job of an RDS DB instance, as its
+    State Change event tells it (the shapes of "Monitoring AWS Backup events using Amazon
+    EventBridge"; events/start_drill/ holds samples)."""
+
+    account_id: str
+    region: str  # where the recovery point is (a copy's destination Region)
+    job_id: str
+    snapshot_id: str  # awsbackup:job-... (or awsbackup:copyjob-...)
+    source_db: str
+    vault: str
+    plan_id: str | None
+    copy_job_id: str | None = None
+    source_region: str | None = None  # a copy's origin
+    source_snapshot_id: str | None = None
+
+    def arn(self, region: str, kind: str, name: str) -> str:
+        service = "backup" if kind == "backup-vault" else "rds"
+        return f"arn:aws:{service}:{region}:{self.account_id}:{kind}:{name}"
+
+    @property
+    def recovery_point_arn(self) -> str:
+        return self.arn(self.region, "snapshot", self.snapshot_id)
+
+
+def recovery_point_event(job: RecoveryPointJob) -> dict[str, Any]:
+    """The job's COMPLETED event, as AWS Backup sends it to the default bus."""
+    origin = job.source_region or job.region
+    detail: dict[str, Any] = {
+        "resourceArn": job.arn(origin, "db", job.source_db),
+        "resourceType": "RDS",
+        "state": "COMPLETED",
+        "iamRoleArn": f"arn:aws:iam::{job.account_id}:role/service-role/{BACKUP_ROLE}",
+        "percentDone": 100,
+    }
+    if job.plan_id is not None:
+        detail["createdBy"] = {"backupPlanId": job.plan_id}
+    if job.copy_job_id is None:
+        detail_type, resources = "Backup Job State Change", [job.recovery_point_arn]
+        detail |= {
+            "backupJobId": job.job_id,
+            "backupVaultName": job.vault,
+            "backupVaultArn": job.arn(job.region, "backup-vault", job.vault),
+        }
+    else:
+        source = job.arn(origin, "snapshot", job.source_snapshot_id or job.snapshot_id)
+        detail_type, resources = "Copy Job State Change", [source]
+        detail |= {
+            "copyJobId": job.copy_job_id,
+            "sourceBackupVaultArn": job.arn(origin, "backup-vault", "clinic-vault"),
+            "destinationBackupVaultArn": job.arn(job.region, "backup-vault", job.vault),
+            "destinationRecoveryPointArn": job.recovery_point_arn,
+        }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "source": "aws.backup",
+        "detail-type": detail_type,
+        "account": job.account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": job.region,
+        "resources": resources,
+        "detail": detail,
+    }

@@ -29,7 +29,7 @@ from restoredrill.ports.records import INSTANCE_PREFIX, Lease, RunRecord, Verdic
 
 from localcloud import crash
 from localcloud.aws import EventFaults, LocalAws
-from localcloud.backup import LocalBackup, RestoreJob
+from localcloud.backup import LocalBackup, RecoveryPointJob, RestoreJob, recovery_point_event
 from localcloud.clinic import create_master_user, load_clinic
 from localcloud.dynamodb_isolation import isolate_transactions
 from localcloud.postgres import PostgresServer, _pid_alive, init_cluster, make_parent_dir
@@ -46,6 +46,9 @@ MASTER_USER = "clinic_admin"
 CHECKING_USER = "restoredrill_check"
 # How restore testing names and tags what it restores (docs/restore-testing.md).
 RESTORE_TEST_PREFIX = "awsbackup-restore-test-"
+# The vault and backup plan of the recovery points LocalCloud.backup_job makes.
+BACKUP_VAULT = "clinic-vault"
+BACKUP_PLAN = "8a7b6c5d-4e3f-2a1b-0c9d-8e7f6a5b4c3d"
 RESTORE_TEST_TAG = "awsbackup-restore-test"
 SLACK_PARAMETER = "/restoredrill/slack-webhook-url"
 
@@ -730,6 +733,48 @@ class LocalCloud:
         }
         self.aws.emit(event)
         return job_id, event
+
+    def backup_job(
+        self,
+        instance_id: str,
+        *,
+        vault: str = BACKUP_VAULT,
+        plan_id: str | None = BACKUP_PLAN,
+        copy_from: str | None = None,
+        fault: Fault | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Play AWS Backup: a recovery point of ``instance_id`` (a physical copy, like an
+        automated snapshot, named ``awsbackup:job-...``) and its Backup Job State Change; with
+        ``copy_from`` (a Region), a copy made from there into this cloud's Region
+        (``awsbackup:copyjob-...``) and its Copy Job State Change. ``fault`` is armed for the
+        drill first. Returns the drill's run id and the event delivered."""
+        assert self.rds is not None and self.aws is not None
+        job_id = str(uuid.uuid4())
+        copy_job_id = str(uuid.uuid4()).upper() if copy_from else None
+        name = f"awsbackup:job-{job_id}"
+        if copy_job_id is not None:
+            name = f"awsbackup:copyjob-{copy_job_id.lower()}"
+        self.rds.create_automated_snapshot(instance_id, snapshot_id=name, snapshot_type="awsbackup")
+        job = RecoveryPointJob(
+            account_id=self.aws.account_id,
+            region=self.aws.region,
+            job_id=job_id.upper(),
+            snapshot_id=name,
+            source_db=instance_id,
+            vault=vault,
+            plan_id=plan_id,
+            copy_job_id=copy_job_id,
+            source_region=copy_from,
+            source_snapshot_id=f"awsbackup:job-{job_id}" if copy_from else None,
+        )
+        run_id = run_id_for(f"recovery-point:{job.recovery_point_arn}")
+        if fault is not None:
+            self.arm(run_id, fault)
+        with self._lock:
+            self._snapshots[run_id] = name
+        event = recovery_point_event(job)
+        self.aws.emit(event)
+        return run_id, event
 
     def _wait_available(self, instance_id: str, timeout: float) -> dict[str, Any]:
         assert self.aws is not None

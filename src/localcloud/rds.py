@@ -121,6 +121,9 @@ class RdsFaults:
     quota_refusals: int = 0  # restores refused with InstanceQuotaExceeded before one goes through
     # Aurora: CreateDBInstance into the cluster is refused (InsufficientDBInstanceCapacity)
     refuse_create_instance: bool = False
+    # RestoreDBInstanceFromDBSnapshot is refused with this (code, message), as RDS might refuse
+    # an AWS Backup snapshot (undocumented either way: docs/aws-backup.md)
+    refuse_restore: tuple[str, str] | None = None
 
 
 @dataclass
@@ -467,6 +470,40 @@ def emulate_account_attributes() -> None:
         setattr(RDSResponse, "describe_account_attributes", _describe_account_attributes)  # noqa: B010
 
 
+@contextlib.contextmanager
+def _restorable_by_moto(backend: RDSBackend, snapshot_id: str) -> Iterator[None]:
+    """moto's restore looks among automated and manual snapshots only: an AWS Backup snapshot
+    (awsbackup:...) is shown to it as a manual one for the call, and RDS is assumed to restore it
+    (docs/aws-backup.md)."""
+    snapshot = backend.database_snapshots.get(snapshot_id.lower())
+    if snapshot is None or snapshot.snapshot_type != "awsbackup":
+        yield
+        return
+    snapshot.snapshot_type = "manual"
+    try:
+        yield
+    finally:
+        snapshot.snapshot_type = "awsbackup"
+
+
+def emulate_aws_backup_restores() -> None:
+    """Have plain moto (no LocalRds) restore AWS Backup's snapshots, as LocalRds does. Left in
+    place once set: it changes no answer moto gives but that one."""
+    current = RDSBackend.restore_db_instance_from_db_snapshot
+    if getattr(current, "restores_aws_backup_snapshots", False):
+        return
+
+    def restore(backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
+        name = from_snapshot_id
+        if name.startswith("arn:"):
+            name = backend.extract_snapshot_name_from_arn(name)
+        with _restorable_by_moto(backend, name):
+            return current(backend, from_snapshot_id, overrides)
+
+    restore.restores_aws_backup_snapshots = True  # type: ignore[attr-defined]
+    setattr(RDSBackend, "restore_db_instance_from_db_snapshot", restore)  # noqa: B010
+
+
 def _unpatch_moto() -> None:
     for name in _PATCHED_BACKEND_METHODS:
         setattr(RDSBackend, name, _originals.pop(name))
@@ -740,12 +777,18 @@ class LocalRds:
             return str(instance.arn)
 
     def create_automated_snapshot(
-        self, db_instance_identifier: str, *, emit: bool = False
+        self,
+        db_instance_identifier: str,
+        *,
+        emit: bool = False,
+        snapshot_id: str | None = None,
+        snapshot_type: str = "automated",
     ) -> dict[str, Any]:
         """Base-backup the instance's server as an automated snapshot; the RDS-EVENT-0091 event.
 
         The event is returned (and only handed to ``emit_event`` if ``emit``), so the caller
-        decides how it is delivered.
+        decides how it is delivered. ``snapshot_id`` and ``snapshot_type``: another kind of
+        snapshot of the same data (AWS Backup's ``awsbackup:job-...``, localcloud.backup).
         """
         backend = self.backend
         identifier = db_instance_identifier.lower()
@@ -754,7 +797,7 @@ class LocalRds:
             if record is None or record.server is None:
                 raise DBInstanceNotFoundError(db_instance_identifier)
             server = record.server
-            snapshot_id = self._new_automated_snapshot_id(backend, identifier)
+            snapshot_id = snapshot_id or self._new_automated_snapshot_id(backend, identifier)
             self._snapshots[snapshot_id] = _Snapshot(snapshot_id, data_dir=None)
         target = self.snapshots_dir / _safe_name(snapshot_id)
         try:
@@ -766,7 +809,7 @@ class LocalRds:
                 snapshot = backend.create_db_snapshot(
                     identifier,
                     snapshot_id,
-                    snapshot_type="automated",
+                    snapshot_type=snapshot_type,
                     tags=list(instance.tags) or None,
                 )
                 snapshot.status = "available"
@@ -943,9 +986,10 @@ class LocalRds:
         snapshot_id = snapshot_id.lower()
         with self._lock:
             self._refuse_beyond_quota(backend, str(overrides.get("db_instance_identifier", "")))
-            instance = _call_original(
-                "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
-            )
+            with _restorable_by_moto(backend, snapshot_id):
+                instance = _call_original(
+                    "restore_db_instance_from_db_snapshot", backend, from_snapshot_id, overrides
+                )
             return self._begin_restore(backend, instance, snapshot_id, overrides, None)
 
     def _on_restore_to_point_in_time(
@@ -1092,6 +1136,8 @@ class LocalRds:
 
     def _refuse_beyond_quota(self, backend: RDSBackend, identifier: str) -> None:
         faults = self.faults_for(identifier)
+        if faults.refuse_restore is not None:
+            raise RDSClientError(*faults.refuse_restore)
         used = self.instances_used(backend)
         if faults.quota_refusals > 0 or used >= self.account_limits.instance_quota:
             faults.quota_refusals = max(0, faults.quota_refusals - 1)

@@ -32,6 +32,7 @@ from restoredrill.ports.inbound_events import (
     parse_snapshot_event,
     resource_id_from_arn,
 )
+from restoredrill.ports.recovery_points import parse_recovery_point_event
 from restoredrill.ports.restore_testing import parse_restore_job_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -280,8 +281,44 @@ def restore_job_events_with_bad_fields(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
+RECOVERY_POINT_FIELDS = [
+    "state",
+    "resourceType",
+    "backupJobId",
+    "copyJobId",
+    "backupVaultName",
+    "destinationBackupVaultArn",
+    "destinationRecoveryPointArn",
+    "sourceRecoveryPointArn",
+    "resourceArn",
+    "createdBy",
+]
+
+
+@st.composite
+def recovery_point_events_with_bad_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """The sample Backup Job or Copy Job State Change with one field StartDrill reads made
+    hostile (or its resources)."""
+    name = draw(st.sampled_from(["backup-job-completed.json", "copy-job-completed.json"]))
+    event = copy.deepcopy(sample(f"start_drill/{name}"))
+    field = draw(st.sampled_from([*RECOVERY_POINT_FIELDS, "resources"]))
+    if field == "resources":
+        event["resources"] = draw(st.one_of(hostile_values, st.lists(hostile_strings, max_size=3)))
+    elif field == "createdBy":
+        event["detail"]["createdBy"] = {"backupPlanId": draw(hostile_values)}
+    elif draw(st.booleans()):
+        prefix = "arn:aws:rds:us-east-1:123456789012:snapshot:awsbackup:"
+        event["detail"][field] = prefix + draw(hostile_strings)
+    else:
+        event["detail"][field] = draw(hostile_values)
+    return event
+
+
 all_events = st.one_of(
     json_values,
+    mutated(sample("start_drill/backup-job-completed.json")),
+    mutated(sample("start_drill/copy-job-completed.json")),
+    recovery_point_events_with_bad_fields(),
     mutated(sample("validate_restore/restore-test-completed.json")),
     restore_job_events_with_bad_fields(),
     mutated(sample("start_drill/automated-snapshot-created.json")),
@@ -574,3 +611,38 @@ def test_a_restore_test_is_named_only_for_a_completed_restore_test_of_a_well_for
         assert RESTORE_JOB_ID.fullmatch(test.restore_job_id), test.restore_job_id
         assert valid_instance_identifier(test.instance_id), test.instance_id
         assert detail["createdResourceArn"].endswith(f":db:{test.instance_id}")
+
+
+# What StartDrill lets into a run record, a report and a log line of a recovery point.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,99}")
+PLAIN_ARN = re.compile(r"arn:aws[!-~]*")
+RECOVERY_POINT_REFUSAL = re.compile(r"^(malformed )?(Backup|Copy) Job State Change event")
+
+
+@PARSE_UNIT
+@given(event=all_events)
+def test_a_recovery_point_is_drilled_only_when_a_database_s_job_completed_with_one(
+    event: Any,
+) -> None:
+    # Given any JSON value or mangled event
+    # When it is read as a Backup Job or Copy Job State Change
+    kind, request = outcome(parse_recovery_point_event, event)
+    # Then it is refused naming the event's kind, or it is a completed job of an RDS DB
+    # instance or Aurora cluster whose recovery point is an awsbackup snapshot RDS accepts as
+    # well formed, and every id and name carried on is plain
+    if kind == "invalid":
+        assert RECOVERY_POINT_REFUSAL.match(request), request
+        return
+    detail = event["detail"]
+    assert event["source"] == "aws.backup" and detail["state"] == "COMPLETED"
+    assert detail["resourceType"] in ("RDS", "Aurora")
+    assert request.cluster is (detail["resourceType"] == "Aurora")
+    assert request.snapshot_id.startswith("awsbackup:")
+    assert valid_snapshot_identifier(request.snapshot_id), request.snapshot_id
+    point = request.recovery_point
+    assert point is not None
+    assert point.recovery_point_arn.endswith(f"snapshot:{request.snapshot_id}")
+    for value in (point.backup_job_id, point.copy_job_id, point.vault_name, point.backup_plan_id):
+        assert value is None or SAFE_NAME.fullmatch(value), value
+    for arn in (point.vault_arn, point.resource_arn, point.source_recovery_point_arn):
+        assert arn is None or PLAIN_ARN.fullmatch(arn), arn

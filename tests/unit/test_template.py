@@ -1398,3 +1398,65 @@ def test_the_validator_hears_only_completed_restore_tests_on_the_default_bus(
     assert queue_of(config["DestinationConfig"]["OnFailure"]["Destination"]) == (
         "EventsDeadLetterQueue"
     )
+
+
+def test_start_drill_hears_completed_backup_and_copy_jobs_of_databases_on_the_default_bus(
+    t: dict[str, Any],
+) -> None:
+    # Given StartDrill's triggers
+    events = fn_prop(t, "StartDrillFunction", "Events")
+    # Then completed backup and copy jobs of RDS and Aurora reach it from the default bus (AWS
+    # Backup sends there), and nothing else of AWS Backup's
+    for name, detail_type in (
+        ("BackupJobCompleted", "Backup Job State Change"),
+        ("CopyJobCompleted", "Copy Job State Change"),
+    ):
+        event = events[name]
+        assert event["Type"] == "EventBridgeRule" and "EventBusName" not in event["Properties"]
+        assert event["Properties"]["Pattern"] == {
+            "source": ["aws.backup"],
+            "detail-type": [detail_type],
+            "detail": {"state": ["COMPLETED"], "resourceType": ["RDS", "Aurora"]},
+        }
+    backup_rules = [e for e in events.values() if "aws.backup" in str(e["Properties"])]
+    assert len(backup_rules) == 2
+
+
+def test_only_start_drill_reads_the_vault_and_plan_opt_in_lists(t: dict[str, Any]) -> None:
+    # Given the two opt-in lists of AWS Backup recovery points
+    for parameter, variable in (
+        ("BackupOptInVaults", "BACKUP_OPT_IN_VAULTS"),
+        ("BackupOptInPlanIds", "BACKUP_OPT_IN_PLANS"),
+    ):
+        declared = t["Parameters"][parameter]
+        # Then each is empty by default (only the tag opts in) and holds names only
+        assert declared["Default"] == ""
+        assert re.fullmatch(declared["AllowedPattern"], "clinic-vault,aws/backup/default")
+        assert not re.fullmatch(declared["AllowedPattern"], "vault name; rm -rf")
+        # And StartDrill, and no other function, gets it
+        readers = [
+            name
+            for name, resource in t["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"
+            and variable in (resource["Properties"].get("Environment") or {}).get("Variables", {})
+        ]
+        assert readers == ["StartDrillFunction"]
+        assert fn_prop(t, "StartDrillFunction", "Environment")["Variables"][variable] == {
+            "Ref": parameter
+        }
+
+
+def test_the_restore_statement_covers_aws_backup_snapshots_of_this_account_and_region(
+    t: dict[str, Any],
+) -> None:
+    # Given the statement that lets the drill restore from snapshots
+    statements = t["Resources"]["DrillControlPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [restore] = [s for s in statements if s.get("Sid") == "RestoreFromAnySnapshotIntoDrillNetwork"]
+    # Then an awsbackup snapshot of this account and Region is among its resources (no new
+    # permission: a recovery point of RDS is a DB snapshot)
+    [snapshots] = [r for r in restore["Resource"] if isinstance(r, dict) and ":snapshot:" in str(r)]
+    pattern = str(snapshots["Fn::Sub"]).replace("${AWS::Partition}", "aws")
+    pattern = pattern.replace("${AWS::Region}", "us-east-1")
+    pattern = pattern.replace("${AWS::AccountId}", "123456789012")
+    arn = "arn:aws:rds:us-east-1:123456789012:snapshot:awsbackup:job-5c1a2b3d"
+    assert re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), arn)

@@ -473,8 +473,16 @@ class RdsAdapter:
         )
 
     def describe_snapshot(self, snapshot_id: str) -> tuple[SnapshotInfo, str] | None:
+        # Without a SnapshotType RDS returns automated and manual snapshots only; AWS Backup's
+        # are of the type awsbackup (DescribeDBSnapshots, SnapshotType).
+        name = snapshot_id.rsplit(":snapshot:", 1)[-1]
+        kind = "awsbackup" if name.startswith("awsbackup:") else None
         try:
-            response = self._rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)
+            response = (
+                self._rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id, SnapshotType=kind)
+                if kind
+                else self._rds.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)
+            )
         except ClientError as error:
             if _code(error) == "DBSnapshotNotFound":
                 return None

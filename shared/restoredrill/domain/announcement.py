@@ -92,7 +92,10 @@ def _headline(finished: DrillFinished) -> str:
             f"{icon} Point-in-time restore drill {verdict}: {finished.source_db} to "
             f"{finished.point_in_time}"
         )
-    return f"{icon} Restore drill {verdict}: {finished.source_db} from {finished.snapshot_id}"
+    backup = f" ({finished.recovery_point})" if finished.recovery_point else ""
+    return (
+        f"{icon} Restore drill {verdict}: {finished.source_db} from {finished.snapshot_id}{backup}"
+    )
 
 
 def _rpo_label(finished: DrillFinished) -> str:
@@ -147,6 +150,8 @@ def _facts(finished: DrillFinished) -> dict[str, Any]:
         if finished.point_in_time is not None
         else f"*Snapshot*\n{_code(finished.snapshot_id)}"
     )
+    if finished.recovery_point:
+        backup += f"\n{_escape(finished.recovery_point)}"
     fields = [
         f"*Database*\n{_escape(finished.source_db)}",
         backup,

@@ -27,6 +27,7 @@ from restoredrill.domain.point_in_time import (
     point_in_time_key,
     restorable_snapshot,
 )
+from restoredrill.domain.recovery_points import check_region, listed_opt_in, restore_refused
 from restoredrill.domain.report.document import build_report, report_bytes
 from restoredrill.domain.report.finished_event import finished_event_detail
 from restoredrill.domain.report.html import render_report_html
@@ -37,6 +38,7 @@ from restoredrill.domain.report.location import (
     report_key,
 )
 from restoredrill.domain.runstate import (
+    CAPACITY_CODES,
     Effect,
     Observation,
     Rules,
@@ -73,6 +75,7 @@ from restoredrill.ports.records import (
     Lease,
     PhaseTiming,
     PointInTimeRestore,
+    RecoveryPoint,
     RequestedDrill,
     RunRecord,
     RunState,
@@ -138,11 +141,21 @@ def _policy_for(source_db: str, ctx: DrillContext) -> DrillPolicy:
     return ctx.policies.for_database(source_db)
 
 
+def _listed_opt_in(request: DrillRequest, settings: DrillSettings) -> str | None:
+    """For an AWS Backup recovery point: refused unless it is in the stack's Region; why the
+    configuration opts it in (its vault or plan is listed), None when only the tag can."""
+    if request.recovery_point is None:
+        return None
+    check_region(request.recovery_point, settings)
+    return listed_opt_in(request.recovery_point, settings)
+
+
 def _backup_under_test(
-    request: DrillRequest, ctx: DrillContext
+    request: DrillRequest, ctx: DrillContext, *, opted_in: bool = False
 ) -> tuple[SnapshotInfo, str, PointInTimeRestore | None]:
     """The snapshot a request drills and its database; for a point-in-time drill, the source
-    described as its backup and the time it is restored to."""
+    described as its backup and the time it is restored to. ``opted_in``: opted in otherwise
+    than by the tag (an AWS Backup recovery point's listed vault or plan)."""
     settings = ctx.settings
     opt_in_tag = (settings.opt_in_tag_key, settings.opt_in_tag_value)
     if request.point_in_time:
@@ -162,6 +175,7 @@ def _backup_under_test(
         opt_in_tag=opt_in_tag,
         event_tags=request.event_tags,
         cluster=request.cluster,
+        opted_in=opted_in,
     )
     return eligible.snapshot, eligible.source_db, None
 
@@ -169,10 +183,14 @@ def _backup_under_test(
 def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     """Create the run for this request (once) and set it going. Raises DrillRejected if it can't."""
     settings = ctx.settings
-    snapshot, source_db, point_in_time = _backup_under_test(request, ctx)
+    listed = _listed_opt_in(request, settings)
+    snapshot, source_db, point_in_time = _backup_under_test(
+        request, ctx, opted_in=listed is not None
+    )
+    recovery_point = _opted_in_recovery_point(request, listed, source_db, settings)
     policy = _policy_for(source_db, ctx)
     now = ctx.clock()
-    run_id = run_id_for(request.idempotency_key or f"snapshot:{snapshot.snapshot_arn}")
+    run_id = run_id_for(_idempotency_key(request, snapshot))
     drill_name = f"{INSTANCE_PREFIX}{run_id}"
     # A point-in-time drill's schedule is its own (pitr.every, by its idempotency key).
     scheduled = not request.point_in_time and (
@@ -193,6 +211,7 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
         cluster_id=drill_name if request.cluster else None,
         instance_class=instance_class,
         acu_range=acu_range,
+        recovery_point=recovery_point,
         point_in_time=point_in_time,
         trigger=request.trigger,
         requested_by=request.requested_by,
@@ -221,6 +240,25 @@ def start_drill(request: DrillRequest, ctx: DrillContext) -> RunRecord:
     # The poll chain is the fallback for every RDS event that never comes.
     ctx.polls.schedule(run.run_id, settings.poll_delay_seconds)
     return advance_drill(run.run_id, ctx) or run
+
+
+def _idempotency_key(request: DrillRequest, snapshot: SnapshotInfo) -> str:
+    """One drill per snapshot, per AWS Backup recovery point, or per request."""
+    if request.idempotency_key is not None:
+        return request.idempotency_key
+    if request.recovery_point is not None:
+        return f"recovery-point:{request.recovery_point.recovery_point_arn}"
+    return f"snapshot:{snapshot.snapshot_arn}"
+
+
+def _opted_in_recovery_point(
+    request: DrillRequest, listed: str | None, source_db: str, settings: DrillSettings
+) -> RecoveryPoint | None:
+    """The request's recovery point with why it is drilled (the eligibility check passed)."""
+    if request.recovery_point is None:
+        return None
+    tag = f"{source_db} carries the tag {settings.opt_in_tag_key}={settings.opt_in_tag_value}"
+    return request.recovery_point.model_copy(update={"opted_in_by": listed or tag})
 
 
 def _drill_class(
@@ -414,10 +452,8 @@ def _carry_out(run: RunRecord, step: Step, ctx: DrillContext) -> RunRecord | Non
 
 def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any]:
     """Carry out the effect; returns what it learned that the next record must hold."""
-    if effect is Effect.RESTORE and run.is_cluster:
-        ctx.rds.restore_cluster(run)
-    elif effect is Effect.RESTORE:
-        ctx.rds.restore(run)
+    if effect is Effect.RESTORE:
+        _restore(run, ctx)
     elif effect is Effect.CREATE_INSTANCE:
         ctx.rds.create_cluster_instance(run)
     elif effect is Effect.RESET_PASSWORD:
@@ -432,6 +468,20 @@ def _perform(effect: Effect, run: RunRecord, ctx: DrillContext) -> dict[str, Any
     elif effect is Effect.PUBLISH:
         return _publish(run, ctx)
     return {}
+
+
+def _restore(run: RunRecord, ctx: DrillContext) -> None:
+    try:
+        if run.is_cluster:
+            ctx.rds.restore_cluster(run)
+        else:
+            ctx.rds.restore(run)
+    except EffectRejected as rejected:
+        if run.recovery_point is None or rejected.code in CAPACITY_CODES:
+            raise
+        # Whether RDS restores AWS Backup's snapshots directly is not documented: a refusal
+        # says so, and where the alternative is described.
+        raise restore_refused(rejected, run) from None
 
 
 def _reset_password(run: RunRecord, ctx: DrillContext) -> None:

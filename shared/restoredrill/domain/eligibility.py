@@ -52,6 +52,7 @@ def eligible_snapshot(
     event_tags: Mapping[str, str] | None = None,
     region: str | None = None,
     cluster: bool = False,
+    opted_in: bool = False,
 ) -> EligibleSnapshot:
     """The snapshot to drill for a request naming a database, a snapshot, or both; raises
     DrillRejected saying why there is none.
@@ -59,7 +60,8 @@ def eligible_snapshot(
     A named database must exist, be PostgreSQL and carry the opt-in tag, and a named snapshot
     must be of that database. A snapshot named alone is drilled when its database is opted in;
     when that database is gone, only the triggering event's tags (RDS copies the resource's
-    tags into its events) can show the opt-in.
+    tags into its events) can show the opt-in. ``opted_in``: the request is opted in otherwise
+    (an AWS Backup recovery point whose vault or plan the stack lists): no tag is needed.
     """
     where = f" in {region}" if region else ""
     lookups = _Lookups(rds, cluster)
@@ -68,7 +70,7 @@ def eligible_snapshot(
     if snapshot_id is None:
         snapshot_id = _latest_snapshot(lookups, source_db)
     snapshot, snapshot_db = _described_snapshot(lookups, snapshot_id, source_db, where)
-    if source_db is None:
+    if source_db is None and not opted_in:
         _check_snapshot_source(lookups, snapshot_db, snapshot_id, opt_in_tag, event_tags)
     return EligibleSnapshot(snapshot=snapshot, source_db=snapshot_db)
 

@@ -44,6 +44,21 @@ class DrillSettings(BaseModel):
     quota_reserve_storage_gib: int = Field(default=0, ge=0)
     max_queue_wait_minutes: float = Field(default=720, gt=0, le=10080)
     drill_policy_file: str | None = None
+    # AWS Backup recovery points: drilled when the source is opted in by its tag, or when their
+    # vault (by name) or backup plan (by id) is listed here (template.yaml: BackupOptInVaults,
+    # BackupOptInPlanIds; comma-separated). The stack's Region (Lambda's AWS_REGION) decides
+    # which copies are its own to drill.
+    backup_opt_in_vaults: str = Field(default="", max_length=4096)
+    backup_opt_in_plans: str = Field(default="", max_length=4096)
+    aws_region: str | None = None
+
+    @property
+    def opt_in_vaults(self) -> frozenset[str]:
+        return _listed(self.backup_opt_in_vaults)
+
+    @property
+    def opt_in_plans(self) -> frozenset[str]:
+        return _listed(self.backup_opt_in_plans)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DrillSettings:
@@ -72,6 +87,10 @@ class NotifySettings(BaseModel):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> NotifySettings:
         return _from_environ(cls, environ)
+
+
+def _listed(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 def _from_environ(cls: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:

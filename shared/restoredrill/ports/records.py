@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,6 +86,29 @@ class SnapshotInfo(BaseModel):
     storage_type: str | None = None
     region: str | None = None
     account_id: str | None = None
+
+
+class RecoveryPoint(BaseModel):
+    """An AWS Backup recovery point under test: what its Backup Job (or Copy Job) State Change
+    event said about it. For RDS the recovery point is a DB snapshot (``awsbackup:job-...``) and
+    its ARN is the snapshot's; a copy's is the copy's, in the destination vault and Region."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["backup", "copy"]
+    recovery_point_arn: str
+    vault_name: str | None = None
+    vault_arn: str | None = None
+    backup_job_id: str | None = None
+    copy_job_id: str | None = None
+    backup_plan_id: str | None = None
+    # The resource that was backed up (the source DB instance or cluster).
+    resource_arn: str | None = None
+    # Copies: the recovery point copied, and the Region it was copied from.
+    source_recovery_point_arn: str | None = None
+    source_region: str | None = None
+    # Why this recovery point was drilled: the source's opt-in tag, or its vault or plan.
+    opted_in_by: str | None = None
 
 
 class PointInTimeRestore(BaseModel):
@@ -224,6 +247,8 @@ class RunRecord(BaseModel):
     instance_requested_at: datetime | None = None
     # Aurora Serverless v2: the cluster's capacity range in ACUs (min, max); None: provisioned.
     acu_range: tuple[float, float] | None = None
+    # An AWS Backup recovery point's drill: which one, from which vault, job and plan.
+    recovery_point: RecoveryPoint | None = None
     # A point-in-time drill: restored to this time from backups and logs (no snapshot).
     point_in_time: PointInTimeRestore | None = None
 
@@ -341,6 +366,8 @@ class DrillRequest(BaseModel):
     event_tags: dict[str, str] = Field(default_factory=dict)
     # An Aurora DB cluster (its cluster snapshot) rather than a DB instance.
     cluster: bool = False
+    # An AWS Backup recovery point (its Backup or Copy Job State Change event).
+    recovery_point: RecoveryPoint | None = None
     # Restore the DB instance to its latest restorable time rather than from a snapshot.
     point_in_time: bool = False
 

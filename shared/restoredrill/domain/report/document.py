@@ -31,6 +31,7 @@ from restoredrill.domain.report.model import (
     ReportPhase,
     ReportPointInTime,
     ReportRecovery,
+    ReportRecoveryPoint,
     ReportRestoredInstance,
     ReportRun,
     ReportSnapshot,
@@ -173,6 +174,11 @@ def drill_report(
             encrypted=snapshot.encrypted,
             kms_key_id=snapshot.kms_key_id,
             allocated_storage_gib=snapshot.allocated_storage_gib,
+        ),
+        recovery_point=(
+            ReportRecoveryPoint(**run.recovery_point.model_dump())
+            if run.recovery_point is not None
+            else None
         ),
         restored_instance=ReportRestoredInstance(
             db_instance_identifier=run.instance_id,

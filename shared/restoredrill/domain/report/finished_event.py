@@ -15,7 +15,7 @@ from restoredrill.domain.report.model import (
     FailedCheck,
     PhaseSeconds,
 )
-from restoredrill.domain.report.text import clip
+from restoredrill.domain.report.text import clip, recovery_point_text
 from restoredrill.ports.messages import NOT_PASSED, CheckResult, not_passed
 from restoredrill.ports.records import RunRecord
 
@@ -79,6 +79,9 @@ def finished_event(
             run.checks.model_dump(mode="json") if run.checks is not None else None
         ),
         estimated_cost_usd=estimated_cost_usd,
+        recovery_point=(
+            recovery_point_text(run.recovery_point) if run.recovery_point is not None else None
+        ),
         point_in_time=(
             run.point_in_time.restore_time.isoformat() if run.point_in_time is not None else None
         ),

@@ -174,6 +174,50 @@ class ReportSnapshot(_Document):
     )
 
 
+class ReportRecoveryPoint(_Document):
+    """The AWS Backup recovery point the drill restored, as its Backup Job (or Copy Job) State
+    Change event described it. For RDS and Aurora it is the snapshot under `snapshot`."""
+
+    kind: Literal["backup", "copy"] = Field(
+        description=(
+            "backup: made by a backup job; copy: a copy job's copy of a recovery point, in the "
+            "destination vault (possibly in another Region or account)."
+        )
+    )
+    recovery_point_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:rds:", description="The recovery point (the snapshot's ARN)."
+    )
+    vault_name: str | None = Field(
+        description="The backup vault holding it (a copy's destination vault). Null when unknown."
+    )
+    vault_arn: str | None = Field(description="The vault's ARN. Null when unknown.")
+    backup_job_id: str | None = Field(
+        description=(
+            "The backup job that made it (for a copy, the job whose recovery point was copied, "
+            "when AWS Backup said). Null when unknown."
+        )
+    )
+    copy_job_id: str | None = Field(description="The copy job that made it. Null for a backup.")
+    backup_plan_id: str | None = Field(
+        description="The backup plan that started the job. Null for an on-demand job."
+    )
+    resource_arn: str | None = Field(
+        description="The database that was backed up. Null when the event did not name it."
+    )
+    source_recovery_point_arn: str | None = Field(
+        description="A copy's original recovery point. Null for a backup or when unknown."
+    )
+    source_region: str | None = Field(
+        description="The Region a copy was made from. Null for a backup or when unknown."
+    )
+    opted_in_by: str | None = Field(
+        description=(
+            "Why it was drilled: the source's opt-in tag, or its vault or backup plan listed in "
+            "the stack's configuration. Null only in a run recorded without it."
+        )
+    )
+
+
 class ReportRestoredInstance(_Document):
     """The throwaway instance the snapshot was restored into."""
 
@@ -557,7 +601,9 @@ class DrillReport(_Document):
     Version 1.5 adds `topology`: what was restored (a DB instance, or an Aurora cluster with its
     instance) and, for a cluster, the restore time split into the cluster's restore and the
     instance's creation. Version 1.6 adds `point_in_time`: for a point-in-time drill, the time
-    requested, the newest data found and the RPO between them."""
+    requested, the newest data found and the RPO between them; and `recovery_point`: the AWS
+    Backup recovery point a drill of one restored (its vault, jobs and backup plan), null for any
+    other drill."""
 
     model_config = ConfigDict(title="restoredrill drill report", json_schema_extra=_with_rules)
 
@@ -583,6 +629,12 @@ class DrillReport(_Document):
     )
     source: ReportSource
     snapshot: ReportSnapshot
+    recovery_point: ReportRecoveryPoint | None = Field(
+        description=(
+            "The AWS Backup recovery point restored, when the drill was started by a Backup Job "
+            "or Copy Job State Change. Null for any other drill."
+        )
+    )
     restored_instance: ReportRestoredInstance
     topology: ReportTopology
     timings: ReportTimings
@@ -704,6 +756,8 @@ class DrillFinished(BaseModel):
     failed_checks_total: int | None = None  # more than listed when the event had to be bounded
     # What the drill did not verify of what its policy asks for (None: all of it).
     partly_verified: str | None = None
+    # An AWS Backup recovery point's drill: which one, in a line (None: another drill).
+    recovery_point: str | None = None
     estimated_cost_usd: float | None = None
     # A point-in-time drill: the time the database was restored to (None: a snapshot drill).
     point_in_time: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from restoredrill.ports.messages import CheckResult
+from restoredrill.ports.records import RecoveryPoint
 
 # The smallest amount shown in dollars: four decimals, a hundredth of a cent.
 USD_SHOWN_MIN = 0.0001
@@ -50,3 +51,18 @@ def usd_text(amount: float | None) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recovery_point_text(recovery_point: RecoveryPoint) -> str:
+    """An AWS Backup recovery point in one line: what made it, in which vault, from which plan
+    (the report's page and Slack say it so)."""
+    what = "AWS Backup copy" if recovery_point.kind == "copy" else "AWS Backup recovery point"
+    parts = [
+        f"copy job {recovery_point.copy_job_id}" if recovery_point.copy_job_id else "",
+        f"backup job {recovery_point.backup_job_id}" if recovery_point.backup_job_id else "",
+        f"plan {recovery_point.backup_plan_id}" if recovery_point.backup_plan_id else "",
+        f"copied from {recovery_point.source_region}" if recovery_point.source_region else "",
+    ]
+    vault = f" in vault {recovery_point.vault_name}" if recovery_point.vault_name else ""
+    jobs = ", ".join(part for part in parts if part)
+    return f"{what}{vault}" + (f" ({jobs})" if jobs else "")
