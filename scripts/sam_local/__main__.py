@@ -242,10 +242,7 @@ class Cases:
         expect(run.requested_by == "alice@example.com", f"requested_by {run.requested_by}")
         self.point_in_time_run = run_id
         when = f"{run.point_in_time.restore_time:%Y-%m-%d %H:%M:%S} UTC"
-        if run.restore_requested_at is None:
-            # The drill slots may all be taken by the drills started before it: it waits.
-            expect(run.state is RunState.QUEUED, f"run {run_id} is {run.state.value}")
-            return f"point-in-time drill {run_id} to {when} queued ({run.wait_reason})"
+        expect(run.restore_requested_at is not None, f"run {run_id}: no restore requested")
         instance = f"{INSTANCE_PREFIX}{run_id}"
         expect(instance in self.world.instance_ids(), f"restore not requested: no {instance}")
         return f"point-in-time drill {run_id} started, restore to {when} requested"

@@ -72,6 +72,10 @@ PARAMETERS = {
     "CheckerSubnetIds": "subnet-0aaaaaaaaaaaaaaaa",
     "CredentialsSettleSeconds": "900",
     "CheckerTimeoutSeconds": "120",
+    # The samples start five drills side by side (snapshot, request, AWS Backup recovery point,
+    # point in time, Aurora) and each case expects its restore requested; queueing behind the
+    # cap is the e2e tests' subject (tests/e2e/test_admission.py), not the samples'.
+    "MaxConcurrentDrills": "5",
 }
 
 
