@@ -1565,25 +1565,7 @@ class LocalRds:
             cluster = _original("restore_db_cluster_from_snapshot")(
                 backend, from_snapshot_id, overrides
             )
-            _set_cluster_status(cluster, "creating")
-            self._drop_moto_cluster_snapshots(backend, identifier)
-            record = _Cluster(
-                identifier=identifier,
-                arn=cluster.db_cluster_arn,
-                kind="restored",
-                state="creating",
-                master_username=cluster.master_username,
-            )
-            self._clusters[identifier] = record
-            self._spawn(
-                record,
-                "restore-cluster",
-                self._restore_cluster_worker,
-                cluster,
-                record,
-                snapshot_id,
-            )
-            return cluster
+            return self._begin_cluster_restore(backend, cluster, identifier, snapshot_id)
 
     def _on_restore_cluster_to_point_in_time(self, backend: RDSBackend, kwargs: Any) -> Any:
         """RestoreDBClusterToPointInTime of a source cluster that archives its WAL: its newest
@@ -1609,27 +1591,41 @@ class LocalRds:
             base = self._base_backup_before(source_id, target)
             with _without_our_attributes(source):
                 cluster = _original("restore_db_cluster_to_point_in_time")(backend, **kwargs)
-            _set_cluster_status(cluster, "creating")
-            self._drop_moto_cluster_snapshots(backend, identifier)
-            restored = _Cluster(
-                identifier=identifier,
-                arn=cluster.db_cluster_arn,
-                kind="restored",
-                state="creating",
-                master_username=cluster.master_username,
+            return self._begin_cluster_restore(
+                backend, cluster, identifier, base, _Recovery(record.wal_archive, target)
             )
-            self._clusters[identifier] = restored
-            recovery = _Recovery(record.wal_archive, target)
-            self._spawn(
-                restored,
-                "restore-cluster",
-                self._restore_cluster_worker,
-                cluster,
-                restored,
-                base,
-                recovery,
-            )
-            return cluster
+
+    def _begin_cluster_restore(
+        self,
+        backend: RDSBackend,
+        cluster: DBCluster,
+        identifier: str,
+        snapshot_id: str,
+        recovery: _Recovery | None = None,
+    ) -> DBCluster:
+        """What every cluster restore does once moto made the cluster (under the lock): it is
+        creating, its storage is restored from ``snapshot_id`` (and recovered, for a point in
+        time) in the background."""
+        _set_cluster_status(cluster, "creating")
+        self._drop_moto_cluster_snapshots(backend, identifier)
+        restored = _Cluster(
+            identifier=identifier,
+            arn=cluster.db_cluster_arn,
+            kind="restored",
+            state="creating",
+            master_username=cluster.master_username,
+        )
+        self._clusters[identifier] = restored
+        self._spawn(
+            restored,
+            "restore-cluster",
+            self._restore_cluster_worker,
+            cluster,
+            restored,
+            snapshot_id,
+            recovery,
+        )
+        return cluster
 
     def _restore_cluster_worker(
         self,
